@@ -1,0 +1,42 @@
+import nx from '@nx/eslint-plugin';
+import tseslint from 'typescript-eslint';
+
+// Module boundaries: apps wire, libs work. `type:domain` is pure (no I/O), `type:contract`
+// holds the HTTP schemas, `type:db` owns SQL. Only apps may depend on everything.
+const ioPackages = [
+  'fastify', 'fastify-*', '@fastify/*', 'bullmq', 'ioredis', 'drizzle-orm', 'drizzle-orm/*',
+  'mysql2', 'mysql2/*', 'amqplib', 'undici', 'pino', 'prom-client',
+  'node:fs', 'node:fs/*', 'node:net', 'node:http', 'node:https', 'node:child_process', 'fs', 'net', 'http', 'https',
+];
+
+export default [
+  { ignores: ['**/dist', '**/node_modules', '**/.nx', 'bench/results'] },
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts', '**/*.mts', '**/*.mjs'],
+    plugins: { '@nx': nx },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-console': ['error', { allow: ['error'] }],
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          enforceBuildableLibDependency: false,
+          allow: [],
+          depConstraints: [
+            { sourceTag: 'type:domain', onlyDependOnLibsWithTags: [], bannedExternalImports: ioPackages },
+            { sourceTag: 'type:contract', onlyDependOnLibsWithTags: ['type:domain'], bannedExternalImports: ioPackages },
+            { sourceTag: 'type:db', onlyDependOnLibsWithTags: ['type:domain'], bannedExternalImports: ['fastify', 'fastify-*', '@fastify/*', 'bullmq', 'amqplib', 'undici'] },
+            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db'] },
+            { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db', 'type:app'] },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['**/*.test.ts', 'tools/**/*.ts', 'scripts/**/*.ts'],
+    rules: { 'no-console': 'off' },
+  },
+];

@@ -1,0 +1,3 @@
+export * from './common.schema';
+export * from './message.schema';
+export * from './health.schema';

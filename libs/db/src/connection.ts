@@ -1,0 +1,63 @@
+import { createConnection, createPool, type Pool, type PoolOptions } from 'mysql2/promise';
+import { drizzle, type MySql2Database } from 'drizzle-orm/mysql2';
+import * as schema from './schema/messages';
+
+export type HeraldDb = MySql2Database<typeof schema>;
+
+export interface DatabaseOptions {
+  /** mysql://user:password@host:port/database */
+  url: string;
+  connectionLimit?: number;
+  /** Fail fast when MySQL is unreachable, so the API can answer 503 instead of hanging. */
+  connectTimeoutMs?: number;
+}
+
+const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
+
+export function databaseName(url: string): string {
+  const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
+  if (!DATABASE_NAME.test(name)) {
+    throw new Error(`DATABASE_URL must name a database of 1–64 characters of A-Z a-z 0-9 _ (got "${name}")`);
+  }
+  return name;
+}
+
+function baseOptions(url: string, options: DatabaseOptions): PoolOptions {
+  return {
+    uri: url,
+    // Herald writes every timestamp itself in UTC; reading them back as strings and parsing
+    // them as UTC keeps the server's and the database's time zones out of the picture.
+    timezone: 'Z',
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    connectTimeout: options.connectTimeoutMs ?? 5_000,
+  };
+}
+
+/** Creates the database named in the URL if it does not exist yet. */
+export async function ensureDatabase(options: DatabaseOptions): Promise<void> {
+  const name = databaseName(options.url);
+  const server = new URL(options.url);
+  server.pathname = '/';
+  const connection = await createConnection(baseOptions(server.toString(), options));
+  try {
+    await connection.query(`CREATE DATABASE IF NOT EXISTS \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  } finally {
+    await connection.end();
+  }
+}
+
+export function createDatabasePool(options: DatabaseOptions): Pool {
+  return createPool({
+    ...baseOptions(options.url, options),
+    connectionLimit: options.connectionLimit ?? 20,
+    waitForConnections: true,
+    queueLimit: 1_000,
+    enableKeepAlive: true,
+  });
+}
+
+export function createDb(pool: Pool): HeraldDb {
+  return drizzle({ client: pool, schema, mode: 'default' });
+}

@@ -1,0 +1,123 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getTableConfig } from 'drizzle-orm/mysql-core';
+import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise';
+import { createDatabasePool, createDb, migrate, MessageRepository, messages } from './index';
+
+const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
+const name = `herald_test_db_${randomBytes(4).toString('hex')}`;
+const url = `${server}/${name}`;
+let pool: Pool;
+let repo: MessageRepository;
+const transitions: string[] = [];
+
+beforeAll(async () => {
+  await migrate({ url });
+  pool = createDatabasePool({ url });
+  repo = new MessageRepository(createDb(pool), { onTransition: (from, to) => transitions.push(`${from}->${to}`) });
+});
+
+afterAll(async () => {
+  await pool?.end();
+  const c = await createConnection(server);
+  await c.query(`DROP DATABASE IF EXISTS \`${name}\``);
+  await c.end();
+});
+
+describe('migrate', () => {
+  it('is safe when several replicas start together: each migration applied exactly once', async () => {
+    const other = `${name}_race`;
+    try {
+      const results = await Promise.all(Array.from({ length: 5 }, () => migrate({ url: `${server}/${other}` })));
+      const applied = results.flatMap((r) => r.applied);
+      expect(applied).toEqual(['0001_messages.sql']);
+      expect(results.filter((r) => r.alreadyApplied.includes('0001_messages.sql'))).toHaveLength(4);
+    } finally {
+      const c = await createConnection(server);
+      await c.query(`DROP DATABASE IF EXISTS \`${other}\``);
+      await c.end();
+    }
+  });
+
+  it('is a no-op the second time', async () => {
+    expect(await migrate({ url })).toEqual({ applied: [], alreadyApplied: ['0001_messages.sql'] });
+  });
+
+  it('matches the drizzle schema column for column (guards against schema/migration drift)', async () => {
+    const [cols] = await pool.query<RowDataPacket[]>(
+      'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position',
+      [name, 'messages'],
+    );
+    expect(cols.map((r) => r.c)).toEqual(getTableConfig(messages).columns.map((c) => c.name));
+    const [idx] = await pool.query<RowDataPacket[]>(
+      "SELECT DISTINCT index_name AS i FROM information_schema.statistics WHERE table_schema = ? AND table_name = 'messages' AND index_name <> 'PRIMARY' ORDER BY index_name",
+      [name],
+    );
+    expect(idx.map((r) => r.i)).toEqual(getTableConfig(messages).indexes.map((i) => i.config.name).sort());
+  });
+
+  it('uses the status/next-check index for the due-check query', async () => {
+    const [plan] = await pool.query<RowDataPacket[]>(
+      "EXPLAIN SELECT id FROM messages WHERE status = 'prepared' AND next_check_at <= UTC_TIMESTAMP(3) ORDER BY next_check_at LIMIT 100",
+    );
+    expect(String(plan[0]?.possible_keys)).toContain('ix_messages_status_next_check');
+  });
+});
+
+describe('MessageRepository', () => {
+  it('stores timestamps in UTC with milliseconds', async () => {
+    const now = new Date('2026-03-04T05:06:07.089Z');
+    const fixed = new MessageRepository(createDb(pool), { now: () => now });
+    await fixed.prepare({ id: 'utc-1', topic: 't', payload: 1, checkUrl: 'http://x/c', checkAfterMs: 1000 });
+    const stored = await repo.findById('utc-1');
+    expect(stored?.createdAt.toISOString()).toBe('2026-03-04T05:06:07.089Z');
+    expect(stored?.nextCheckAt?.toISOString()).toBe('2026-03-04T05:06:08.089Z');
+    const [raw] = await pool.query<RowDataPacket[]>("SELECT CAST(created_at AS CHAR) AS c FROM messages WHERE id = 'utc-1'");
+    expect(raw[0]?.c).toBe('2026-03-04 05:06:07.089');
+  });
+
+  it('treats ids as case-sensitive', async () => {
+    expect((await repo.prepare({ id: 'CaseId', topic: 't', payload: 1, confirm: true })).kind).toBe('created');
+    expect((await repo.prepare({ id: 'caseid', topic: 't', payload: 2, confirm: true })).kind).toBe('created');
+  });
+
+  it('keeps unicode payloads byte for byte', async () => {
+    const payload = { text: 'zß水🚀\u2028', nested: [{ a: null }] };
+    await repo.prepare({ id: 'uni', topic: 't', payload, confirm: true });
+    expect((await repo.findById('uni'))?.payload).toEqual(payload);
+  });
+
+  it('lets exactly one of many racing confirms and cancels win', async () => {
+    for (let round = 0; round < 5; round++) {
+      const id = `race-${round}`;
+      await repo.prepare({ id, topic: 'race', payload: {}, checkUrl: 'http://x/c' });
+      const before = transitions.length;
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => repo.decide(id, i % 2 === 0 ? 'confirm' : 'cancel')),
+      );
+      const applied = results.filter((r) => r.kind === 'applied');
+      expect(applied).toHaveLength(1);
+      const winner = (await repo.findById(id))?.status;
+      expect(['confirmed', 'cancelled']).toContain(winner);
+      for (const [i, r] of results.entries()) {
+        const asked = i % 2 === 0 ? 'confirmed' : 'cancelled';
+        if (r.kind === 'applied') expect(asked).toBe(winner);
+        else expect(r.kind).toBe(asked === winner ? 'already' : 'conflict');
+      }
+      expect(transitions.slice(before)).toEqual([`prepared->${winner}`]);
+    }
+  });
+
+  it('pages through a listing without gaps or repeats', async () => {
+    for (let i = 0; i < 25; i++) await repo.prepare({ id: `page-${i}`, topic: 'paging.topic', payload: i, confirm: true });
+    const seen: string[] = [];
+    let before: bigint | undefined;
+    for (;;) {
+      const page = await repo.list({ topic: 'paging.topic', limit: 7, beforeSeq: before });
+      seen.push(...page.items.map((m) => m.id));
+      if (page.nextBeforeSeq === null) break;
+      before = page.nextBeforeSeq;
+    }
+    expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => `page-${24 - i}`));
+  });
+});

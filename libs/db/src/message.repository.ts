@@ -1,0 +1,201 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { and, desc, eq, inArray, lt, type SQL } from 'drizzle-orm';
+import {
+  canonicalJson,
+  decide,
+  idempotencyContent,
+  resolveCheckPolicy,
+  targetStatus,
+  type CheckPolicy,
+  type Decision,
+  type MessageStatus,
+  type PrepareRequest,
+  type StoredMessage,
+} from '@herald/domain';
+import type { HeraldDb } from './connection';
+import { messages, type MessageRow } from './schema/messages';
+
+export type PrepareOutcome =
+  | { kind: 'created'; message: StoredMessage }
+  | { kind: 'duplicate'; message: StoredMessage }
+  | { kind: 'conflict'; message: StoredMessage };
+
+export type DecisionResult =
+  | { kind: 'applied'; from: MessageStatus; message: StoredMessage }
+  | { kind: 'already'; message: StoredMessage }
+  | { kind: 'conflict'; message: StoredMessage }
+  | { kind: 'not_found' };
+
+export interface ListFilter {
+  status?: MessageStatus;
+  topic?: string;
+  limit: number;
+  /** Return messages older than this sequence number (exclusive). */
+  beforeSeq?: bigint;
+}
+
+export interface MessageRepositoryOptions {
+  defaults?: CheckPolicy;
+  /** Called once per committed state change, for metrics. */
+  onTransition?: (from: MessageStatus | 'new', to: MessageStatus) => void;
+  now?: () => Date;
+}
+
+const UNDECIDED: MessageStatus[] = ['prepared', 'unresolved'];
+
+/** Messages in MySQL. Every state change is one conditional UPDATE, so racing calls cannot both win. */
+export class MessageRepository {
+  private readonly defaults?: CheckPolicy;
+  private readonly onTransition: NonNullable<MessageRepositoryOptions['onTransition']>;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly db: HeraldDb,
+    options: MessageRepositoryOptions = {},
+  ) {
+    this.defaults = options.defaults;
+    this.onTransition = options.onTransition ?? (() => undefined);
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /**
+   * Stores a prepared message (or a confirmed one for a direct publish). A retry with the same
+   * id and the same content returns the stored message; different content is a conflict.
+   */
+  async prepare(request: PrepareRequest): Promise<PrepareOutcome> {
+    const now = this.now();
+    const policy = resolveCheckPolicy(request, this.defaults);
+    const direct = request.confirm === true;
+    const status: MessageStatus = direct ? 'confirmed' : 'prepared';
+    const row = {
+      id: request.id ?? randomUUID(),
+      topic: request.topic,
+      key: request.key ?? null,
+      payload: JSON.stringify(request.payload),
+      headers: JSON.stringify(request.headers ?? {}),
+      status,
+      checkUrl: request.checkUrl ?? null,
+      ...policy,
+      delayMs: request.delayMs ?? 0,
+      checks: 0,
+      nextCheckAt: direct ? null : new Date(now.getTime() + policy.checkAfterMs),
+      contentHash: contentHash(request),
+      createdAt: now,
+      updatedAt: now,
+      confirmedAt: direct ? now : null,
+      cancelledAt: null,
+    } satisfies Omit<MessageRow, 'seq'>;
+
+    try {
+      await this.db.insert(messages).values(row);
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+      const existing = await this.findRow(row.id);
+      // The row that caused the duplicate cannot disappear: messages are never deleted.
+      if (!existing) throw error;
+      return { kind: existing.contentHash === row.contentHash ? 'duplicate' : 'conflict', message: toMessage(existing) };
+    }
+    this.onTransition('new', status);
+    return { kind: 'created', message: toMessage({ ...row, seq: 0n }) };
+  }
+
+  async findById(id: string): Promise<StoredMessage | undefined> {
+    const row = await this.findRow(id);
+    return row && toMessage(row);
+  }
+
+  /**
+   * Confirms or cancels. The UPDATE only matches an undecided message, so of two racing calls
+   * exactly one changes the row; the loser re-reads and reports `already` or `conflict`.
+   */
+  async decide(id: string, decision: Decision): Promise<DecisionResult> {
+    const to = targetStatus(decision);
+    // Most decisions find a prepared message: try that first, one round trip.
+    let from: MessageStatus = 'prepared';
+    for (let attempt = 0; attempt < UNDECIDED.length + 1; attempt++) {
+      if (await this.transition(id, from, to)) {
+        const message = await this.findById(id);
+        if (!message) throw new Error(`message ${id} vanished after ${from} → ${to}`);
+        this.onTransition(from, to);
+        return { kind: 'applied', from, message };
+      }
+      const current = await this.findById(id);
+      if (!current) return { kind: 'not_found' };
+      const outcome = decide(current.status, decision);
+      if (outcome !== 'apply') return { kind: outcome, message: current };
+      from = current.status;
+    }
+    // Only reachable if the row keeps changing between our reads, which no transition allows.
+    throw new Error(`message ${id} did not settle while applying ${decision}`);
+  }
+
+  async list(filter: ListFilter): Promise<{ items: StoredMessage[]; nextBeforeSeq: bigint | null }> {
+    const where: SQL[] = [];
+    if (filter.status) where.push(eq(messages.status, filter.status));
+    if (filter.topic) where.push(eq(messages.topic, filter.topic));
+    if (filter.beforeSeq !== undefined) where.push(lt(messages.seq, filter.beforeSeq));
+    const rows = await this.db
+      .select()
+      .from(messages)
+      .where(where.length ? and(...where) : undefined)
+      .orderBy(desc(messages.seq))
+      .limit(filter.limit + 1);
+    const page = rows.slice(0, filter.limit);
+    const last = page.at(-1);
+    return { items: page.map(toMessage), nextBeforeSeq: rows.length > filter.limit && last ? last.seq : null };
+  }
+
+  private async transition(id: string, from: MessageStatus, to: MessageStatus): Promise<boolean> {
+    const now = this.now();
+    const [result] = await this.db
+      .update(messages)
+      .set({
+        status: to,
+        nextCheckAt: null,
+        updatedAt: now,
+        ...(to === 'confirmed' ? { confirmedAt: now } : { cancelledAt: now }),
+      })
+      .where(and(eq(messages.id, id), inArray(messages.status, [from])));
+    return result.affectedRows === 1;
+  }
+
+  private async findRow(id: string): Promise<MessageRow | undefined> {
+    const [row] = await this.db.select().from(messages).where(eq(messages.id, id)).limit(1);
+    return row;
+  }
+}
+
+export function contentHash(request: PrepareRequest): string {
+  return createHash('sha256').update(canonicalJson(idempotencyContent(request))).digest('hex');
+}
+
+function toMessage(row: MessageRow): StoredMessage {
+  return {
+    id: row.id,
+    topic: row.topic,
+    key: row.key,
+    payload: JSON.parse(row.payload),
+    headers: JSON.parse(row.headers) as Record<string, string>,
+    status: row.status as MessageStatus,
+    checkUrl: row.checkUrl,
+    checkAfterMs: row.checkAfterMs,
+    checkIntervalMs: row.checkIntervalMs,
+    maxChecks: row.maxChecks,
+    onChecksExhausted: row.onChecksExhausted as StoredMessage['onChecksExhausted'],
+    delayMs: row.delayMs,
+    checks: row.checks,
+    nextCheckAt: row.nextCheckAt,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+    confirmedAt: row.confirmedAt,
+    cancelledAt: row.cancelledAt,
+  };
+}
+
+function isDuplicateKey(error: unknown): boolean {
+  // drizzle wraps driver errors; the mysql2 error with its code is the cause.
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if ((e as { code?: string }).code === 'ER_DUP_ENTRY') return true;
+  }
+  return false;
+}

@@ -1,0 +1,40 @@
+import { bigint, char, datetime, index, int, longtext, mysqlTable, smallint, text, uniqueIndex, varchar } from 'drizzle-orm/mysql-core';
+
+/**
+ * Mirrors migrations/0001_messages.sql, which is the source of truth for DDL (collations and
+ * CHECK constraints are written there by hand). A test compares this with the live table.
+ */
+export const messages = mysqlTable(
+  'messages',
+  {
+    seq: bigint('seq', { mode: 'bigint', unsigned: true }).autoincrement().primaryKey(),
+    id: varchar('id', { length: 128 }).notNull(),
+    topic: varchar('topic', { length: 200 }).notNull(),
+    key: varchar('message_key', { length: 256 }),
+    payload: longtext('payload').notNull(),
+    headers: text('headers').notNull(),
+    status: varchar('status', { length: 16 }).notNull(),
+    checkUrl: varchar('check_url', { length: 2048 }),
+    checkAfterMs: int('check_after_ms', { unsigned: true }).notNull(),
+    checkIntervalMs: int('check_interval_ms', { unsigned: true }).notNull(),
+    maxChecks: smallint('max_checks', { unsigned: true }).notNull(),
+    onChecksExhausted: varchar('on_checks_exhausted', { length: 16 }).notNull(),
+    delayMs: int('delay_ms', { unsigned: true }).notNull(),
+    checks: smallint('checks', { unsigned: true }).notNull().default(0),
+    nextCheckAt: datetime('next_check_at', { mode: 'date', fsp: 3 }),
+    contentHash: char('content_hash', { length: 64 }).notNull(),
+    createdAt: datetime('created_at', { mode: 'date', fsp: 3 }).notNull(),
+    updatedAt: datetime('updated_at', { mode: 'date', fsp: 3 }).notNull(),
+    confirmedAt: datetime('confirmed_at', { mode: 'date', fsp: 3 }),
+    cancelledAt: datetime('cancelled_at', { mode: 'date', fsp: 3 }),
+  },
+  (t) => [
+    uniqueIndex('uq_messages_id').on(t.id),
+    index('ix_messages_status_next_check').on(t.status, t.nextCheckAt),
+    index('ix_messages_status_seq').on(t.status, t.seq),
+    index('ix_messages_topic_seq').on(t.topic, t.seq),
+  ],
+);
+
+export type MessageRow = typeof messages.$inferSelect;
+export type NewMessageRow = typeof messages.$inferInsert;

@@ -1,0 +1,66 @@
+/**
+ * Rules on message content that a JSON schema cannot express. Each returns a problem
+ * (field and reason) or undefined, so the API can answer 400 naming the field.
+ */
+export interface FieldProblem {
+  field: string;
+  reason: string;
+}
+
+/** Deeper payloads are refused: they cost stack on every serialisation and no event needs them. */
+export const MAX_PAYLOAD_DEPTH = 64;
+
+/** Header names Herald sets itself on every delivery; a producer may not override them. */
+const RESERVED_HEADER_PREFIXES = ['herald-', 'webhook-'];
+const RESERVED_HEADERS = new Set([
+  'host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive',
+  'upgrade', 'te', 'trailer', 'proxy-authorization', 'proxy-connection', 'expect',
+]);
+
+export function payloadDepthProblem(payload: unknown): FieldProblem | undefined {
+  // Iterative walk: a hostile payload must not be able to overflow the stack here either.
+  const stack: Array<[unknown, number]> = [[payload, 1]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop() as [unknown, number];
+    if (value === null || typeof value !== 'object') continue;
+    if (depth > MAX_PAYLOAD_DEPTH) {
+      return { field: 'payload', reason: `must not nest objects or arrays deeper than ${MAX_PAYLOAD_DEPTH} levels` };
+    }
+    for (const child of Object.values(value)) stack.push([child, depth + 1]);
+  }
+  return undefined;
+}
+
+export function headersProblem(headers: Record<string, string> | undefined): FieldProblem | undefined {
+  if (!headers) return undefined;
+  for (const name of Object.keys(headers)) {
+    const lower = name.toLowerCase();
+    if (RESERVED_HEADERS.has(lower) || RESERVED_HEADER_PREFIXES.some((p) => lower.startsWith(p))) {
+      return { field: `headers.${name}`, reason: 'is reserved: Herald sets this header itself' };
+    }
+  }
+  const lowered = Object.keys(headers).map((n) => n.toLowerCase());
+  if (new Set(lowered).size !== lowered.length) {
+    return { field: 'headers', reason: 'must not repeat a header name in different letter case' };
+  }
+  return undefined;
+}
+
+/** A check URL must be absolute http(s) with a host and no credentials in it. */
+export function checkUrlProblem(url: string | undefined): FieldProblem | undefined {
+  if (url === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { field: 'checkUrl', reason: 'must be an absolute URL' };
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    return { field: 'checkUrl', reason: 'must use http or https' };
+  }
+  if (!parsed.hostname) return { field: 'checkUrl', reason: 'must name a host' };
+  if (parsed.username || parsed.password) {
+    return { field: 'checkUrl', reason: 'must not carry credentials; Herald signs its check calls instead' };
+  }
+  return undefined;
+}
