@@ -46,3 +46,6 @@ export const Errors = {
   415: error('Content-Type is not application/json'),
   503: error('A backing service (MySQL) is unavailable; retry later'),
 } as const;
+
+/** The version of the HTTP contract in the OpenAPI document. */
+export const API_VERSION = '1.0.0';

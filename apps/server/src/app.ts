@@ -1,0 +1,51 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from './config';
+import { authPlugin } from './plugins/auth';
+import { installErrorHandling, installJsonParser } from './plugins/errors';
+import { metricsPlugin } from './plugins/metrics';
+import { mysqlPlugin } from './plugins/mysql';
+import { redisPlugin } from './plugins/redis';
+import { swaggerPlugin } from './plugins/swagger';
+import { installValidators } from './plugins/validation';
+import { healthRoutes } from './routes/health.routes';
+import { messageRoutes } from './routes/messages.routes';
+
+export interface BuildOptions {
+  /** pino options, or false for no logs (tests). */
+  logger?: boolean | Record<string, unknown>;
+}
+
+/** Builds the Herald app: config, then infrastructure plugins, then routes. Opens no connection. */
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger === undefined ? loggerOptions(config) : options.logger,
+    bodyLimit: config.maxBodyBytes,
+    // Ids are up to 128 characters; Fastify's default of 100 would turn long ids into 404s.
+    routerOptions: { maxParamLength: 256, ignoreTrailingSlash: false },
+    return503OnClosing: true,
+    disableRequestLogging: false,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installValidators(app);
+  installJsonParser(app);
+  installErrorHandling(app, config.maxBodyBytes);
+
+  await app.register(metricsPlugin);
+  await app.register(mysqlPlugin, { url: config.databaseUrl, poolSize: config.dbPoolSize, checkDefaults: config.checkDefaults });
+  await app.register(redisPlugin, { url: config.redisUrl });
+  await app.register(authPlugin, { keys: config.apiKeys, disabled: config.authDisabled });
+  await app.register(swaggerPlugin);
+
+  await app.register(healthRoutes);
+  if (config.role !== 'worker') await app.register(messageRoutes);
+  return app;
+}
+
+export function loggerOptions(config: Config) {
+  return {
+    level: config.logLevel,
+    // Defence in depth: Herald never logs headers, but if a serializer ever does, no token leaks.
+    redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.token'], censor: '[redacted]' },
+  };
+}

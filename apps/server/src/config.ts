@@ -1,0 +1,141 @@
+import { CHECK_POLICY_LIMITS, DEFAULT_CHECK_POLICY, type CheckPolicy } from '@herald/domain';
+
+export type Role = 'admin' | 'producer';
+export type ProcessRole = 'api' | 'worker' | 'all';
+
+export interface ApiKey {
+  name: string;
+  role: Role;
+  token: string;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string;
+  dbPoolSize: number;
+  redisUrl: string;
+  amqpUrl: string;
+  apiKeys: ApiKey[];
+  /** Only with HERALD_INSECURE_NO_AUTH=true: every request is treated as admin. */
+  authDisabled: boolean;
+  queuePrefix: string;
+  allowPrivateUrls: boolean;
+  role: ProcessRole;
+  maxBodyBytes: number;
+  shutdownTimeoutMs: number;
+  logLevel: string;
+  checkDefaults: CheckPolicy;
+}
+
+/** A configuration mistake; the message names the variable, and the process stops. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+const MIN_TOKEN_LENGTH = 16;
+
+/** Parses the environment once at start-up (DESIGN.md section 5). Throws ConfigError on any wrong value. */
+export function parseConfig(env: Env): Config {
+  const apiKeys = parseApiKeys(env.HERALD_API_KEYS);
+  const authDisabled = bool(env, 'HERALD_INSECURE_NO_AUTH', false);
+  if (apiKeys.length === 0 && !authDisabled) {
+    throw new ConfigError(
+      'HERALD_API_KEYS is empty: set it to name:role:token entries (role admin or producer), ' +
+        'or set HERALD_INSECURE_NO_AUTH=true to run without authentication for local development only',
+    );
+  }
+  const limits = CHECK_POLICY_LIMITS;
+  return {
+    port: int(env, 'PORT', 3000, 0, 65535),
+    host: str(env, 'HOST', '0.0.0.0'),
+    databaseUrl: url(env, 'DATABASE_URL', 'mysql://root@127.0.0.1:3306/herald', ['mysql:']),
+    dbPoolSize: int(env, 'HERALD_DB_POOL_SIZE', 20, 1, 1000),
+    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    amqpUrl: url(env, 'AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:']),
+    apiKeys,
+    authDisabled,
+    queuePrefix: match(env, 'HERALD_QUEUE_PREFIX', 'herald', /^[A-Za-z0-9_-]{1,64}$/, '1–64 characters of A-Z a-z 0-9 _ -'),
+    allowPrivateUrls: bool(env, 'HERALD_ALLOW_PRIVATE_URLS', false),
+    role: oneOf(env, 'HERALD_ROLE', 'all', ['api', 'worker', 'all'] as const),
+    maxBodyBytes: int(env, 'HERALD_MAX_BODY_BYTES', 1_048_576, 1024, 64 * 1_048_576),
+    shutdownTimeoutMs: int(env, 'HERALD_SHUTDOWN_TIMEOUT_MS', 25_000, 1_000, 600_000),
+    logLevel: oneOf(env, 'HERALD_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+    checkDefaults: {
+      checkAfterMs: int(env, 'HERALD_CHECK_AFTER_MS', DEFAULT_CHECK_POLICY.checkAfterMs, limits.checkAfterMs.min, limits.checkAfterMs.max),
+      checkIntervalMs: int(env, 'HERALD_CHECK_INTERVAL_MS', DEFAULT_CHECK_POLICY.checkIntervalMs, limits.checkIntervalMs.min, limits.checkIntervalMs.max),
+      maxChecks: int(env, 'HERALD_MAX_CHECKS', DEFAULT_CHECK_POLICY.maxChecks, limits.maxChecks.min, limits.maxChecks.max),
+      onChecksExhausted: oneOf(env, 'HERALD_ON_CHECKS_EXHAUSTED', DEFAULT_CHECK_POLICY.onChecksExhausted, ['rollback', 'hold'] as const),
+    },
+  };
+}
+
+function parseApiKeys(raw: string | undefined): ApiKey[] {
+  if (!raw?.trim()) return [];
+  const keys = raw.split(',').map((entry, i) => {
+    const [name, role, ...rest] = entry.trim().split(':');
+    const token = rest.join(':');
+    // Never echo the token itself in the error.
+    const where = `HERALD_API_KEYS entry ${i + 1}${name ? ` ("${name}")` : ''}`;
+    if (!name || !/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new ConfigError(`${where}: name must be 1–64 characters of A-Z a-z 0-9 _ . - (format name:role:token)`);
+    if (role !== 'admin' && role !== 'producer') throw new ConfigError(`${where}: role must be admin or producer`);
+    if (token.length < MIN_TOKEN_LENGTH) throw new ConfigError(`${where}: token must be at least ${MIN_TOKEN_LENGTH} characters`);
+    if (/\s/.test(token)) throw new ConfigError(`${where}: token must not contain whitespace`);
+    return { name, role, token } satisfies ApiKey;
+  });
+  const names = keys.map((k) => k.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new ConfigError(`HERALD_API_KEYS: the name "${dup}" is used twice`);
+  const tokens = new Set(keys.map((k) => k.token));
+  if (tokens.size !== keys.length) throw new ConfigError('HERALD_API_KEYS: two entries share one token');
+  return keys;
+}
+
+function str(env: Env, name: string, fallback: string): string {
+  const value = env[name]?.trim();
+  return value ? value : fallback;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number (got "${raw}")`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max} (got ${value})`);
+  return value;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (!raw) return fallback;
+  if (['true', '1', 'yes'].includes(raw)) return true;
+  if (['false', '0', 'no'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be true or false (got "${raw}")`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`);
+  return raw as T;
+}
+
+function match(env: Env, name: string, fallback: string, pattern: RegExp, description: string): string {
+  const value = str(env, name, fallback);
+  if (!pattern.test(value)) throw new ConfigError(`${name} must be ${description} (got "${value}")`);
+  return value;
+}
+
+function url(env: Env, name: string, fallback: string, protocols: string[]): string {
+  const value = str(env, name, fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL`);
+  }
+  if (!protocols.includes(parsed.protocol)) throw new ConfigError(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+  return value;
+}

@@ -1,0 +1,55 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import fp from 'fastify-plugin';
+import type { FastifyRequest } from 'fastify';
+import type { ApiKey, Role } from '../config';
+import { HttpProblem } from './errors';
+
+/** Who may call a route: nobody needs a token for `public`; `admin` may do everything `producer` may. */
+export type Access = 'public' | Role;
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: Access;
+  }
+  interface FastifyRequest {
+    caller?: { name: string; role: Role };
+  }
+}
+
+export interface AuthOptions {
+  keys: ApiKey[];
+  disabled: boolean;
+}
+
+const digest = (token: string) => createHash('sha256').update(token).digest();
+
+/**
+ * Bearer-token auth, checked in `onRequest` so an unauthenticated request is refused before its
+ * body is read. Tokens are compared as SHA-256 digests with timingSafeEqual against every key,
+ * so neither a token's length nor which key matched shows in the timing. Tokens are never logged.
+ */
+export const authPlugin = fp<AuthOptions>(
+  async (app, options) => {
+    const keys = options.keys.map((k) => ({ name: k.name, role: k.role, digest: digest(k.token) }));
+    if (options.disabled) app.log.warn('authentication is DISABLED (HERALD_INSECURE_NO_AUTH=true): every caller is admin; never run this in production');
+
+    app.addHook('onRequest', async (request: FastifyRequest) => {
+      const access = request.routeOptions.config.access ?? 'public';
+      if (access === 'public') return;
+      if (options.disabled) {
+        request.caller = { name: 'anonymous', role: 'admin' };
+        return;
+      }
+      const header = request.headers.authorization;
+      const match = header ? /^Bearer[ ]+(\S+)\s*$/i.exec(header) : null;
+      if (!match?.[1]) throw new HttpProblem(401, 'missing bearer token: send Authorization: Bearer <token>');
+      const presented = digest(match[1]);
+      let found: (typeof keys)[number] | undefined;
+      for (const key of keys) if (timingSafeEqual(presented, key.digest)) found = key;
+      if (!found) throw new HttpProblem(401, 'unknown bearer token');
+      if (access === 'admin' && found.role !== 'admin') throw new HttpProblem(403, `the ${found.role} role may not use this route; it needs admin`);
+      request.caller = { name: found.name, role: found.role };
+    });
+  },
+  { name: 'herald-auth' },
+);

@@ -1,0 +1,85 @@
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { describeValidationError } from './validation';
+
+/** An error meant for the client: its status and message are sent as they are. */
+export class HttpProblem extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+export function badRequest(problem: { field: string; reason: string }, where = 'body'): HttpProblem {
+  return new HttpProblem(400, `${where}.${problem.field} ${problem.reason}`, problem.field);
+}
+
+/** Driver error codes that mean "MySQL is not reachable right now", not "Herald is broken". */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE',
+  'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN',
+  'ER_LOCK_WAIT_TIMEOUT', 'ER_LOCK_DEADLOCK',
+]);
+
+function isBackendUnavailable(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: string }).code;
+    if (code && UNAVAILABLE_CODES.has(code)) return true;
+    if (/Pool is closed|Queue limit reached|connect ETIMEDOUT/.test(e.message)) return true;
+  }
+  return false;
+}
+
+/**
+ * One error handler for every route. Client errors keep their message; server errors are
+ * logged in full and answered with a generic message and the request id, never internals.
+ */
+export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number): void {
+  app.setErrorHandler((error: FastifyError | HttpProblem, request, reply) => {
+    const send = (statusCode: number, message: string, field?: string) =>
+      reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, ...(field !== undefined && { field }) });
+
+    if ('validation' in error && error.validation) {
+      const { field, message } = describeValidationError(error.validation, error.validationContext);
+      return send(400, message, field);
+    }
+    if (error instanceof HttpProblem) return send(error.statusCode, error.message, error.field);
+    const statusCode = error.statusCode ?? 500;
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return send(413, `request body exceeds the limit of ${maxBodyBytes} bytes (HERALD_MAX_BODY_BYTES)`);
+    }
+    if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
+      return send(400, `body is not valid JSON: ${error.message}`, '');
+    }
+    if (statusCode >= 400 && statusCode < 500) return send(statusCode, error.message);
+    if (isBackendUnavailable(error)) {
+      request.log.warn({ err: error }, 'backing service unavailable');
+      reply.header('retry-after', '1');
+      return send(503, 'a backing service is unavailable; nothing was changed by this request, retry it');
+    }
+    request.log.error({ err: error }, 'request failed');
+    return send(500, `internal error; it was logged with request id ${request.id}`);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]?.slice(0, 200)}` });
+  });
+}
+
+/**
+ * Empty bodies on JSON POSTs (`curl -X POST -H 'content-type: application/json'`) are treated
+ * as no body, so confirm and cancel work without one; everything else goes through Fastify's
+ * own parser, which refuses prototype poisoning.
+ */
+export function installJsonParser(app: FastifyInstance): void {
+  const parse = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    parse(request, text, done);
+  });
+}

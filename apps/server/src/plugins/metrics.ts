@@ -1,0 +1,49 @@
+import fp from 'fastify-plugin';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+
+export interface HeraldMetrics {
+  registry: Registry;
+  transitions: Counter<'from' | 'to'>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: HeraldMetrics;
+  }
+}
+
+/** A registry per app instance (not prom-client's global one), so tests can build many apps. */
+export const metricsPlugin = fp(
+  async (app) => {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    const requests = new Counter({
+      name: 'herald_http_requests_total',
+      help: 'HTTP requests by method, route and status code',
+      labelNames: ['method', 'route', 'status_code'] as const,
+      registers: [registry],
+    });
+    const latency = new Histogram({
+      name: 'herald_http_request_duration_seconds',
+      help: 'HTTP request latency by method and route',
+      labelNames: ['method', 'route'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    });
+    const transitions = new Counter({
+      name: 'herald_message_transitions_total',
+      help: 'Committed message state changes; from="new" counts messages stored',
+      labelNames: ['from', 'to'] as const,
+      registers: [registry],
+    });
+    app.decorate('metrics', { registry, transitions });
+
+    app.addHook('onResponse', async (request, reply) => {
+      // The route pattern, never the raw URL: ids in paths would explode the label set.
+      const route = request.routeOptions.url ?? 'unmatched';
+      requests.inc({ method: request.method, route, status_code: String(reply.statusCode) });
+      latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    });
+  },
+  { name: 'herald-metrics' },
+);

@@ -1,0 +1,34 @@
+import fp from 'fastify-plugin';
+import { createDatabasePool, createDb, MessageRepository } from '@herald/db';
+import type { CheckPolicy } from '@herald/domain';
+import type { Pool } from 'mysql2/promise';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    mysql: Pool;
+    messages: MessageRepository;
+  }
+}
+
+export interface MysqlPluginOptions {
+  url: string;
+  poolSize: number;
+  checkDefaults: CheckPolicy;
+}
+
+/** The MySQL pool and the repositories on it. Creating the pool opens no connection yet. */
+export const mysqlPlugin = fp<MysqlPluginOptions>(
+  async (app, options) => {
+    const pool = createDatabasePool({ url: options.url, connectionLimit: options.poolSize });
+    const messages = new MessageRepository(createDb(pool), {
+      defaults: options.checkDefaults,
+      onTransition: (from, to) => app.metrics.transitions.inc({ from, to }),
+    });
+    app.decorate('mysql', pool);
+    app.decorate('messages', messages);
+    app.addHook('onClose', async () => {
+      await pool.end();
+    });
+  },
+  { name: 'herald-mysql', dependencies: ['herald-metrics'] },
+);
