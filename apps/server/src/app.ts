@@ -24,7 +24,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // Ids are up to 128 characters; Fastify's default of 100 would turn long ids into 404s.
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: false },
     return503OnClosing: true,
-    disableRequestLogging: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installValidators(app);

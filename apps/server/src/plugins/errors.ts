@@ -70,13 +70,14 @@ export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number)
 }
 
 /**
+ * Herald speaks JSON only: other content types are 415 (Fastify's text/plain parser is removed).
  * Empty bodies on JSON POSTs (`curl -X POST -H 'content-type: application/json'`) are treated
  * as no body, so confirm and cancel work without one; everything else goes through Fastify's
  * own parser, which refuses prototype poisoning.
  */
 export function installJsonParser(app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
+  app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return done(null, undefined);

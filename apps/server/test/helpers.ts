@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { createConnection } from 'mysql2/promise';
+import type { FastifyInstance } from 'fastify';
+import { migrate } from '@herald/db';
+import { buildApp } from '../src/app';
+import { parseConfig } from '../src/config';
+
+export const MYSQL_SERVER = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
+export const REDIS_URL = process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+// Test-only tokens; they guard nothing outside these tests.
+export const ADMIN_TOKEN = 'test-admin-token-0000000000000000';
+export const PRODUCER_TOKEN = 'test-producer-token-000000000000';
+export const API_KEYS = `ops:admin:${ADMIN_TOKEN},orders:producer:${PRODUCER_TOKEN}`;
+
+export const asProducer = { authorization: `Bearer ${PRODUCER_TOKEN}` };
+export const asAdmin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+/** A database of its own for one test file, dropped afterwards. */
+export async function createTestDatabase(prefix: string): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
+  const name = `herald_t_${prefix}_${randomBytes(4).toString('hex')}`;
+  const url = `${MYSQL_SERVER}/${name}`;
+  await migrate({ url });
+  return {
+    url,
+    name,
+    drop: async () => {
+      const c = await createConnection(MYSQL_SERVER);
+      await c.query(`DROP DATABASE IF EXISTS \`${name}\``);
+      await c.end();
+    },
+  };
+}
+
+export function testEnv(databaseUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL,
+    HERALD_API_KEYS: API_KEYS,
+    HERALD_QUEUE_PREFIX: `herald_t_${randomBytes(3).toString('hex')}`,
+    ...extra,
+  };
+}
+
+export async function buildTestApp(databaseUrl: string, extra: Record<string, string> = {}): Promise<FastifyInstance> {
+  const app = await buildApp(parseConfig(testEnv(databaseUrl, extra)), { logger: false });
+  await app.ready();
+  return app;
+}
+
+export const prepareBody = (id: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  topic: 'order.paid',
+  key: `key-${id}`,
+  payload: { orderId: id, amount: 4200, items: [{ sku: 'a', qty: 2 }] },
+  checkUrl: 'http://127.0.0.1:9/herald/check',
+  ...extra,
+});
