@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config';
 import { authPlugin } from './plugins/auth';
+import { installDrain } from './plugins/drain';
 import { installErrorHandling, installJsonParser } from './plugins/errors';
 import { metricsPlugin } from './plugins/metrics';
 import { mysqlPlugin } from './plugins/mysql';
@@ -29,6 +30,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   installValidators(app);
   installJsonParser(app);
   installErrorHandling(app, config.maxBodyBytes);
+  installDrain(app);
 
   await app.register(metricsPlugin);
   await app.register(mysqlPlugin, { url: config.databaseUrl, poolSize: config.dbPoolSize, checkDefaults: config.checkDefaults });
