@@ -36,7 +36,14 @@ export default [
     },
   },
   {
-    files: ['**/*.test.ts', 'tools/**/*.ts', 'scripts/**/*.ts'],
+    // The same ban without the project graph, so it also holds for packages not installed yet.
+    files: ['libs/domain/**/*.ts', 'libs/contract/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ioPackages, message: 'domain and contract libs do no I/O' }] }],
+    },
+  },
+  {
+    files: ['**/*.test.ts', 'tools/**/*.ts', 'scripts/**/*.ts', 'apps/*/build.mjs', 'apps/*/scripts/**/*.ts'],
     rules: { 'no-console': 'off' },
   },
 ];

@@ -37,7 +37,7 @@ function expect400(res: Awaited<ReturnType<typeof post>>, field: string, reason:
 
 describe('authentication', () => {
   it('answers 401 without a token, with a malformed header, or with an unknown token', async () => {
-    for (const headers of [{}, { authorization: 'Basic abc' }, { authorization: 'Bearer' }, { authorization: 'Bearer not-a-known-token-00000000' }]) {
+    for (const headers of <Array<Record<string, string>>>[{}, { authorization: 'Basic abc' }, { authorization: 'Bearer' }, { authorization: 'Bearer not-a-known-token-00000000' }]) {
       const res = await post(prepareBody('auth-1'), headers);
       expect(res.statusCode).toBe(401);
       expect(res.json().error).toBe('Unauthorized');

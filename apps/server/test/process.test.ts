@@ -18,6 +18,8 @@ const call = (base: string, method: string, path: string, body?: unknown, header
     body: body === undefined ? undefined : JSON.stringify(body),
   });
 
+const statusOf = async (res: Response | Promise<Response>) => ((await (await res).json()) as { status: string }).status;
+
 describe('a real Herald process', () => {
   it('keeps every message it answered 2xx for through kill -9, and replicas starting together share the migrated database', async () => {
     const fresh = await createTestDatabase('kill');
@@ -31,8 +33,8 @@ describe('a real Herald process', () => {
         const id = `k9-${i}`;
         expect((await call(server.url, 'POST', '/v1/messages', prepareBody(id))).status).toBe(201);
         let status = 'prepared';
-        if (i % 3 === 1) status = (await (await call(server.url, 'POST', `/v1/messages/${id}/confirm`)).json()).status;
-        if (i % 3 === 2) status = (await (await call(server.url, 'POST', `/v1/messages/${id}/cancel`)).json()).status;
+        if (i % 3 === 1) status = (await statusOf(call(server.url, 'POST', `/v1/messages/${id}/confirm`)));
+        if (i % 3 === 2) status = (await statusOf(call(server.url, 'POST', `/v1/messages/${id}/cancel`)));
         accepted.push({ id, status });
       }
       a.child.kill('SIGKILL');
@@ -45,7 +47,7 @@ describe('a real Herald process', () => {
         for (const { id, status } of accepted) {
           const res = await call(restarted.url, 'GET', `/v1/messages/${id}`);
           expect(res.status, id).toBe(200);
-          expect((await res.json()).status, id).toBe(status);
+          expect(await statusOf(res), id).toBe(status);
         }
         expect(restarted.output()).toContain('"alreadyApplied":1');
       } finally {

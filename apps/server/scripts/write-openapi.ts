@@ -1,6 +1,6 @@
 // Writes openapi.yaml at the repository root from the service's own routes (npm run openapi).
 import { writeFile } from 'node:fs/promises';
-import { renderOpenApiYaml } from '../../apps/server/src/openapi';
+import { renderOpenApiYaml } from '../src/openapi';
 
-await writeFile(new URL('../../openapi.yaml', import.meta.url), await renderOpenApiYaml());
+await writeFile(new URL('../../../openapi.yaml', import.meta.url), await renderOpenApiYaml());
 console.log('wrote openapi.yaml');

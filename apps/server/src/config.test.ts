@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from './config';
+
+const KEYS = 'ops:admin:0123456789abcdef0123,orders:producer:fedcba9876543210fedc';
+
+describe('parseConfig', () => {
+  it('applies the documented defaults (DESIGN.md section 5)', () => {
+    const config = parseConfig({ HERALD_API_KEYS: KEYS });
+    expect(config).toMatchObject({
+      port: 3000,
+      host: '0.0.0.0',
+      databaseUrl: 'mysql://root@127.0.0.1:3306/herald',
+      redisUrl: 'redis://127.0.0.1:6379',
+      amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
+      queuePrefix: 'herald',
+      allowPrivateUrls: false,
+      role: 'all',
+      maxBodyBytes: 1_048_576,
+      authDisabled: false,
+      checkDefaults: { checkAfterMs: 30_000, checkIntervalMs: 10_000, maxChecks: 15, onChecksExhausted: 'rollback' },
+    });
+    expect(config.apiKeys).toEqual([
+      { name: 'ops', role: 'admin', token: '0123456789abcdef0123' },
+      { name: 'orders', role: 'producer', token: 'fedcba9876543210fedc' },
+    ]);
+  });
+
+  it('keeps colons inside a token', () => {
+    expect(parseConfig({ HERALD_API_KEYS: 'a:admin:abc:def:ghi:jkl:mnop:qrs' }).apiKeys[0]?.token).toBe('abc:def:ghi:jkl:mnop:qrs');
+  });
+
+  it.each([
+    [{}, /HERALD_API_KEYS is empty/],
+    [{ HERALD_API_KEYS: 'ops:root:0123456789abcdef0123' }, /entry 1 \("ops"\): role must be admin or producer/],
+    [{ HERALD_API_KEYS: 'ops:admin:short' }, /at least 16 characters/],
+    [{ HERALD_API_KEYS: ':admin:0123456789abcdef0123' }, /name must be/],
+    [{ HERALD_API_KEYS: `${KEYS},ops:producer:zzzzzzzzzzzzzzzzzzzz` }, /"ops" is used twice/],
+    [{ HERALD_API_KEYS: KEYS, PORT: '70000' }, /^PORT must be between 0 and 65535/],
+    [{ HERALD_API_KEYS: KEYS, PORT: '-1' }, /^PORT must be a whole number/],
+    [{ HERALD_API_KEYS: KEYS, HERALD_ROLE: 'both' }, /^HERALD_ROLE must be one of api, worker, all/],
+    [{ HERALD_API_KEYS: KEYS, HERALD_ALLOW_PRIVATE_URLS: 'maybe' }, /^HERALD_ALLOW_PRIVATE_URLS must be true or false/],
+    [{ HERALD_API_KEYS: KEYS, DATABASE_URL: 'postgres://h/db' }, /^DATABASE_URL must start with mysql:\/\//],
+    [{ HERALD_API_KEYS: KEYS, REDIS_URL: 'not a url' }, /^REDIS_URL is not a valid URL/],
+    [{ HERALD_API_KEYS: KEYS, HERALD_QUEUE_PREFIX: 'has space' }, /^HERALD_QUEUE_PREFIX must be/],
+    [{ HERALD_API_KEYS: KEYS, HERALD_MAX_BODY_BYTES: '1e6' }, /^HERALD_MAX_BODY_BYTES must be a whole number/],
+    [{ HERALD_API_KEYS: KEYS, HERALD_MAX_CHECKS: '0' }, /^HERALD_MAX_CHECKS must be between 1 and 100/],
+  ])('refuses %j, naming the variable', (env, message) => {
+    expect(() => parseConfig(env)).toThrow(ConfigError);
+    expect(() => parseConfig(env)).toThrow(message);
+  });
+
+  it('never puts a token into an error message', () => {
+    try {
+      parseConfig({ HERALD_API_KEYS: 'ops:superuser:this-token-is-secret-1234' });
+      expect.unreachable();
+    } catch (error) {
+      expect((error as Error).message).not.toContain('this-token-is-secret');
+    }
+  });
+
+  it('runs without keys only when told to explicitly', () => {
+    expect(parseConfig({ HERALD_INSECURE_NO_AUTH: 'true' }).authDisabled).toBe(true);
+  });
+});

@@ -1,0 +1,37 @@
+import { ESLint } from 'eslint';
+import { describe, expect, it } from 'vitest';
+
+// Lints code as if it were written in a given lib, so the module boundaries are shown to be
+// enforced by the committed config rather than assumed.
+const eslint = new ESLint({ cwd: new URL('../..', import.meta.url).pathname });
+
+async function boundaryErrors(filePath: string, code: string): Promise<string[]> {
+  const [result] = await eslint.lintText(code, { filePath });
+  return (result?.messages ?? []).filter((m) => m.ruleId === '@nx/enforce-module-boundaries' || m.ruleId === 'no-restricted-imports').map((m) => m.message);
+}
+
+describe('module boundaries', () => {
+  it('keeps the domain lib free of I/O packages', async () => {
+    for (const pkg of ['fastify', '@fastify/swagger', 'bullmq', 'ioredis', 'drizzle-orm', 'drizzle-orm/mysql-core', 'mysql2/promise', 'amqplib', 'undici', 'node:fs']) {
+      const errors = await boundaryErrors('libs/domain/src/probe.ts', `import * as x from '${pkg}';\nexport const y = x;\n`);
+      expect(errors.length, pkg).toBeGreaterThan(0);
+    }
+  });
+
+  it('keeps the domain lib from depending on any other lib', async () => {
+    expect(await boundaryErrors('libs/domain/src/probe.ts', "import { messages } from '@herald/db';\nexport const y = messages;\n")).not.toEqual([]);
+  });
+
+  it('keeps the contract lib from depending on the db lib', async () => {
+    expect(await boundaryErrors('libs/contract/src/probe.ts', "import { messages } from '@herald/db';\nexport const y = messages;\n")).not.toEqual([]);
+  });
+
+  it('keeps the db lib away from HTTP', async () => {
+    expect(await boundaryErrors('libs/db/src/probe.ts', "import Fastify from 'fastify';\nexport const y = Fastify;\n")).not.toEqual([]);
+  });
+
+  it('allows what the layering intends', async () => {
+    expect(await boundaryErrors('libs/db/src/probe.ts', "import { decide } from '@herald/domain';\nexport const y = decide;\n")).toEqual([]);
+    expect(await boundaryErrors('apps/server/src/probe.ts', "import { migrate } from '@herald/db';\nexport const y = migrate;\n")).toEqual([]);
+  });
+});
