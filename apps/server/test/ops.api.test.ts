@@ -130,9 +130,10 @@ describe('Swagger UI and the OpenAPI document', () => {
 
   it('documents every route with a summary, tags, and its error responses', async () => {
     const spec = (await app.inject({ url: '/docs/json' })).json();
-    for (const [path, methods] of Object.entries<Record<string, { summary?: string; tags?: string[]; responses: Record<string, unknown>; security?: unknown }>>(spec.paths)) {
+    for (const [path, methods] of Object.entries<Record<string, { summary?: string; operationId?: string; tags?: string[]; responses: Record<string, unknown>; security?: unknown }>>(spec.paths)) {
       for (const [method, op] of Object.entries(methods)) {
         expect(op.summary, `${method} ${path}`).toBeTruthy();
+        expect(op.operationId, `${method} ${path}`).toMatch(/^[a-z][A-Za-z]+$/);
         expect(op.tags?.length, `${method} ${path}`).toBeGreaterThan(0);
         if (path.startsWith('/v1/')) {
           expect(Object.keys(op.responses), `${method} ${path}`).toEqual(expect.arrayContaining(['400', '401', '403', '503']));

@@ -25,11 +25,12 @@ const round = (ms: number) => Math.round(ms * 100) / 100;
 
 export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/healthz', {
-    schema: { summary: 'Liveness: the process is up', tags: ['operations'], response: { 200: Liveness } },
+    schema: { operationId: 'liveness', summary: 'Liveness: the process is up', tags: ['operations'], response: { 200: Liveness } },
   }, async () => ({ status: 'ok' as const }));
 
   app.get('/readyz', {
     schema: {
+      operationId: 'readiness',
       summary: 'Readiness: MySQL and Redis answer',
       description: 'Each backing service is probed with a 1 s timeout. 503 while any fails or while the process shuts down.',
       tags: ['operations'],
@@ -43,6 +44,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/metrics', {
     schema: {
+      operationId: 'metrics',
       summary: 'Prometheus metrics',
       tags: ['operations'],
       produces: ['text/plain'],

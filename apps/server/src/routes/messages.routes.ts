@@ -38,6 +38,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/v1/messages', {
     config: producer,
     schema: {
+      operationId: 'prepareMessage',
       summary: 'Prepare a message (or publish it directly with confirm: true)',
       description:
         'Stores a half message: durable, invisible to consumers until confirmed. `checkUrl` is required unless `confirm` is true. ' +
@@ -69,6 +70,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/v1/messages/:id/confirm', {
     config: producer,
     schema: {
+      operationId: 'confirmMessage',
       summary: 'Confirm (commit) a prepared message',
       description: 'Idempotent. Also resolves an `unresolved` message. 409 if the message was cancelled.',
       tags: ['messages'],
@@ -81,6 +83,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/v1/messages/:id/cancel', {
     config: producer,
     schema: {
+      operationId: 'cancelMessage',
       summary: 'Cancel (roll back) a prepared message',
       description: 'Idempotent. Also resolves an `unresolved` message. 409 if the message was confirmed (or delivered, or failed).',
       tags: ['messages'],
@@ -93,6 +96,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/messages/:id', {
     config: producer,
     schema: {
+      operationId: 'getMessage',
       summary: 'Get a message with its status, checks, timestamps and deliveries',
       tags: ['messages'],
       security,
@@ -108,6 +112,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/messages', {
     config: producer,
     schema: {
+      operationId: 'listMessages',
       summary: 'List messages, newest first',
       description: 'Filter by `status` and/or exact `topic`. Page with the opaque `nextCursor`.',
       tags: ['messages'],
