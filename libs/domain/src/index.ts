@@ -4,3 +4,6 @@ export * from './check-policy';
 export * from './canonical-json';
 export * from './cursor';
 export * from './message-rules';
+export * from './topic-pattern';
+export * from './retry-policy';
+export * from './delivery';
