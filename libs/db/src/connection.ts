@@ -1,6 +1,9 @@
 import { createConnection, createPool, type Pool, type PoolOptions } from 'mysql2/promise';
 import { drizzle, type MySql2Database } from 'drizzle-orm/mysql2';
-import * as schema from './schema/messages';
+import * as messageSchema from './schema/messages';
+import * as deliverySchema from './schema/deliveries';
+
+const schema = { ...messageSchema, ...deliverySchema };
 
 export type HeraldDb = MySql2Database<typeof schema>;
 

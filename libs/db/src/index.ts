@@ -1,4 +1,7 @@
 export * from './connection';
 export * from './migrator';
 export * from './message.repository';
+export * from './subscription.repository';
+export * from './delivery.repository';
 export { messages, type MessageRow } from './schema/messages';
+export { subscriptions, deliveries, deliveryAttempts } from './schema/deliveries';

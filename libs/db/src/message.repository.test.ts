@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTableConfig } from 'drizzle-orm/mysql-core';
 import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise';
-import { createDatabasePool, createDb, migrate, MessageRepository, messages } from './index';
+import { createDatabasePool, createDb, deliveries, deliveryAttempts, migrate, MessageRepository, messages, subscriptions } from './index';
 
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const name = `herald_test_db_${randomBytes(4).toString('hex')}`;
 const url = `${server}/${name}`;
+const MIGRATIONS = ['0001_messages.sql', '0002_deliveries.sql'];
 let pool: Pool;
 let repo: MessageRepository;
 const transitions: string[] = [];
@@ -29,9 +30,9 @@ describe('migrate', () => {
     const other = `${name}_race`;
     try {
       const results = await Promise.all(Array.from({ length: 5 }, () => migrate({ url: `${server}/${other}` })));
-      const applied = results.flatMap((r) => r.applied);
-      expect(applied).toEqual(['0001_messages.sql']);
-      expect(results.filter((r) => r.alreadyApplied.includes('0001_messages.sql'))).toHaveLength(4);
+      const applied = results.flatMap((r) => r.applied).sort();
+      expect(applied).toEqual(MIGRATIONS);
+      expect(results.filter((r) => r.alreadyApplied.length === MIGRATIONS.length)).toHaveLength(4);
     } finally {
       const c = await createConnection(server);
       await c.query(`DROP DATABASE IF EXISTS \`${other}\``);
@@ -40,21 +41,24 @@ describe('migrate', () => {
   });
 
   it('is a no-op the second time', async () => {
-    expect(await migrate({ url })).toEqual({ applied: [], alreadyApplied: ['0001_messages.sql'] });
+    expect(await migrate({ url })).toEqual({ applied: [], alreadyApplied: MIGRATIONS });
   });
 
-  it('matches the drizzle schema column for column (guards against schema/migration drift)', async () => {
-    const [cols] = await pool.query<RowDataPacket[]>(
-      'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position',
-      [name, 'messages'],
-    );
-    expect(cols.map((r) => r.c)).toEqual(getTableConfig(messages).columns.map((c) => c.name));
-    const [idx] = await pool.query<RowDataPacket[]>(
-      "SELECT DISTINCT index_name AS i FROM information_schema.statistics WHERE table_schema = ? AND table_name = 'messages' AND index_name <> 'PRIMARY' ORDER BY index_name",
-      [name],
-    );
-    expect(idx.map((r) => r.i)).toEqual(getTableConfig(messages).indexes.map((i) => i.config.name).sort());
-  });
+  it.each([messages, subscriptions, deliveries, deliveryAttempts].map((t) => [getTableConfig(t).name, t] as const))(
+    'matches the drizzle schema of %s column for column and index for index (guards against drift)',
+    async (table, schema) => {
+      const [cols] = await pool.query<RowDataPacket[]>(
+        'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position',
+        [name, table],
+      );
+      expect(cols.map((r) => r.c)).toEqual(getTableConfig(schema).columns.map((c) => c.name));
+      const [idx] = await pool.query<RowDataPacket[]>(
+        "SELECT DISTINCT index_name AS i FROM information_schema.statistics WHERE table_schema = ? AND table_name = ? AND index_name <> 'PRIMARY' ORDER BY index_name",
+        [name, table],
+      );
+      expect(idx.map((r) => r.i)).toEqual(getTableConfig(schema).indexes.map((i) => i.config.name).sort());
+    },
+  );
 
   it('uses the status/next-check index for the due-check query', async () => {
     const [plan] = await pool.query<RowDataPacket[]>(

@@ -13,15 +13,16 @@ import {
   type StoredMessage,
 } from '@herald/domain';
 import type { HeraldDb } from './connection';
+import { DeliveryRepository, type DeliveryJobRef } from './delivery.repository';
 import { messages, type MessageRow } from './schema/messages';
 
 export type PrepareOutcome =
-  | { kind: 'created'; message: StoredMessage }
+  | { kind: 'created'; message: StoredMessage; jobs: DeliveryJobRef[] }
   | { kind: 'duplicate'; message: StoredMessage }
   | { kind: 'conflict'; message: StoredMessage };
 
 export type DecisionResult =
-  | { kind: 'applied'; from: MessageStatus; message: StoredMessage }
+  | { kind: 'applied'; from: MessageStatus; message: StoredMessage; jobs: DeliveryJobRef[] }
   | { kind: 'already'; message: StoredMessage }
   | { kind: 'conflict'; message: StoredMessage }
   | { kind: 'not_found' };
@@ -86,8 +87,17 @@ export class MessageRepository {
       cancelledAt: null,
     } satisfies Omit<MessageRow, 'seq'>;
 
+    let jobs: DeliveryJobRef[] = [];
     try {
-      await this.db.insert(messages).values(row);
+      if (direct) {
+        // A direct publish is a confirm: the message and its deliveries commit together.
+        jobs = await this.db.transaction(async (tx) => {
+          await tx.insert(messages).values(row);
+          return DeliveryRepository.fanOut(tx, row, now);
+        });
+      } else {
+        await this.db.insert(messages).values(row);
+      }
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
       const existing = await this.findRow(row.id);
@@ -96,7 +106,7 @@ export class MessageRepository {
       return { kind: existing.contentHash === row.contentHash ? 'duplicate' : 'conflict', message: toMessage(existing) };
     }
     this.onTransition('new', status);
-    return { kind: 'created', message: toMessage({ ...row, seq: 0n }) };
+    return { kind: 'created', message: toMessage({ ...row, seq: 0n }), jobs };
   }
 
   async findById(id: string): Promise<StoredMessage | undefined> {
@@ -113,11 +123,12 @@ export class MessageRepository {
     // Most decisions find a prepared message: try that first, one round trip.
     let from: MessageStatus = 'prepared';
     for (let attempt = 0; attempt < UNDECIDED.length + 1; attempt++) {
-      if (await this.transition(id, from, to)) {
+      const jobs = await this.transition(id, from, to);
+      if (jobs) {
         const message = await this.findById(id);
         if (!message) throw new Error(`message ${id} vanished after ${from} → ${to}`);
         this.onTransition(from, to);
-        return { kind: 'applied', from, message };
+        return { kind: 'applied', from, message, jobs };
       }
       const current = await this.findById(id);
       if (!current) return { kind: 'not_found' };
@@ -145,18 +156,28 @@ export class MessageRepository {
     return { items: page.map(toMessage), nextBeforeSeq: rows.length > filter.limit && last ? last.seq : null };
   }
 
-  private async transition(id: string, from: MessageStatus, to: MessageStatus): Promise<boolean> {
+  /**
+   * One conditional UPDATE; for a confirm, the deliveries are created in the same transaction.
+   * Returns the delivery jobs to schedule, or undefined if the message was not in `from`.
+   */
+  private async transition(id: string, from: MessageStatus, to: MessageStatus): Promise<DeliveryJobRef[] | undefined> {
     const now = this.now();
-    const [result] = await this.db
-      .update(messages)
-      .set({
-        status: to,
-        nextCheckAt: null,
-        updatedAt: now,
-        ...(to === 'confirmed' ? { confirmedAt: now } : { cancelledAt: now }),
-      })
-      .where(and(eq(messages.id, id), inArray(messages.status, [from])));
-    return result.affectedRows === 1;
+    return this.db.transaction(async (tx) => {
+      const [result] = await tx
+        .update(messages)
+        .set({
+          status: to,
+          nextCheckAt: null,
+          updatedAt: now,
+          ...(to === 'confirmed' ? { confirmedAt: now } : { cancelledAt: now }),
+        })
+        .where(and(eq(messages.id, id), inArray(messages.status, [from])));
+      if (result.affectedRows !== 1) return undefined;
+      if (to !== 'confirmed') return [];
+      const [row] = await tx.select({ topic: messages.topic, delayMs: messages.delayMs }).from(messages).where(eq(messages.id, id));
+      if (!row) throw new Error(`message ${id} vanished inside its own transaction`);
+      return DeliveryRepository.fanOut(tx, { id, ...row }, now);
+    });
   }
 
   private async findRow(id: string): Promise<MessageRow | undefined> {
@@ -169,7 +190,7 @@ export function contentHash(request: PrepareRequest): string {
   return createHash('sha256').update(canonicalJson(idempotencyContent(request))).digest('hex');
 }
 
-function toMessage(row: MessageRow): StoredMessage {
+export function toMessage(row: MessageRow): StoredMessage {
   return {
     id: row.id,
     topic: row.topic,

@@ -7,3 +7,4 @@ export * from './message-rules';
 export * from './topic-pattern';
 export * from './retry-policy';
 export * from './delivery';
+export * from './subscription';

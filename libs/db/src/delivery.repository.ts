@@ -1,0 +1,343 @@
+import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm';
+import type { MySqlTransaction } from 'drizzle-orm/mysql-core';
+import {
+  nextAttemptDelayMs,
+  type AttemptResult,
+  type DeliveryStatus,
+  type SigningSecrets,
+  type StoredMessage,
+  type Subscription,
+  type TargetType,
+} from '@herald/domain';
+import type { HeraldDb } from './connection';
+import { deliveries, deliveryAttempts, subscriptions, type DeliveryAttemptRow, type DeliveryRow } from './schema/deliveries';
+import { messages } from './schema/messages';
+import { SubscriptionRepository, toSubscription } from './subscription.repository';
+import { toMessage } from './message.repository';
+
+/** What a job names: one attempt of one delivery. Stale or duplicate jobs no longer match the row. */
+export interface DeliveryJobRef {
+  deliveryId: number;
+  generation: number;
+  /** Attempts already made in this generation; the job makes attempt `attempt + 1`. */
+  attempt: number;
+  runAt: Date;
+}
+
+export interface DeliverySummary {
+  id: number;
+  subscriptionId: string;
+  targetType: TargetType;
+  status: DeliveryStatus;
+  attempts: number;
+  lastError: string | null;
+  lastStatusCode: number | null;
+  nextAttemptAt: Date | null;
+  deliveredAt: Date | null;
+  deadAt: Date | null;
+}
+
+export interface AttemptRecord {
+  generation: number;
+  attempt: number;
+  startedAt: Date;
+  durationMs: number;
+  ok: boolean;
+  statusCode: number | null;
+  error: string | null;
+  responseExcerpt: string | null;
+}
+
+/** Everything one attempt needs, read once. `subscription` is undefined if it was deleted. */
+export interface AttemptContext {
+  delivery: DeliveryRow;
+  message: StoredMessage;
+  subscription?: Subscription & SigningSecrets;
+}
+
+export type AttemptOutcome =
+  | { kind: 'delivered' }
+  | { kind: 'retry'; job: DeliveryJobRef }
+  | { kind: 'dead'; reason: string }
+  | { kind: 'stale' };
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Tx = MySqlTransaction<any, any, any, any>;
+
+const ERROR_MAX = 1000;
+
+/** Deliveries in MySQL: fan-out at confirm, leases while sending, attempts, replay, reconciling. */
+export class DeliveryRepository {
+  constructor(
+    private readonly db: HeraldDb,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /**
+   * Creates one pending delivery per enabled subscription matching the message's topic. Runs
+   * inside the transaction that confirms the message, so a confirmed message always has its
+   * deliveries and a rolled-back confirm has none.
+   */
+  static async fanOut(tx: Tx, message: { id: string; topic: string; delayMs: number }, now: Date): Promise<DeliveryJobRef[]> {
+    const matched = await SubscriptionRepository.matching(tx, message.topic);
+    if (matched.length === 0) return [];
+    const runAt = new Date(now.getTime() + message.delayMs);
+    await tx.insert(deliveries).values(
+      matched.map((s) => ({
+        messageId: message.id,
+        subscriptionId: s.id,
+        targetType: s.target.type,
+        status: 'pending',
+        attempts: 0,
+        generation: 0,
+        nextAttemptAt: runAt,
+        createdAt: now,
+        updatedAt: now,
+      })),
+    );
+    const rows = await tx.select({ id: deliveries.id }).from(deliveries).where(eq(deliveries.messageId, message.id));
+    return rows.map((r) => ({ deliveryId: r.id, generation: 0, attempt: 0, runAt }));
+  }
+
+  /**
+   * Takes the delivery for one attempt if the job still matches the row and nobody else holds
+   * it. Of two workers holding the same job, only one gets the lease.
+   */
+  async claim(job: DeliveryJobRef, leaseMs: number): Promise<boolean> {
+    const now = this.now();
+    const [result] = await this.db
+      .update(deliveries)
+      .set({ leaseUntil: new Date(now.getTime() + leaseMs), updatedAt: now })
+      .where(
+        and(
+          eq(deliveries.id, job.deliveryId),
+          eq(deliveries.status, 'pending'),
+          eq(deliveries.generation, job.generation),
+          eq(deliveries.attempts, job.attempt),
+          or(isNull(deliveries.leaseUntil), lt(deliveries.leaseUntil, now)),
+        ),
+      );
+    return result.affectedRows === 1;
+  }
+
+  async loadContext(deliveryId: number): Promise<AttemptContext | undefined> {
+    const [row] = await this.db
+      .select({ delivery: deliveries, message: messages, subscription: subscriptions })
+      .from(deliveries)
+      .innerJoin(messages, eq(messages.id, deliveries.messageId))
+      .leftJoin(subscriptions, eq(subscriptions.id, deliveries.subscriptionId))
+      .where(eq(deliveries.id, deliveryId))
+      .limit(1);
+    if (!row) return undefined;
+    const sub = row.subscription;
+    return {
+      delivery: row.delivery,
+      message: toMessage(row.message),
+      subscription: sub
+        ? { ...toSubscription(sub), secret: sub.secret ?? '', previousSecret: sub.previousSecret, previousSecretExpiresAt: sub.previousSecretExpiresAt }
+        : undefined,
+    };
+  }
+
+  /**
+   * Records an attempt and moves the delivery on, in one transaction with the message's status:
+   * delivered; dead after the last attempt (or a permanent failure); otherwise pending with the
+   * next attempt scheduled by the backoff (or Retry-After).
+   */
+  async recordAttempt(job: DeliveryJobRef, context: AttemptContext, result: AttemptResult, startedAt: Date, random?: () => number): Promise<AttemptOutcome> {
+    const now = this.now();
+    const attemptNo = job.attempt + 1;
+    const sub = context.subscription;
+    const maxAttempts = sub?.maxAttempts ?? attemptNo;
+    const error = result.error?.slice(0, ERROR_MAX) ?? null;
+    let outcome: AttemptOutcome;
+    let set: Partial<DeliveryRow>;
+    if (result.ok) {
+      outcome = { kind: 'delivered' };
+      set = { status: 'delivered', deliveredAt: now, nextAttemptAt: null };
+    } else if (result.permanent || result.gone || attemptNo >= maxAttempts) {
+      const reason = result.gone || result.permanent ? error ?? 'permanent failure' : `gave up after ${attemptNo} attempts: ${error ?? 'failed'}`;
+      outcome = { kind: 'dead', reason };
+      set = { status: 'dead', deadAt: now, nextAttemptAt: null, lastError: reason.slice(0, ERROR_MAX) };
+    } else {
+      const delay = nextAttemptDelayMs(sub?.backoff ?? { initialMs: 1000, maxMs: 1000 }, attemptNo, result.retryAfterMs, random);
+      const runAt = new Date(now.getTime() + delay);
+      outcome = { kind: 'retry', job: { deliveryId: job.deliveryId, generation: job.generation, attempt: attemptNo, runAt } };
+      set = { nextAttemptAt: runAt };
+    }
+
+    return this.db.transaction(async (tx) => {
+      const [updated] = await tx
+        .update(deliveries)
+        .set({
+          lastError: error,
+          ...set,
+          attempts: attemptNo,
+          lastStatusCode: result.statusCode ?? null,
+          leaseUntil: null,
+          updatedAt: now,
+        })
+        .where(and(eq(deliveries.id, job.deliveryId), eq(deliveries.generation, job.generation), eq(deliveries.attempts, job.attempt), eq(deliveries.status, 'pending')));
+      // Someone replayed or finished it meanwhile: this attempt's result no longer applies.
+      if (updated.affectedRows !== 1) return { kind: 'stale' } as const;
+      await tx.insert(deliveryAttempts).values({
+        deliveryId: job.deliveryId,
+        generation: job.generation,
+        attempt: attemptNo,
+        startedAt,
+        durationMs: Math.max(0, Math.round(result.durationMs)),
+        ok: result.ok,
+        statusCode: result.statusCode ?? null,
+        error,
+        responseExcerpt: result.responseExcerpt?.slice(0, 1024) ?? null,
+      });
+      if (outcome.kind !== 'retry') await rollUpMessageStatus(tx, [context.message.id], now);
+      return outcome;
+    });
+  }
+
+  /** Marks a delivery dead without an attempt (its subscription was deleted or disabled). */
+  async markDead(job: DeliveryJobRef, messageId: string, reason: string): Promise<boolean> {
+    const now = this.now();
+    return this.db.transaction(async (tx) => {
+      const [result] = await tx
+        .update(deliveries)
+        .set({ status: 'dead', deadAt: now, nextAttemptAt: null, leaseUntil: null, lastError: reason.slice(0, ERROR_MAX), updatedAt: now })
+        .where(and(eq(deliveries.id, job.deliveryId), eq(deliveries.generation, job.generation), eq(deliveries.attempts, job.attempt), eq(deliveries.status, 'pending')));
+      if (result.affectedRows === 1) await rollUpMessageStatus(tx, [messageId], now);
+      return result.affectedRows === 1;
+    });
+  }
+
+  /**
+   * Pending deliveries due for at least `graceMs` and not leased: the reconciler re-enqueues
+   * them. Their jobs have deterministic ids, so one that is still queued is not duplicated.
+   */
+  async due(limit: number, graceMs: number): Promise<DeliveryJobRef[]> {
+    const now = this.now();
+    const rows = await this.db
+      .select({ id: deliveries.id, generation: deliveries.generation, attempts: deliveries.attempts, nextAttemptAt: deliveries.nextAttemptAt })
+      .from(deliveries)
+      .where(
+        and(
+          eq(deliveries.status, 'pending'),
+          lte(deliveries.nextAttemptAt, new Date(now.getTime() - graceMs)),
+          or(isNull(deliveries.leaseUntil), lt(deliveries.leaseUntil, now)),
+        ),
+      )
+      .orderBy(asc(deliveries.nextAttemptAt))
+      .limit(limit);
+    return rows.map((r) => ({ deliveryId: r.id, generation: r.generation, attempt: r.attempts, runAt: r.nextAttemptAt ?? now }));
+  }
+
+  /** Requeues a message's dead deliveries (or all of them) as a new generation. */
+  async requeueMessage(messageId: string, all: boolean): Promise<DeliveryJobRef[]> {
+    const statuses: DeliveryStatus[] = all ? ['dead', 'delivered', 'pending'] : ['dead'];
+    return this.requeue(and(eq(deliveries.messageId, messageId), inArray(deliveries.status, statuses)));
+  }
+
+  /** Requeues a subscription's dead deliveries that died within [since, until). */
+  async requeueSubscription(subscriptionId: string, since?: Date, until?: Date): Promise<DeliveryJobRef[]> {
+    return this.requeue(
+      and(
+        eq(deliveries.subscriptionId, subscriptionId),
+        eq(deliveries.status, 'dead'),
+        since ? gte(deliveries.deadAt, since) : undefined,
+        until ? lt(deliveries.deadAt, until) : undefined,
+      ),
+    );
+  }
+
+  private async requeue(where: ReturnType<typeof and>): Promise<DeliveryJobRef[]> {
+    const now = this.now();
+    return this.db.transaction(async (tx) => {
+      const rows = await tx.select({ id: deliveries.id, messageId: deliveries.messageId }).from(deliveries).where(where).for('update');
+      if (rows.length === 0) return [];
+      const ids = rows.map((r) => r.id);
+      await tx
+        .update(deliveries)
+        .set({
+          status: 'pending',
+          generation: sql`${deliveries.generation} + 1`,
+          attempts: 0,
+          nextAttemptAt: now,
+          leaseUntil: null,
+          deadAt: null,
+          deliveredAt: null,
+          updatedAt: now,
+        })
+        .where(inArray(deliveries.id, ids));
+      await rollUpMessageStatus(tx, [...new Set(rows.map((r) => r.messageId))], now);
+      const after = await tx.select({ id: deliveries.id, generation: deliveries.generation }).from(deliveries).where(inArray(deliveries.id, ids));
+      return after.map((r) => ({ deliveryId: r.id, generation: r.generation, attempt: 0, runAt: now }));
+    });
+  }
+
+  async forMessage(messageId: string): Promise<DeliverySummary[]> {
+    const rows = await this.db.select().from(deliveries).where(eq(deliveries.messageId, messageId)).orderBy(asc(deliveries.id));
+    return rows.map(toSummary);
+  }
+
+  /** Each delivery of a message with its attempts, newest attempt first. */
+  async forMessageWithAttempts(messageId: string): Promise<Array<DeliverySummary & { attemptsLog: AttemptRecord[] }>> {
+    const summaries = await this.forMessage(messageId);
+    if (summaries.length === 0) return [];
+    const attempts = await this.db
+      .select()
+      .from(deliveryAttempts)
+      .where(inArray(deliveryAttempts.deliveryId, summaries.map((s) => s.id)))
+      .orderBy(desc(deliveryAttempts.id));
+    return summaries.map((s) => ({ ...s, attemptsLog: attempts.filter((a) => a.deliveryId === s.id).map(toAttempt) }));
+  }
+
+  async countByStatus(status: DeliveryStatus): Promise<number> {
+    const [row] = await this.db.select({ n: sql<string>`COUNT(*)` }).from(deliveries).where(eq(deliveries.status, status));
+    return Number(row?.n ?? 0);
+  }
+}
+
+/**
+ * Sets committed messages' status from their deliveries (see `committedStatus` in the domain):
+ * failed while any is dead, delivered when none is pending or dead, confirmed otherwise.
+ */
+export async function rollUpMessageStatus(tx: Tx, messageIds: string[], now: Date): Promise<void> {
+  if (messageIds.length === 0) return;
+  await tx.execute(sql`
+    UPDATE messages m SET
+      m.status = CASE
+        WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = 'dead') THEN 'failed'
+        WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = 'pending') THEN 'confirmed'
+        WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id) THEN 'delivered'
+        ELSE 'confirmed' END,
+      m.updated_at = ${now}
+    WHERE m.id IN (${sql.join(messageIds.map((id) => sql`${id}`), sql`, `)})
+      AND m.status IN ('confirmed', 'delivered', 'failed')`);
+}
+
+function toSummary(row: DeliveryRow): DeliverySummary {
+  return {
+    id: row.id,
+    subscriptionId: row.subscriptionId,
+    targetType: row.targetType as TargetType,
+    status: row.status as DeliveryStatus,
+    attempts: row.attempts,
+    lastError: row.lastError,
+    lastStatusCode: row.lastStatusCode,
+    nextAttemptAt: row.nextAttemptAt,
+    deliveredAt: row.deliveredAt,
+    deadAt: row.deadAt,
+  };
+}
+
+function toAttempt(row: DeliveryAttemptRow): AttemptRecord {
+  return {
+    generation: row.generation,
+    attempt: row.attempt,
+    startedAt: row.startedAt,
+    durationMs: row.durationMs,
+    ok: row.ok,
+    statusCode: row.statusCode,
+    error: row.error,
+    responseExcerpt: row.responseExcerpt,
+  };
+}

@@ -1,0 +1,71 @@
+import { bigint, boolean, datetime, index, int, mysqlTable, smallint, text, uniqueIndex, varchar } from 'drizzle-orm/mysql-core';
+
+/** Mirrors migrations/0002_deliveries.sql (the DDL source of truth); a test compares them. */
+export const subscriptions = mysqlTable(
+  'subscriptions',
+  {
+    id: varchar('id', { length: 40 }).primaryKey(),
+    name: varchar('name', { length: 200 }).notNull(),
+    topicPattern: varchar('topic_pattern', { length: 200 }).notNull(),
+    targetType: varchar('target_type', { length: 16 }).notNull(),
+    target: text('target').notNull(),
+    maxAttempts: smallint('max_attempts', { unsigned: true }).notNull(),
+    backoffInitialMs: int('backoff_initial_ms', { unsigned: true }).notNull(),
+    backoffMaxMs: int('backoff_max_ms', { unsigned: true }).notNull(),
+    enabled: boolean('enabled').notNull(),
+    disabledReason: varchar('disabled_reason', { length: 500 }),
+    secret: varchar('secret', { length: 100 }),
+    previousSecret: varchar('previous_secret', { length: 100 }),
+    previousSecretExpiresAt: datetime('previous_secret_expires_at', { mode: 'date', fsp: 3 }),
+    createdAt: datetime('created_at', { mode: 'date', fsp: 3 }).notNull(),
+    updatedAt: datetime('updated_at', { mode: 'date', fsp: 3 }).notNull(),
+  },
+  (t) => [index('ix_subscriptions_enabled').on(t.enabled), index('ix_subscriptions_created').on(t.createdAt, t.id)],
+);
+
+export const deliveries = mysqlTable(
+  'deliveries',
+  {
+    id: bigint('id', { mode: 'number', unsigned: true }).autoincrement().primaryKey(),
+    messageId: varchar('message_id', { length: 128 }).notNull(),
+    subscriptionId: varchar('subscription_id', { length: 40 }).notNull(),
+    targetType: varchar('target_type', { length: 16 }).notNull(),
+    status: varchar('status', { length: 16 }).notNull(),
+    attempts: smallint('attempts', { unsigned: true }).notNull().default(0),
+    generation: smallint('generation', { unsigned: true }).notNull().default(0),
+    nextAttemptAt: datetime('next_attempt_at', { mode: 'date', fsp: 3 }),
+    leaseUntil: datetime('lease_until', { mode: 'date', fsp: 3 }),
+    lastError: varchar('last_error', { length: 1000 }),
+    lastStatusCode: smallint('last_status_code', { unsigned: true }),
+    createdAt: datetime('created_at', { mode: 'date', fsp: 3 }).notNull(),
+    updatedAt: datetime('updated_at', { mode: 'date', fsp: 3 }).notNull(),
+    deliveredAt: datetime('delivered_at', { mode: 'date', fsp: 3 }),
+    deadAt: datetime('dead_at', { mode: 'date', fsp: 3 }),
+  },
+  (t) => [
+    uniqueIndex('uq_deliveries_message_subscription').on(t.messageId, t.subscriptionId),
+    index('ix_deliveries_status_next').on(t.status, t.nextAttemptAt),
+    index('ix_deliveries_subscription_status').on(t.subscriptionId, t.status, t.deadAt),
+  ],
+);
+
+export const deliveryAttempts = mysqlTable(
+  'delivery_attempts',
+  {
+    id: bigint('id', { mode: 'number', unsigned: true }).autoincrement().primaryKey(),
+    deliveryId: bigint('delivery_id', { mode: 'number', unsigned: true }).notNull(),
+    generation: smallint('generation', { unsigned: true }).notNull(),
+    attempt: smallint('attempt', { unsigned: true }).notNull(),
+    startedAt: datetime('started_at', { mode: 'date', fsp: 3 }).notNull(),
+    durationMs: int('duration_ms', { unsigned: true }).notNull(),
+    ok: boolean('ok').notNull(),
+    statusCode: smallint('status_code', { unsigned: true }),
+    error: varchar('error', { length: 1000 }),
+    responseExcerpt: varchar('response_excerpt', { length: 1024 }),
+  },
+  (t) => [index('ix_delivery_attempts_delivery').on(t.deliveryId, t.id)],
+);
+
+export type SubscriptionRow = typeof subscriptions.$inferSelect;
+export type DeliveryRow = typeof deliveries.$inferSelect;
+export type DeliveryAttemptRow = typeof deliveryAttempts.$inferSelect;
