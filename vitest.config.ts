@@ -9,6 +9,8 @@ export default defineConfig({
       '@herald/domain': lib('domain'),
       '@herald/contract': lib('contract'),
       '@herald/db': lib('db'),
+      '@herald/delivery': lib('delivery'),
+      '@herald/queues': lib('queues'),
     },
   },
   test: {

@@ -1,0 +1,167 @@
+import { connect, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import type { AttemptResult } from '@herald/domain';
+
+export interface AmqpPublishRequest {
+  exchange: string;
+  routingKey: string;
+  messageId: string;
+  /** The payload as stored JSON text. */
+  body: string;
+  headers: Record<string, string>;
+  /** Unique per attempt; lets a basic.return be matched to its publish. */
+  publishId: string;
+}
+
+export interface RabbitPublisherOptions {
+  url: string;
+  confirmTimeoutMs?: number;
+  /** How long a successful exchange check is trusted. */
+  exchangeCheckTtlMs?: number;
+}
+
+type Settle = (error?: string) => void;
+
+/**
+ * Publishes on one confirm channel, reconnecting on demand. A publish succeeds only on a broker
+ * ack with no basic.return before it: mandatory + unroutable, nack, channel closed and timeout
+ * are all failures with a clear reason. A missing exchange would close the shared channel (and
+ * fail every publish in flight), so exchanges are checked first on a throwaway channel.
+ */
+export class RabbitPublisher {
+  private model?: ChannelModel;
+  private channel?: ConfirmChannel;
+  private opening?: Promise<ConfirmChannel>;
+  private readonly pending = new Map<string, Settle>();
+  private readonly returned = new Set<string>();
+  private readonly checkedExchanges = new Map<string, number>();
+  private closed = false;
+
+  constructor(private readonly options: RabbitPublisherOptions) {}
+
+  async publish(req: AmqpPublishRequest): Promise<AttemptResult> {
+    const started = performance.now();
+    const fail = (error: string): AttemptResult => ({ ok: false, durationMs: performance.now() - started, error });
+    let channel: ConfirmChannel;
+    try {
+      channel = await this.ensureChannel();
+    } catch (err) {
+      return fail(`cannot reach RabbitMQ: ${(err as Error).message}`);
+    }
+    const missing = await this.checkExchange(req.exchange);
+    if (missing) return fail(missing);
+
+    const timeoutMs = this.options.confirmTimeoutMs ?? 10_000;
+    const error = await new Promise<string | undefined>((resolve) => {
+      const timer = setTimeout(() => settle(`no broker confirm within ${timeoutMs} ms`), timeoutMs);
+      const settle: Settle = (reason) => {
+        if (!this.pending.delete(req.publishId)) return;
+        clearTimeout(timer);
+        this.returned.delete(req.publishId);
+        resolve(reason);
+      };
+      this.pending.set(req.publishId, settle);
+      try {
+        channel.publish(
+          req.exchange,
+          req.routingKey,
+          Buffer.from(req.body, 'utf8'),
+          {
+            persistent: true,
+            mandatory: true,
+            messageId: req.messageId,
+            contentType: 'application/json',
+            timestamp: Math.floor(Date.now() / 1000),
+            headers: { ...req.headers, 'herald-publish-id': req.publishId },
+          },
+          (err) => {
+            if (err) return settle(`broker refused the message (nack): ${err.message ?? err}`);
+            // The broker sends basic.return before the ack of an unroutable mandatory message.
+            if (this.returned.has(req.publishId)) {
+              return settle(`unroutable: no queue is bound to exchange "${req.exchange}" for routing key "${req.routingKey}"`);
+            }
+            settle();
+          },
+        );
+      } catch (err) {
+        settle(`publish failed: ${(err as Error).message}`);
+      }
+    });
+    return error ? fail(error) : { ok: true, durationMs: performance.now() - started };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.failAll('publisher closed');
+    const model = this.model;
+    this.model = undefined;
+    this.channel = undefined;
+    await model?.close().catch(() => undefined);
+  }
+
+  private async ensureChannel(): Promise<ConfirmChannel> {
+    if (this.closed) throw new Error('publisher closed');
+    if (this.channel) return this.channel;
+    this.opening ??= this.open().finally(() => {
+      this.opening = undefined;
+    });
+    return this.opening;
+  }
+
+  private async open(): Promise<ConfirmChannel> {
+    if (!this.model) {
+      const model = await connect(this.options.url, { timeout: 5_000 });
+      model.on('error', () => undefined); // 'close' follows and does the work
+      model.on('close', () => {
+        if (this.model === model) {
+          this.model = undefined;
+          this.channel = undefined;
+          this.checkedExchanges.clear();
+          this.failAll('connection to RabbitMQ closed before the broker confirmed');
+        }
+      });
+      this.model = model;
+    }
+    const channel = await this.model.createConfirmChannel();
+    channel.on('error', () => undefined);
+    channel.on('close', () => {
+      if (this.channel === channel) {
+        this.channel = undefined;
+        this.failAll('channel closed before the broker confirmed');
+      }
+    });
+    channel.on('return', (message) => {
+      const id = message.properties.headers?.['herald-publish-id'];
+      if (typeof id === 'string') this.returned.add(id);
+    });
+    this.channel = channel;
+    return channel;
+  }
+
+  private async checkExchange(exchange: string): Promise<string | undefined> {
+    if (exchange === '') return undefined; // the default exchange always exists
+    const checkedAt = this.checkedExchanges.get(exchange);
+    if (checkedAt !== undefined && Date.now() - checkedAt < (this.options.exchangeCheckTtlMs ?? 30_000)) return undefined;
+    const model = this.model;
+    if (!model) return 'connection to RabbitMQ lost';
+    let probe;
+    try {
+      probe = await model.createChannel();
+    } catch (err) {
+      return `cannot open a channel: ${(err as Error).message}`;
+    }
+    probe.on('error', () => undefined);
+    try {
+      await probe.checkExchange(exchange);
+      this.checkedExchanges.set(exchange, Date.now());
+      await probe.close().catch(() => undefined);
+      return undefined;
+    } catch (err) {
+      // The broker closed the probe channel; nothing else is affected.
+      return `exchange "${exchange}" does not exist (${(err as Error).message.replace(/^Operation failed: /, '')})`;
+    }
+  }
+
+  private failAll(reason: string): void {
+    for (const settle of [...this.pending.values()]) settle(reason);
+  }
+}
