@@ -6,15 +6,20 @@ import { installDrain } from './plugins/drain';
 import { installErrorHandling, installJsonParser } from './plugins/errors';
 import { metricsPlugin } from './plugins/metrics';
 import { mysqlPlugin } from './plugins/mysql';
+import { queuesPlugin } from './plugins/queues';
 import { redisPlugin } from './plugins/redis';
 import { swaggerPlugin } from './plugins/swagger';
 import { installValidators } from './plugins/validation';
+import { workerPlugin } from './plugins/worker';
 import { healthRoutes } from './routes/health.routes';
 import { messageRoutes } from './routes/messages.routes';
+import { subscriptionRoutes } from './routes/subscriptions.routes';
 
 export interface BuildOptions {
   /** pino options, or false for no logs (tests). */
   logger?: boolean | Record<string, unknown>;
+  /** false: never start the delivery worker (writing openapi.yaml, API-only tests). */
+  worker?: boolean;
 }
 
 /** Builds the Herald app: config, then infrastructure plugins, then routes. Opens no connection. */
@@ -35,11 +40,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(metricsPlugin);
   await app.register(mysqlPlugin, { url: config.databaseUrl, poolSize: config.dbPoolSize, checkDefaults: config.checkDefaults });
   await app.register(redisPlugin, { url: config.redisUrl });
+  await app.register(queuesPlugin, { redisUrl: config.redisUrl, prefix: config.queuePrefix });
   await app.register(authPlugin, { keys: config.apiKeys, disabled: config.authDisabled });
   await app.register(swaggerPlugin);
 
   await app.register(healthRoutes);
-  if (config.role !== 'worker') await app.register(messageRoutes);
+  if (config.role !== 'worker') {
+    await app.register(messageRoutes);
+    await app.register(subscriptionRoutes);
+  }
+  if (config.role !== 'api' && options.worker !== false) await app.register(workerPlugin, { config });
   return app;
 }
 

@@ -26,6 +26,13 @@ export interface Config {
   shutdownTimeoutMs: number;
   logLevel: string;
   checkDefaults: CheckPolicy;
+  delivery: {
+    concurrency: number;
+    webhookTimeoutMs: number;
+    amqpConfirmTimeoutMs: number;
+    reconcileIntervalMs: number;
+    reconcileGraceMs: number;
+  };
 }
 
 /** A configuration mistake; the message names the variable, and the process stops. */
@@ -68,6 +75,13 @@ export function parseConfig(env: Env): Config {
       checkIntervalMs: int(env, 'HERALD_CHECK_INTERVAL_MS', DEFAULT_CHECK_POLICY.checkIntervalMs, limits.checkIntervalMs.min, limits.checkIntervalMs.max),
       maxChecks: int(env, 'HERALD_MAX_CHECKS', DEFAULT_CHECK_POLICY.maxChecks, limits.maxChecks.min, limits.maxChecks.max),
       onChecksExhausted: oneOf(env, 'HERALD_ON_CHECKS_EXHAUSTED', DEFAULT_CHECK_POLICY.onChecksExhausted, ['rollback', 'hold'] as const),
+    },
+    delivery: {
+      concurrency: int(env, 'HERALD_DELIVERY_CONCURRENCY', 32, 1, 1000),
+      webhookTimeoutMs: int(env, 'HERALD_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
+      amqpConfirmTimeoutMs: int(env, 'HERALD_AMQP_CONFIRM_TIMEOUT_MS', 10_000, 100, 120_000),
+      reconcileIntervalMs: int(env, 'HERALD_RECONCILE_INTERVAL_MS', 5_000, 50, 600_000),
+      reconcileGraceMs: int(env, 'HERALD_RECONCILE_GRACE_MS', 2_000, 0, 600_000),
     },
   };
 }

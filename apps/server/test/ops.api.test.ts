@@ -125,7 +125,11 @@ describe('Swagger UI and the OpenAPI document', () => {
     expect(ui.body).toContain('swagger');
     const spec = (await app.inject({ url: '/docs/json' })).json();
     expect(spec.openapi).toBe('3.1.0');
-    expect(Object.keys(spec.paths).sort()).toEqual(['/healthz', '/metrics', '/readyz', '/v1/messages', '/v1/messages/{id}', '/v1/messages/{id}/cancel', '/v1/messages/{id}/confirm']);
+    expect(Object.keys(spec.paths).sort()).toEqual([
+      '/healthz', '/metrics', '/readyz', '/v1/messages', '/v1/messages/{id}', '/v1/messages/{id}/cancel', '/v1/messages/{id}/confirm',
+      '/v1/messages/{id}/deliveries', '/v1/messages/{id}/redeliver', '/v1/subscriptions', '/v1/subscriptions/{id}',
+      '/v1/subscriptions/{id}/redeliver', '/v1/subscriptions/{id}/rotate-secret',
+    ]);
   });
 
   it('documents every route with a summary, tags, and its error responses', async () => {

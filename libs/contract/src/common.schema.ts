@@ -40,7 +40,7 @@ export const Errors = {
   400: error('Validation failed; `message` and `field` name the field and the reason'),
   401: error('Missing or unknown bearer token'),
   403: error('The token’s role may not use this route'),
-  404: error('No such message'),
+  404: error('No such message or subscription'),
   409: error('Conflicts with the stored message'),
   413: error('Request body larger than HERALD_MAX_BODY_BYTES'),
   415: error('Content-Type is not application/json'),

@@ -1,3 +1,5 @@
 export * from './common.schema';
 export * from './message.schema';
+export * from './subscription.schema';
+export * from './delivery.schema';
 export * from './health.schema';

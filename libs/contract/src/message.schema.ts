@@ -52,7 +52,7 @@ export type PrepareMessageBody = Static<typeof PrepareMessageBody>;
 export const Delivery = Type.Object({
   subscriptionId: Type.String(),
   status: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('dead')]),
-  attempts: Type.Integer(),
+  attempts: Type.Integer({ description: 'attempts made in the current replay generation' }),
   lastError: Type.Union([Type.String(), Type.Null()]),
 });
 

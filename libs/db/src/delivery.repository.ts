@@ -278,6 +278,19 @@ export class DeliveryRepository {
     return rows.map(toSummary);
   }
 
+  /** Delivery summaries of several messages in one query, by message id. */
+  async forMessages(messageIds: readonly string[]): Promise<Map<string, DeliverySummary[]>> {
+    const byMessage = new Map<string, DeliverySummary[]>();
+    if (messageIds.length === 0) return byMessage;
+    const rows = await this.db.select().from(deliveries).where(inArray(deliveries.messageId, [...messageIds])).orderBy(asc(deliveries.id));
+    for (const row of rows) {
+      const list = byMessage.get(row.messageId) ?? [];
+      list.push(toSummary(row));
+      byMessage.set(row.messageId, list);
+    }
+    return byMessage;
+  }
+
   /** Each delivery of a message with its attempts, newest attempt first. */
   async forMessageWithAttempts(messageId: string): Promise<Array<DeliverySummary & { attemptsLog: AttemptRecord[] }>> {
     const summaries = await this.forMessage(messageId);

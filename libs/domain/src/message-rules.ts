@@ -31,36 +31,38 @@ export function payloadDepthProblem(payload: unknown): FieldProblem | undefined 
   return undefined;
 }
 
-export function headersProblem(headers: Record<string, string> | undefined): FieldProblem | undefined {
+export function headersProblem(headers: Record<string, string> | undefined, field = 'headers'): FieldProblem | undefined {
   if (!headers) return undefined;
   for (const name of Object.keys(headers)) {
     const lower = name.toLowerCase();
     if (RESERVED_HEADERS.has(lower) || RESERVED_HEADER_PREFIXES.some((p) => lower.startsWith(p))) {
-      return { field: `headers.${name}`, reason: 'is reserved: Herald sets this header itself' };
+      return { field: `${field}.${name}`, reason: 'is reserved: Herald sets this header itself' };
     }
   }
   const lowered = Object.keys(headers).map((n) => n.toLowerCase());
   if (new Set(lowered).size !== lowered.length) {
-    return { field: 'headers', reason: 'must not repeat a header name in different letter case' };
+    return { field, reason: 'must not repeat a header name in different letter case' };
   }
   return undefined;
 }
 
-/** A check URL must be absolute http(s) with a host and no credentials in it. */
-export function checkUrlProblem(url: string | undefined): FieldProblem | undefined {
+/** A URL Herald calls (check URL, webhook) must be absolute http(s), name a host, and carry no credentials. */
+export function targetUrlProblem(url: string | undefined, field: string): FieldProblem | undefined {
   if (url === undefined) return undefined;
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return { field: 'checkUrl', reason: 'must be an absolute URL' };
+    return { field, reason: 'must be an absolute URL' };
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    return { field: 'checkUrl', reason: 'must use http or https' };
-  }
-  if (!parsed.hostname) return { field: 'checkUrl', reason: 'must name a host' };
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return { field, reason: 'must use http or https' };
+  if (!parsed.hostname) return { field, reason: 'must name a host' };
   if (parsed.username || parsed.password) {
-    return { field: 'checkUrl', reason: 'must not carry credentials; Herald signs its check calls instead' };
+    return { field, reason: 'must not carry credentials; Herald signs its calls instead' };
   }
   return undefined;
+}
+
+export function checkUrlProblem(url: string | undefined): FieldProblem | undefined {
+  return targetUrlProblem(url, 'checkUrl');
 }

@@ -4,6 +4,9 @@ import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client
 export interface HeraldMetrics {
   registry: Registry;
   transitions: Counter<'from' | 'to'>;
+  deliveryAttempts: Counter<'target' | 'outcome'>;
+  deliveryAttemptSeconds: Histogram<'target'>;
+  deliveriesFinished: Counter<'target' | 'status'>;
 }
 
 declare module 'fastify' {
@@ -36,7 +39,26 @@ export const metricsPlugin = fp(
       labelNames: ['from', 'to'] as const,
       registers: [registry],
     });
-    app.decorate('metrics', { registry, transitions });
+    const deliveryAttempts = new Counter({
+      name: 'herald_delivery_attempts_total',
+      help: 'Delivery attempts by target type and outcome (success or failure)',
+      labelNames: ['target', 'outcome'] as const,
+      registers: [registry],
+    });
+    const deliveryAttemptSeconds = new Histogram({
+      name: 'herald_delivery_attempt_duration_seconds',
+      help: 'Time one delivery attempt took, by target type',
+      labelNames: ['target'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    });
+    const deliveriesFinished = new Counter({
+      name: 'herald_deliveries_finished_total',
+      help: 'Deliveries that reached delivered or dead, by target type',
+      labelNames: ['target', 'status'] as const,
+      registers: [registry],
+    });
+    app.decorate('metrics', { registry, transitions, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished });
 
     app.addHook('onResponse', async (request, reply) => {
       // The route pattern, never the raw URL: ids in paths would explode the label set.

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin';
-import { createDatabasePool, createDb, MessageRepository } from '@herald/db';
+import { createDatabasePool, createDb, DeliveryRepository, MessageRepository, SubscriptionRepository } from '@herald/db';
 import type { CheckPolicy } from '@herald/domain';
 import type { Pool } from 'mysql2/promise';
 
@@ -7,6 +7,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     mysql: Pool;
     messages: MessageRepository;
+    subscriptions: SubscriptionRepository;
+    deliveries: DeliveryRepository;
   }
 }
 
@@ -20,12 +22,15 @@ export interface MysqlPluginOptions {
 export const mysqlPlugin = fp<MysqlPluginOptions>(
   async (app, options) => {
     const pool = createDatabasePool({ url: options.url, connectionLimit: options.poolSize });
-    const messages = new MessageRepository(createDb(pool), {
+    const db = createDb(pool);
+    const messages = new MessageRepository(db, {
       defaults: options.checkDefaults,
       onTransition: (from, to) => app.metrics.transitions.inc({ from, to }),
     });
     app.decorate('mysql', pool);
     app.decorate('messages', messages);
+    app.decorate('subscriptions', new SubscriptionRepository(db));
+    app.decorate('deliveries', new DeliveryRepository(db));
     app.addHook('onClose', async () => {
       await pool.end();
     });

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { API_VERSION, ErrorResponse, Message } from '@herald/contract';
+import { API_VERSION, ErrorResponse, Message, Subscription } from '@herald/contract';
 
 /**
  * The OpenAPI document is generated from the routes' TypeBox schemas; openapi.yaml at the
@@ -11,6 +11,7 @@ export const swaggerPlugin = fp(
   async (app) => {
     app.addSchema(ErrorResponse);
     app.addSchema(Message);
+    app.addSchema(Subscription);
     await app.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -23,6 +24,7 @@ export const swaggerPlugin = fp(
         },
         tags: [
           { name: 'messages', description: 'Prepare, confirm, cancel and inspect transactional messages' },
+          { name: 'subscriptions', description: 'Where confirmed messages are delivered (admin)' },
           { name: 'operations', description: 'Health, readiness and metrics' },
         ],
         components: {

@@ -1,17 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { Errors, ListMessagesQuery, Message, MessageIdParams, MessageList, PrepareMessageBody } from '@herald/contract';
-import { checkUrlProblem, decodeCursor, encodeCursor, headersProblem, payloadDepthProblem, type StoredMessage } from '@herald/domain';
-import type { DecisionResult } from '@herald/db';
+import { DeliveryList, Errors, ListMessagesQuery, Message, MessageIdParams, MessageList, PrepareMessageBody, RedeliverBody, Requeued } from '@herald/contract';
+import { checkUrlProblem, decodeCursor, encodeCursor, headersProblem, isCommitted, payloadDepthProblem, type StoredMessage } from '@herald/domain';
+import type { DecisionResult, DeliverySummary } from '@herald/db';
 import { badRequest, HttpProblem } from '../plugins/errors';
 
 const producer = { access: 'producer' as const };
 const security = [{ bearer: [] }];
 const MessageRef = Type.Ref(Message);
 
-/** The API shape of a stored message. Deliveries arrive with the delivery engine. */
-export function toApiMessage(message: StoredMessage) {
-  const iso = (d: Date | null) => (d ? d.toISOString() : null);
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+/** The API shape of a stored message with the summary of its deliveries. */
+export function toApiMessage(message: StoredMessage, deliveries: readonly DeliverySummary[]) {
   return {
     ...message,
     nextCheckAt: iso(message.nextCheckAt),
@@ -19,22 +20,28 @@ export function toApiMessage(message: StoredMessage) {
     updatedAt: message.updatedAt.toISOString(),
     confirmedAt: iso(message.confirmedAt),
     cancelledAt: iso(message.cancelledAt),
-    deliveries: [],
+    deliveries: deliveries.map((d) => ({ subscriptionId: d.subscriptionId, status: d.status, attempts: d.attempts, lastError: d.lastError })),
   };
 }
 
-function decisionReply(result: DecisionResult, id: string, verb: 'confirmed' | 'cancelled') {
-  switch (result.kind) {
-    case 'not_found':
-      throw new HttpProblem(404, `message ${id} not found`);
-    case 'conflict':
-      throw new HttpProblem(409, `message ${id} is ${result.message.status}; it cannot be ${verb}`);
-    default:
-      return toApiMessage(result.message);
-  }
-}
-
 export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const withDeliveries = async (message: StoredMessage) => toApiMessage(message, await app.deliveries.forMessage(message.id));
+
+  async function decisionReply(result: DecisionResult, id: string, verb: 'confirmed' | 'cancelled') {
+    switch (result.kind) {
+      case 'not_found':
+        throw new HttpProblem(404, `message ${id} not found`);
+      case 'conflict':
+        throw new HttpProblem(409, `message ${id} is ${result.message.status}; it cannot be ${verb}`);
+      case 'applied':
+        // Committed: the deliveries exist in MySQL whatever happens to this enqueue.
+        await app.scheduleDeliveries(result.jobs, id);
+        return withDeliveries(result.message);
+      default:
+        return withDeliveries(result.message);
+    }
+  }
+
   app.post('/v1/messages', {
     config: producer,
     schema: {
@@ -64,7 +71,8 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (outcome.kind === 'conflict') {
       throw new HttpProblem(409, `message ${outcome.message.id} already exists with different content`, 'id');
     }
-    return reply.code(outcome.kind === 'created' ? 201 : 200).send(toApiMessage(outcome.message));
+    if (outcome.kind === 'created') await app.scheduleDeliveries(outcome.jobs, outcome.message.id);
+    return reply.code(outcome.kind === 'created' ? 201 : 200).send(await withDeliveries(outcome.message));
   });
 
   app.post('/v1/messages/:id/confirm', {
@@ -106,7 +114,54 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     const message = await app.messages.findById(request.params.id);
     if (!message) throw new HttpProblem(404, `message ${request.params.id} not found`);
-    return toApiMessage(message);
+    return withDeliveries(message);
+  });
+
+  app.get('/v1/messages/:id/deliveries', {
+    config: producer,
+    schema: {
+      operationId: 'listMessageDeliveries',
+      summary: 'A message’s deliveries with every attempt',
+      description: 'Each delivery with its attempts (time, duration, status code, error, first 1 KiB of the response), newest attempt first.',
+      tags: ['messages'],
+      security,
+      params: MessageIdParams,
+      response: { 200: DeliveryList, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 503: Errors[503] },
+    },
+  }, async (request) => {
+    if (!(await app.messages.findById(request.params.id))) throw new HttpProblem(404, `message ${request.params.id} not found`);
+    const items = await app.deliveries.forMessageWithAttempts(request.params.id);
+    return {
+      items: items.map((d) => ({
+        ...d,
+        nextAttemptAt: iso(d.nextAttemptAt),
+        deliveredAt: iso(d.deliveredAt),
+        deadAt: iso(d.deadAt),
+        attemptsLog: d.attemptsLog.map((a) => ({ ...a, startedAt: a.startedAt.toISOString() })),
+      })),
+    };
+  });
+
+  app.post('/v1/messages/:id/redeliver', {
+    config: { access: 'admin' as const },
+    schema: {
+      operationId: 'redeliverMessage',
+      summary: 'Replay a message’s dead deliveries (or all of them)',
+      description: 'Requeues the message’s dead deliveries, or every delivery with `{ "all": true }`, as a new generation with a fresh attempt budget. A failed message goes back to confirmed.',
+      tags: ['messages'],
+      security,
+      params: MessageIdParams,
+      body: Type.Optional(RedeliverBody),
+      response: { 202: Requeued, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 503: Errors[503] },
+    },
+  }, async (request, reply) => {
+    const { id } = request.params;
+    const message = await app.messages.findById(id);
+    if (!message) throw new HttpProblem(404, `message ${id} not found`);
+    if (!isCommitted(message.status)) throw new HttpProblem(409, `message ${id} is ${message.status}; only confirmed messages have deliveries`);
+    const jobs = await app.deliveries.requeueMessage(id, request.body?.all === true);
+    await app.scheduleDeliveries(jobs, id);
+    return reply.code(202).send({ requeued: jobs.length });
   });
 
   app.get('/v1/messages', {
@@ -125,8 +180,9 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const position = cursor === undefined ? undefined : decodeCursor(cursor);
     if (cursor !== undefined && !position) throw badRequest({ field: 'cursor', reason: 'is not a cursor this service issued' }, 'querystring');
     const page = await app.messages.list({ status, topic, limit, beforeSeq: position?.seq });
+    const deliveries = await app.deliveries.forMessages(page.items.map((m) => m.id));
     return {
-      items: page.items.map(toApiMessage),
+      items: page.items.map((m) => toApiMessage(m, deliveries.get(m.id) ?? [])),
       nextCursor: page.nextBeforeSeq === null ? null : encodeCursor({ seq: page.nextBeforeSeq }),
     };
   });

@@ -1,0 +1,71 @@
+import fp from 'fastify-plugin';
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { RabbitPublisher, WebhookSender } from '@herald/delivery';
+import { DELIVERY_QUEUE, DeliverProcessor, Reconciler, type DeliveryJobData } from '@herald/queues';
+import type { Config } from '../config';
+
+/** Waits for `work`, but no longer than `ms`; shutdown must not hang on a dead connection. */
+async function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+/**
+ * The worker role: processes delivery jobs and runs the reconciler. Registered after the
+ * infrastructure plugins, so on close it stops first: no new jobs, active ones finish, then
+ * the pools it uses are closed.
+ */
+export const workerPlugin = fp<{ config: Config }>(
+  async (app, { config }) => {
+    const webhook = new WebhookSender();
+    const rabbit = new RabbitPublisher({ url: config.amqpUrl, confirmTimeoutMs: config.delivery.amqpConfirmTimeoutMs });
+    const m = app.metrics;
+    const processor = new DeliverProcessor({
+      deliveries: app.deliveries,
+      subscriptions: app.subscriptions,
+      webhook,
+      rabbit,
+      scheduler: app.scheduler,
+      defaultTimeoutMs: config.delivery.webhookTimeoutMs,
+      rabbitConfirmTimeoutMs: config.delivery.amqpConfirmTimeoutMs,
+      onAttempt: (target, result) => {
+        m.deliveryAttempts.inc({ target, outcome: result.ok ? 'success' : 'failure' });
+        m.deliveryAttemptSeconds.observe({ target }, result.durationMs / 1000);
+      },
+      onFinished: (target, status) => m.deliveriesFinished.inc({ target, status }),
+      log: app.log,
+    });
+
+    // BullMQ workers block on Redis and must retry forever: maxRetriesPerRequest null.
+    const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+    connection.on('error', () => undefined);
+    const worker = new Worker<DeliveryJobData>(
+      DELIVERY_QUEUE,
+      async (job) => processor.process({ ...job.data, runAt: new Date() }),
+      { connection, prefix: config.queuePrefix, concurrency: config.delivery.concurrency },
+    );
+    worker.on('error', (err) => app.log.warn({ err: { message: err.message } }, 'delivery worker error'));
+    worker.on('failed', (job, err) => app.log.warn({ jobId: job?.id, err: { message: err.message } }, 'delivery job failed; BullMQ retries it'));
+
+    const reconciler = new Reconciler(app.deliveries, app.scheduler, {
+      intervalMs: config.delivery.reconcileIntervalMs,
+      graceMs: config.delivery.reconcileGraceMs,
+      batchSize: 500,
+      log: app.log,
+    });
+    reconciler.start();
+
+    app.addHook('onClose', async () => {
+      await reconciler.stop();
+      // Let active jobs finish (their results are recorded in MySQL); with Redis unreachable
+      // there is nothing to finish with, so do not wait for it.
+      const redisUp = connection.status === 'ready';
+      await settleWithin(worker.close(!redisUp), redisUp ? config.shutdownTimeoutMs : 1_000);
+      connection.disconnect();
+      await Promise.all([webhook.close(), rabbit.close()]);
+    });
+  },
+  { name: 'herald-worker', dependencies: ['herald-queues', 'herald-mysql', 'herald-metrics'] },
+);

@@ -1,0 +1,164 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import {
+  BulkRedeliverBody,
+  CreateSubscriptionBody,
+  Errors,
+  ListSubscriptionsQuery,
+  PatchSubscriptionBody,
+  Requeued,
+  RotateSecretBody,
+  RotatedSecret,
+  Subscription,
+  SubscriptionIdParams,
+  SubscriptionList,
+} from '@herald/contract';
+import { headersProblem, targetUrlProblem, type Subscription as StoredSubscription, type Target } from '@herald/domain';
+import { badRequest, HttpProblem } from '../plugins/errors';
+
+const admin = { access: 'admin' as const };
+const security = [{ bearer: [] }];
+const SubscriptionRef = Type.Ref(Subscription);
+const DEFAULT_ROTATION_GRACE_MS = 24 * 3600_000;
+
+function toApiSubscription(s: StoredSubscription, secret?: string | null) {
+  return { ...s, createdAt: s.createdAt.toISOString(), updatedAt: s.updatedAt.toISOString(), ...(secret ? { secret } : {}) };
+}
+
+function checkTarget(target: Target | undefined): void {
+  if (target?.type !== 'webhook') return;
+  const problem = targetUrlProblem(target.url, 'target.url') ?? headersProblem(target.headers, 'target.headers');
+  if (problem) throw badRequest(problem);
+}
+
+const notFound = (id: string) => new HttpProblem(404, `subscription ${id} not found`);
+
+function encodeCursor(s: StoredSubscription): string {
+  return Buffer.from(`${s.createdAt.toISOString()}|${s.id}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } | undefined {
+  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const createdAt = new Date(at ?? '');
+  if (!id || !/^sub_[a-f0-9]{20}$/.test(id) || Number.isNaN(createdAt.getTime())) return undefined;
+  return { createdAt, id };
+}
+
+export const subscriptionRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const base = { tags: ['subscriptions'], security };
+  const errors = { 400: Errors[400], 401: Errors[401], 403: Errors[403], 503: Errors[503] };
+
+  app.post('/v1/subscriptions', {
+    config: admin,
+    schema: {
+      ...base,
+      operationId: 'createSubscription',
+      summary: 'Create a subscription',
+      description: 'Messages whose topic matches `topic` are delivered to `target`. A webhook subscription’s response includes its `whsec_` signing secret, shown only here and on rotation.',
+      body: CreateSubscriptionBody,
+      response: { 201: SubscriptionRef, ...errors, 413: Errors[413], 415: Errors[415] },
+    },
+  }, async (request, reply) => {
+    checkTarget(request.body.target);
+    const { subscription, secret } = await app.subscriptions.create(request.body);
+    return reply.code(201).send(toApiSubscription(subscription, secret));
+  });
+
+  app.get('/v1/subscriptions', {
+    config: admin,
+    schema: { ...base, operationId: 'listSubscriptions', summary: 'List subscriptions, oldest first', querystring: ListSubscriptionsQuery, response: { 200: SubscriptionList, ...errors } },
+  }, async (request) => {
+    const { limit = 100, cursor } = request.query;
+    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    if (cursor !== undefined && !after) throw badRequest({ field: 'cursor', reason: 'is not a cursor this service issued' }, 'querystring');
+    const page = await app.subscriptions.list(limit + 1, after);
+    const items = page.slice(0, limit);
+    const last = items.at(-1);
+    return { items: items.map((s) => toApiSubscription(s)), nextCursor: page.length > limit && last ? encodeCursor(last) : null };
+  });
+
+  app.get('/v1/subscriptions/:id', {
+    config: admin,
+    schema: { ...base, operationId: 'getSubscription', summary: 'Get a subscription (without its secret)', params: SubscriptionIdParams, response: { 200: SubscriptionRef, 404: Errors[404], ...errors } },
+  }, async (request) => {
+    const found = await app.subscriptions.get(request.params.id);
+    if (!found) throw notFound(request.params.id);
+    const { secret: _s, previousSecret: _p, previousSecretExpiresAt: _e, ...subscription } = found;
+    return toApiSubscription(subscription);
+  });
+
+  app.patch('/v1/subscriptions/:id', {
+    config: admin,
+    schema: {
+      ...base,
+      operationId: 'updateSubscription',
+      summary: 'Change a subscription',
+      description: 'Any field of the create body. Setting `enabled` clears a reason Herald recorded when it disabled the subscription. Deliveries already created keep going to the subscription as it is when they are attempted.',
+      params: SubscriptionIdParams,
+      body: PatchSubscriptionBody,
+      response: { 200: SubscriptionRef, 404: Errors[404], ...errors },
+    },
+  }, async (request) => {
+    checkTarget(request.body.target as Target | undefined);
+    const updated = await app.subscriptions.update(request.params.id, request.body as Parameters<typeof app.subscriptions.update>[1]);
+    if (!updated) throw notFound(request.params.id);
+    return toApiSubscription(updated);
+  });
+
+  app.delete('/v1/subscriptions/:id', {
+    config: admin,
+    schema: {
+      ...base,
+      operationId: 'deleteSubscription',
+      summary: 'Delete a subscription',
+      description: 'Its pending deliveries become dead ("subscription was deleted") when next attempted; their history stays.',
+      params: SubscriptionIdParams,
+      response: { 204: Type.Null({ description: 'Deleted' }), 404: Errors[404], ...errors },
+    },
+  }, async (request, reply) => {
+    if (!(await app.subscriptions.delete(request.params.id))) throw notFound(request.params.id);
+    return reply.code(204).send(null);
+  });
+
+  app.post('/v1/subscriptions/:id/rotate-secret', {
+    config: admin,
+    schema: {
+      ...base,
+      operationId: 'rotateSubscriptionSecret',
+      summary: 'Rotate a webhook subscription’s signing secret',
+      description: 'Returns the new secret. For `graceMs` (default 24 h) each delivery carries two signatures, one per secret, so consumers can switch without a gap.',
+      params: SubscriptionIdParams,
+      body: Type.Optional(RotateSecretBody),
+      response: { 200: RotatedSecret, 404: Errors[404], 409: Errors[409], ...errors },
+    },
+  }, async (request) => {
+    const id = request.params.id;
+    const rotated = await app.subscriptions.rotateSecret(id, request.body?.graceMs ?? DEFAULT_ROTATION_GRACE_MS);
+    if (!rotated) {
+      if (await app.subscriptions.get(id)) throw new HttpProblem(409, `subscription ${id} is not a webhook subscription; it has no secret`);
+      throw notFound(id);
+    }
+    return { secret: rotated.secret, previousSecretExpiresAt: rotated.previousSecretExpiresAt.toISOString() };
+  });
+
+  app.post('/v1/subscriptions/:id/redeliver', {
+    config: admin,
+    schema: {
+      ...base,
+      operationId: 'redeliverSubscription',
+      summary: 'Replay a subscription’s dead deliveries',
+      description: 'Requeues every dead delivery of this subscription that died within [`since`, `until`). Answers how many were requeued.',
+      params: SubscriptionIdParams,
+      body: Type.Optional(BulkRedeliverBody),
+      response: { 202: Requeued, 404: Errors[404], ...errors },
+    },
+  }, async (request, reply) => {
+    const id = request.params.id;
+    if (!(await app.subscriptions.get(id))) throw notFound(id);
+    const since = request.body?.since ? new Date(request.body.since) : undefined;
+    const until = request.body?.until ? new Date(request.body.until) : undefined;
+    const jobs = await app.deliveries.requeueSubscription(id, since, until);
+    await app.scheduleDeliveries(jobs, `subscription:${id}`);
+    return reply.code(202).send({ requeued: jobs.length });
+  });
+};

@@ -1,0 +1,36 @@
+import { Type } from '@sinclair/typebox';
+import { Timestamp } from './common.schema';
+
+export const DeliveryStatus = Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('dead')]);
+
+export const DeliveryAttempt = Type.Object({
+  generation: Type.Integer({ description: 'replay generation: 0 for the first run, +1 per redeliver' }),
+  attempt: Type.Integer(),
+  startedAt: Timestamp,
+  durationMs: Type.Integer(),
+  ok: Type.Boolean(),
+  statusCode: Type.Union([Type.Integer(), Type.Null()]),
+  error: Type.Union([Type.String(), Type.Null()]),
+  responseExcerpt: Type.Union([Type.String(), Type.Null()], { description: 'first 1 KiB of the webhook response' }),
+});
+
+export const DeliveryDetail = Type.Object({
+  id: Type.Integer(),
+  subscriptionId: Type.String(),
+  targetType: Type.Union([Type.Literal('webhook'), Type.Literal('rabbitmq')]),
+  status: DeliveryStatus,
+  attempts: Type.Integer(),
+  lastError: Type.Union([Type.String(), Type.Null()]),
+  lastStatusCode: Type.Union([Type.Integer(), Type.Null()]),
+  nextAttemptAt: Type.Union([Timestamp, Type.Null()]),
+  deliveredAt: Type.Union([Timestamp, Type.Null()]),
+  deadAt: Type.Union([Timestamp, Type.Null()]),
+  attemptsLog: Type.Array(DeliveryAttempt, { description: 'newest first' }),
+});
+
+export const DeliveryList = Type.Object({ items: Type.Array(DeliveryDetail) });
+
+export const RedeliverBody = Type.Object(
+  { all: Type.Optional(Type.Boolean({ description: 'true requeues every delivery of the message, not only the dead ones' })) },
+  { additionalProperties: false },
+);

@@ -1,0 +1,116 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { DELIVERY_LIMITS, TOPIC_PATTERN_GRAMMAR } from '@herald/domain';
+import { HeaderMap } from './message.schema';
+import { Timestamp } from './common.schema';
+
+const L = DELIVERY_LIMITS;
+
+export const SubscriptionId = Type.String({ pattern: '^sub_[a-f0-9]{20}$', description: 'sub_ and 20 hex characters', examples: ['sub_0123456789abcdef0123'] });
+
+export const TopicPattern = Type.String({
+  minLength: 1,
+  maxLength: 200,
+  pattern: TOPIC_PATTERN_GRAMMAR,
+  description: 'an exact topic or an AMQP-style pattern: dot-separated words, `*` for one word, `#` for zero or more',
+  examples: ['order.paid', 'order.*', 'order.#'],
+});
+
+export const WebhookTarget = Type.Object(
+  {
+    type: Type.Literal('webhook'),
+    url: Type.String({ maxLength: 2048, format: 'uri', pattern: '^[Hh][Tt][Tt][Pp][Ss]?://', description: 'absolute http(s) URL that receives the POST', examples: ['https://coupons.internal/hooks/herald'] }),
+    headers: Type.Optional(HeaderMap),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: L.timeoutMs.min, maximum: L.timeoutMs.max, description: 'Total time allowed per attempt (default HERALD_WEBHOOK_TIMEOUT_MS)' })),
+  },
+  { additionalProperties: false },
+);
+
+export const RabbitMqTarget = Type.Object(
+  {
+    type: Type.Literal('rabbitmq'),
+    exchange: Type.String({ maxLength: 255, pattern: '^[A-Za-z0-9_.:-]*$', description: 'exchange name (A-Z a-z 0-9 _ . : -); empty for the default exchange', examples: ['orders'] }),
+    routingKey: Type.Optional(Type.String({ maxLength: 255, pattern: '^[^\\u0000-\\u001F\\u007F]*$', description: 'routing key without control characters; default: the message topic' })),
+  },
+  { additionalProperties: false },
+);
+
+export const Target = Type.Union([WebhookTarget, RabbitMqTarget], { description: 'Where deliveries go' });
+
+export const Backoff = Type.Object(
+  {
+    initialMs: Type.Optional(Type.Integer({ minimum: L.backoffMs.min, maximum: L.backoffMs.max, description: 'wait after the first failure (default 1000); doubles each attempt, with jitter' })),
+    maxMs: Type.Optional(Type.Integer({ minimum: L.backoffMs.min, maximum: L.backoffMs.max, description: 'cap on the wait (default 3600000)' })),
+  },
+  { additionalProperties: false },
+);
+
+export const CreateSubscriptionBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001F\\u007F]*$', description: '1–200 characters without control characters' }),
+    topic: TopicPattern,
+    target: Target,
+    maxAttempts: Type.Optional(Type.Integer({ minimum: L.maxAttempts.min, maximum: L.maxAttempts.max, description: 'attempts before the delivery is dead (default 12)' })),
+    backoff: Type.Optional(Backoff),
+    enabled: Type.Optional(Type.Boolean({ description: 'default true' })),
+  },
+  {
+    additionalProperties: false,
+    examples: [{ name: 'coupons', topic: 'order.paid', target: { type: 'webhook', url: 'https://coupons.internal/hooks/herald' }, maxAttempts: 10, backoff: { initialMs: 1000, maxMs: 600000 } }],
+  },
+);
+export type CreateSubscriptionBody = Static<typeof CreateSubscriptionBody>;
+
+export const PatchSubscriptionBody = Type.Partial(CreateSubscriptionBody, { additionalProperties: false, minProperties: 1 });
+export type PatchSubscriptionBody = Static<typeof PatchSubscriptionBody>;
+
+export const Subscription = Type.Object(
+  {
+    id: SubscriptionId,
+    name: Type.String(),
+    topic: Type.String(),
+    target: Target,
+    maxAttempts: Type.Integer(),
+    backoff: Type.Object({ initialMs: Type.Integer(), maxMs: Type.Integer() }),
+    enabled: Type.Boolean(),
+    disabledReason: Type.Union([Type.String(), Type.Null()], { description: 'why Herald disabled it, e.g. the endpoint answered 410 Gone' }),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+    secret: Type.Optional(Type.String({ description: 'the whsec_ signing secret: shown on create and on rotation only', examples: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'] })),
+  },
+  { $id: 'Subscription' },
+);
+
+export const SubscriptionList = Type.Object({
+  items: Type.Array(Type.Ref(Subscription)),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const SubscriptionIdParams = Type.Object({ id: SubscriptionId });
+
+export const ListSubscriptionsQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+
+export const RotateSecretBody = Type.Object(
+  { graceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600_000, description: 'how long the old secret keeps signing too (default 24 h)' })) },
+  { additionalProperties: false },
+);
+
+export const RotatedSecret = Type.Object({
+  secret: Type.String(),
+  previousSecretExpiresAt: Timestamp,
+});
+
+export const BulkRedeliverBody = Type.Object(
+  {
+    since: Type.Optional({ ...Timestamp, description: 'only deliveries that died at or after this time' }),
+    until: Type.Optional({ ...Timestamp, description: 'only deliveries that died before this time' }),
+  },
+  { additionalProperties: false },
+);
+
+export const Requeued = Type.Object({ requeued: Type.Integer({ description: 'deliveries put back to pending' }) });
