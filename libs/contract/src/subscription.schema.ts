@@ -34,7 +34,12 @@ export const RabbitMqTarget = Type.Object(
   { additionalProperties: false },
 );
 
-export const Target = Type.Union([WebhookTarget, RabbitMqTarget], { description: 'Where deliveries go' });
+// oneOf with a discriminator, so a bad target is reported against the branch its `type` names.
+export const Target = Type.Unsafe<Static<typeof WebhookTarget> | Static<typeof RabbitMqTarget>>({
+  oneOf: [WebhookTarget, RabbitMqTarget],
+  discriminator: { propertyName: 'type' },
+  description: 'Where deliveries go: `webhook` or `rabbitmq`',
+});
 
 export const Backoff = Type.Object(
   {

@@ -166,7 +166,8 @@ export class DeliveryRepository {
       set = { nextAttemptAt: runAt };
     }
 
-    return this.db.transaction(async (tx) => {
+    return withDeadlockRetry(() => this.db.transaction(async (tx) => {
+      await lockMessages(tx, [context.message.id]);
       const [updated] = await tx
         .update(deliveries)
         .set({
@@ -193,20 +194,21 @@ export class DeliveryRepository {
       });
       if (outcome.kind !== 'retry') await rollUpMessageStatus(tx, [context.message.id], now);
       return outcome;
-    });
+    }));
   }
 
   /** Marks a delivery dead without an attempt (its subscription was deleted or disabled). */
   async markDead(job: DeliveryJobRef, messageId: string, reason: string): Promise<boolean> {
     const now = this.now();
-    return this.db.transaction(async (tx) => {
+    return withDeadlockRetry(() => this.db.transaction(async (tx) => {
+      await lockMessages(tx, [messageId]);
       const [result] = await tx
         .update(deliveries)
         .set({ status: 'dead', deadAt: now, nextAttemptAt: null, leaseUntil: null, lastError: reason.slice(0, ERROR_MAX), updatedAt: now })
         .where(and(eq(deliveries.id, job.deliveryId), eq(deliveries.generation, job.generation), eq(deliveries.attempts, job.attempt), eq(deliveries.status, 'pending')));
       if (result.affectedRows === 1) await rollUpMessageStatus(tx, [messageId], now);
       return result.affectedRows === 1;
-    });
+    }));
   }
 
   /**
@@ -250,7 +252,10 @@ export class DeliveryRepository {
 
   private async requeue(where: ReturnType<typeof and>): Promise<DeliveryJobRef[]> {
     const now = this.now();
-    return this.db.transaction(async (tx) => {
+    return withDeadlockRetry(() => this.db.transaction(async (tx) => {
+      const candidates = await tx.selectDistinct({ messageId: deliveries.messageId }).from(deliveries).where(where);
+      if (candidates.length === 0) return [];
+      await lockMessages(tx, candidates.map((c) => c.messageId));
       const rows = await tx.select({ id: deliveries.id, messageId: deliveries.messageId }).from(deliveries).where(where).for('update');
       if (rows.length === 0) return [];
       const ids = rows.map((r) => r.id);
@@ -270,7 +275,7 @@ export class DeliveryRepository {
       await rollUpMessageStatus(tx, [...new Set(rows.map((r) => r.messageId))], now);
       const after = await tx.select({ id: deliveries.id, generation: deliveries.generation }).from(deliveries).where(inArray(deliveries.id, ids));
       return after.map((r) => ({ deliveryId: r.id, generation: r.generation, attempt: 0, runAt: now }));
-    });
+    }));
   }
 
   async forMessage(messageId: string): Promise<DeliverySummary[]> {
@@ -307,6 +312,39 @@ export class DeliveryRepository {
     const [row] = await this.db.select({ n: sql<string>`COUNT(*)` }).from(deliveries).where(eq(deliveries.status, status));
     return Number(row?.n ?? 0);
   }
+}
+
+/**
+ * Every transaction that changes a message's deliveries locks the message row first, in id
+ * order: one lock order for all of them, so concurrent attempts on one message's deliveries
+ * queue behind each other instead of deadlocking (delivery row, then message row, crossed).
+ */
+async function lockMessages(tx: Tx, messageIds: string[]): Promise<void> {
+  const sorted = [...new Set(messageIds)].sort();
+  await tx.select({ id: messages.id }).from(messages).where(inArray(messages.id, sorted)).orderBy(asc(messages.id)).for('update');
+}
+
+/**
+ * InnoDB may still pick a transaction as a deadlock victim (gap locks, lock escalation on
+ * secondary indexes); its work was rolled back whole, so running it again is safe.
+ */
+export async function withDeadlockRetry<T>(work: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (i >= attempts || !isRetryableLockError(error)) throw error;
+      await new Promise((r) => setTimeout(r, 5 * i + Math.random() * 20));
+    }
+  }
+}
+
+function isRetryableLockError(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT') return true;
+  }
+  return false;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { Ajv, type ErrorObject } from 'ajv';
+import { OptionalKind } from '@sinclair/typebox';
 import addFormats from 'ajv-formats';
 import type { FastifyInstance, FastifySchemaValidationError } from 'fastify';
 
@@ -10,7 +11,12 @@ import type { FastifyInstance, FastifySchemaValidationError } from 'fastify';
 export function installValidators(app: FastifyInstance): void {
   const strict = makeAjv(false);
   const coercing = makeAjv(true);
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    const validate = (httpPart === 'body' ? strict : coercing).compile(schema);
+    // A body declared Type.Optional(...) may be absent altogether (POST with no body).
+    if (httpPart === 'body' && OptionalKind in schema) return (data: unknown) => data === undefined || validate(data);
+    return validate;
+  });
 }
 
 function makeAjv(coerceTypes: boolean): Ajv {
@@ -21,6 +27,7 @@ function makeAjv(coerceTypes: boolean): Ajv {
     allErrors: false,
     verbose: true,
     strict: false,
+    discriminator: true,
   });
   addFormats.default(ajv, ['uri', 'date-time']);
   return ajv;
