@@ -44,13 +44,13 @@ export async function startWebhookSink(handler: SinkHandler = (_h, res) => void 
 }
 
 /** A RabbitMQ exchange with a durable queue bound to it, and a consumer that records messages. */
-export async function startAmqpConsumer(exchange: string, bindingKey = '#') {
+export async function startAmqpConsumer(exchange: string, bindingKey = '#', options: { purge?: boolean } = {}) {
   const model: ChannelModel = await connect(AMQP_URL);
   const channel = await model.createChannel();
   await channel.assertExchange(exchange, 'topic', { durable: true });
   const queue = `${exchange}.q`;
   await channel.assertQueue(queue, { durable: true });
-  await channel.purgeQueue(queue);
+  if (options.purge !== false) await channel.purgeQueue(queue);
   await channel.bindQueue(queue, exchange, bindingKey);
   const received: ConsumeMessage[] = [];
   await channel.consume(queue, (msg) => {

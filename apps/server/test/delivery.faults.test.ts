@@ -1,0 +1,173 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { REDIS_URL, asAdmin, asProducer, buildTestApp, createTestDatabase, testEnv } from './helpers';
+import { startServer } from './server-process';
+import { startAmqpConsumer, startWebhookSink, waitFor } from './sinks';
+
+// Zero-loss under faults. These tests stop RabbitMQ and kill processes, so they run on their
+// own, after the other suites (see the server project's test target).
+const run = promisify(execFile);
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+
+beforeAll(async () => {
+  db = await createTestDatabase('fault');
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
+
+/** Confirmed, delivered (distinct ids answered 2xx), duplicates (2xx answers beyond the first per id). */
+function tally(ids: string[], answeredOk: string[]) {
+  const okHits = answeredOk;
+  const delivered = new Set(okHits.filter((id) => ids.includes(id)));
+  return { confirmed: ids.length, delivered: delivered.size, duplicates: okHits.length - delivered.size };
+}
+
+describe('zero loss under faults', () => {
+  it('delivers everything after every Herald key is wiped from Redis while deliveries are pending', async () => {
+    const env = { HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300' };
+    const app = await buildTestApp(db.url, env);
+    const prefix = (app as unknown as { deliveryQueue: { opts: { prefix: string } } }).deliveryQueue.opts.prefix;
+    let healthy = false;
+    const answeredOk: string[] = [];
+    const sink = await startWebhookSink((hit, res) => {
+      if (healthy) answeredOk.push(String(hit.headers['webhook-id']));
+      res.writeHead(healthy ? 200 : 503).end();
+    });
+    const redis = new Redis(REDIS_URL);
+    try {
+      const topic = unique('wipe');
+      const sub = await app.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name: 'wipe', topic, maxAttempts: 20, backoff: { initialMs: 1_500, maxMs: 3_000 }, target: { type: 'webhook', url: sink.url() } } });
+      expect(sub.statusCode).toBe(201);
+      const ids: string[] = [];
+      // Half fail once and wait in Redis for their retry; half wait in Redis for their delayMs.
+      for (let i = 0; i < 100; i++) {
+        const id = unique('w');
+        ids.push(id);
+        const res = await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: { id, topic, payload: { i }, confirm: true, ...(i % 2 ? { delayMs: 1_500 } : {}) } });
+        expect(res.statusCode).toBe(201);
+      }
+      await waitFor(() => sink.hits.length >= 50, 'the first failed attempts');
+      const jobsBefore = await redis.zcard(`${prefix}:deliveries:delayed`);
+      expect(jobsBefore).toBeGreaterThan(0);
+
+      let wiped = 0;
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length) wiped += await redis.del(...keys);
+      } while (cursor !== '0');
+      expect(wiped).toBeGreaterThan(0);
+      healthy = true;
+
+      const started = Date.now();
+      await waitFor(async () => {
+        const [rows] = await app.mysql.query("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'delivered' AND message_id IN (?)", [ids]);
+        return Number((rows as Array<{ n: string }>)[0]?.n) === ids.length;
+      }, 'all delivered after the wipe', 30_000);
+      const counts = tally(ids, answeredOk);
+      console.log(`[fault] redis wipe: keys wiped ${wiped}, ${JSON.stringify({ ...counts, recoveryMs: Date.now() - started })}`);
+      expect(counts.delivered).toBe(ids.length);
+    } finally {
+      redis.disconnect();
+      await app.close();
+      await sink.close();
+    }
+  });
+
+  it('delivers everything after kill -9 of the process while a slow endpoint is receiving', async () => {
+    const env = testEnv(db.url, { HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300' });
+    const answeredOk: string[] = [];
+    const sink = await startWebhookSink((hit, res) => {
+      setTimeout(() => {
+        answeredOk.push(String(hit.headers['webhook-id']));
+        res.writeHead(200).end();
+      }, 1_000);
+    });
+    let server = await startServer(env);
+    try {
+      const call = (method: string, path: string, body?: unknown, headers = asProducer) =>
+        fetch(`${server.url}${path}`, { method, headers: { ...headers, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+      const topic = unique('kill');
+      const sub = await call('POST', '/v1/subscriptions', { name: 'slow', topic, maxAttempts: 20, backoff: { initialMs: 200, maxMs: 1_000 }, target: { type: 'webhook', url: sink.url(), timeoutMs: 2_000 } }, asAdmin);
+      expect(sub.status).toBe(201);
+      const ids = Array.from({ length: 40 }, () => unique('k'));
+      for (const id of ids) expect((await call('POST', '/v1/messages', { id, topic, payload: { id }, confirm: true })).status).toBe(201);
+
+      // Requests are arriving and not yet answered: kill the process under them.
+      await waitFor(() => sink.hits.length >= 5, 'requests in flight');
+      const inFlightAtKill = sink.hits.length;
+      server.child.kill('SIGKILL');
+      await server.exited;
+      const killedAt = Date.now();
+
+      server = await startServer(env);
+      await waitFor(async () => {
+        const statuses = await Promise.all(ids.map(async (id) => ((await (await call('GET', `/v1/messages/${id}`)).json()) as { status: string }).status));
+        return statuses.every((s) => s === 'delivered');
+      }, 'all delivered after restart', 60_000);
+      const counts = tally(ids, answeredOk);
+      console.log(`[fault] kill -9: ${JSON.stringify({ ...counts, requestsInFlightAtKill: inFlightAtKill, recoveryMs: Date.now() - killedAt })}`);
+      expect(counts.delivered).toBe(ids.length);
+      // Only what was in flight at the kill may have been sent twice.
+      expect(counts.duplicates).toBeLessThanOrEqual(inFlightAtKill);
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+      await sink.close();
+    }
+  }, 120_000);
+
+  it('delivers everything when RabbitMQ is stopped and started (stop_app / start_app) during publishing', async () => {
+    const app = await buildTestApp(db.url, { HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300', HERALD_AMQP_CONFIRM_TIMEOUT_MS: '3000' });
+    const exchange = unique('herald.fault.x');
+    let consumer = await startAmqpConsumer(exchange);
+    const received: string[] = [];
+    try {
+      const topic = unique('amqp.fault');
+      const sub = await app.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name: 'amqp', topic, maxAttempts: 30, backoff: { initialMs: 200, maxMs: 1_000 }, target: { type: 'rabbitmq', exchange } } });
+      expect(sub.statusCode).toBe(201);
+      const ids: string[] = [];
+      const publishSome = async (n: number) => {
+        for (let i = 0; i < n; i++) {
+          const id = unique('r');
+          ids.push(id);
+          const res = await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: { id, topic, payload: { id }, confirm: true } });
+          expect(res.statusCode).toBe(201);
+        }
+      };
+      await publishSome(100);
+      const stopped = Date.now();
+      await run('rabbitmqctl', ['stop_app'], { timeout: 60_000 });
+      received.push(...consumer.received.map((m) => String(m.properties.messageId)));
+      await publishSome(100); // confirmed in MySQL while the broker is down
+      await new Promise((r) => setTimeout(r, 1_000));
+      await run('rabbitmqctl', ['start_app'], { timeout: 120_000 });
+      // The durable queue kept what the broker had accepted: drain it, do not purge it.
+      consumer = await startAmqpConsumer(exchange, '#', { purge: false });
+      await publishSome(100);
+
+      await waitFor(async () => {
+        const [rows] = await app.mysql.query("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'delivered' AND message_id IN (?)", [ids]);
+        return Number((rows as Array<{ n: string }>)[0]?.n) === ids.length;
+      }, 'all delivered after the broker restart', 60_000);
+      await waitFor(() => consumer.received.length + received.length >= ids.length, 'all consumed', 15_000);
+      received.push(...consumer.received.map((m) => String(m.properties.messageId)));
+      const distinct = new Set(received.filter((id) => ids.includes(id)));
+      const counts = { confirmed: ids.length, delivered: distinct.size, duplicates: received.length - distinct.size, recoveryMs: Date.now() - stopped };
+      console.log(`[fault] rabbitmq stop_app/start_app: ${JSON.stringify(counts)}`);
+      expect(distinct.size).toBe(ids.length);
+    } finally {
+      await run('rabbitmqctl', ['start_app'], { timeout: 120_000 }).catch(() => undefined);
+      await consumer.close();
+      await app.close();
+    }
+  }, 240_000);
+});
+
