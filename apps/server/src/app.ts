@@ -1,4 +1,5 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config';
 import { authPlugin } from './plugins/auth';
@@ -30,6 +31,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // Ids are up to 128 characters; Fastify's default of 100 would turn long ids into 404s.
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: false },
     return503OnClosing: true,
+    // Requests Fastify refuses before routing (a malformed %-escape in the path, say) get
+    // Herald's error shape too.
+    frameworkErrors: (error, _request, reply) => {
+      const statusCode = error.statusCode && error.statusCode < 500 ? error.statusCode : 400;
+      void (reply as unknown as FastifyReply)
+        .code(statusCode)
+        .header('content-type', 'application/json; charset=utf-8')
+        .send(JSON.stringify({ statusCode, error: STATUS_CODES[statusCode] ?? 'Bad Request', message: error.message }) as never);
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installValidators(app);
@@ -46,8 +56,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(healthRoutes);
   if (config.role !== 'worker') {
-    await app.register(messageRoutes);
-    await app.register(subscriptionRoutes);
+    await app.register(messageRoutes, { allowPrivateUrls: config.allowPrivateUrls });
+    await app.register(subscriptionRoutes, { allowPrivateUrls: config.allowPrivateUrls });
   }
   if (config.role !== 'api' && options.worker !== false) await app.register(workerPlugin, { config });
   return app;

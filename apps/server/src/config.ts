@@ -48,6 +48,9 @@ const MIN_TOKEN_LENGTH = 16;
 export function parseConfig(env: Env): Config {
   const apiKeys = parseApiKeys(env.HERALD_API_KEYS);
   const authDisabled = bool(env, 'HERALD_INSECURE_NO_AUTH', false);
+  if (authDisabled && apiKeys.length > 0) {
+    throw new ConfigError('HERALD_INSECURE_NO_AUTH=true with HERALD_API_KEYS set would silently ignore the keys; set one or the other');
+  }
   if (apiKeys.length === 0 && !authDisabled) {
     throw new ConfigError(
       'HERALD_API_KEYS is empty: set it to name:role:token entries (role admin or producer), ' +

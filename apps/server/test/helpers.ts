@@ -38,6 +38,8 @@ export function testEnv(databaseUrl: string, extra: Record<string, string> = {})
     REDIS_URL,
     HERALD_API_KEYS: API_KEYS,
     HERALD_QUEUE_PREFIX: `herald_t_${randomBytes(3).toString('hex')}`,
+    // Test endpoints live on 127.0.0.1; the refusal itself is tested with this off.
+    HERALD_ALLOW_PRIVATE_URLS: 'true',
     ...extra,
   };
 }

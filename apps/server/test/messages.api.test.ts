@@ -63,6 +63,20 @@ describe('POST /v1/messages (prepare)', () => {
     expect((await get('p-conflict')).json()).toEqual(first);
   });
 
+  it('refuses header maps too large to store (each value valid, the whole too big) with a 400, not a 500', async () => {
+    const tabs = Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`x-h${i}`, '\t'.repeat(1024)]));
+    const res = await prepare(prepareBody('p-big-headers', { headers: tabs }));
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ field: 'headers', message: 'body.headers must not exceed 16384 bytes in all' });
+    expect((await get('p-big-headers')).statusCode).toBe(404);
+  });
+
+  it('treats {} headers and confirm: false as their absence when comparing a retried prepare', async () => {
+    const first = await prepare(prepareBody('p-normal'));
+    expect(first.statusCode).toBe(201);
+    expect((await prepare(prepareBody('p-normal', { headers: {}, confirm: false }))).statusCode).toBe(200);
+  });
+
   it('lets exactly one of many concurrent prepares with one id create it', async () => {
     const results = await Promise.all(Array.from({ length: 30 }, () => prepare(prepareBody('p-race'))));
     expect(results.filter((r) => r.statusCode === 201)).toHaveLength(1);

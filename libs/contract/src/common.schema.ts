@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type SchemaOptions, type Static, type TUnsafe } from '@sinclair/typebox';
 
 /** Patterns are the contract (DESIGN.md section 4). Descriptions double as 400 reasons. */
 export const MESSAGE_ID_PATTERN = '^[A-Za-z0-9_:-]{1,128}$';
@@ -49,3 +49,8 @@ export const Errors = {
 
 /** The version of the HTTP contract in the OpenAPI document. */
 export const API_VERSION = '1.0.0';
+
+/** A string enum as JSON Schema `enum`, so a wrong value is answered with the allowed ones. */
+export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ ...options, type: 'string', enum: [...values] });
+}

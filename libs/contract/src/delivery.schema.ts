@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
-import { Timestamp } from './common.schema';
+import { DELIVERY_STATUSES, TARGET_TYPES } from '@herald/domain';
+import { StringEnum, Timestamp } from './common.schema';
 
-export const DeliveryStatus = Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('dead')]);
+export const DeliveryStatus = StringEnum(DELIVERY_STATUSES);
 
 export const DeliveryAttempt = Type.Object({
   generation: Type.Integer({ description: 'replay generation: 0 for the first run, +1 per redeliver' }),
@@ -17,7 +18,7 @@ export const DeliveryAttempt = Type.Object({
 export const DeliveryDetail = Type.Object({
   id: Type.Integer(),
   subscriptionId: Type.String(),
-  targetType: Type.Union([Type.Literal('webhook'), Type.Literal('rabbitmq')]),
+  targetType: StringEnum(TARGET_TYPES),
   status: DeliveryStatus,
   attempts: Type.Integer(),
   lastError: Type.Union([Type.String(), Type.Null()]),

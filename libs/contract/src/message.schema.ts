@@ -1,26 +1,24 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { CHECK_POLICY_LIMITS, CHECKS_EXHAUSTED_POLICIES, MESSAGE_STATUSES } from '@herald/domain';
-import { MessageId, Timestamp, Topic } from './common.schema';
+import { CHECK_POLICY_LIMITS, CHECKS_EXHAUSTED_POLICIES, DELIVERY_STATUSES, MESSAGE_STATUSES } from '@herald/domain';
+import { MessageId, StringEnum, Timestamp, Topic } from './common.schema';
 
 const limits = CHECK_POLICY_LIMITS;
 
-export const MessageStatus = Type.Union(
-  MESSAGE_STATUSES.map((s) => Type.Literal(s)),
-  { description: 'prepared → confirmed → delivered · prepared → cancelled · prepared → unresolved · confirmed → failed' },
-);
+export const MessageStatus = StringEnum(MESSAGE_STATUSES, {
+  description: 'prepared → confirmed → delivered · prepared → cancelled · prepared → unresolved · confirmed → failed',
+});
 
-export const ChecksExhaustedPolicy = Type.Union(
-  CHECKS_EXHAUSTED_POLICIES.map((p) => Type.Literal(p)),
-  { description: 'At maxChecks: `rollback` cancels the message, `hold` moves it to `unresolved` for a person to decide' },
-);
+export const ChecksExhaustedPolicy = StringEnum(CHECKS_EXHAUSTED_POLICIES, {
+  description: 'At maxChecks: `rollback` cancels the message, `hold` moves it to `unresolved` for a person to decide',
+});
 
 export const HeaderMap = Type.Record(
   Type.String({ pattern: '^[A-Za-z0-9-]{1,64}$' }),
-  Type.String({ maxLength: 1024, pattern: '^[\\t\\x20-\\x7E\\u0080-\\uFFFF]*$', description: 'no control characters' }),
+  Type.String({ maxLength: 1024, pattern: '^[\\t\\x20-\\x7E]*$', description: 'printable ASCII or tab (what every HTTP client can send as a header value)' }),
   {
     maxProperties: 32,
     additionalProperties: false,
-    description: 'Extra headers for every delivery: up to 32 names of A-Z a-z 0-9 - (1–64 characters), values up to 1024 characters without control characters',
+    description: 'Extra headers for every delivery: up to 32 names of A-Z a-z 0-9 - (1–64 characters), values up to 1024 characters of printable ASCII or tab, 16 KiB in all',
     examples: [{ 'x-tenant': 'acme' }],
   },
 );
@@ -30,7 +28,7 @@ export const PrepareMessageBody = Type.Object(
     id: Type.Optional({ ...MessageId, description: `Client-chosen id for idempotent retries: ${MessageId.description}. Generated when absent.` }),
     topic: Topic,
     payload: Type.Unknown({ description: 'Any JSON value; delivered as the webhook body / AMQP message body', examples: [{ orderId: 1001, amount: 4200 }] }),
-    key: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001F\\u007F]*$', description: 'Business key, up to 256 characters without control characters', examples: ['order-1001'] })),
+    key: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x20-\\x7E]*$', description: 'Business key: 1–256 characters of printable ASCII (it is sent as the herald-key header)', examples: ['order-1001'] })),
     headers: Type.Optional(HeaderMap),
     checkUrl: Type.Optional(Type.String({ maxLength: 2048, format: 'uri', pattern: '^[Hh][Tt][Tt][Pp][Ss]?://', description: 'Absolute http(s) URL Herald calls to ask whether the transaction committed; required unless confirm is true', examples: ['https://orders.internal/herald/check'] })),
     checkAfterMs: Type.Optional(Type.Integer({ minimum: limits.checkAfterMs.min, maximum: limits.checkAfterMs.max, description: 'Wait before the first check (default 30000)' })),
@@ -51,7 +49,7 @@ export type PrepareMessageBody = Static<typeof PrepareMessageBody>;
 
 export const Delivery = Type.Object({
   subscriptionId: Type.String(),
-  status: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('dead')]),
+  status: StringEnum(DELIVERY_STATUSES),
   attempts: Type.Integer({ description: 'attempts made in the current replay generation' }),
   lastError: Type.Union([Type.String(), Type.Null()]),
 });

@@ -4,7 +4,7 @@
 -- at random client-chosen ids; `id` is unique and case-sensitive (ascii_bin), as the contract
 -- says ids and topics are. Timestamps are UTC DATETIME(3), written by Herald.
 -- Deliveries, delivery attempts and check attempts will reference messages by `id`.
-CREATE TABLE messages (
+CREATE TABLE IF NOT EXISTS messages (
   seq                 BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   id                  VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   topic               VARCHAR(200) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,

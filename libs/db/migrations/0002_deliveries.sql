@@ -1,6 +1,8 @@
 -- Herald 0002: subscriptions, deliveries (one per confirmed message × matching subscription)
 -- and the attempts made for each delivery.
-CREATE TABLE subscriptions (
+-- DDL is not transactional in MySQL: every statement is written to be re-runnable, so a
+-- migration cut off half-way (the process killed) completes on the next start.
+CREATE TABLE IF NOT EXISTS subscriptions (
   id                         VARCHAR(40) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   name                       VARCHAR(200) NOT NULL,
   topic_pattern              VARCHAR(200) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
@@ -26,7 +28,7 @@ CREATE TABLE subscriptions (
 -- from before a replay, or a duplicate, finds the row moved on and does nothing.
 -- `lease_until` is set while a worker sends; a worker killed mid-send leaves it to expire,
 -- and the reconciler schedules the delivery again.
-CREATE TABLE deliveries (
+CREATE TABLE IF NOT EXISTS deliveries (
   id               BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   message_id       VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   subscription_id  VARCHAR(40) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
@@ -51,7 +53,7 @@ CREATE TABLE deliveries (
   CONSTRAINT ck_deliveries_status CHECK (status IN ('pending', 'delivered', 'dead'))
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 
-CREATE TABLE delivery_attempts (
+CREATE TABLE IF NOT EXISTS delivery_attempts (
   id               BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   delivery_id      BIGINT UNSIGNED NOT NULL,
   generation       SMALLINT UNSIGNED NOT NULL,

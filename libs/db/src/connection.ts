@@ -51,14 +51,25 @@ export async function ensureDatabase(options: DatabaseOptions): Promise<void> {
   }
 }
 
+/**
+ * Strict mode on every connection, whatever the server's default: a value that does not fit
+ * its column is an error, never silently truncated or replaced.
+ */
+const SESSION_SQL_MODE = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION';
+
 export function createDatabasePool(options: DatabaseOptions): Pool {
-  return createPool({
+  const pool = createPool({
     ...baseOptions(options.url, options),
     connectionLimit: options.connectionLimit ?? 20,
     waitForConnections: true,
     queueLimit: 1_000,
     enableKeepAlive: true,
   });
+  pool.pool.on('connection', (connection) => {
+    // Queued on this connection ahead of any query that uses it.
+    connection.query(`SET SESSION sql_mode = '${SESSION_SQL_MODE}'`, () => undefined);
+  });
+  return pool;
 }
 
 export function createDb(pool: Pool): HeraldDb {

@@ -10,6 +10,7 @@ import {
   type TargetType,
 } from '@herald/domain';
 import type { HeraldDb } from './connection';
+import { hasErrorCode } from './driver-errors';
 import { deliveries, deliveryAttempts, subscriptions, type DeliveryAttemptRow, type DeliveryRow } from './schema/deliveries';
 import { messages } from './schema/messages';
 import { SubscriptionRepository, toSubscription } from './subscription.repository';
@@ -333,18 +334,10 @@ export async function withDeadlockRetry<T>(work: () => Promise<T>, attempts = 4)
     try {
       return await work();
     } catch (error) {
-      if (i >= attempts || !isRetryableLockError(error)) throw error;
+      if (i >= attempts || !hasErrorCode(error, ['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT'])) throw error;
       await new Promise((r) => setTimeout(r, 5 * i + Math.random() * 20));
     }
   }
-}
-
-function isRetryableLockError(error: unknown): boolean {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    const code = (e as { code?: string }).code;
-    if (code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT') return true;
-  }
-  return false;
 }
 
 /**

@@ -1,4 +1,5 @@
 export * from './connection';
+export * from './driver-errors';
 export * from './migrator';
 export * from './message.repository';
 export * from './subscription.repository';

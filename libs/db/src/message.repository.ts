@@ -13,6 +13,7 @@ import {
   type StoredMessage,
 } from '@herald/domain';
 import type { HeraldDb } from './connection';
+import { hasErrorCode } from './driver-errors';
 import { DeliveryRepository, type DeliveryJobRef } from './delivery.repository';
 import { messages, type MessageRow } from './schema/messages';
 
@@ -213,10 +214,4 @@ export function toMessage(row: MessageRow): StoredMessage {
   };
 }
 
-function isDuplicateKey(error: unknown): boolean {
-  // drizzle wraps driver errors; the mysql2 error with its code is the cause.
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    if ((e as { code?: string }).code === 'ER_DUP_ENTRY') return true;
-  }
-  return false;
-}
+const isDuplicateKey = (error: unknown) => hasErrorCode(error, ['ER_DUP_ENTRY']);

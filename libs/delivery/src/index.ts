@@ -1,3 +1,4 @@
 export * from './signature';
 export * from './webhook.sender';
 export * from './rabbitmq.sender';
+export * from './address-policy';

@@ -1,5 +1,6 @@
 import { Agent, errors, request } from 'undici';
 import { parseRetryAfter, type AttemptResult } from '@herald/domain';
+import { privateUrlProblem, publicOnlyLookup } from './address-policy';
 import { signatureHeader } from './signature';
 
 export interface WebhookRequest {
@@ -22,6 +23,8 @@ export interface WebhookSenderOptions {
   /** Connections kept per origin. */
   connectionsPerOrigin?: number;
   userAgent?: string;
+  /** Off by default: private addresses are refused, by name and again at connect time. */
+  allowPrivateUrls?: boolean;
 }
 
 const EXCERPT_BYTES = 1024;
@@ -34,10 +37,12 @@ const EXCERPT_BYTES = 1024;
 export class WebhookSender {
   private readonly agent: Agent;
   private readonly userAgent: string;
+  private readonly allowPrivateUrls: boolean;
 
   constructor(options: WebhookSenderOptions = {}) {
+    this.allowPrivateUrls = options.allowPrivateUrls ?? false;
     this.agent = new Agent({
-      connect: { timeout: options.connectTimeoutMs ?? 5_000 },
+      connect: { timeout: options.connectTimeoutMs ?? 5_000, ...(!this.allowPrivateUrls && { lookup: publicOnlyLookup }) },
       connections: options.connectionsPerOrigin ?? 64,
       keepAliveTimeout: 4_000,
     });
@@ -46,6 +51,9 @@ export class WebhookSender {
 
   async send(req: WebhookRequest): Promise<AttemptResult> {
     const started = performance.now();
+    // A literal address never reaches the DNS lookup, so it is judged here.
+    const refused = this.allowPrivateUrls ? undefined : privateUrlProblem(req.url);
+    if (refused) return { ok: false, durationMs: 0, error: `URL ${refused}` };
     const timestamp = Math.floor(Date.now() / 1000);
     const headers: Record<string, string> = {
       ...req.headers,

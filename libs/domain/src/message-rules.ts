@@ -17,11 +17,22 @@ const RESERVED_HEADERS = new Set([
   'upgrade', 'te', 'trailer', 'proxy-authorization', 'proxy-connection', 'expect',
 ]);
 
-export function payloadDepthProblem(payload: unknown): FieldProblem | undefined {
+/** Serialised header maps above this are refused (they are stored and sent with every attempt). */
+export const MAX_HEADERS_BYTES = 16_384;
+
+/**
+ * Refuses payloads nested deeper than MAX_PAYLOAD_DEPTH, and integers JSON numbers cannot carry
+ * exactly in JavaScript (beyond 2^53): Herald would otherwise store and deliver a different
+ * number than the producer sent. Such values must be sent as strings.
+ */
+export function payloadProblem(payload: unknown): FieldProblem | undefined {
   // Iterative walk: a hostile payload must not be able to overflow the stack here either.
   const stack: Array<[unknown, number]> = [[payload, 1]];
   while (stack.length > 0) {
     const [value, depth] = stack.pop() as [unknown, number];
+    if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+      return { field: 'payload', reason: `must not contain integers beyond ±${Number.MAX_SAFE_INTEGER} (send them as strings): ${value} would not survive unchanged` };
+    }
     if (value === null || typeof value !== 'object') continue;
     if (depth > MAX_PAYLOAD_DEPTH) {
       return { field: 'payload', reason: `must not nest objects or arrays deeper than ${MAX_PAYLOAD_DEPTH} levels` };
@@ -42,6 +53,9 @@ export function headersProblem(headers: Record<string, string> | undefined, fiel
   const lowered = Object.keys(headers).map((n) => n.toLowerCase());
   if (new Set(lowered).size !== lowered.length) {
     return { field, reason: 'must not repeat a header name in different letter case' };
+  }
+  if (JSON.stringify(headers).length > MAX_HEADERS_BYTES) {
+    return { field, reason: `must not exceed ${MAX_HEADERS_BYTES} bytes in all` };
   }
   return undefined;
 }

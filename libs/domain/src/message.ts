@@ -44,6 +44,11 @@ export interface PrepareRequest {
  * message" (200) or a different one (409): everything the producer sent except the id.
  */
 export function idempotencyContent(request: PrepareRequest): Omit<PrepareRequest, 'id'> {
-  const { id: _id, ...content } = request;
-  return content;
+  const { id: _id, headers, confirm, ...content } = request;
+  // Spellings of "nothing" count as nothing: {} headers, confirm: false.
+  return {
+    ...content,
+    ...(headers && Object.keys(headers).length > 0 && { headers }),
+    ...(confirm === true && { confirm }),
+  };
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from './canonical-json';
 import { decodeCursor, encodeCursor } from './cursor';
-import { checkUrlProblem, headersProblem, MAX_PAYLOAD_DEPTH, payloadDepthProblem } from './message-rules';
+import { checkUrlProblem, headersProblem, MAX_PAYLOAD_DEPTH, payloadProblem } from './message-rules';
 import { DEFAULT_CHECK_POLICY, resolveCheckPolicy } from './check-policy';
 
 describe('canonicalJson', () => {
@@ -29,22 +29,27 @@ describe('cursor', () => {
   });
 });
 
-describe('payloadDepthProblem', () => {
+describe('payloadProblem', () => {
   const nest = (depth: number): unknown => {
     let value: unknown = 1;
     for (let i = 0; i < depth; i++) value = [value];
     return value;
   };
   it('accepts payloads up to the depth limit', () => {
-    expect(payloadDepthProblem(nest(MAX_PAYLOAD_DEPTH))).toBeUndefined();
-    expect(payloadDepthProblem({ a: 1 })).toBeUndefined();
-    expect(payloadDepthProblem(null)).toBeUndefined();
+    expect(payloadProblem(nest(MAX_PAYLOAD_DEPTH))).toBeUndefined();
+    expect(payloadProblem({ a: 1 })).toBeUndefined();
+    expect(payloadProblem(null)).toBeUndefined();
   });
   it('refuses a payload one level deeper, naming the field', () => {
-    expect(payloadDepthProblem(nest(MAX_PAYLOAD_DEPTH + 1))?.field).toBe('payload');
+    expect(payloadProblem(nest(MAX_PAYLOAD_DEPTH + 1))?.field).toBe('payload');
+  });
+  it('refuses integers that would not survive unchanged, anywhere in the payload', () => {
+    expect(payloadProblem({ a: [1, { b: 2 ** 53 }] })?.reason).toMatch(/send them as strings/);
+    expect(payloadProblem({ a: -(2 ** 53) })?.field).toBe('payload');
+    expect(payloadProblem({ a: 2 ** 53 - 1, b: -(2 ** 53 - 1), c: 0.1, d: 1.5 })).toBeUndefined();
   });
   it('survives hostile nesting without a stack overflow', () => {
-    expect(payloadDepthProblem(nest(200_000))?.field).toBe('payload');
+    expect(payloadProblem(nest(200_000))?.field).toBe('payload');
   });
 });
 
@@ -56,6 +61,10 @@ describe('headersProblem', () => {
     expect(headersProblem({ 'Herald-Topic': 'x' })?.field).toBe('headers.Herald-Topic');
     expect(headersProblem({ 'webhook-signature': 'x' })?.field).toBe('headers.webhook-signature');
     expect(headersProblem({ 'content-length': '1' })?.field).toBe('headers.content-length');
+  });
+  it('refuses header maps too large to store and send', () => {
+    const big = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`x-h${i}`, 'v'.repeat(1000)]));
+    expect(headersProblem(big)?.reason).toMatch(/16384 bytes/);
   });
   it('refuses the same name twice in different case', () => {
     expect(headersProblem({ 'x-a': '1', 'X-A': '2' })?.field).toBe('headers');

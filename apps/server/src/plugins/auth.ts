@@ -4,7 +4,10 @@ import type { FastifyRequest } from 'fastify';
 import type { ApiKey, Role } from '../config';
 import { HttpProblem } from './errors';
 
-/** Who may call a route: nobody needs a token for `public`; `admin` may do everything `producer` may. */
+/**
+ * Who may call a route: nobody needs a token for `public`; `admin` may do everything `producer`
+ * may. Routes without `config.access` are admin-only.
+ */
 export type Access = 'public' | Role;
 
 declare module 'fastify' {
@@ -34,7 +37,10 @@ export const authPlugin = fp<AuthOptions>(
     if (options.disabled) app.log.warn('authentication is DISABLED (HERALD_INSECURE_NO_AUTH=true): every caller is admin; never run this in production');
 
     app.addHook('onRequest', async (request: FastifyRequest) => {
-      const access = request.routeOptions.config.access ?? 'public';
+      // Closed by default: a route that forgets to say who may call it is admin-only. Unknown
+      // routes (404) and the Swagger UI assets are public.
+      const url = request.routeOptions.url;
+      const access = request.routeOptions.config.access ?? (url === undefined || url === '/docs' || url.startsWith('/docs/') ? 'public' : 'admin');
       if (access === 'public') return;
       if (options.disabled) {
         request.caller = { name: 'anonymous', role: 'admin' };

@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
+import { hasErrorCode } from '@herald/db';
 import { describeValidationError } from './validation';
 
 /** An error meant for the client: its status and message are sent as they are. */
@@ -25,12 +26,20 @@ const UNAVAILABLE_CODES = new Set([
 ]);
 
 function isBackendUnavailable(error: unknown): boolean {
+  if (hasErrorCode(error, UNAVAILABLE_CODES)) return true;
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    const code = (e as { code?: string }).code;
-    if (code && UNAVAILABLE_CODES.has(code)) return true;
-    if (/Pool is closed|Queue limit reached|connect ETIMEDOUT/.test(e.message)) return true;
+    if (/Pool is closed|Queue limit reached/.test(e.message)) return true;
   }
   return false;
+}
+
+/** Logs what went wrong without the SQL text, whose parameters carry payloads and headers. */
+function loggable(error: unknown): object {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    const driver = e as { code?: string; errno?: number; sqlMessage?: string };
+    if (driver.sqlMessage || driver.errno) return { type: e.name, code: driver.code, errno: driver.errno, sqlMessage: driver.sqlMessage };
+  }
+  return error instanceof Error ? { type: error.name, message: error.message, stack: error.stack } : { value: String(error) };
 }
 
 /**
@@ -51,16 +60,16 @@ export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number)
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return send(413, `request body exceeds the limit of ${maxBodyBytes} bytes (HERALD_MAX_BODY_BYTES)`);
     }
-    if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
-      return send(400, `body is not valid JSON: ${error.message}`, '');
+    if (hasErrorCode(error, ['ER_NET_PACKET_TOO_LARGE'])) {
+      return send(413, 'request too large for the database (max_allowed_packet); lower HERALD_MAX_BODY_BYTES or raise max_allowed_packet');
     }
     if (statusCode >= 400 && statusCode < 500) return send(statusCode, error.message);
     if (isBackendUnavailable(error)) {
-      request.log.warn({ err: error }, 'backing service unavailable');
+      request.log.warn({ err: loggable(error) }, 'backing service unavailable');
       reply.header('retry-after', '1');
-      return send(503, 'a backing service is unavailable; nothing was changed by this request, retry it');
+      return send(503, 'a backing service is unavailable; retry the request (Herald’s writes are idempotent)');
     }
-    request.log.error({ err: error }, 'request failed');
+    request.log.error({ err: loggable(error) }, 'request failed');
     return send(500, `internal error; it was logged with request id ${request.id}`);
   });
 
@@ -81,6 +90,10 @@ export function installJsonParser(app: FastifyInstance): void {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return done(null, undefined);
-    parse(request, text, done);
+    parse(request, text, (error, value) => {
+      // Only the request body's own syntax error is the client's: say so with a 400.
+      if (error) return done(new HttpProblem(400, `body is not valid JSON: ${error.message}`, ''), undefined);
+      done(null, value);
+    });
   });
 }

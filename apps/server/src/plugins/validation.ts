@@ -55,6 +55,9 @@ export function describeValidationError(
         ? `is not an allowed name (${parent.description ?? `names must match ${Object.keys(parent.patternProperties).join(', ')}`})`
         : 'is not a known field';
       break;
+    case 'enum':
+      reason = `must be one of ${(error.params.allowedValues as unknown[]).join(', ')}`;
+      break;
     case 'pattern':
     case 'format':
       if (parent?.description) reason = `must be ${parent.description}`;

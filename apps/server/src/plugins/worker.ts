@@ -19,7 +19,7 @@ async function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
  */
 export const workerPlugin = fp<{ config: Config }>(
   async (app, { config }) => {
-    const webhook = new WebhookSender();
+    const webhook = new WebhookSender({ allowPrivateUrls: config.allowPrivateUrls });
     const rabbit = new RabbitPublisher({ url: config.amqpUrl, confirmTimeoutMs: config.delivery.amqpConfirmTimeoutMs });
     const m = app.metrics;
     const processor = new DeliverProcessor({

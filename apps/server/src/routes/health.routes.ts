@@ -3,7 +3,7 @@ import { Liveness, Readiness } from '@herald/contract';
 
 const PROBE_TIMEOUT_MS = 1_000;
 
-async function probe(check: () => Promise<unknown>): Promise<{ ok: boolean; latencyMs: number; error?: string }> {
+async function probe(check: () => Promise<unknown>): Promise<{ ok: boolean; latencyMs: number; error?: string; detail?: string }> {
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -15,7 +15,9 @@ async function probe(check: () => Promise<unknown>): Promise<{ ok: boolean; late
     ]);
     return { ok: true, latencyMs: round(performance.now() - started) };
   } catch (error) {
-    return { ok: false, latencyMs: round(performance.now() - started), error: (error as Error).message || 'failed' };
+    // Unauthenticated callers see only that it failed; the details (hosts, ports) go to the log.
+    const message = (error as Error).message ?? '';
+    return { ok: false, latencyMs: round(performance.now() - started), error: message.startsWith('no answer within') ? 'timeout' : 'unreachable', detail: message };
   } finally {
     clearTimeout(timer);
   }
@@ -24,11 +26,15 @@ async function probe(check: () => Promise<unknown>): Promise<{ ok: boolean; late
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
 export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const open = { access: 'public' as const };
+
   app.get('/healthz', {
+    config: open,
     schema: { operationId: 'liveness', summary: 'Liveness: the process is up', tags: ['operations'], response: { 200: Liveness } },
   }, async () => ({ status: 'ok' as const }));
 
   app.get('/readyz', {
+    config: open,
     schema: {
       operationId: 'readiness',
       summary: 'Readiness: MySQL and Redis answer',
@@ -39,10 +45,13 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (_request, reply) => {
     const [mysql, redis] = await Promise.all([probe(() => app.mysql.query('SELECT 1')), probe(() => app.redis.ping())]);
     const ready = mysql.ok && redis.ok;
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks: { mysql, redis } });
+    for (const [name, check] of Object.entries({ mysql, redis })) if (!check.ok) app.log.warn({ check: name, detail: check.detail }, 'readiness check failed');
+    const strip = ({ detail: _d, ...check }: Awaited<ReturnType<typeof probe>>) => check;
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks: { mysql: strip(mysql), redis: strip(redis) } });
   });
 
   app.get('/metrics', {
+    config: open,
     schema: {
       operationId: 'metrics',
       summary: 'Prometheus metrics',

@@ -1,8 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { DeliveryList, Errors, ListMessagesQuery, Message, MessageIdParams, MessageList, PrepareMessageBody, RedeliverBody, Requeued } from '@herald/contract';
-import { checkUrlProblem, decodeCursor, encodeCursor, headersProblem, isCommitted, payloadDepthProblem, type StoredMessage } from '@herald/domain';
+import { checkUrlProblem, decodeCursor, encodeCursor, headersProblem, isCommitted, payloadProblem, type StoredMessage } from '@herald/domain';
 import type { DecisionResult, DeliverySummary } from '@herald/db';
+import { privateUrlProblem } from '@herald/delivery';
 import { badRequest, HttpProblem } from '../plugins/errors';
 
 const producer = { access: 'producer' as const };
@@ -24,7 +25,7 @@ export function toApiMessage(message: StoredMessage, deliveries: readonly Delive
   };
 }
 
-export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
+export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolean }> = async (app, options) => {
   const withDeliveries = async (message: StoredMessage) => toApiMessage(message, await app.deliveries.forMessage(message.id));
 
   async function decisionReply(result: DecisionResult, id: string, verb: 'confirmed' | 'cancelled') {
@@ -64,8 +65,10 @@ export const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (body.confirm !== true && body.checkUrl === undefined) {
       throw badRequest({ field: 'checkUrl', reason: 'is required unless confirm is true' });
     }
-    const problem = checkUrlProblem(body.checkUrl) ?? headersProblem(body.headers) ?? payloadDepthProblem(body.payload);
+    const problem = checkUrlProblem(body.checkUrl) ?? headersProblem(body.headers) ?? payloadProblem(body.payload);
     if (problem) throw badRequest(problem);
+    const privateUrl = body.checkUrl && !options.allowPrivateUrls ? privateUrlProblem(body.checkUrl) : undefined;
+    if (privateUrl) throw badRequest({ field: 'checkUrl', reason: privateUrl });
 
     const outcome = await app.messages.prepare(body);
     if (outcome.kind === 'conflict') {

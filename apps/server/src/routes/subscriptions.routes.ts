@@ -14,6 +14,7 @@ import {
   SubscriptionList,
 } from '@herald/contract';
 import { headersProblem, targetUrlProblem, type Subscription as StoredSubscription, type Target } from '@herald/domain';
+import { privateUrlProblem } from '@herald/delivery';
 import { badRequest, HttpProblem } from '../plugins/errors';
 
 const admin = { access: 'admin' as const };
@@ -25,10 +26,12 @@ function toApiSubscription(s: StoredSubscription, secret?: string | null) {
   return { ...s, createdAt: s.createdAt.toISOString(), updatedAt: s.updatedAt.toISOString(), ...(secret ? { secret } : {}) };
 }
 
-function checkTarget(target: Target | undefined): void {
+function checkTarget(target: Target | undefined, allowPrivateUrls: boolean): void {
   if (target?.type !== 'webhook') return;
   const problem = targetUrlProblem(target.url, 'target.url') ?? headersProblem(target.headers, 'target.headers');
   if (problem) throw badRequest(problem);
+  const privateUrl = allowPrivateUrls ? undefined : privateUrlProblem(target.url);
+  if (privateUrl) throw badRequest({ field: 'target.url', reason: privateUrl });
 }
 
 const notFound = (id: string) => new HttpProblem(404, `subscription ${id} not found`);
@@ -44,7 +47,7 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } | undefin
   return { createdAt, id };
 }
 
-export const subscriptionRoutes: FastifyPluginAsyncTypebox = async (app) => {
+export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolean }> = async (app, options) => {
   const base = { tags: ['subscriptions'], security };
   const errors = { 400: Errors[400], 401: Errors[401], 403: Errors[403], 503: Errors[503] };
 
@@ -59,7 +62,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 201: SubscriptionRef, ...errors, 413: Errors[413], 415: Errors[415] },
     },
   }, async (request, reply) => {
-    checkTarget(request.body.target);
+    checkTarget(request.body.target, options.allowPrivateUrls);
     const { subscription, secret } = await app.subscriptions.create(request.body);
     return reply.code(201).send(toApiSubscription(subscription, secret));
   });
@@ -99,7 +102,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: SubscriptionRef, 404: Errors[404], ...errors },
     },
   }, async (request) => {
-    checkTarget(request.body.target as Target | undefined);
+    checkTarget(request.body.target as Target | undefined, options.allowPrivateUrls);
     const updated = await app.subscriptions.update(request.params.id, request.body as Parameters<typeof app.subscriptions.update>[1]);
     if (!updated) throw notFound(request.params.id);
     return toApiSubscription(updated);
