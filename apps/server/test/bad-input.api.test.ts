@@ -50,18 +50,35 @@ describe('authentication', () => {
   });
 
   it('answers 403 when a producer token calls an admin route', async () => {
-    // Admin routes (redeliver, subscriptions) arrive with the delivery engine; until then the
-    // rule is exercised on a route registered for this test.
-    const adminApp = await buildApp(parseConfig(testEnv(db.url)), { logger: false });
-    adminApp.get('/v1/admin-only', { config: { access: 'admin' } }, async () => ({ ok: true }));
-    await adminApp.ready();
-    try {
-      const denied = await adminApp.inject({ url: '/v1/admin-only', headers: asProducer });
-      expect(denied.statusCode).toBe(403);
+    for (const [method, url] of [['POST', '/v1/subscriptions'], ['GET', '/v1/subscriptions'], ['POST', '/v1/messages/keep-me/redeliver']] as const) {
+      const denied = await app.inject({ method, url, headers: asProducer, payload: method === 'POST' ? {} : undefined });
+      expect(denied.statusCode, url).toBe(403);
       expect(denied.json().message).toBe('the producer role may not use this route; it needs admin');
-      expect((await adminApp.inject({ url: '/v1/admin-only', headers: asAdmin })).statusCode).toBe(200);
+    }
+    expect((await app.inject({ url: '/v1/subscriptions', headers: asAdmin })).statusCode).toBe(200);
+  });
+
+  it('answers 401 without a token on every /v1 route in the spec, and serves the rest without one', async () => {
+    const spec = (await app.inject({ url: '/docs/json' })).json() as { paths: Record<string, Record<string, unknown>> };
+    for (const [path, methods] of Object.entries(spec.paths)) {
+      for (const method of Object.keys(methods)) {
+        const url = path.replace('{id}', path.startsWith('/v1/subscriptions') ? 'sub_0123456789abcdef0123' : 'keep-me');
+        const res = await app.inject({ method: method.toUpperCase() as 'GET', url });
+        expect(res.statusCode, `${method} ${path}`).toBe(path.startsWith('/v1/') ? 401 : 200);
+      }
+    }
+  });
+
+  it('keeps a route that forgets to declare access closed (admin only)', async () => {
+    const other = await buildApp(parseConfig(testEnv(db.url)), { logger: false, worker: false });
+    other.get('/v1/forgot-access', async () => ({ ok: true }));
+    await other.ready();
+    try {
+      expect((await other.inject({ url: '/v1/forgot-access' })).statusCode).toBe(401);
+      expect((await other.inject({ url: '/v1/forgot-access', headers: asProducer })).statusCode).toBe(403);
+      expect((await other.inject({ url: '/v1/forgot-access', headers: asAdmin })).statusCode).toBe(200);
     } finally {
-      await adminApp.close();
+      await other.close();
     }
   });
 });
@@ -126,7 +143,7 @@ describe('fields', () => {
     ['delayMs', -5], ['delayMs', 7 * 24 * 3600_000 + 1],
     ['onChecksExhausted', 'retry'], ['confirm', 'yes'], ['key', ''], ['key', 'k'.repeat(257)], ['key', 'line\nbreak'],
   ])('refuses %s = %j without coercing it', async (field, value) => {
-    expect400(await post(prepareBody('f-4', { [field]: value })), field, /must|is/);
+    expect400(await post(prepareBody('f-4', { [field]: value })), field, new RegExp(`^body\\.${field} must (be|NOT be|NOT have|match|equal)`));
   });
 
   it('refuses unknown fields instead of dropping them', async () => {

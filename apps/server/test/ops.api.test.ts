@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { renderOpenApiYaml } from '../src/openapi';
-import { asProducer, buildTestApp, createTestDatabase, prepareBody } from './helpers';
+import { asAdmin, asProducer, buildTestApp, createTestDatabase, prepareBody } from './helpers';
 
 let app: FastifyInstance;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -30,6 +30,23 @@ describe('health and readiness', () => {
     const res = await app.inject({ url: '/readyz' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ status: 'ready', checks: { mysql: { ok: true }, redis: { ok: true } } });
+  });
+
+  it('/readyz checks RabbitMQ only while a subscription uses it, and says when it is down', async () => {
+    const noRabbit = await buildTestApp(db.url, { AMQP_URL: `amqp://guest:guest@${CLOSED}` });
+    try {
+      expect((await noRabbit.inject({ url: '/readyz' })).json().checks.rabbitmq).toBeUndefined();
+      const sub = await noRabbit.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name: 'r', topic: 'ready.check', target: { type: 'rabbitmq', exchange: 'x' } } });
+      expect(sub.statusCode).toBe(201);
+      const down = await noRabbit.inject({ url: '/readyz' });
+      expect(down.statusCode).toBe(503);
+      expect(down.json().checks.rabbitmq).toMatchObject({ ok: false, error: 'unreachable' });
+      expect(down.body).not.toContain('127.0.0.1');
+      await noRabbit.inject({ method: 'DELETE', url: `/v1/subscriptions/${sub.json().id}`, headers: asAdmin });
+      expect((await app.inject({ url: '/readyz' })).statusCode).toBe(200);
+    } finally {
+      await noRabbit.close();
+    }
   });
 
   it('/readyz answers 503 naming the service that is down', async () => {

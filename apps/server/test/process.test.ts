@@ -37,10 +37,26 @@ describe('a real Herald process', () => {
         if (i % 3 === 2) status = (await statusOf(call(server.url, 'POST', `/v1/messages/${id}/cancel`)));
         accepted.push({ id, status });
       }
+      // Then a burst of concurrent prepares, with kill -9 landing while they are in flight.
+      const burst = Array.from({ length: 80 }, (_, i) => `burst-${i}`);
+      let done = 0;
+      const answers = burst.map((id) =>
+        call(a.url, 'POST', '/v1/messages', prepareBody(id)).then(
+          (r) => ((done += 1), { id, status: r.status }),
+          () => ({ id, status: 0 }),
+        ),
+      );
+      const deadline = Date.now() + 10_000;
+      while (done < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
       a.child.kill('SIGKILL');
       b.child.kill('SIGKILL');
       expect((await a.exited).signal).toBe('SIGKILL');
       await b.exited;
+      const settled = await Promise.all(answers);
+      const answered201 = settled.filter((r) => r.status === 201).map((r) => r.id);
+      const unanswered = settled.filter((r) => r.status !== 201).map((r) => r.id);
+      // The kill must have cut the burst, or this test proves nothing about in-flight writes.
+      expect(unanswered.length).toBeGreaterThan(0);
 
       const restarted = await startServer(testEnv(fresh.url));
       try {
@@ -49,6 +65,14 @@ describe('a real Herald process', () => {
           expect(res.status, id).toBe(200);
           expect(await statusOf(res), id).toBe(status);
         }
+        // Every 201 is durable; a write cut off unanswered is either whole or absent, never torn.
+        for (const id of answered201) expect(await statusOf(call(restarted.url, 'GET', `/v1/messages/${id}`)), id).toBe('prepared');
+        for (const id of unanswered) {
+          const res = await call(restarted.url, 'GET', `/v1/messages/${id}`);
+          if (res.status === 200) expect((await res.json()) as object, id).toMatchObject({ status: 'prepared', payload: prepareBody(id).payload });
+          else expect(res.status, id).toBe(404);
+        }
+        console.log(`[process] kill -9 during a burst of 80 prepares: ${answered201.length} answered 201 (all found after restart), ${unanswered.length} cut off`);
         expect(restarted.output()).toContain('"applied":[]');
       } finally {
         restarted.child.kill('SIGTERM');

@@ -48,10 +48,10 @@ describe('migrate', () => {
     'matches the drizzle schema of %s column for column and index for index (guards against drift)',
     async (table, schema) => {
       const [cols] = await pool.query<RowDataPacket[]>(
-        'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position',
+        'SELECT column_name AS c, is_nullable AS n FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position',
         [name, table],
       );
-      expect(cols.map((r) => r.c)).toEqual(getTableConfig(schema).columns.map((c) => c.name));
+      expect(cols.map((r) => `${r.c}${r.n === 'YES' ? '?' : ''}`)).toEqual(getTableConfig(schema).columns.map((c) => `${c.name}${c.notNull ? '' : '?'}`));
       const [idx] = await pool.query<RowDataPacket[]>(
         "SELECT DISTINCT index_name AS i FROM information_schema.statistics WHERE table_schema = ? AND table_name = ? AND index_name <> 'PRIMARY' ORDER BY index_name",
         [name, table],

@@ -14,7 +14,7 @@ import {
 } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { hasErrorCode } from './driver-errors';
-import { DeliveryRepository, type DeliveryJobRef } from './delivery.repository';
+import { DeliveryRepository, withDeadlockRetry, type DeliveryJobRef } from './delivery.repository';
 import { messages, type MessageRow } from './schema/messages';
 
 export type PrepareOutcome =
@@ -163,7 +163,7 @@ export class MessageRepository {
    */
   private async transition(id: string, from: MessageStatus, to: MessageStatus): Promise<DeliveryJobRef[] | undefined> {
     const now = this.now();
-    return this.db.transaction(async (tx) => {
+    return withDeadlockRetry(() => this.db.transaction(async (tx) => {
       const [result] = await tx
         .update(messages)
         .set({
@@ -178,7 +178,7 @@ export class MessageRepository {
       const [row] = await tx.select({ topic: messages.topic, delayMs: messages.delayMs }).from(messages).where(eq(messages.id, id));
       if (!row) throw new Error(`message ${id} vanished inside its own transaction`);
       return DeliveryRepository.fanOut(tx, { id, ...row }, now);
-    });
+    }));
   }
 
   private async findRow(id: string): Promise<MessageRow | undefined> {

@@ -113,6 +113,16 @@ export class SubscriptionRepository {
     return { secret, previousSecretExpiresAt };
   }
 
+  /** Whether any enabled subscription delivers to RabbitMQ (readiness then checks the broker). */
+  async usesRabbitMq(): Promise<boolean> {
+    const [row] = await this.db
+      .select({ id: subscriptions.id })
+      .from(subscriptions)
+      .where(and(eq(subscriptions.enabled, true), eq(subscriptions.targetType, 'rabbitmq')))
+      .limit(1);
+    return row !== undefined;
+  }
+
   /** Herald disables a subscription itself when its endpoint says it is gone. */
   async disable(id: string, reason: string): Promise<void> {
     await this.db.update(subscriptions).set({ enabled: false, disabledReason: reason.slice(0, 500), updatedAt: this.now() }).where(eq(subscriptions.id, id));

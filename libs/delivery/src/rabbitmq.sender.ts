@@ -89,6 +89,11 @@ export class RabbitPublisher {
     return error ? fail(error) : { ok: true, durationMs: performance.now() - started };
   }
 
+  /** Resolves when a confirm channel is open (connecting if needed): the readiness probe. */
+  async ping(): Promise<void> {
+    await this.ensureChannel();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.failAll('publisher closed');

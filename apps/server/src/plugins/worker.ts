@@ -5,6 +5,13 @@ import { RabbitPublisher, WebhookSender } from '@herald/delivery';
 import { DELIVERY_QUEUE, DeliverProcessor, Reconciler, type DeliveryJobData } from '@herald/queues';
 import type { Config } from '../config';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Present in processes that deliver: opens (or checks) the RabbitMQ confirm channel. */
+    rabbitPing?: () => Promise<void>;
+  }
+}
+
 /** Waits for `work`, but no longer than `ms`; shutdown must not hang on a dead connection. */
 async function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -21,6 +28,7 @@ export const workerPlugin = fp<{ config: Config }>(
   async (app, { config }) => {
     const webhook = new WebhookSender({ allowPrivateUrls: config.allowPrivateUrls });
     const rabbit = new RabbitPublisher({ url: config.amqpUrl, confirmTimeoutMs: config.delivery.amqpConfirmTimeoutMs });
+    app.decorate('rabbitPing', () => rabbit.ping());
     const m = app.metrics;
     const processor = new DeliverProcessor({
       deliveries: app.deliveries,

@@ -15,7 +15,6 @@ async function probe(check: () => Promise<unknown>): Promise<{ ok: boolean; late
     ]);
     return { ok: true, latencyMs: round(performance.now() - started) };
   } catch (error) {
-    // Unauthenticated callers see only that it failed; the details (hosts, ports) go to the log.
     const message = (error as Error).message ?? '';
     return { ok: false, latencyMs: round(performance.now() - started), error: message.startsWith('no answer within') ? 'timeout' : 'unreachable', detail: message };
   } finally {
@@ -37,17 +36,28 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: open,
     schema: {
       operationId: 'readiness',
-      summary: 'Readiness: MySQL and Redis answer',
-      description: 'Each backing service is probed with a 1 s timeout. 503 while any fails or while the process shuts down.',
+      summary: 'Readiness: MySQL, Redis and (when used) RabbitMQ answer',
+      description: 'Each backing service is probed with a 1 s timeout; RabbitMQ only in a process that delivers and only while an enabled subscription targets it. 503 while any fails or while the process shuts down.',
       tags: ['operations'],
       response: { 200: Readiness, 503: Readiness },
     },
   }, async (_request, reply) => {
-    const [mysql, redis] = await Promise.all([probe(() => app.mysql.query('SELECT 1')), probe(() => app.redis.ping())]);
-    const ready = mysql.ok && redis.ok;
-    for (const [name, check] of Object.entries({ mysql, redis })) if (!check.ok) app.log.warn({ check: name, detail: check.detail }, 'readiness check failed');
-    const strip = ({ detail: _d, ...check }: Awaited<ReturnType<typeof probe>>) => check;
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks: { mysql: strip(mysql), redis: strip(redis) } });
+    const rabbitPing = app.rabbitPing;
+    const usesRabbit = rabbitPing ? await app.subscriptions.usesRabbitMq().catch(() => false) : false;
+    const probes: Record<string, Promise<Awaited<ReturnType<typeof probe>>>> = {
+      mysql: probe(() => app.mysql.query('SELECT 1')),
+      redis: probe(() => app.redis.ping()),
+      ...(rabbitPing && usesRabbit && { rabbitmq: probe(rabbitPing) }),
+    };
+    const checks: Record<string, { ok: boolean; latencyMs: number; error?: string }> = {};
+    for (const [name, pending] of Object.entries(probes)) {
+      const { detail, ...check } = await pending;
+      // Unauthenticated callers see only that it failed; the details (hosts, ports) go to the log.
+      if (!check.ok) app.log.warn({ check: name, detail }, 'readiness check failed');
+      checks[name] = check;
+    }
+    const ready = Object.values(checks).every((c) => c.ok);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks });
   });
 
   app.get('/metrics', {

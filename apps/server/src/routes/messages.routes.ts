@@ -78,31 +78,24 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
     return reply.code(outcome.kind === 'created' ? 201 : 200).send(await withDeliveries(outcome.message));
   });
 
-  app.post('/v1/messages/:id/confirm', {
-    config: producer,
-    schema: {
-      operationId: 'confirmMessage',
-      summary: 'Confirm (commit) a prepared message',
-      description: 'Idempotent. Also resolves an `unresolved` message. 409 if the message was cancelled.',
-      tags: ['messages'],
-      security,
-      params: MessageIdParams,
-      response: { 200: MessageRef, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 503: Errors[503] },
-    },
-  }, async (request) => decisionReply(await app.messages.decide(request.params.id, 'confirm'), request.params.id, 'confirmed'));
-
-  app.post('/v1/messages/:id/cancel', {
-    config: producer,
-    schema: {
-      operationId: 'cancelMessage',
-      summary: 'Cancel (roll back) a prepared message',
-      description: 'Idempotent. Also resolves an `unresolved` message. 409 if the message was confirmed (or delivered, or failed).',
-      tags: ['messages'],
-      security,
-      params: MessageIdParams,
-      response: { 200: MessageRef, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 503: Errors[503] },
-    },
-  }, async (request) => decisionReply(await app.messages.decide(request.params.id, 'cancel'), request.params.id, 'cancelled'));
+  const decisions = [
+    { verb: 'confirm', done: 'confirmed', operationId: 'confirmMessage', summary: 'Confirm (commit) a prepared message', description: 'Idempotent. Also resolves an `unresolved` message. Creates one delivery per matching subscription in the same transaction. 409 if the message was cancelled.' },
+    { verb: 'cancel', done: 'cancelled', operationId: 'cancelMessage', summary: 'Cancel (roll back) a prepared message', description: 'Idempotent. Also resolves an `unresolved` message. 409 if the message was confirmed (or delivered, or failed).' },
+  ] as const;
+  for (const d of decisions) {
+    app.post(`/v1/messages/:id/${d.verb}`, {
+      config: producer,
+      schema: {
+        operationId: d.operationId,
+        summary: d.summary,
+        description: d.description,
+        tags: ['messages'],
+        security,
+        params: MessageIdParams,
+        response: { 200: MessageRef, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 503: Errors[503] },
+      },
+    }, async (request) => decisionReply(await app.messages.decide(request.params.id, d.verb), request.params.id, d.done));
+  }
 
   app.get('/v1/messages/:id', {
     config: producer,
