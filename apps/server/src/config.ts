@@ -26,6 +26,14 @@ export interface Config {
   shutdownTimeoutMs: number;
   logLevel: string;
   checkDefaults: CheckPolicy;
+  checks: {
+    /** Signs check calls; null means a random per-process secret (development only). */
+    secret: string | null;
+    timeoutMs: number;
+    sweepIntervalMs: number;
+    intervalCapMs: number;
+    concurrency: number;
+  };
   delivery: {
     concurrency: number;
     webhookTimeoutMs: number;
@@ -79,6 +87,13 @@ export function parseConfig(env: Env): Config {
       maxChecks: int(env, 'HERALD_MAX_CHECKS', DEFAULT_CHECK_POLICY.maxChecks, limits.maxChecks.min, limits.maxChecks.max),
       onChecksExhausted: oneOf(env, 'HERALD_ON_CHECKS_EXHAUSTED', DEFAULT_CHECK_POLICY.onChecksExhausted, ['rollback', 'hold'] as const),
     },
+    checks: {
+      secret: checkSecret(env.HERALD_CHECK_SECRET),
+      timeoutMs: int(env, 'HERALD_CHECK_TIMEOUT_MS', 10_000, 100, 120_000),
+      sweepIntervalMs: int(env, 'HERALD_CHECK_SWEEP_INTERVAL_MS', 1_000, 50, 600_000),
+      intervalCapMs: int(env, 'HERALD_CHECK_INTERVAL_CAP_MS', 600_000, 100, 24 * 3600_000),
+      concurrency: int(env, 'HERALD_CHECK_CONCURRENCY', 16, 1, 1000),
+    },
     delivery: {
       concurrency: int(env, 'HERALD_DELIVERY_CONCURRENCY', 32, 1, 1000),
       webhookTimeoutMs: int(env, 'HERALD_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
@@ -108,6 +123,16 @@ function parseApiKeys(raw: string | undefined): ApiKey[] {
   const tokens = new Set(keys.map((k) => k.token));
   if (tokens.size !== keys.length) throw new ConfigError('HERALD_API_KEYS: two entries share one token');
   return keys;
+}
+
+function checkSecret(raw: string | undefined): string | null {
+  const value = raw?.trim();
+  if (!value) return null;
+  const key = value.startsWith('whsec_') ? Buffer.from(value.slice(6), 'base64') : undefined;
+  if (!key || key.length < 24 || !/^whsec_[A-Za-z0-9+/]+=*$/.test(value)) {
+    throw new ConfigError('HERALD_CHECK_SECRET must be whsec_ followed by at least 24 random bytes in base64 (e.g. whsec_$(openssl rand -base64 32))');
+  }
+  return value;
 }
 
 function str(env: Env, name: string, fallback: string): string {

@@ -13,6 +13,9 @@ export const ADMIN_TOKEN = 'test-admin-token-0000000000000000';
 export const PRODUCER_TOKEN = 'test-producer-token-000000000000';
 export const API_KEYS = `ops:admin:${ADMIN_TOKEN},orders:producer:${PRODUCER_TOKEN}`;
 
+// A test-only check-signing secret.
+export const TEST_CHECK_SECRET = 'whsec_dGVzdC1vbmx5LWNoZWNrLXNlY3JldC0wMTIzNDU2Nzg5';
+
 export const asProducer = { authorization: `Bearer ${PRODUCER_TOKEN}` };
 export const asAdmin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
@@ -40,6 +43,7 @@ export function testEnv(databaseUrl: string, extra: Record<string, string> = {})
     HERALD_QUEUE_PREFIX: `herald_t_${randomBytes(3).toString('hex')}`,
     // Test endpoints live on 127.0.0.1; the refusal itself is tested with this off.
     HERALD_ALLOW_PRIVATE_URLS: 'true',
+    HERALD_CHECK_SECRET: TEST_CHECK_SECRET,
     ...extra,
   };
 }

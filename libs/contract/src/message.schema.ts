@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { CHECK_POLICY_LIMITS, CHECKS_EXHAUSTED_POLICIES, DELIVERY_STATUSES, MESSAGE_STATUSES } from '@herald/domain';
+import { CHECK_ANSWERS, CHECK_POLICY_LIMITS, CHECKS_EXHAUSTED_POLICIES, DELIVERY_STATUSES, MESSAGE_STATUSES } from '@herald/domain';
 import { MessageId, StringEnum, Timestamp, Topic } from './common.schema';
 
 const limits = CHECK_POLICY_LIMITS;
@@ -54,6 +54,15 @@ export const Delivery = Type.Object({
   lastError: Type.Union([Type.String(), Type.Null()]),
 });
 
+export const CheckAttempt = Type.Object({
+  check: Type.Integer({ description: '1 for the first check' }),
+  at: Timestamp,
+  durationMs: Type.Integer(),
+  answer: StringEnum(CHECK_ANSWERS, { description: 'anything but HTTP 200 with a valid status is unknown' }),
+  statusCode: Type.Union([Type.Integer(), Type.Null()]),
+  error: Type.Union([Type.String(), Type.Null()], { description: 'why the answer counted as unknown' }),
+});
+
 export const Message = Type.Object(
   {
     id: MessageId,
@@ -75,6 +84,9 @@ export const Message = Type.Object(
     confirmedAt: Type.Union([Timestamp, Type.Null()]),
     cancelledAt: Type.Union([Timestamp, Type.Null()]),
     deliveries: Type.Array(Delivery, { description: 'One per matching subscription, created when the message is confirmed' }),
+    checkAttempts: Type.Optional(
+      Type.Array(CheckAttempt, { description: 'Every check-back call made, oldest first (on single-message answers, not in listings)' }),
+    ),
   },
   { $id: 'Message' },
 );
@@ -86,6 +98,7 @@ export const ListMessagesQuery = Type.Object(
   {
     status: Type.Optional(MessageStatus),
     topic: Type.Optional(Topic),
+    createdBefore: Type.Optional({ ...Timestamp, description: 'Only messages created before this time: with status=prepared, the transactions still open after it' }),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size, 1–200' })),
     cursor: Type.Optional(Type.String({ maxLength: 64, description: 'Opaque: the nextCursor of the previous page' })),
   },

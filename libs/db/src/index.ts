@@ -4,5 +4,5 @@ export * from './migrator';
 export * from './message.repository';
 export * from './subscription.repository';
 export * from './delivery.repository';
-export { messages, type MessageRow } from './schema/messages';
+export { messages, checkAttempts, type MessageRow } from './schema/messages';
 export { subscriptions, deliveries, deliveryAttempts } from './schema/deliveries';

@@ -1,8 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { and, desc, eq, inArray, lt, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
 import {
+  afterUnknown,
   canonicalJson,
   decide,
+  nextCheckDelayMs,
+  type CheckAnswer,
   idempotencyContent,
   resolveCheckPolicy,
   targetStatus,
@@ -15,7 +18,7 @@ import {
 import type { HeraldDb } from './connection';
 import { hasErrorCode } from './driver-errors';
 import { DeliveryRepository, withDeadlockRetry, type DeliveryJobRef } from './delivery.repository';
-import { messages, type MessageRow } from './schema/messages';
+import { checkAttempts, messages, type CheckAttemptRow, type MessageRow } from './schema/messages';
 
 export type PrepareOutcome =
   | { kind: 'created'; message: StoredMessage; jobs: DeliveryJobRef[] }
@@ -34,10 +37,44 @@ export interface ListFilter {
   limit: number;
   /** Return messages older than this sequence number (exclusive). */
   beforeSeq?: bigint;
+  createdBefore?: Date;
+}
+
+/** One check round of one message, claimed by one sweeper: the job that makes check `check`. */
+export interface CheckJobRef {
+  seq: bigint;
+  messageId: string;
+  check: number;
+}
+
+export interface CheckCall {
+  startedAt: Date;
+  durationMs: number;
+  answer: CheckAnswer;
+  statusCode: number | null;
+  error: string | null;
+}
+
+export type CheckOutcome =
+  | { kind: 'confirmed'; jobs: DeliveryJobRef[] }
+  | { kind: 'cancelled' | 'held' }
+  | { kind: 'ask-again'; nextCheckAt: Date }
+  /** The message was decided (or checked) meanwhile: the call is recorded, nothing else changes. */
+  | { kind: 'stale' };
+
+export interface CheckAttemptRecord {
+  check: number;
+  at: Date;
+  durationMs: number;
+  answer: CheckAnswer;
+  statusCode: number | null;
+  error: string | null;
 }
 
 export interface MessageRepositoryOptions {
   defaults?: CheckPolicy;
+  /** The longest wait between two checks (default 10 min). */
+  checkIntervalCapMs?: number;
   /** Called once per committed state change, for metrics. */
   onTransition?: (from: MessageStatus | 'new', to: MessageStatus) => void;
   now?: () => Date;
@@ -48,6 +85,7 @@ const UNDECIDED: MessageStatus[] = ['prepared', 'unresolved'];
 /** Messages in MySQL. Every state change is one conditional UPDATE, so racing calls cannot both win. */
 export class MessageRepository {
   private readonly defaults?: CheckPolicy;
+  private readonly checkIntervalCapMs?: number;
   private readonly onTransition: NonNullable<MessageRepositoryOptions['onTransition']>;
   private readonly now: () => Date;
 
@@ -56,6 +94,7 @@ export class MessageRepository {
     options: MessageRepositoryOptions = {},
   ) {
     this.defaults = options.defaults;
+    this.checkIntervalCapMs = options.checkIntervalCapMs;
     this.onTransition = options.onTransition ?? (() => undefined);
     this.now = options.now ?? (() => new Date());
   }
@@ -146,6 +185,7 @@ export class MessageRepository {
     if (filter.status) where.push(eq(messages.status, filter.status));
     if (filter.topic) where.push(eq(messages.topic, filter.topic));
     if (filter.beforeSeq !== undefined) where.push(lt(messages.seq, filter.beforeSeq));
+    if (filter.createdBefore !== undefined) where.push(lt(messages.createdAt, filter.createdBefore));
     const rows = await this.db
       .select()
       .from(messages)
@@ -179,6 +219,92 @@ export class MessageRepository {
       if (!row) throw new Error(`message ${id} vanished inside its own transaction`);
       return DeliveryRepository.fanOut(tx, { id, ...row }, now);
     }));
+  }
+
+  /**
+   * Claims up to `limit` prepared messages whose check is due, for one check round each:
+   * `FOR UPDATE SKIP LOCKED` lets several sweepers run at once without taking the same rows, and
+   * pushing `next_check_at` forward by `leaseMs` keeps a claimed round from being claimed again
+   * while its check runs. If the check job is lost, the round is claimed again after the lease.
+   */
+  async claimDueChecks(limit: number, leaseMs: number): Promise<CheckJobRef[]> {
+    const now = this.now();
+    return withDeadlockRetry(() => this.db.transaction(async (tx) => {
+      const due = await tx
+        .select({ seq: messages.seq, id: messages.id, checks: messages.checks })
+        .from(messages)
+        .where(and(eq(messages.status, 'prepared'), lte(messages.nextCheckAt, now)))
+        .orderBy(asc(messages.nextCheckAt))
+        .limit(limit)
+        .for('update', { skipLocked: true });
+      if (due.length === 0) return [];
+      await tx
+        .update(messages)
+        .set({ nextCheckAt: new Date(now.getTime() + leaseMs) })
+        .where(inArray(messages.seq, due.map((d) => d.seq)));
+      return due.map((d) => ({ seq: d.seq, messageId: d.id, check: d.checks + 1 }));
+    }));
+  }
+
+  /**
+   * Records check `check` and acts on its answer in one transaction, with the same conditional
+   * transitions as the API: commit confirms (and fans out), rollback cancels, unknown schedules
+   * the next check or, once `maxChecks` are spent, applies `onChecksExhausted`. A message that
+   * was decided meanwhile (a late confirm racing the check) is left as it is.
+   */
+  async recordCheck(ref: CheckJobRef, call: CheckCall): Promise<CheckOutcome> {
+    const now = this.now();
+    let transition: [MessageStatus, MessageStatus] | undefined;
+    const outcome = await withDeadlockRetry(() => this.db.transaction(async (tx): Promise<CheckOutcome> => {
+      transition = undefined;
+      const [row] = await tx.select().from(messages).where(eq(messages.id, ref.messageId)).for('update');
+      await tx.insert(checkAttempts).values({
+        messageId: ref.messageId,
+        checkNo: ref.check,
+        startedAt: call.startedAt,
+        durationMs: Math.max(0, Math.round(call.durationMs)),
+        answer: call.answer,
+        statusCode: call.statusCode,
+        error: call.error?.slice(0, 1000) ?? null,
+      });
+      if (!row || row.status !== 'prepared' || row.checks !== ref.check - 1) return { kind: 'stale' };
+      const message = toMessage(row);
+      const next = call.answer === 'commit' ? 'confirm' : call.answer === 'rollback' ? 'cancel' : afterUnknown(message, ref.check);
+      const base = { checks: ref.check, updatedAt: now };
+      switch (next) {
+        case 'confirm': {
+          await tx.update(messages).set({ ...base, status: 'confirmed', confirmedAt: now, nextCheckAt: null }).where(eq(messages.id, ref.messageId));
+          transition = ['prepared', 'confirmed'];
+          return { kind: 'confirmed', jobs: await DeliveryRepository.fanOut(tx, message, now) };
+        }
+        case 'cancel':
+          await tx.update(messages).set({ ...base, status: 'cancelled', cancelledAt: now, nextCheckAt: null }).where(eq(messages.id, ref.messageId));
+          transition = ['prepared', 'cancelled'];
+          return { kind: 'cancelled' };
+        case 'hold':
+          await tx.update(messages).set({ ...base, status: 'unresolved', nextCheckAt: null }).where(eq(messages.id, ref.messageId));
+          transition = ['prepared', 'unresolved'];
+          return { kind: 'held' };
+        default: {
+          const nextCheckAt = new Date(now.getTime() + nextCheckDelayMs(message, ref.check, this.checkIntervalCapMs));
+          await tx.update(messages).set({ ...base, nextCheckAt }).where(eq(messages.id, ref.messageId));
+          return { kind: 'ask-again', nextCheckAt };
+        }
+      }
+    }));
+    if (transition) this.onTransition(...transition);
+    return outcome;
+  }
+
+  /** The check calls made for a message, oldest first. */
+  async checkAttempts(messageId: string): Promise<CheckAttemptRecord[]> {
+    const rows: CheckAttemptRow[] = await this.db.select().from(checkAttempts).where(eq(checkAttempts.messageId, messageId)).orderBy(asc(checkAttempts.id));
+    return rows.map((r) => ({ check: r.checkNo, at: r.startedAt, durationMs: r.durationMs, answer: r.answer as CheckAnswer, statusCode: r.statusCode, error: r.error }));
+  }
+
+  async countByStatus(status: MessageStatus): Promise<number> {
+    const [row] = await this.db.select({ n: sql<string>`COUNT(*)` }).from(messages).where(eq(messages.status, status));
+    return Number(row?.n ?? 0);
   }
 
   private async findRow(id: string): Promise<MessageRow | undefined> {

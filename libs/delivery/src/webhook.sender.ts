@@ -16,6 +16,8 @@ export interface WebhookRequest {
   headers: Record<string, string>;
   secrets: readonly string[];
   timeoutMs: number;
+  /** How much of the response body to keep (default 1 KiB). */
+  responseBytes?: number;
 }
 
 export interface WebhookSenderOptions {
@@ -76,7 +78,7 @@ export class WebhookSender {
         bodyTimeout: req.timeoutMs,
         signal: AbortSignal.timeout(req.timeoutMs),
       });
-      const excerpt = await readExcerpt(res.body);
+      const excerpt = await readExcerpt(res.body, req.responseBytes ?? EXCERPT_BYTES);
       const durationMs = performance.now() - started;
       const statusCode = res.statusCode;
       if (statusCode >= 200 && statusCode < 300) return { ok: true, durationMs, statusCode, responseExcerpt: excerpt };
@@ -104,16 +106,16 @@ export class WebhookSender {
   }
 }
 
-async function readExcerpt(body: AsyncIterable<Buffer> & { destroy?: () => void }): Promise<string> {
+async function readExcerpt(body: AsyncIterable<Buffer>, limit: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
     chunks.push(chunk);
     size += chunk.length;
     // Enough for the excerpt; the rest is not Herald's business (the socket is dropped).
-    if (size >= EXCERPT_BYTES) break;
+    if (size >= limit) break;
   }
-  return Buffer.concat(chunks).subarray(0, EXCERPT_BYTES).toString('utf8');
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
 }
 
 function describeError(err: unknown, timeoutMs: number): string {

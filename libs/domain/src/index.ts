@@ -8,3 +8,4 @@ export * from './topic-pattern';
 export * from './retry-policy';
 export * from './delivery';
 export * from './subscription';
+export * from './check-answer';

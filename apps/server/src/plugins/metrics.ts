@@ -7,6 +7,8 @@ export interface HeraldMetrics {
   deliveryAttempts: Counter<'target' | 'outcome'>;
   deliveryAttemptSeconds: Histogram<'target'>;
   deliveriesFinished: Counter<'target' | 'status'>;
+  checks: Counter<'answer'>;
+  checkSeconds: Histogram;
 }
 
 declare module 'fastify' {
@@ -58,7 +60,19 @@ export const metricsPlugin = fp(
       labelNames: ['target', 'status'] as const,
       registers: [registry],
     });
-    app.decorate('metrics', { registry, transitions, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished });
+    const checks = new Counter({
+      name: 'herald_checks_total',
+      help: 'Check-back calls by the answer they came to (anything but a valid 200 counts as unknown)',
+      labelNames: ['answer'] as const,
+      registers: [registry],
+    });
+    const checkSeconds = new Histogram({
+      name: 'herald_check_duration_seconds',
+      help: 'Time one check-back call took',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    });
+    app.decorate('metrics', { registry, transitions, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds });
 
     app.addHook('onResponse', async (request, reply) => {
       // The route pattern, never the raw URL: ids in paths would explode the label set.

@@ -16,6 +16,7 @@ export interface MysqlPluginOptions {
   url: string;
   poolSize: number;
   checkDefaults: CheckPolicy;
+  checkIntervalCapMs: number;
 }
 
 /** The MySQL pool and the repositories on it. Creating the pool opens no connection yet. */
@@ -25,6 +26,7 @@ export const mysqlPlugin = fp<MysqlPluginOptions>(
     const db = createDb(pool);
     const messages = new MessageRepository(db, {
       defaults: options.checkDefaults,
+      checkIntervalCapMs: options.checkIntervalCapMs,
       onTransition: (from, to) => app.metrics.transitions.inc({ from, to }),
     });
     app.decorate('mysql', pool);

@@ -56,6 +56,18 @@ export const queuesPlugin = fp<QueuesPluginOptions>(
       },
     });
     new Gauge({
+      name: 'herald_messages_unresolved',
+      help: 'Messages held after their checks ran out (onChecksExhausted: hold), waiting for a person',
+      registers: [app.metrics.registry],
+      async collect() {
+        try {
+          this.set(await app.messages.countByStatus('unresolved'));
+        } catch {
+          // MySQL down: /readyz says so.
+        }
+      },
+    });
+    new Gauge({
       name: 'herald_deliveries_dead',
       help: 'Deliveries that are dead (waiting for a person to replay them)',
       registers: [app.metrics.registry],

@@ -1,8 +1,19 @@
 import fp from 'fastify-plugin';
-import { Worker } from 'bullmq';
+import { randomBytes } from 'node:crypto';
+import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RabbitPublisher, WebhookSender } from '@herald/delivery';
-import { DELIVERY_QUEUE, DeliverProcessor, Reconciler, type DeliveryJobData } from '@herald/queues';
+import {
+  CHECK_QUEUE,
+  CHECK_SWEEP_SCHEDULER,
+  CheckProcessor,
+  CheckSweeper,
+  DELIVERY_QUEUE,
+  DeliverProcessor,
+  Reconciler,
+  type CheckJobData,
+  type DeliveryJobData,
+} from '@herald/queues';
 import type { Config } from '../config';
 
 declare module 'fastify' {
@@ -73,7 +84,51 @@ export const workerPlugin = fp<{ config: Config }>(
     });
     reconciler.start();
 
+    // Check-back: a BullMQ job scheduler fires one sweep per interval across all replicas; the
+    // sweep claims due rounds in MySQL and enqueues one check job per message.
+    const checkSecret = config.checks.secret ?? `whsec_${randomBytes(32).toString('base64')}`;
+    if (!config.checks.secret) app.log.warn('HERALD_CHECK_SECRET is not set: check calls are signed with a random per-process secret that producers cannot verify');
+    const checkQueue = new Queue(CHECK_QUEUE, { connection, prefix: config.queuePrefix });
+    checkQueue.on('error', () => undefined);
+    const sweeper = new CheckSweeper(app.messages, checkQueue, { batchSize: 200, leaseMs: config.checks.timeoutMs + 5_000 });
+    const checker = new CheckProcessor({
+      messages: app.messages,
+      sender: webhook,
+      secret: checkSecret,
+      timeoutMs: config.checks.timeoutMs,
+      scheduleDeliveries: (jobs, messageId) => app.scheduleDeliveries(jobs, messageId),
+      onCheck: (answer, durationMs) => {
+        m.checks.inc({ answer });
+        m.checkSeconds.observe(durationMs / 1000);
+      },
+    });
+    const checkConnection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+    checkConnection.on('error', () => undefined);
+    const checkWorker = new Worker<CheckJobData | Record<string, never>>(
+      CHECK_QUEUE,
+      async (job) => {
+        if (job.name === 'sweep') return sweeper.sweep();
+        const data = job.data as CheckJobData;
+        const outcome = await checker.process({ seq: BigInt(data.seq), messageId: data.messageId, check: data.check });
+        return typeof outcome === 'string' ? outcome : outcome.kind;
+      },
+      { connection: checkConnection, prefix: config.queuePrefix, concurrency: config.checks.concurrency, lockDuration: 10_000, stalledInterval: 5_000 },
+    );
+    checkWorker.on('error', (err) => app.log.warn({ err: { message: err.message } }, 'check worker error'));
+    // Upserting is idempotent, and repeated so a Redis that lost the scheduler gets it back.
+    const upsertSweep = () =>
+      checkQueue
+        .upsertJobScheduler(CHECK_SWEEP_SCHEDULER, { every: config.checks.sweepIntervalMs }, { name: 'sweep', opts: { removeOnComplete: true, removeOnFail: true } })
+        .catch((err: Error) => app.log.warn({ err: { message: err.message } }, 'could not schedule the check sweep; retrying'));
+    void upsertSweep();
+    const upsertTimer = setInterval(() => void upsertSweep(), Math.max(config.delivery.reconcileIntervalMs, 1_000));
+
     app.addHook('onClose', async () => {
+      clearInterval(upsertTimer);
+      const checksUp = checkConnection.status === 'ready';
+      await settleWithin(checkWorker.close(!checksUp), checksUp ? config.shutdownTimeoutMs : 1_000);
+      checkConnection.disconnect();
+      await settleWithin(checkQueue.close(), 1_000);
       await reconciler.stop();
       // Let active jobs finish (their results are recorded in MySQL); with Redis unreachable
       // there is nothing to finish with, so do not wait for it.

@@ -110,7 +110,8 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
   }, async (request) => {
     const message = await app.messages.findById(request.params.id);
     if (!message) throw new HttpProblem(404, `message ${request.params.id} not found`);
-    return withDeliveries(message);
+    const checkAttempts = await app.messages.checkAttempts(message.id);
+    return { ...(await withDeliveries(message)), checkAttempts: checkAttempts.map((c) => ({ ...c, at: c.at.toISOString() })) };
   });
 
   app.get('/v1/messages/:id/deliveries', {
@@ -165,17 +166,17 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
     schema: {
       operationId: 'listMessages',
       summary: 'List messages, newest first',
-      description: 'Filter by `status` and/or exact `topic`. Page with the opaque `nextCursor`.',
+      description: 'Filter by `status`, exact `topic` and `createdBefore`. Page with the opaque `nextCursor`. `status=unresolved` lists messages held for a person; `status=prepared&createdBefore=…` lists transactions still open after a time.',
       tags: ['messages'],
       security,
       querystring: ListMessagesQuery,
       response: { 200: MessageList, 400: Errors[400], 401: Errors[401], 403: Errors[403], 503: Errors[503] },
     },
   }, async (request) => {
-    const { status, topic, limit = 50, cursor } = request.query;
+    const { status, topic, createdBefore, limit = 50, cursor } = request.query;
     const position = cursor === undefined ? undefined : decodeCursor(cursor);
     if (cursor !== undefined && !position) throw badRequest({ field: 'cursor', reason: 'is not a cursor this service issued' }, 'querystring');
-    const page = await app.messages.list({ status, topic, limit, beforeSeq: position?.seq });
+    const page = await app.messages.list({ status, topic, limit, beforeSeq: position?.seq, createdBefore: createdBefore ? new Date(createdBefore) : undefined });
     const deliveries = await app.deliveries.forMessages(page.items.map((m) => m.id));
     return {
       items: page.items.map((m) => toApiMessage(m, deliveries.get(m.id) ?? [])),

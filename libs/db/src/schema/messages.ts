@@ -38,3 +38,21 @@ export const messages = mysqlTable(
 
 export type MessageRow = typeof messages.$inferSelect;
 export type NewMessageRow = typeof messages.$inferInsert;
+
+/** Mirrors migrations/0003_check_attempts.sql. */
+export const checkAttempts = mysqlTable(
+  'check_attempts',
+  {
+    id: bigint('id', { mode: 'number', unsigned: true }).autoincrement().primaryKey(),
+    messageId: varchar('message_id', { length: 128 }).notNull(),
+    checkNo: smallint('check_no', { unsigned: true }).notNull(),
+    startedAt: datetime('started_at', { mode: 'date', fsp: 3 }).notNull(),
+    durationMs: int('duration_ms', { unsigned: true }).notNull(),
+    answer: varchar('answer', { length: 16 }).notNull(),
+    statusCode: smallint('status_code', { unsigned: true }),
+    error: varchar('error', { length: 1000 }),
+  },
+  (t) => [index('ix_check_attempts_message').on(t.messageId, t.id)],
+);
+
+export type CheckAttemptRow = typeof checkAttempts.$inferSelect;

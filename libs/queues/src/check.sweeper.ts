@@ -1,0 +1,35 @@
+import type { Queue } from 'bullmq';
+import type { MessageRepository } from '@herald/db';
+import { checkJob } from './check.jobs';
+
+export interface CheckSweeperOptions {
+  batchSize: number;
+  /** How long a claimed round is reserved for its job: the check timeout and a margin. */
+  leaseMs: number;
+}
+
+/**
+ * Claims prepared messages whose check is due and enqueues one check job per message. Safe on
+ * every replica at once: the claim skips rows another sweeper holds, and the job ids are
+ * deterministic. MySQL holds the schedule (next_check_at), so a Redis that forgot everything
+ * only delays checks until the next sweep.
+ */
+export class CheckSweeper {
+  constructor(
+    private readonly messages: MessageRepository,
+    private readonly queue: Queue,
+    private readonly options: CheckSweeperOptions,
+  ) {}
+
+  /** Sweeps until nothing due is left (or 20 batches); returns how many checks it enqueued. */
+  async sweep(): Promise<number> {
+    let total = 0;
+    for (let batch = 0; batch < 20; batch++) {
+      const claimed = await this.messages.claimDueChecks(this.options.batchSize, this.options.leaseMs);
+      if (claimed.length > 0) await this.queue.addBulk(claimed.map(checkJob));
+      total += claimed.length;
+      if (claimed.length < this.options.batchSize) break;
+    }
+    return total;
+  }
+}
