@@ -19,6 +19,8 @@ DEV_ADMIN_TOKEN=herald-dev-admin-token-NOT-FOR-PRODUCTION
 DEV_PRODUCER_TOKEN=herald-dev-producer-token-NOT-FOR-PRODUCTION
 export HERALD_API_KEYS="${HERALD_API_KEYS:-dev-admin:admin:$DEV_ADMIN_TOKEN,dev-producer:producer:$DEV_PRODUCER_TOKEN}"
 export HERALD_ALLOW_PRIVATE_URLS="${HERALD_ALLOW_PRIVATE_URLS:-true}"
+# DEVELOPMENT check-back signing secret — published here, never use it outside your machine.
+export HERALD_CHECK_SECRET="${HERALD_CHECK_SECRET:-whsec_ZGV2ZWxvcG1lbnQtb25seS1jaGVjay1zZWNyZXQtaGVyYWxk}"
 export PORT="${PORT:-3000}"
 
 cat >&2 <<INFO

@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { createConnection, type Pool } from 'mysql2/promise';
+import { createDatabasePool, createDb, DeliveryRepository, MessageRepository, migrate, SubscriptionRepository } from '@herald/db';
+import { checkJobId, deliveryJob, deliveryJobId } from './index';
+import { DeliveryScheduler } from './delivery.scheduler';
+import { Reconciler } from './reconciler';
+
+const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
+const name = `herald_test_q_${randomBytes(4).toString('hex')}`;
+const prefix = `herald_tq_${randomBytes(3).toString('hex')}`;
+let pool: Pool;
+let queue: Queue;
+let redis: Redis;
+
+beforeAll(async () => {
+  await migrate({ url: `${server}/${name}` });
+  pool = createDatabasePool({ url: `${server}/${name}` });
+  redis = new Redis(process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
+  queue = new Queue('deliveries', { connection: redis, prefix });
+});
+afterAll(async () => {
+  await queue?.obliterate({ force: true }).catch(() => undefined);
+  await queue?.close();
+  redis?.disconnect();
+  await pool?.end();
+  const c = await createConnection(server);
+  await c.query(`DROP DATABASE IF EXISTS \`${name}\``);
+  await c.end();
+});
+
+describe('job ids', () => {
+  it('are deterministic per delivery, generation and attempt, and per check round', () => {
+    expect(deliveryJobId({ deliveryId: 7, generation: 1, attempt: 3 })).toBe('d-7-1-3');
+    expect(checkJobId({ seq: 42n, check: 2 })).toBe('c-42-2');
+  });
+  it('delay a job until its attempt is due, never negatively', () => {
+    const now = Date.now();
+    expect(deliveryJob({ deliveryId: 1, generation: 0, attempt: 0, runAt: new Date(now + 1500) }, now).opts.delay).toBe(1500);
+    expect(deliveryJob({ deliveryId: 1, generation: 0, attempt: 0, runAt: new Date(now - 1500) }, now).opts.delay).toBe(0);
+  });
+});
+
+describe('Reconciler', () => {
+  it('re-enqueues an overdue delivery Redis lost, once however often it sweeps', async () => {
+    const db = createDb(pool);
+    await new SubscriptionRepository(db).create({ name: 's', topic: 'r.t', target: { type: 'webhook', url: 'https://example.com/h' } });
+    const prepared = await new MessageRepository(db).prepare({ id: 'rec-1', topic: 'r.t', payload: {}, confirm: true });
+    expect(prepared.kind === 'created' && prepared.jobs).toHaveLength(1);
+    // The enqueue after commit never happened (Redis lost it): nothing is queued.
+    expect(await queue.getJobCounts('waiting', 'delayed')).toEqual({ waiting: 0, delayed: 0 });
+    await new Promise((r) => setTimeout(r, 50));
+
+    const reconciler = new Reconciler(new DeliveryRepository(db), new DeliveryScheduler(queue), { intervalMs: 1_000, graceMs: 0, batchSize: 100 });
+    expect(await reconciler.sweep()).toBe(1);
+    expect(await reconciler.sweep()).toBe(1);
+    expect(await reconciler.sweep()).toBe(1);
+    const jobs = await queue.getJobs(['waiting', 'delayed']);
+    expect(jobs.map((j) => j.id)).toEqual([deliveryJobId({ deliveryId: (prepared.kind === 'created' && prepared.jobs[0]!.deliveryId) || 0, generation: 0, attempt: 0 })]);
+  });
+
+  it('leaves a leased delivery (a worker is sending it) alone', async () => {
+    const db = createDb(pool);
+    const deliveries = new DeliveryRepository(db);
+    const prepared = await new MessageRepository(db).prepare({ id: 'rec-2', topic: 'r.t', payload: {}, confirm: true });
+    const ref = prepared.kind === 'created' ? prepared.jobs[0]! : undefined;
+    expect(await deliveries.claim(ref!, 60_000)).toBe(true);
+    expect(await deliveries.claim(ref!, 60_000)).toBe(false);
+    const due = await deliveries.due(100, 0);
+    expect(due.map((d) => d.deliveryId)).not.toContain(ref!.deliveryId);
+  });
+});
