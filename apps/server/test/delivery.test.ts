@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import type { FastifyInstance } from 'fastify';
-import { asAdmin, asProducer, buildTestApp, createTestDatabase, prepareBody } from './helpers';
+import { asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue, prepareBody } from './helpers';
 import { startAmqpConsumer, startWebhookSink, waitFor } from './sinks';
 
 let app: FastifyInstance;
@@ -421,7 +421,7 @@ describe('subscriptions API', () => {
 describe('delivery metrics', () => {
   it('counts attempts and finished deliveries by target, and exposes queue depth and dead count', async () => {
     const text = (await app.inject({ url: '/metrics' })).body;
-    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"/]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    const value = (series: string) => metricValue(text, series);
     expect(value('herald_delivery_attempts_total{target="webhook",outcome="success"}')).toBeGreaterThan(0);
     expect(value('herald_delivery_attempts_total{target="webhook",outcome="failure"}')).toBeGreaterThan(0);
     expect(value('herald_deliveries_finished_total{target="rabbitmq",status="delivered"}')).toBeGreaterThan(0);

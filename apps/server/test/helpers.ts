@@ -62,3 +62,8 @@ export const prepareBody = (id: string, extra: Record<string, unknown> = {}) => 
   checkUrl: 'http://127.0.0.1:9/herald/check',
   ...extra,
 });
+
+/** The value of one series in Prometheus text, e.g. `herald_checks_total{answer="commit"}`. */
+export function metricValue(text: string, series: string): number {
+  return Number(new RegExp(`^${series.replace(/[{}"/]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+}

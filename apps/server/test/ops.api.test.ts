@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { renderOpenApiYaml } from '../src/openapi';
-import { asAdmin, asProducer, buildTestApp, createTestDatabase, prepareBody } from './helpers';
+import { asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue, prepareBody } from './helpers';
 
 let app: FastifyInstance;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -121,7 +121,7 @@ describe('metrics', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain/);
     const text = res.body;
-    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"/]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    const value = (series: string) => metricValue(text, series);
     expect(value('herald_message_transitions_total{from="new",to="prepared"}')).toBe(2);
     expect(value('herald_message_transitions_total{from="new",to="confirmed"}')).toBe(1);
     expect(value('herald_message_transitions_total{from="prepared",to="confirmed"}')).toBe(1);

@@ -55,30 +55,22 @@ export const queuesPlugin = fp<QueuesPluginOptions>(
         }
       },
     });
-    new Gauge({
-      name: 'herald_messages_unresolved',
-      help: 'Messages held after their checks ran out (onChecksExhausted: hold), waiting for a person',
-      registers: [app.metrics.registry],
-      async collect() {
-        try {
-          this.set(await app.messages.countByStatus('unresolved'));
-        } catch {
-          // MySQL down: /readyz says so.
-        }
-      },
-    });
-    new Gauge({
-      name: 'herald_deliveries_dead',
-      help: 'Deliveries that are dead (waiting for a person to replay them)',
-      registers: [app.metrics.registry],
-      async collect() {
-        try {
-          this.set(await app.deliveries.countByStatus('dead'));
-        } catch {
-          // MySQL down: /readyz says so.
-        }
-      },
-    });
+    // Counts a person has to act on, read from MySQL when Prometheus scrapes.
+    const countGauge = (name: string, help: string, count: () => Promise<number>) =>
+      new Gauge({
+        name,
+        help,
+        registers: [app.metrics.registry],
+        async collect() {
+          try {
+            this.set(await count());
+          } catch {
+            // MySQL down: keep the last value; /readyz says why.
+          }
+        },
+      });
+    countGauge('herald_messages_unresolved', 'Messages held after their checks ran out (onChecksExhausted: hold), waiting for a person', () => app.messages.countByStatus('unresolved'));
+    countGauge('herald_deliveries_dead', 'Deliveries that are dead (waiting for a person to replay them)', () => app.deliveries.countByStatus('dead'));
 
     app.addHook('onClose', async () => {
       await queue.close().catch(() => undefined);
