@@ -72,7 +72,7 @@ describe('check-back', () => {
     const [call] = checksOf(id);
     expect(checksOf(id)).toHaveLength(1);
     expect(new Webhook(TEST_CHECK_SECRET).verify(call!.body, call!.headers as Record<string, string>)).toEqual({ id, topic, key: `key-${id}`, check: 1 });
-    expect(call!.headers).toMatchObject({ 'herald-message-id': id, 'webhook-id': id, 'content-type': 'application/json' });
+    expect(call!.headers).toMatchObject({ 'herald-message-id': id, 'webhook-id': `${id}:check:1`, 'content-type': 'application/json' });
     const message = await getMessage(app, id);
     expect(message).toMatchObject({ status: 'delivered', checks: 1, nextCheckAt: null });
     expect(message.checkAttempts).toMatchObject([{ check: 1, answer: 'commit', statusCode: 200, error: null }]);

@@ -30,7 +30,7 @@ function tally(ids: string[], answeredOk: string[]) {
 
 describe('zero loss under faults', () => {
   it('delivers everything after every Herald key is wiped from Redis while deliveries are pending', async () => {
-    const env = { HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300' };
+    const env = { HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300', HERALD_WEBHOOK_TIMEOUT_MS: '2000' };
     const app = await buildTestApp(db.url, env);
     const prefix = (app as unknown as { deliveryQueue: { opts: { prefix: string } } }).deliveryQueue.opts.prefix;
     let healthy = false;
@@ -70,7 +70,7 @@ describe('zero loss under faults', () => {
       await waitFor(async () => {
         const [rows] = await app.mysql.query("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'delivered' AND message_id IN (?)", [ids]);
         return Number((rows as Array<{ n: string }>)[0]?.n) === ids.length;
-      }, 'all delivered after the wipe', 30_000);
+      }, 'all delivered after the wipe', 60_000);
       const counts = tally(ids, answeredOk);
       console.log(`[fault] redis wipe: keys wiped ${wiped}, ${JSON.stringify({ ...counts, recoveryMs: Date.now() - started })}`);
       expect(counts.delivered).toBe(ids.length);
@@ -79,7 +79,7 @@ describe('zero loss under faults', () => {
       await app.close();
       await sink.close();
     }
-  });
+  }, 90_000);
 
   it('delivers everything after kill -9 of the process while a slow endpoint is receiving', async () => {
     const env = testEnv(db.url, { HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300' });

@@ -32,6 +32,6 @@ export const DeliveryDetail = Type.Object({
 export const DeliveryList = Type.Object({ items: Type.Array(DeliveryDetail) });
 
 export const RedeliverBody = Type.Object(
-  { all: Type.Optional(Type.Boolean({ description: 'true requeues every delivery of the message, not only the dead ones' })) },
+  { all: Type.Optional(Type.Boolean({ description: 'true requeues delivered deliveries too, not only the dead ones' })) },
   { additionalProperties: false },
 );

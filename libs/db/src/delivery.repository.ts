@@ -233,9 +233,12 @@ export class DeliveryRepository {
     return rows.map((r) => ({ deliveryId: r.id, generation: r.generation, attempt: r.attempts, runAt: r.nextAttemptAt ?? now }));
   }
 
-  /** Requeues a message's dead deliveries (or all of them) as a new generation. */
+  /**
+   * Requeues a message's dead deliveries (with `all`, its delivered ones too) as a new generation.
+   * Pending ones are left alone: they are already on their way, and one may be sending now.
+   */
   async requeueMessage(messageId: string, all: boolean): Promise<DeliveryJobRef[]> {
-    const statuses: DeliveryStatus[] = all ? ['dead', 'delivered', 'pending'] : ['dead'];
+    const statuses: DeliveryStatus[] = all ? ['dead', 'delivered'] : ['dead'];
     return this.requeue(and(eq(deliveries.messageId, messageId), inArray(deliveries.status, statuses)));
   }
 

@@ -38,21 +38,32 @@ export class RabbitPublisher {
 
   constructor(private readonly options: RabbitPublisherOptions) {}
 
+  /**
+   * One attempt, bounded as a whole by the confirm timeout (connecting and the exchange check
+   * included), so it always ends before the delivery's lease does.
+   */
   async publish(req: AmqpPublishRequest): Promise<AttemptResult> {
     const started = performance.now();
+    const timeoutMs = this.options.confirmTimeoutMs ?? 10_000;
+    const deadline = started + timeoutMs;
     const fail = (error: string): AttemptResult => ({ ok: false, durationMs: performance.now() - started, error });
+    const beforeDeadline = <T>(work: Promise<T>, what: string) => withDeadline(work, deadline - performance.now(), `${what} took longer than ${timeoutMs} ms`);
     let channel: ConfirmChannel;
     try {
-      channel = await this.ensureChannel();
+      channel = await beforeDeadline(this.ensureChannel(), 'connecting to RabbitMQ');
     } catch (err) {
       return fail(`cannot reach RabbitMQ: ${(err as Error).message}`);
     }
-    const missing = await this.checkExchange(req.exchange);
+    let missing: string | undefined;
+    try {
+      missing = await beforeDeadline(this.checkExchange(req.exchange), 'checking the exchange');
+    } catch (err) {
+      return fail((err as Error).message);
+    }
     if (missing) return fail(missing);
 
-    const timeoutMs = this.options.confirmTimeoutMs ?? 10_000;
     const error = await new Promise<string | undefined>((resolve) => {
-      const timer = setTimeout(() => settle(`no broker confirm within ${timeoutMs} ms`), timeoutMs);
+      const timer = setTimeout(() => settle(`no broker confirm within ${timeoutMs} ms`), Math.max(0, deadline - performance.now()));
       const settle: Settle = (reason) => {
         if (!this.pending.delete(req.publishId)) return;
         clearTimeout(timer);
@@ -131,12 +142,15 @@ export class RabbitPublisher {
     channel.on('close', () => {
       if (this.channel === channel) {
         this.channel = undefined;
+        // The broker closes a channel on e.g. a deleted exchange: trust no earlier check.
+        this.checkedExchanges.clear();
         this.failAll('channel closed before the broker confirmed');
       }
     });
     channel.on('return', (message) => {
       const id = message.properties.headers?.['herald-publish-id'];
-      if (typeof id === 'string') this.returned.add(id);
+      // A return for a publish that already timed out has nobody to tell.
+      if (typeof id === 'string' && this.pending.has(id)) this.returned.add(id);
     });
     this.channel = channel;
     return channel;
@@ -169,4 +183,15 @@ export class RabbitPublisher {
   private failAll(reason: string): void {
     for (const settle of [...this.pending.values()]) settle(reason);
   }
+}
+
+/** Resolves with `work`, or rejects with `message` once `ms` have passed. */
+function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    work,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), Math.max(0, ms));
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

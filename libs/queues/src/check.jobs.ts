@@ -29,8 +29,9 @@ export function checkJob(ref: CheckJobRef): { name: string; data: CheckJobData; 
       // Processor errors (MySQL briefly down) are retried; the answer itself is never an error.
       attempts: 3,
       backoff: { type: 'exponential', delay: 1_000 },
+      // As for deliveries: a kept failed job would block every later claim of this round.
       removeOnComplete: true,
-      removeOnFail: { count: 1_000 },
+      removeOnFail: true,
     },
   };
 }

@@ -30,7 +30,8 @@ export class CheckProcessor {
     const startedAt = new Date();
     const result = await this.deps.sender.send({
       url: message.checkUrl,
-      messageId: message.id,
+      // Standard Webhooks ids name one call: verifiers that refuse replays must not refuse check 2.
+      messageId: `${message.id}:check:${ref.check}`,
       topic: message.topic,
       key: message.key,
       attempt: ref.check,

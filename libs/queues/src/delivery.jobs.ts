@@ -30,8 +30,10 @@ export function deliveryJob(ref: DeliveryJobRef, now = Date.now()): { name: stri
       // not errors: they are recorded in MySQL and scheduled as the next attempt's job.
       attempts: 5,
       backoff: { type: 'exponential', delay: 1_000 },
+      // Finished jobs must not keep their ids: a failed job's id would make every later add of
+      // the same attempt (by the reconciler) a silent no-op, and the delivery would never run.
       removeOnComplete: true,
-      removeOnFail: { count: 1_000 },
+      removeOnFail: true,
     },
   };
 }

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createConnection, type Pool } from 'mysql2/promise';
 import { createDatabasePool, createDb, DeliveryRepository, MessageRepository, migrate, SubscriptionRepository } from '@herald/db';
-import { checkJobId, deliveryJob, deliveryJobId } from './index';
+import { checkJob, checkJobId, deliveryJob, deliveryJobId } from './index';
 import { DeliveryScheduler } from './delivery.scheduler';
 import { Reconciler } from './reconciler';
 
@@ -42,6 +42,41 @@ describe('job ids', () => {
     expect(deliveryJob({ deliveryId: 1, generation: 0, attempt: 0, runAt: new Date(now - 1500) }, now).opts.delay).toBe(0);
   });
 });
+
+describe('job options', () => {
+  it('free a failed job’s id, so the reconciler’s re-add of the same attempt runs again (a kept id would block it forever)', async () => {
+    const name = `fail-${randomBytes(3).toString('hex')}`;
+    const failing = new Queue(name, { connection: redis, prefix });
+    let runs = 0;
+    const worker = new Worker(name, async () => {
+      runs += 1;
+      throw new Error('MySQL unavailable');
+    }, { connection: new Redis(process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null }), prefix });
+    try {
+      const job = deliveryJob({ deliveryId: 99, generation: 0, attempt: 0, runAt: new Date() });
+      // The catalogue's own options, with one try instead of five to keep the test short.
+      const opts = { ...job.opts, attempts: 1 };
+      await failing.add(job.name, job.data, opts);
+      await waitUntil(async () => runs === 1 && (await failing.getJob(job.opts.jobId as string)) === undefined);
+      await failing.add(job.name, job.data, opts);
+      await waitUntil(async () => runs === 2);
+      const check = checkJob({ seq: 5n, messageId: 'm', check: 1 });
+      expect(check.opts.removeOnFail).toBe(true);
+    } finally {
+      await worker.close();
+      await failing.obliterate({ force: true }).catch(() => undefined);
+      await failing.close();
+    }
+  });
+});
+
+async function waitUntil(condition: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 describe('Reconciler', () => {
   it('re-enqueues an overdue delivery Redis lost, once however often it sweeps', async () => {

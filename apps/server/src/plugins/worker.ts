@@ -74,7 +74,9 @@ export const workerPlugin = fp<{ config: Config }>(
       },
     );
     worker.on('error', (err) => app.log.warn({ err: { message: err.message } }, 'delivery worker error'));
-    worker.on('failed', (job, err) => app.log.warn({ jobId: job?.id, err: { message: err.message } }, 'delivery job failed; BullMQ retries it'));
+    worker.on('failed', (job, err) =>
+      app.log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: { message: err.message } }, 'delivery job failed; BullMQ retries it, or, after its last try, the reconciler re-enqueues the delivery'),
+    );
 
     const reconciler = new Reconciler(app.deliveries, app.scheduler, {
       intervalMs: config.delivery.reconcileIntervalMs,
@@ -115,6 +117,9 @@ export const workerPlugin = fp<{ config: Config }>(
       { connection: checkConnection, prefix: config.queuePrefix, concurrency: config.checks.concurrency, lockDuration: 10_000, stalledInterval: 5_000 },
     );
     checkWorker.on('error', (err) => app.log.warn({ err: { message: err.message } }, 'check worker error'));
+    checkWorker.on('failed', (job, err) =>
+      app.log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: { message: err.message } }, 'check job failed; the round is claimed again when its lease ends'),
+    );
     // Upserting is idempotent, and repeated so a Redis that lost the scheduler gets it back.
     const upsertSweep = () =>
       checkQueue
@@ -125,16 +130,14 @@ export const workerPlugin = fp<{ config: Config }>(
 
     app.addHook('onClose', async () => {
       clearInterval(upsertTimer);
-      const checksUp = checkConnection.status === 'ready';
-      await settleWithin(checkWorker.close(!checksUp), checksUp ? config.shutdownTimeoutMs : 1_000);
+      await reconciler.stop();
+      // Let active jobs finish (their results are recorded in MySQL), both workers at once within
+      // one budget; with Redis unreachable there is nothing to finish with, so do not wait.
+      const redisUp = connection.status === 'ready' && checkConnection.status === 'ready';
+      await settleWithin(Promise.all([worker.close(!redisUp), checkWorker.close(!redisUp)]), redisUp ? config.shutdownTimeoutMs - 2_000 : 1_000);
+      connection.disconnect();
       checkConnection.disconnect();
       await settleWithin(checkQueue.close(), 1_000);
-      await reconciler.stop();
-      // Let active jobs finish (their results are recorded in MySQL); with Redis unreachable
-      // there is nothing to finish with, so do not wait for it.
-      const redisUp = connection.status === 'ready';
-      await settleWithin(worker.close(!redisUp), redisUp ? config.shutdownTimeoutMs : 1_000);
-      connection.disconnect();
       await Promise.all([webhook.close(), rabbit.close()]);
     });
   },

@@ -143,8 +143,8 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
     config: { access: 'admin' as const },
     schema: {
       operationId: 'redeliverMessage',
-      summary: 'Replay a message’s dead deliveries (or all of them)',
-      description: 'Requeues the message’s dead deliveries, or every delivery with `{ "all": true }`, as a new generation with a fresh attempt budget. A failed message goes back to confirmed.',
+      summary: 'Replay a message’s dead deliveries (or its delivered ones too)',
+      description: 'Requeues the message’s dead deliveries, and with `{ "all": true }` its delivered ones too, as a new generation with a fresh attempt budget (pending ones are already on their way). A failed message goes back to confirmed.',
       tags: ['messages'],
       security,
       params: MessageIdParams,

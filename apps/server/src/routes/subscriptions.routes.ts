@@ -96,7 +96,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
       ...base,
       operationId: 'updateSubscription',
       summary: 'Change a subscription',
-      description: 'Any field of the create body. Setting `enabled` clears a reason Herald recorded when it disabled the subscription. Deliveries already created keep going to the subscription as it is when they are attempted.',
+      description: 'Any field of the create body. Setting `enabled` clears a reason Herald recorded when it disabled the subscription. Deliveries already created go to the subscription as it is when they are attempted; while it is disabled they become dead (replay them after re-enabling).',
       params: SubscriptionIdParams,
       body: PatchSubscriptionBody,
       response: { 200: SubscriptionRef, 404: Errors[404], ...errors },
