@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { MessageRepository } from '@herald/db';
 import { checkJob } from './check.jobs';
+import { requeue } from './requeue';
 
 export interface CheckSweeperOptions {
   batchSize: number;
@@ -26,7 +27,9 @@ export class CheckSweeper {
     let total = 0;
     for (let batch = 0; batch < 20; batch++) {
       const claimed = await this.messages.claimDueChecks(this.options.batchSize, this.options.leaseMs);
-      if (claimed.length > 0) await this.queue.addBulk(claimed.map(checkJob));
+      // A round is claimed again only when its job did not run within the lease: replace an
+      // orphaned job under the same id rather than trust its existence.
+      if (claimed.length > 0) await requeue(this.queue, claimed.map(checkJob));
       total += claimed.length;
       if (claimed.length < this.options.batchSize) break;
     }

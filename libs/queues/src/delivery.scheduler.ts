@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { DeliveryJobRef } from '@herald/db';
 import { deliveryJob } from './delivery.jobs';
+import { requeue } from './requeue';
 
 /** Puts delivery jobs on the queue. Never the source of truth: a lost add is found by the reconciler. */
 export class DeliveryScheduler {
@@ -11,14 +12,25 @@ export class DeliveryScheduler {
 
   /** Adds the jobs; rejects if Redis does not take them within the timeout. */
   async schedule(refs: readonly DeliveryJobRef[]): Promise<void> {
-    if (refs.length === 0) return;
-    const now = Date.now();
+    await this.within(refs.length, this.queue.addBulk(refs.map((ref) => deliveryJob(ref))));
+  }
+
+  /**
+   * For the reconciler: (re-)adds jobs for deliveries MySQL says are overdue, replacing any
+   * job under the same id that will never run (see `requeue`).
+   */
+  async reschedule(refs: readonly DeliveryJobRef[]): Promise<void> {
+    await this.within(refs.length, requeue(this.queue, refs.map((ref) => deliveryJob(ref))));
+  }
+
+  private async within(count: number, work: Promise<unknown>): Promise<void> {
+    if (count === 0) return;
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        this.queue.addBulk(refs.map((ref) => deliveryJob(ref, now))),
+        work,
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`Redis did not take ${refs.length} delivery job(s) within ${this.timeoutMs} ms`)), this.timeoutMs);
+          timer = setTimeout(() => reject(new Error(`Redis did not take ${count} delivery job(s) within ${this.timeoutMs} ms`)), this.timeoutMs);
         }),
       ]);
     } finally {

@@ -5,3 +5,4 @@ export * from './reconciler';
 export * from './check.jobs';
 export * from './check.processor';
 export * from './check.sweeper';
+export * from './requeue';

@@ -4,7 +4,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createConnection, type Pool } from 'mysql2/promise';
 import { createDatabasePool, createDb, DeliveryRepository, MessageRepository, migrate, SubscriptionRepository } from '@herald/db';
-import { checkJob, checkJobId, deliveryJob, deliveryJobId } from './index';
+import { checkJob, checkJobId, deliveryJob, deliveryJobId, requeue } from './index';
 import { DeliveryScheduler } from './delivery.scheduler';
 import { Reconciler } from './reconciler';
 
@@ -67,6 +67,22 @@ describe('job options', () => {
       await failing.obliterate({ force: true }).catch(() => undefined);
       await failing.close();
     }
+  });
+});
+
+describe('requeue', () => {
+  it('replaces an orphaned job hash (left by Redis losing keys mid-operation) that would block its id forever', async () => {
+    const job = deliveryJob({ deliveryId: 123, generation: 0, attempt: 1, runAt: new Date() });
+    const key = `${prefix}:deliveries:${job.opts.jobId}`;
+    // What a wipe in the middle of a job's processing left behind: a hash in no list.
+    await redis.hset(key, { delay: '0', processedOn: String(Date.now()), ats: '1' });
+    await queue.add(job.name, job.data, job.opts);
+    expect(await queue.getJobState(job.opts.jobId as string)).toBe('unknown'); // the plain add was ignored
+    expect(await requeue(queue, [job])).toBe(1);
+    expect(await queue.getJobState(job.opts.jobId as string)).toBe('waiting');
+    // A live job is left alone, not duplicated.
+    expect(await requeue(queue, [job])).toBe(0);
+    await queue.remove(job.opts.jobId as string);
   });
 });
 

@@ -42,7 +42,7 @@ export class Reconciler {
   /** One pass of at most one batch; returns how many deliveries it handed to the queue. */
   async sweep(): Promise<number> {
     const due = await this.deliveries.due(this.options.batchSize, this.options.graceMs);
-    await this.scheduler.schedule(due.map((ref) => ({ ...ref, runAt: new Date() })));
+    await this.scheduler.reschedule(due.map((ref) => ({ ...ref, runAt: new Date() })));
     return due.length;
   }
 
