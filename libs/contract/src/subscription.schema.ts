@@ -35,7 +35,10 @@ export const RabbitMqTarget = Type.Object(
 );
 
 // oneOf with a discriminator, so a bad target is reported against the branch its `type` names.
+// `type: 'object'` first: the discriminator must never look inside a non-object (it threw → 500).
 export const Target = Type.Unsafe<Static<typeof WebhookTarget> | Static<typeof RabbitMqTarget>>({
+  type: 'object',
+  required: ['type'],
   oneOf: [WebhookTarget, RabbitMqTarget],
   discriminator: { propertyName: 'type' },
   description: 'Where deliveries go: `webhook` or `rabbitmq`',
