@@ -81,6 +81,44 @@ describe('zero loss under faults', () => {
     }
   }, 90_000);
 
+  it('confirms while Redis is unreachable (committed in MySQL, answered promptly), and delivers once Redis is back', async () => {
+    const sink = await startWebhookSink();
+    // The API process cannot reach Redis at all; a worker process (with Redis) runs beside it.
+    const api = await buildTestApp(db.url, { REDIS_URL: 'redis://127.0.0.1:9', HERALD_ROLE: 'api' });
+    try {
+      const topic = unique('redis.down');
+      const sub = await api.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name: 'down', topic, target: { type: 'webhook', url: sink.url() } } });
+      expect(sub.statusCode).toBe(201);
+      const ids: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const id = unique('rd');
+        ids.push(id);
+        const started = Date.now();
+        const res = await api.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: { id, topic, payload: { i }, confirm: i % 2 === 0, ...(i % 2 ? { checkUrl: 'http://127.0.0.1:9/c' } : {}) } });
+        expect(res.statusCode).toBe(201);
+        if (i % 2) expect((await api.inject({ method: 'POST', url: `/v1/messages/${id}/confirm`, headers: asProducer })).statusCode).toBe(200);
+        // The enqueue after commit gives up after 1 s; prepare + confirm stay well under 5 s.
+        expect(Date.now() - started).toBeLessThan(5_000);
+      }
+      expect((await api.inject({ url: '/readyz' })).statusCode).toBe(503);
+      expect(sink.hits).toHaveLength(0);
+
+      const worker = await buildTestApp(db.url, { HERALD_ROLE: 'worker', HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300' });
+      try {
+        const started = Date.now();
+        await waitFor(() => new Set(sink.hits.map((h) => h.headers['webhook-id'])).size === ids.length, 'all delivered by the reconciler', 30_000);
+        const counts = tally(ids, sink.hits.map((h) => String(h.headers['webhook-id'])));
+        console.log(`[fault] redis down at confirm: ${JSON.stringify({ ...counts, recoveryMs: Date.now() - started })}`);
+        expect(counts.delivered).toBe(ids.length);
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      await api.close();
+      await sink.close();
+    }
+  }, 90_000);
+
   it('delivers everything after kill -9 of the process while a slow endpoint is receiving', async () => {
     const env = testEnv(db.url, { HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300' });
     const answeredOk: string[] = [];

@@ -30,7 +30,9 @@ export const queuesPlugin = fp<QueuesPluginOptions>(
     connection.connect().catch(() => undefined);
     const queue = new Queue(DELIVERY_QUEUE, { connection, prefix: options.prefix });
     queue.on('error', () => undefined);
-    const scheduler = new DeliveryScheduler(queue);
+    // While Redis is down an enqueue waits for it at most 1 s: a committed confirm is answered
+    // then, and the reconciler enqueues its deliveries once Redis is back.
+    const scheduler = new DeliveryScheduler(queue, 1_000);
     app.decorate('deliveryQueue', queue);
     app.decorate('scheduler', scheduler);
     app.decorate('scheduleDeliveries', async (refs: readonly DeliveryJobRef[], messageId: string) => {
