@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config';
 import { authPlugin } from './plugins/auth';
 import { installDrain } from './plugins/drain';
+import { limitsPlugin } from './plugins/limits';
 import { installErrorHandling, installJsonParser } from './plugins/errors';
 import { metricsPlugin } from './plugins/metrics';
 import { mysqlPlugin } from './plugins/mysql';
@@ -51,6 +52,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(mysqlPlugin, { url: config.databaseUrl, poolSize: config.dbPoolSize, checkDefaults: config.checkDefaults, checkIntervalCapMs: config.checks.intervalCapMs });
   await app.register(redisPlugin, { url: config.redisUrl });
   await app.register(queuesPlugin, { redisUrl: config.redisUrl, prefix: config.queuePrefix });
+  await app.register(limitsPlugin, { ...config.limits, redisPrefix: config.queuePrefix });
   await app.register(authPlugin, { keys: config.apiKeys, disabled: config.authDisabled });
   await app.register(swaggerPlugin);
 

@@ -26,6 +26,11 @@ export interface Config {
   shutdownTimeoutMs: number;
   logLevel: string;
   checkDefaults: CheckPolicy;
+  limits: {
+    ratePerMinute: number;
+    maxEventLoopDelayMs: number;
+    sampleIntervalMs: number;
+  };
   checks: {
     /** Signs check calls; null means a random per-process secret (development only). */
     secret: string | null;
@@ -86,6 +91,11 @@ export function parseConfig(env: Env): Config {
       checkIntervalMs: int(env, 'HERALD_CHECK_INTERVAL_MS', DEFAULT_CHECK_POLICY.checkIntervalMs, limits.checkIntervalMs.min, limits.checkIntervalMs.max),
       maxChecks: int(env, 'HERALD_MAX_CHECKS', DEFAULT_CHECK_POLICY.maxChecks, limits.maxChecks.min, limits.maxChecks.max),
       onChecksExhausted: oneOf(env, 'HERALD_ON_CHECKS_EXHAUSTED', DEFAULT_CHECK_POLICY.onChecksExhausted, ['rollback', 'hold'] as const),
+    },
+    limits: {
+      ratePerMinute: int(env, 'HERALD_RATE_LIMIT_PER_MINUTE', 60_000, 0, 100_000_000),
+      maxEventLoopDelayMs: int(env, 'HERALD_MAX_EVENT_LOOP_DELAY_MS', 1_000, 0, 60_000),
+      sampleIntervalMs: int(env, 'HERALD_PRESSURE_SAMPLE_INTERVAL_MS', 500, 10, 60_000),
     },
     checks: {
       secret: checkSecret(env.HERALD_CHECK_SECRET),
