@@ -52,7 +52,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(mysqlPlugin, { url: config.databaseUrl, poolSize: config.dbPoolSize, checkDefaults: config.checkDefaults, checkIntervalCapMs: config.checks.intervalCapMs });
   await app.register(redisPlugin, { url: config.redisUrl });
   await app.register(queuesPlugin, { redisUrl: config.redisUrl, prefix: config.queuePrefix });
-  await app.register(limitsPlugin, { ...config.limits, redisPrefix: config.queuePrefix });
+  await app.register(limitsPlugin, { ...config.limits, redisUrl: config.redisUrl, redisPrefix: config.queuePrefix });
   await app.register(authPlugin, { keys: config.apiKeys, disabled: config.authDisabled });
   await app.register(swaggerPlugin);
 

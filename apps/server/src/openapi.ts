@@ -6,7 +6,7 @@ import { parseConfig } from './config';
  * app that connects nowhere, so it can be written without backing services.
  */
 export async function renderOpenApiYaml(): Promise<string> {
-  const app = await buildApp(parseConfig({ HERALD_INSECURE_NO_AUTH: 'true' }), { logger: false, worker: false });
+  const app = await buildApp(parseConfig({ HERALD_INSECURE_NO_AUTH: 'true', HERALD_RATE_LIMIT_PER_MINUTE: '0' }), { logger: false, worker: false });
   try {
     await app.ready();
     return app.swagger({ yaml: true });

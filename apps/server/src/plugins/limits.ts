@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import fp from 'fastify-plugin';
+import { Redis } from 'ioredis';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import { HttpProblem } from './errors';
@@ -10,6 +11,7 @@ export interface LimitsOptions {
   /** Shed load (503) when the event loop lags more than this; 0 turns it off. */
   maxEventLoopDelayMs: number;
   sampleIntervalMs: number;
+  redisUrl: string;
   redisPrefix: string;
 }
 
@@ -22,11 +24,22 @@ export interface LimitsOptions {
 export const limitsPlugin = fp<LimitsOptions>(
   async (app, options) => {
     if (options.ratePerMinute > 0) {
+      // A client of its own that fails at once while Redis is down (no offline queue): the limit
+      // is then skipped without adding a reconnect wait to every request.
+      const redis = new Redis(options.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 });
+      redis.on('error', () => undefined); // readiness reports Redis
+      // Start with the limit armed when Redis is there; never hold start-up for more than 1 s.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([redis.connect().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, 1_000)))]);
+      clearTimeout(timer);
+      app.addHook('onClose', async () => {
+        redis.disconnect();
+      });
       await app.register(rateLimit, {
         global: true,
         max: options.ratePerMinute,
         timeWindow: 60_000,
-        redis: app.redis,
+        redis,
         nameSpace: `${options.redisPrefix}:ratelimit:`,
         skipOnError: true,
         // The token's digest, never the token, names the bucket.
