@@ -206,12 +206,7 @@ export class MessageRepository {
     return withDeadlockRetry(() => this.db.transaction(async (tx) => {
       const [result] = await tx
         .update(messages)
-        .set({
-          status: to,
-          nextCheckAt: null,
-          updatedAt: now,
-          ...(to === 'confirmed' ? { confirmedAt: now } : { cancelledAt: now }),
-        })
+        .set(decidedColumns(to, now))
         .where(and(eq(messages.id, id), inArray(messages.status, [from])));
       if (result.affectedRows !== 1) return undefined;
       if (to !== 'confirmed') return [];
@@ -270,24 +265,24 @@ export class MessageRepository {
       if (!row || row.status !== 'prepared' || row.checks !== ref.check - 1) return { kind: 'stale' };
       const message = toMessage(row);
       const next = call.answer === 'commit' ? 'confirm' : call.answer === 'rollback' ? 'cancel' : afterUnknown(message, ref.check);
-      const base = { checks: ref.check, updatedAt: now };
+      const checked = { checks: ref.check };
+      const settle = async (to: MessageStatus) => {
+        await tx.update(messages).set({ ...checked, ...decidedColumns(to, now) }).where(eq(messages.id, ref.messageId));
+        transition = ['prepared', to];
+      };
       switch (next) {
-        case 'confirm': {
-          await tx.update(messages).set({ ...base, status: 'confirmed', confirmedAt: now, nextCheckAt: null }).where(eq(messages.id, ref.messageId));
-          transition = ['prepared', 'confirmed'];
+        case 'confirm':
+          await settle('confirmed');
           return { kind: 'confirmed', jobs: await DeliveryRepository.fanOut(tx, message, now) };
-        }
         case 'cancel':
-          await tx.update(messages).set({ ...base, status: 'cancelled', cancelledAt: now, nextCheckAt: null }).where(eq(messages.id, ref.messageId));
-          transition = ['prepared', 'cancelled'];
+          await settle('cancelled');
           return { kind: 'cancelled' };
         case 'hold':
-          await tx.update(messages).set({ ...base, status: 'unresolved', nextCheckAt: null }).where(eq(messages.id, ref.messageId));
-          transition = ['prepared', 'unresolved'];
+          await settle('unresolved');
           return { kind: 'held' };
         default: {
           const nextCheckAt = new Date(now.getTime() + nextCheckDelayMs(message, ref.check, this.checkIntervalCapMs));
-          await tx.update(messages).set({ ...base, nextCheckAt }).where(eq(messages.id, ref.messageId));
+          await tx.update(messages).set({ ...checked, nextCheckAt, updatedAt: now }).where(eq(messages.id, ref.messageId));
           return { kind: 'ask-again', nextCheckAt };
         }
       }
@@ -311,6 +306,20 @@ export class MessageRepository {
     const [row] = await this.db.select().from(messages).where(eq(messages.id, id)).limit(1);
     return row;
   }
+}
+
+/**
+ * The columns of a message leaving `prepared` for `to`, whoever decided (API, check answer,
+ * exhausted checks): no further check, and the decision's own timestamp.
+ */
+function decidedColumns(to: MessageStatus, now: Date): Partial<MessageRow> {
+  return {
+    status: to,
+    nextCheckAt: null,
+    updatedAt: now,
+    ...(to === 'confirmed' && { confirmedAt: now }),
+    ...(to === 'cancelled' && { cancelledAt: now }),
+  };
 }
 
 export function contentHash(request: PrepareRequest): string {

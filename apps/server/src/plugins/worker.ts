@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin';
 import { randomBytes } from 'node:crypto';
-import { Queue, Worker } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RabbitPublisher, WebhookSender } from '@herald/delivery';
 import {
@@ -57,25 +57,32 @@ export const workerPlugin = fp<{ config: Config }>(
       log: app.log,
     });
 
-    // BullMQ workers block on Redis and must retry forever: maxRetriesPerRequest null.
-    const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-    connection.on('error', () => undefined);
-    const worker = new Worker<DeliveryJobData>(
-      DELIVERY_QUEUE,
-      async (job) => processor.process({ ...job.data, runAt: new Date() }),
-      {
-        connection,
+    /** A BullMQ worker on a Redis connection of its own, logging errors and failed jobs. */
+    const startWorker = <T>(queue: string, process: (job: Job<T>) => Promise<unknown>, concurrency: number, whatHappensOnFailure: string) => {
+      // BullMQ workers block on Redis and must retry forever: maxRetriesPerRequest null.
+      const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+      redis.on('error', () => undefined);
+      const worker = new Worker<T>(queue, process, {
+        connection: redis,
         prefix: config.queuePrefix,
-        concurrency: config.delivery.concurrency,
+        concurrency,
         // A killed worker's active jobs hold their ids until BullMQ sees them stalled; a shorter
         // lock (renewed every 5 s while alive) brings them back in ~10–15 s instead of ~30–60 s.
         lockDuration: 10_000,
         stalledInterval: 5_000,
-      },
-    );
-    worker.on('error', (err) => app.log.warn({ err: { message: err.message } }, 'delivery worker error'));
-    worker.on('failed', (job, err) =>
-      app.log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: { message: err.message } }, 'delivery job failed; BullMQ retries it, or, after its last try, the reconciler re-enqueues the delivery'),
+      });
+      worker.on('error', (err) => app.log.warn({ queue, err: { message: err.message } }, 'worker error'));
+      worker.on('failed', (job, err) =>
+        app.log.warn({ queue, jobId: job?.id, attemptsMade: job?.attemptsMade, err: { message: err.message } }, `job failed; ${whatHappensOnFailure}`),
+      );
+      return { worker, redis };
+    };
+
+    const { worker, redis: connection } = startWorker<DeliveryJobData>(
+      DELIVERY_QUEUE,
+      async (job) => processor.process({ ...job.data, runAt: new Date() }),
+      config.delivery.concurrency,
+      'BullMQ retries it, or, after its last try, the reconciler re-enqueues the delivery',
     );
 
     const reconciler = new Reconciler(app.deliveries, app.scheduler, {
@@ -98,15 +105,13 @@ export const workerPlugin = fp<{ config: Config }>(
       sender: webhook,
       secret: checkSecret,
       timeoutMs: config.checks.timeoutMs,
-      scheduleDeliveries: (jobs, messageId) => app.scheduleDeliveries(jobs, messageId),
+      scheduleDeliveries: app.scheduleDeliveries,
       onCheck: (answer, durationMs) => {
         m.checks.inc({ answer });
         m.checkSeconds.observe(durationMs / 1000);
       },
     });
-    const checkConnection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-    checkConnection.on('error', () => undefined);
-    const checkWorker = new Worker<CheckJobData | Record<string, never>>(
+    const { worker: checkWorker, redis: checkConnection } = startWorker<CheckJobData | Record<string, never>>(
       CHECK_QUEUE,
       async (job) => {
         if (job.name === 'sweep') return sweeper.sweep();
@@ -114,11 +119,8 @@ export const workerPlugin = fp<{ config: Config }>(
         const outcome = await checker.process({ seq: BigInt(data.seq), messageId: data.messageId, check: data.check });
         return typeof outcome === 'string' ? outcome : outcome.kind;
       },
-      { connection: checkConnection, prefix: config.queuePrefix, concurrency: config.checks.concurrency, lockDuration: 10_000, stalledInterval: 5_000 },
-    );
-    checkWorker.on('error', (err) => app.log.warn({ err: { message: err.message } }, 'check worker error'));
-    checkWorker.on('failed', (job, err) =>
-      app.log.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: { message: err.message } }, 'check job failed; the round is claimed again when its lease ends'),
+      config.checks.concurrency,
+      'the round is claimed again when its lease ends',
     );
     // Upserting is idempotent, and repeated so a Redis that lost the scheduler gets it back.
     const upsertSweep = () =>

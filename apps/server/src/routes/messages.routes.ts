@@ -26,7 +26,10 @@ export function toApiMessage(message: StoredMessage, deliveries: readonly Delive
 }
 
 export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolean }> = async (app, options) => {
-  const withDeliveries = async (message: StoredMessage) => toApiMessage(message, await app.deliveries.forMessage(message.id));
+  // Deliveries exist only once a message is committed (they are created by the confirm), so an
+  // undecided or cancelled message needs no query for them.
+  const withDeliveries = async (message: StoredMessage) =>
+    toApiMessage(message, isCommitted(message.status) ? await app.deliveries.forMessage(message.id) : []);
 
   async function decisionReply(result: DecisionResult, id: string, verb: 'confirmed' | 'cancelled') {
     switch (result.kind) {
