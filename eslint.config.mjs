@@ -9,6 +9,12 @@ const ioPackages = [
   'node:fs', 'node:fs/*', 'node:net', 'node:http', 'node:https', 'node:child_process', 'fs', 'net', 'http', 'https',
 ];
 
+// Everything a published SDK must not pull in: servers, queues, ORMs and drivers (the SDK talks to
+// the producer's database through a structural interface, so mysql2 and drizzle stay the user's).
+const clientBanned = ioPackages.filter((p) => !p.startsWith('node:') && !['fs', 'net', 'http', 'https'].includes(p));
+// Its shipped code (not its tests) also stays off the dev-only helpers and every other lib.
+const clientSrcBanned = [...clientBanned, 'standardwebhooks', 'yaml', '@herald/domain', '@herald/db', '@herald/delivery', '@herald/queues'];
+
 export default [
   { ignores: ['**/dist', '**/node_modules', '**/.nx', 'bench/results'] },
   ...tseslint.configs.recommended,
@@ -30,6 +36,9 @@ export default [
             { sourceTag: 'type:db', onlyDependOnLibsWithTags: ['type:domain'], bannedExternalImports: ['fastify', 'fastify-*', '@fastify/*', 'bullmq', 'amqplib', 'undici'] },
             { sourceTag: 'type:delivery', onlyDependOnLibsWithTags: ['type:domain'], bannedExternalImports: ['fastify', 'fastify-*', '@fastify/*', 'bullmq', 'drizzle-orm', 'drizzle-orm/*', 'mysql2', 'mysql2/*'] },
             { sourceTag: 'type:queues', onlyDependOnLibsWithTags: ['type:domain', 'type:db', 'type:delivery'], bannedExternalImports: ['fastify', 'fastify-*', '@fastify/*'] },
+            // The SDK ships to other services: the contract's types and Node built-ins only.
+            { sourceTag: 'type:client', onlyDependOnLibsWithTags: ['type:contract'], bannedExternalImports: clientBanned },
+            { sourceTag: 'type:example', onlyDependOnLibsWithTags: ['type:client'] },
             { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db', 'type:delivery', 'type:queues'] },
             { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db', 'type:delivery', 'type:queues', 'type:app'] },
           ],
@@ -45,7 +54,15 @@ export default [
     },
   },
   {
-    files: ['**/*.test.ts', 'tools/**/*.ts', 'scripts/**/*.ts', 'apps/*/build.mjs', 'apps/*/scripts/**/*.ts'],
+    // The same for the SDK's shipped code, so it holds without the project graph too.
+    files: ['libs/client/src/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: clientSrcBanned, message: 'the client SDK depends on @herald/contract (types) and Node built-ins only' }] }],
+    },
+  },
+  {
+    files: ['**/*.test.ts', 'tools/**/*.ts', 'scripts/**/*.ts', 'apps/*/build.mjs', 'apps/*/scripts/**/*.ts', 'libs/*/build.mjs', 'examples/**/*.ts', 'examples/**/*.mjs'],
     rules: { 'no-console': 'off' },
   },
 ];

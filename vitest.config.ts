@@ -11,6 +11,10 @@ export default defineConfig({
       '@herald/db': lib('db'),
       '@herald/delivery': lib('delivery'),
       '@herald/queues': lib('queues'),
+      // Sub-paths first: an alias matches by prefix.
+      '@herald/client/barrier': fileURLToPath(new URL('./libs/client/src/barrier/index.ts', import.meta.url)),
+      '@herald/client/consumer': fileURLToPath(new URL('./libs/client/src/consumer/index.ts', import.meta.url)),
+      '@herald/client': lib('client'),
     },
   },
   test: {

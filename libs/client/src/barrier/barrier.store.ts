@@ -1,0 +1,104 @@
+import { ER_DUP_ENTRY, ER_LOCK_WAIT_TIMEOUT, sqlErrno, type Execute, type SqlPool } from '../transaction.runner';
+import type { CheckStatus } from '../types';
+
+/** Message ids are `A-Z a-z 0-9 _ : -` (the contract), so one can be written into SQL as is. */
+const MESSAGE_ID = /^[A-Za-z0-9_:-]{1,128}$/;
+const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/** The default name of the barrier table. */
+export const BARRIER_TABLE = 'herald_barrier';
+
+/**
+ * The barrier table: one row per message id, written either by the producer's own transaction
+ * (`commit`, in the same transaction as the business writes) or by a check-back that found no
+ * row (`rollback`). The primary key makes the two writers exclude each other: whichever inserts
+ * first wins, and the other fails (the transaction) or reads the winner's row (the check).
+ */
+export function barrierTableSql(table = BARRIER_TABLE): string {
+  return `CREATE TABLE IF NOT EXISTS ${safeTable(table)} (
+  message_id VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  outcome    VARCHAR(8) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (message_id),
+  KEY ix_${safeTable(table)}_created (created_at)
+)`;
+}
+
+/** Creates the barrier table if it is missing (or run {@link barrierTableSql} in your migrations). */
+export async function ensureBarrierTable(pool: SqlPool, table = BARRIER_TABLE): Promise<void> {
+  const connection = await pool.getConnection();
+  try {
+    await connection.query(barrierTableSql(table));
+  } finally {
+    connection.release();
+  }
+}
+
+/**
+ * Deletes barrier rows older than `before`. Keep rows at least as long as Herald may still check
+ * the message (its checkAfterMs plus the check schedule, about 91 minutes with the defaults):
+ * a check that finds no row answers rollback.
+ */
+export async function pruneBarrier(pool: SqlPool, before: Date, table = BARRIER_TABLE): Promise<void> {
+  const connection = await pool.getConnection();
+  try {
+    await connection.query(`DELETE FROM ${safeTable(table)} WHERE created_at < ?`, [before]);
+  } finally {
+    connection.release();
+  }
+}
+
+/** Writes the producer's `commit` row inside its transaction. */
+export async function insertCommitRow(execute: Execute, messageId: string, table = BARRIER_TABLE): Promise<void> {
+  await execute(`INSERT INTO ${safeTable(table)} (message_id, outcome) VALUES ('${safeId(messageId)}', 'commit')`);
+}
+
+/** Options of {@link answerFromBarrier}. */
+export interface AnswerOptions {
+  table?: string;
+  /**
+   * How long to wait for a producer transaction that holds the row (it inserted its `commit` row
+   * and is committing). Past it the answer is `unknown` and Herald asks again (default 5 s).
+   */
+  lockWaitSeconds?: number;
+}
+
+/**
+ * The check-back answer, from the barrier table alone. A `commit` row → commit. No row → insert
+ * a `rollback` row and answer rollback: from then on the producer's transaction cannot insert its
+ * row, so it fails and can never commit behind Herald's back. If the producer's transaction holds
+ * the row, the insert waits for it to end and then sees its outcome.
+ */
+export async function answerFromBarrier(pool: SqlPool, messageId: string, options: AnswerOptions = {}): Promise<CheckStatus> {
+  const table = safeTable(options.table ?? BARRIER_TABLE);
+  const id = safeId(messageId);
+  const connection = await pool.getConnection();
+  try {
+    await connection.query(`SET SESSION innodb_lock_wait_timeout = ${Math.max(1, Math.floor(options.lockWaitSeconds ?? 5))}`);
+    try {
+      await connection.query(`INSERT INTO ${table} (message_id, outcome) VALUES (?, 'rollback')`, [id]);
+      return 'rollback';
+    } catch (err) {
+      const errno = sqlErrno(err);
+      if (errno === ER_LOCK_WAIT_TIMEOUT) return 'unknown';
+      if (errno !== ER_DUP_ENTRY) throw err;
+    }
+    const [rows] = (await connection.query(`SELECT outcome FROM ${table} WHERE message_id = ?`, [id])) as [Array<{ outcome: string }>];
+    const outcome = rows[0]?.outcome;
+    return outcome === 'commit' ? 'commit' : outcome === 'rollback' ? 'rollback' : 'unknown';
+  } finally {
+    await connection.query('SET SESSION innodb_lock_wait_timeout = DEFAULT').catch(() => undefined);
+    connection.release();
+  }
+}
+
+/** Refuses anything that is not a contract message id before it reaches SQL. */
+export function safeId(messageId: string): string {
+  if (!MESSAGE_ID.test(messageId)) throw new TypeError(`message id must be 1–128 characters of A-Z a-z 0-9 _ : -, got ${JSON.stringify(messageId.slice(0, 140))}`);
+  return messageId;
+}
+
+function safeTable(table: string): string {
+  if (!TABLE_NAME.test(table)) throw new TypeError(`table name must match ${TABLE_NAME}, got ${JSON.stringify(table)}`);
+  return table;
+}

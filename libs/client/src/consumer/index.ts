@@ -1,0 +1,5 @@
+export * from './inbox';
+export * from './webhook.handler';
+export * from './rabbitmq.consumer';
+export * from '../webhook.verifier';
+export * from '../transaction.runner';

@@ -1,0 +1,57 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { verifyWebhook, WebhookVerificationError } from '../webhook.verifier';
+import { processOnce, type InboxOptions } from './inbox';
+
+/** One verified webhook delivery. */
+export interface WebhookEvent {
+  /** The message id (`webhook-id`), stable across retries. */
+  id: string;
+  topic: string;
+  key: string | null;
+  /** `herald-attempt`: 1 for the first attempt. */
+  attempt: number;
+  payload: unknown;
+}
+
+/** Options of {@link createWebhookHandler}. */
+export interface WebhookHandlerOptions<Tx> extends InboxOptions<Tx> {
+  /** The subscription's `whsec_` secret (both while it is being rotated). */
+  secret: string | readonly string[];
+  toleranceSeconds?: number;
+  /** Largest body accepted (default 1 MiB, Herald's default limit). */
+  maxBodyBytes?: number;
+}
+
+/**
+ * A Node `(req, res)` webhook endpoint that verifies Herald's signature, then runs `work` through
+ * the inbox in your transaction. It answers 200 once the effects are committed (or the message was
+ * already processed), 401 to a bad signature, and 500 when `work` throws, so Herald retries.
+ */
+export function createWebhookHandler<Tx>(options: WebhookHandlerOptions<Tx>, work: (tx: Tx, event: WebhookEvent) => Promise<void>): (req: IncomingMessage, res: ServerResponse) => void {
+  const limit = options.maxBodyBytes ?? 1_048_576;
+  return (req, res) => {
+    const send = (code: number, body: object) => res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (size > limit) return send(413, { error: 'body too large' });
+      const raw = Buffer.concat(chunks);
+      let event: WebhookEvent;
+      try {
+        const { id } = verifyWebhook(options.secret, req.headers, raw, { toleranceSeconds: options.toleranceSeconds });
+        const header = (name: string) => (Array.isArray(req.headers[name]) ? req.headers[name][0] : req.headers[name]) as string | undefined;
+        event = { id, topic: header('herald-topic') ?? '', key: header('herald-key') ?? null, attempt: Number(header('herald-attempt') ?? 1), payload: JSON.parse(raw.toString('utf8')) };
+      } catch (err) {
+        return send(err instanceof WebhookVerificationError ? 401 : 400, { error: (err as Error).message });
+      }
+      processOnce(options, event.id, (tx) => work(tx, event)).then(
+        (outcome) => send(200, { duplicate: outcome.duplicate }),
+        () => send(500, { error: 'processing failed' }),
+      );
+    });
+  };
+}

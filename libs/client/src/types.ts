@@ -1,0 +1,73 @@
+import type { Static } from '@sinclair/typebox';
+import type {
+  BulkRedeliverBody,
+  CreateSubscriptionBody,
+  DeliveryList,
+  ErrorResponse,
+  ListMessagesQuery,
+  ListSubscriptionsQuery,
+  Liveness,
+  Message,
+  MessageList,
+  PatchSubscriptionBody,
+  PrepareMessageBody,
+  Readiness,
+  RedeliverBody,
+  Requeued,
+  RotatedSecret,
+  RotateSecretBody,
+  Subscription,
+  SubscriptionList,
+} from '@herald/contract';
+
+// Request and response types are the contract's TypeBox schemas seen as TypeScript types, so a
+// schema change on the service is a type error here. Only types are imported: the client ships
+// no schema code and no runtime dependency.
+
+/** Body of `POST /v1/messages`. */
+export type PrepareMessageInput = Static<typeof PrepareMessageBody>;
+/** A message as the service returns it. */
+export type HeraldMessage = Static<typeof Message>;
+/** Query of `GET /v1/messages`. */
+export type ListMessagesInput = Static<typeof ListMessagesQuery>;
+/** One page of `GET /v1/messages`. */
+export type HeraldMessagePage = Static<typeof MessageList>;
+/** `GET /v1/messages/{id}/deliveries`. */
+export type HeraldDeliveryList = Static<typeof DeliveryList>;
+/** Body of `POST /v1/messages/{id}/redeliver`. */
+export type RedeliverInput = Static<typeof RedeliverBody>;
+/** `{ requeued }` of the redeliver routes. */
+export type RequeuedResult = Static<typeof Requeued>;
+/** Body of `POST /v1/subscriptions`. */
+export type CreateSubscriptionInput = Static<typeof CreateSubscriptionBody>;
+/** Body of `PATCH /v1/subscriptions/{id}`. */
+export type UpdateSubscriptionInput = Static<typeof PatchSubscriptionBody>;
+/** A subscription (with `secret` only when created or rotated). */
+export type HeraldSubscription = Static<typeof Subscription>;
+/** Query of `GET /v1/subscriptions`. */
+export type ListSubscriptionsInput = Static<typeof ListSubscriptionsQuery>;
+/** One page of `GET /v1/subscriptions`. */
+export type HeraldSubscriptionPage = Static<typeof SubscriptionList>;
+/** Body of `POST /v1/subscriptions/{id}/rotate-secret`. */
+export type RotateSecretInput = Static<typeof RotateSecretBody>;
+/** Answer of `POST /v1/subscriptions/{id}/rotate-secret`. */
+export type RotatedSecretResult = Static<typeof RotatedSecret>;
+/** Body of `POST /v1/subscriptions/{id}/redeliver`. */
+export type BulkRedeliverInput = Static<typeof BulkRedeliverBody>;
+/** `GET /healthz`. */
+export type LivenessResult = Static<typeof Liveness>;
+/** `GET /readyz` (200 or 503). */
+export type ReadinessResult = Static<typeof Readiness>;
+/** The error body of every non-2xx answer. */
+export type HeraldErrorBody = Static<typeof ErrorResponse>;
+
+/** What a producer's check URL answers. */
+export type CheckStatus = 'commit' | 'rollback' | 'unknown';
+
+/** The body Herald POSTs to a check URL. */
+export interface CheckRequest {
+  id: string;
+  topic: string;
+  key: string | null;
+  check: number;
+}
