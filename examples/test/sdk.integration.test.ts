@@ -62,9 +62,11 @@ beforeAll(async () => {
 
   // The secret is known only once the subscription exists; the handler reads it per request.
   let secret = '';
-  webhookServer = createServer((req, res) => createWebhookHandler({ secret, transactions: mysql2Transactions(coupons.pool), consumer: 'coupons' }, async (tx, event) => {
-    await tx.query('INSERT INTO effects (message_id, source) VALUES (?, ?)', [event.id, 'webhook']);
-  })(req, res));
+  webhookServer = createServer(
+    createWebhookHandler({ secret: () => secret, transactions: mysql2Transactions(coupons.pool), consumer: 'coupons' }, async (tx, event) => {
+      await tx.query('INSERT INTO effects (message_id, source) VALUES (?, ?)', [event.id, 'webhook']);
+    }),
+  );
   const hookUrl = await listen(webhookServer, '/hooks/herald');
   const sub = await adminClient.createSubscription({ name: 'coupons', topic, target: { type: 'webhook', url: hookUrl }, backoff: { initialMs: 50, maxMs: 200 } });
   secret = sub.secret ?? '';

@@ -28,6 +28,8 @@ export interface AmqpEvent {
 export interface AmqpConsumerOptions<Tx> extends InboxOptions<Tx> {
   /** Wait before a failed message is put back, so a persistent failure does not spin (default 1 s). */
   retryDelayMs?: number;
+  /** Called when a message id was already processed (the message is acked and nothing runs). */
+  onDuplicate?: (event: AmqpEvent) => void;
   /** Called when a message fails or is refused; the message has been requeued or dropped. */
   onError?: (err: unknown, msg: AmqpMessageLike) => void;
 }
@@ -59,7 +61,8 @@ export async function consumeOnce<Tx>(channel: AmqpChannelLike, queue: string, o
             payload: JSON.parse(msg.content.toString('utf8')),
             redelivered: msg.fields.redelivered,
           };
-          await processOnce(options, id, (tx) => work(tx, event));
+          const outcome = await processOnce(options, id, (tx) => work(tx, event));
+          if (outcome.duplicate) options.onDuplicate?.(event);
           channel.ack(msg);
         } catch (err) {
           options.onError?.(err, msg);

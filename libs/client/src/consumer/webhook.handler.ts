@@ -15,9 +15,14 @@ export interface WebhookEvent {
 
 /** Options of {@link createWebhookHandler}. */
 export interface WebhookHandlerOptions<Tx> extends InboxOptions<Tx> {
-  /** The subscription's `whsec_` secret (both while it is being rotated). */
-  secret: string | readonly string[];
+  /**
+   * The subscription's `whsec_` secret (both while it is being rotated), or a function read on
+   * every request, for secrets that change or are known only after the handler is mounted.
+   */
+  secret: string | readonly string[] | (() => string | readonly string[]);
   toleranceSeconds?: number;
+  /** Called when a message id was already processed (answered 200, nothing runs). */
+  onDuplicate?: (event: WebhookEvent) => void;
   /** Largest body accepted (default 1 MiB, Herald's default limit). */
   maxBodyBytes?: number;
 }
@@ -42,14 +47,17 @@ export function createWebhookHandler<Tx>(options: WebhookHandlerOptions<Tx>, wor
       const raw = Buffer.concat(chunks);
       let event: WebhookEvent;
       try {
-        const { id } = verifyWebhook(options.secret, req.headers, raw, { toleranceSeconds: options.toleranceSeconds });
+        const { id } = verifyWebhook(typeof options.secret === 'function' ? options.secret() : options.secret, req.headers, raw, { toleranceSeconds: options.toleranceSeconds });
         const header = (name: string) => (Array.isArray(req.headers[name]) ? req.headers[name][0] : req.headers[name]) as string | undefined;
         event = { id, topic: header('herald-topic') ?? '', key: header('herald-key') ?? null, attempt: Number(header('herald-attempt') ?? 1), payload: JSON.parse(raw.toString('utf8')) };
       } catch (err) {
         return send(err instanceof WebhookVerificationError ? 401 : 400, { error: (err as Error).message });
       }
       processOnce(options, event.id, (tx) => work(tx, event)).then(
-        (outcome) => send(200, { duplicate: outcome.duplicate }),
+        (outcome) => {
+          if (outcome.duplicate) options.onDuplicate?.(event);
+          send(200, { duplicate: outcome.duplicate });
+        },
         () => send(500, { error: 'processing failed' }),
       );
     });

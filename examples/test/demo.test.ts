@@ -1,0 +1,24 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+// Runs the demo exactly as `npm run demo` does (its own Herald process, databases and queue) and
+// holds it to its own consistency check in every failure mode.
+describe('npm run demo', () => {
+  it('every scenario ends consistent across the orders, coupons and points databases and Herald', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/order-coupon/demo.ts', '--all'], { cwd: ROOT, env: { ...process.env, FORCE_COLOR: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, out).toBe(0);
+    const verdicts = out.split('\n').filter((l) => /^demo\s+[✔✘] /.test(l));
+    expect(verdicts.map((l) => l.split(/\s+/)[2]), out).toEqual(['happy', 'crash-after-prepare', 'crash-after-commit', 'slow-transaction', 'lost-confirm', 'consumer-down', 'duplicate']);
+    expect(verdicts.every((l) => l.includes('✔')), out).toBe(true);
+    expect(out).toMatch(/consistent: .*\(2 duplicate deliveries absorbed\)/);
+    expect(out).toContain('check-back #1 → rollback');
+    expect(out).toContain('check-back #1 → commit');
+  }, 120_000);
+});
