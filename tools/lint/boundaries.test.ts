@@ -30,6 +30,19 @@ describe('module boundaries', () => {
     expect(await boundaryErrors('libs/db/src/probe.ts', "import Fastify from 'fastify';\nexport const y = Fastify;\n")).not.toEqual([]);
   });
 
+  it('keeps the client SDK free of drivers, servers and every lib but the contract', async () => {
+    for (const pkg of ['mysql2/promise', 'drizzle-orm', 'fastify', 'amqplib', 'undici', 'ioredis', 'bullmq', 'standardwebhooks', '@herald/db', '@herald/domain']) {
+      const errors = await boundaryErrors('libs/client/src/probe.ts', `import * as x from '${pkg}';\nexport const y = x;\n`);
+      expect(errors.length, pkg).toBeGreaterThan(0);
+    }
+    expect(await boundaryErrors('libs/client/src/probe.ts', "import type { Message } from '@herald/contract';\nimport { createHmac } from 'node:crypto';\nexport type M = Message;\nexport const h = createHmac;\n")).toEqual([]);
+  });
+
+  it('lets the examples use the SDK, not the service internals', async () => {
+    expect(await boundaryErrors('examples/order-coupon/probe.ts', "import { HeraldClient } from '@herald/client';\nexport const y = HeraldClient;\n")).toEqual([]);
+    expect(await boundaryErrors('examples/order-coupon/probe.ts', "import { messages } from '@herald/db';\nexport const y = messages;\n")).not.toEqual([]);
+  });
+
   it('allows what the layering intends', async () => {
     expect(await boundaryErrors('libs/db/src/probe.ts', "import { decide } from '@herald/domain';\nexport const y = decide;\n")).toEqual([]);
     expect(await boundaryErrors('apps/server/src/probe.ts', "import { migrate } from '@herald/db';\nexport const y = migrate;\n")).toEqual([]);
