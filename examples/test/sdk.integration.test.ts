@@ -280,6 +280,15 @@ describe('idempotent consumers', () => {
     expect(await effects(id)).toEqual(['webhook']);
   });
 
+  it('webhook: a request without a valid signature is refused (401) and has no effect', async () => {
+    const url = `http://127.0.0.1:${(webhookServer.address() as AddressInfo).port}/hooks/herald`;
+    const id = unique('forged');
+    const now = String(Math.floor(Date.now() / 1000));
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': now, 'webhook-signature': 'v1,AAAA' }, body: '{}' });
+    expect(res.status).toBe(401);
+    expect(await effects(id)).toEqual([]);
+  });
+
   it('processOnce: two concurrent deliveries of one message serialise on the inbox row; one effect', async () => {
     const id = unique('m');
     const opts = { transactions: mysql2Transactions(coupons.pool), consumer: 'parallel' };
