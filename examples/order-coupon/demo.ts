@@ -56,7 +56,7 @@ export const SCENARIOS: Scenario[] = [
     name: 'slow-transaction',
     title: 'The local transaction is still open when Herald checks back: the check wins, the late commit fails',
     paid: false,
-    run: (w, id) => w.orders.pay(id, { stallMs: 1_500 }),
+    run: (w, id) => w.orders.pay(id, { stallUntilChecked: true }),
   },
   {
     name: 'lost-confirm',
@@ -178,8 +178,11 @@ async function settle(world: World, scenario: Scenario, orderId: string, message
   if (scenario.paid) {
     await waitFor(async () => (await world.coupons.coupons(orderId)) === 1 && (await world.points.points(orderId)) === 1, `consumers to act on ${orderId}`, 30_000);
   }
-  // Let any duplicate already on its way arrive before the check.
-  await new Promise((r) => setTimeout(r, scenario.name === 'duplicate' ? 1_000 : 200));
+  if (scenario.name === 'duplicate') {
+    await waitFor(() => world.coupons.duplicatesIgnored > 0 && world.points.duplicatesIgnored > 0, 'both duplicates to arrive', 30_000);
+  }
+  // Let anything else already on its way arrive before the check.
+  await new Promise((r) => setTimeout(r, 200));
   return message;
 }
 

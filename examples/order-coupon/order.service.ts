@@ -12,8 +12,8 @@ export interface PaymentFaults {
   hooks?: FailureHooks;
   /** Every confirm request is lost on the way (the client retries, then gives up). */
   loseConfirm?: boolean;
-  /** The local transaction stays open this long after its update (a stuck or paused process). */
-  stallMs?: number;
+  /** The local transaction stays open after its update until Herald has checked back (a stuck or paused process). */
+  stallUntilChecked?: boolean;
 }
 
 /**
@@ -23,6 +23,8 @@ export interface PaymentFaults {
 export class OrderService {
   private server!: Server;
   private checkUrl = '';
+  /** Called once the check handler has answered for a message id. */
+  private readonly onChecked = new Map<string, () => void>();
 
   constructor(
     private readonly pool: Pool,
@@ -43,6 +45,8 @@ export class OrderService {
             const { id, check } = JSON.parse(body.toString()) as { id: string; check: number };
             say('orders', `check-back #${check} for ${id}: ${'status' in reply.body ? `answered ${reply.body.status} (from the barrier table)` : `refused: ${reply.body.error}`}`);
             res.writeHead(reply.statusCode, { 'content-type': 'application/json' }).end(JSON.stringify(reply.body));
+            this.onChecked.get(id)?.();
+            this.onChecked.delete(id);
           },
           () => res.writeHead(500).end(),
         );
@@ -80,9 +84,9 @@ export class OrderService {
           say('orders', `prepared ${id}; local transaction: UPDATE orders SET status = 'paid' + barrier row`);
           const [update] = (await tx.query("UPDATE orders SET status = 'paid' WHERE id = ? AND status = 'pending'", [orderId])) as unknown as [{ affectedRows: number }];
           if (update.affectedRows !== 1) throw new Error(`order ${orderId} is not pending`);
-          if (faults.stallMs) {
-            say('orders', `local transaction stalls for ${faults.stallMs} ms (still open)…`);
-            await new Promise((resolve) => setTimeout(resolve, faults.stallMs));
+          if (faults.stallUntilChecked) {
+            say('orders', 'local transaction stalls, still open, until Herald checks back…');
+            await new Promise<void>((resolve) => this.onChecked.set(id, resolve));
             say('orders', 'stall over: inserting the barrier row and committing');
           }
         },

@@ -17,7 +17,8 @@ describe('npm run demo', () => {
     const verdicts = out.split('\n').filter((l) => /^demo\s+[✔✘] /.test(l));
     expect(verdicts.map((l) => l.split(/\s+/)[2]), out).toEqual(['happy', 'crash-after-prepare', 'crash-after-commit', 'slow-transaction', 'lost-confirm', 'consumer-down', 'duplicate']);
     expect(verdicts.every((l) => l.includes('✔')), out).toBe(true);
-    expect(out).toMatch(/consistent: .*\(2 duplicate deliveries absorbed\)/);
+    // Each consumer lost one acknowledgement, so each saw the message at least twice.
+    expect(Number(/consistent: .*\((\d+) duplicate deliveries absorbed\)/.exec(out)?.[1]), out).toBeGreaterThanOrEqual(2);
     expect(out).toContain('check-back #1 → rollback');
     expect(out).toContain('check-back #1 → commit');
   }, 120_000);

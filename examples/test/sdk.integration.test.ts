@@ -192,22 +192,27 @@ describe('check-back-free transactions', () => {
     let messageId = '';
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    const checkArrived = new Promise<void>((resolve) => {
-      // The check call is answered only after it has been received; hold the commit until then.
-      beforeCheck.set('pending', async () => resolve());
-    });
+    let inserted!: () => void;
+    const barrierInserted = new Promise<void>((r) => (inserted = r));
+    let arrived!: () => void;
+    const checkArrived = new Promise<void>((r) => (arrived = r));
     const inner = mysql2Transactions(orders.pool);
     const slowCommit: TransactionRunner<SqlConnection> = {
       run: (work, committing) => inner.run(async (tx, execute) => {
         const value = await work(tx, execute);
         // The barrier row is inserted (uncommitted); the transaction stays open until released.
+        inserted();
         await held;
         return value;
       }, committing),
     };
     const pending = barrier({}, slowCommit).transaction(message(orderId, 300), async (tx, id) => {
       messageId = id;
-      beforeCheck.set(id, async () => beforeCheck.get('pending')?.());
+      // Hold Herald's check call until the barrier row is in, so it lands in the window under test.
+      beforeCheck.set(id, async () => {
+        await barrierInserted;
+        arrived();
+      });
       return markPaid(orderId)(tx, id);
     });
     await checkArrived;

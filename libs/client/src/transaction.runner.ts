@@ -78,5 +78,7 @@ export function sqlErrno(err: unknown): number | undefined {
   return undefined;
 }
 
+/** MySQL/MariaDB: duplicate key. */
 export const ER_DUP_ENTRY = 1062;
+/** MySQL/MariaDB: lock wait timeout exceeded. */
 export const ER_LOCK_WAIT_TIMEOUT = 1205;

@@ -70,6 +70,11 @@ export class CommitOutcomeUnknownError extends Error {
 export class HeraldBarrier<Tx> {
   constructor(private readonly options: BarrierOptions<Tx>) {}
 
+  /**
+   * Prepares `message`, runs `work` in your transaction with the barrier row, commits, confirms.
+   * Throws what `work` threw (after rollback and cancel), `BarrierLostError` if the check-back
+   * rolled the message back first, or `CommitOutcomeUnknownError` if COMMIT itself failed.
+   */
   async transaction<T>(message: TransactionMessage, work: (tx: Tx, messageId: string) => Promise<T>): Promise<TransactionResult<T>> {
     const { client, transactions, checkUrl, hooks = {} } = this.options;
     const table = this.options.table ?? BARRIER_TABLE;
