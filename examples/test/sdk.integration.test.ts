@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HeraldClient, type HeraldMessage } from '@herald/client';
 import {
   BarrierLostError,
+  CommitOutcomeUnknownError,
   HeraldBarrier,
   answerFromBarrier,
   createCheckHandler,
@@ -158,6 +159,27 @@ describe('check-back-free transactions', () => {
     expect(result.confirmed).toBe(false);
     const m = await waitFor(statusIs(result.messageId, 'delivered'), 'check-back commit');
     expect(m.checkAttempts?.[0]?.answer).toBe('commit');
+  });
+
+  it('COMMIT succeeded but its answer was lost: no cancel is sent (CommitOutcomeUnknownError), and the check-back commits', async () => {
+    const orderId = unique('o');
+    let messageId = '';
+    const inner = mysql2Transactions(orders.pool);
+    const lostCommitAnswer: TransactionRunner<SqlConnection> = {
+      run: async (work, committing) => {
+        await inner.run(work, committing);
+        throw new Error('Connection lost: The server closed the connection.');
+      },
+    };
+    const err = await barrier({}, lostCommitAnswer).transaction(message(orderId), async (tx, id) => {
+      messageId = id;
+      return markPaid(orderId)(tx, id);
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommitOutcomeUnknownError);
+    expect((await producerClient.getMessage(messageId)).status).toBe('prepared');
+    const m = await waitFor(statusIs(messageId, 'delivered'), 'check-back commit');
+    expect(m.checkAttempts?.[0]?.answer).toBe('commit');
+    expect(await orderRow(orderId)).toEqual({ status: 'paid' });
   });
 
   it('crash before local commit: no barrier row, the check-back writes rollback and cancels; nothing delivered', async () => {
