@@ -23,6 +23,16 @@ declare module 'fastify' {
   }
 }
 
+/** The ids a failed job's log line needs to be found with its message or delivery (jobs carry ids only). */
+function jobIds(data: unknown): Record<string, unknown> {
+  const d = (data ?? {}) as Partial<CheckJobData & DeliveryJobData>;
+  return {
+    ...(typeof d.messageId === 'string' && { messageId: d.messageId }),
+    ...(typeof d.check === 'number' && { check: d.check }),
+    ...(typeof d.deliveryId === 'number' && { deliveryId: d.deliveryId }),
+  };
+}
+
 /** Waits for `work`, but no longer than `ms`; shutdown must not hang on a dead connection. */
 async function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -55,6 +65,7 @@ export const workerPlugin = fp<{ config: Config }>(
       },
       onFinished: (target, status) => m.deliveriesFinished.inc({ target, status }),
       log: app.log,
+      tracer: app.tracing.tracer,
     });
 
     /** A BullMQ worker on a Redis connection of its own, logging errors and failed jobs. */
@@ -73,7 +84,7 @@ export const workerPlugin = fp<{ config: Config }>(
       });
       worker.on('error', (err) => app.log.warn({ queue, err: { message: err.message } }, 'worker error'));
       worker.on('failed', (job, err) =>
-        app.log.warn({ queue, jobId: job?.id, attemptsMade: job?.attemptsMade, err: { message: err.message } }, `job failed; ${whatHappensOnFailure}`),
+        app.log.warn({ queue, jobId: job?.id, ...jobIds(job?.data), attemptsMade: job?.attemptsMade, err: { message: err.message } }, `job failed; ${whatHappensOnFailure}`),
       );
       return { worker, redis };
     };
@@ -110,6 +121,8 @@ export const workerPlugin = fp<{ config: Config }>(
         m.checks.inc({ answer });
         m.checkSeconds.observe(durationMs / 1000);
       },
+      log: app.log,
+      tracer: app.tracing.tracer,
     });
     const { worker: checkWorker, redis: checkConnection } = startWorker<CheckJobData | Record<string, never>>(
       CHECK_QUEUE,
@@ -143,5 +156,5 @@ export const workerPlugin = fp<{ config: Config }>(
       await Promise.all([webhook.close(), rabbit.close()]);
     });
   },
-  { name: 'herald-worker', dependencies: ['herald-queues', 'herald-mysql', 'herald-metrics'] },
+  { name: 'herald-worker', dependencies: ['herald-queues', 'herald-mysql', 'herald-metrics', 'herald-tracing'] },
 );
