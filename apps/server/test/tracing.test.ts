@@ -61,6 +61,8 @@ async function prepare(target: FastifyInstance, topic: string, headers: Record<s
   return id;
 }
 
+/** Waits for a value that is there (waitFor, typed for checks that answer undefined until then). */
+const until = <T>(check: () => T | undefined, what: string) => waitFor(check, what) as Promise<T>;
 const named = (spans: ReceivedSpan[], name: string) => spans.filter((s) => s.name === name);
 const one = (spans: ReceivedSpan[], name: string) => {
   const found = named(spans, name);
@@ -86,9 +88,9 @@ describe('tracing on (OTLP/HTTP JSON to a local receiver)', () => {
       const confirmed = await app.inject({ method: 'POST', url: `/v1/messages/${id}/confirm`, headers: { ...asProducer, traceparent: traceparent(atConfirm) } });
       expect(confirmed.statusCode).toBe(200);
 
-      const hits = await waitFor(() => (sink.hitsFor(id).length === 2 ? sink.hitsFor(id) : undefined), 'two webhook attempts');
-      const [published] = await waitFor(() => (amqp.received.length === 1 ? amqp.received : undefined), 'the AMQP message');
-      const spans = await waitFor(() => {
+      const hits = await until(() => (sink.hitsFor(id).length === 2 ? sink.hitsFor(id) : undefined), 'two webhook attempts');
+      const [published] = await until(() => (amqp.received.length === 1 ? amqp.received : undefined), 'the AMQP message');
+      const spans = await until(() => {
         const s = receiver.spansOf(id);
         return named(s, 'deliver webhook').length === 2 && named(s, 'deliver rabbitmq').length === 1 && named(s, 'POST /v1/messages/:id/confirm').length === 1 ? s : undefined;
       }, 'the spans of the message');
@@ -139,8 +141,8 @@ describe('tracing on (OTLP/HTTP JSON to a local receiver)', () => {
     });
     expect(res.statusCode).toBe(201);
     // Never confirmed: the check answers commit.
-    const [hit] = await waitFor(() => (sink.hitsFor(id).length === 1 ? sink.hitsFor(id) : undefined), 'delivery after the check');
-    const spans = await waitFor(() => {
+    const [hit] = await until(() => (sink.hitsFor(id).length === 1 ? sink.hitsFor(id) : undefined), 'delivery after the check');
+    const spans = await until(() => {
       const s = receiver.spansOf(id);
       return named(s, 'check').length === 1 && named(s, 'deliver webhook').length === 1 ? s : undefined;
     }, 'check and delivery spans');
@@ -169,11 +171,11 @@ describe('tracing on (OTLP/HTTP JSON to a local receiver)', () => {
     const elsewhere = producerSpan();
     expect((await app.inject({ method: 'POST', url: `/v1/messages/${cancelledId}/cancel`, headers: { ...asProducer, traceparent: traceparent(elsewhere) } })).statusCode).toBe(200);
 
-    const confirmed = await waitFor(() => (receiver.spansOf(confirmedId).length === 2 ? receiver.spansOf(confirmedId) : undefined), 'prepare and confirm spans');
+    const confirmed = await until(() => (receiver.spansOf(confirmedId).length === 2 ? receiver.spansOf(confirmedId) : undefined), 'prepare and confirm spans');
     const prepared = one(confirmed, 'POST /v1/messages');
     expect(one(confirmed, 'POST /v1/messages/:id/confirm')).toMatchObject({ traceId: atPrepare.traceId, parentSpanId: prepared.spanId, links: [] });
 
-    const cancelled = await waitFor(() => (receiver.spansOf(cancelledId).length === 2 ? receiver.spansOf(cancelledId) : undefined), 'prepare and cancel spans');
+    const cancelled = await until(() => (receiver.spansOf(cancelledId).length === 2 ? receiver.spansOf(cancelledId) : undefined), 'prepare and cancel spans');
     const root = one(cancelled, 'POST /v1/messages');
     expect(root.parentSpanId ?? '').toBe('');
     expect(one(cancelled, 'POST /v1/messages/:id/cancel')).toMatchObject({
@@ -223,7 +225,7 @@ describe('tracing off', () => {
       });
       expect(res.statusCode).toBe(201);
 
-      const delivered = await waitFor(() => {
+      const delivered = await until(() => {
         const h = [...sink.hitsFor(confirmedId), ...sink.hitsFor(checkedId)];
         return h.length === 2 ? h : undefined;
       }, 'both deliveries');

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import { randomBytes } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
+import { Gauge } from 'prom-client';
 import { RabbitPublisher, WebhookSender } from '@herald/delivery';
 import {
   CHECK_QUEUE,
@@ -110,6 +111,20 @@ export const workerPlugin = fp<{ config: Config }>(
     if (!config.checks.secret) app.log.warn('HERALD_CHECK_SECRET is not set: check calls are signed with a random per-process secret that producers cannot verify');
     const checkQueue = new Queue(CHECK_QUEUE, { connection, prefix: config.queuePrefix });
     checkQueue.on('error', () => undefined);
+    new Gauge({
+      name: 'herald_check_queue_jobs',
+      help: 'Jobs in the check-back queue by state (check calls, and the one scheduled sweep)',
+      labelNames: ['state'] as const,
+      registers: [m.registry],
+      async collect() {
+        try {
+          const counts = await checkQueue.getJobCounts('waiting', 'delayed', 'active', 'failed');
+          for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+        } catch {
+          // Redis down: leave the last values; /readyz says why.
+        }
+      },
+    });
     const sweeper = new CheckSweeper(app.messages, checkQueue, { batchSize: 200, leaseMs: config.checks.timeoutMs + 5_000 });
     const checker = new CheckProcessor({
       messages: app.messages,
