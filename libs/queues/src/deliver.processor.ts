@@ -60,7 +60,7 @@ export class DeliverProcessor {
     }
 
     const startedAt = new Date();
-    const span = this.startSpan(context, ref, target);
+    const span = this.startSpan(context, ref);
     let result: AttemptResult | undefined;
     let outcome: AttemptOutcome | undefined;
     try {
@@ -99,7 +99,7 @@ export class DeliverProcessor {
   }
 
   /** A span per attempt in the message's trace (none with tracing off). No URL: it may carry a token. */
-  private startSpan(context: AttemptContext, ref: DeliveryJobRef, target: TargetType): Span | undefined {
+  private startSpan(context: AttemptContext, ref: DeliveryJobRef): Span | undefined {
     if (!this.deps.tracer) return undefined;
     const { message } = context;
     const sub = context.subscription as NonNullable<AttemptContext['subscription']>;
