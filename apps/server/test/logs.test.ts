@@ -51,7 +51,7 @@ describe('structured logs', () => {
   it('bind every line about a message to its messageId (deliveries and checks to theirs) and never carry payloads, headers, tokens or secrets', async () => {
     const topic = unique('log.topic');
     // /dead always fails; /retried fails the first attempt of `failOnce`'s message, then succeeds.
-    let failOnce: string | undefined;
+    let failOnce: string | undefined = undefined;
     let successes = 0;
     sink.respond((hit, res) => {
       if (hit.path === '/dead') return void res.writeHead(500).end();
