@@ -197,6 +197,33 @@ describe('tracing on (OTLP/HTTP JSON to a local receiver)', () => {
     expect((rows as Array<{ t: string | null }>)[0]?.t).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
   });
 
+  it('joins the trace across processes: an API replica prepares and confirms, a worker replica delivers', async () => {
+    // Its own database and queue prefix, so only this pair of replicas sees these messages.
+    const pairDb = await createTestDatabase('trcpair');
+    const shared = { ...FAST, HERALD_QUEUE_PREFIX: `herald_t_${hex(3)}`, HERALD_TRACING: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '50' };
+    const api = await buildTestApp(pairDb.url, { ...shared, HERALD_ROLE: 'api', OTEL_SERVICE_NAME: 'herald-api' });
+    const worker = await buildTestApp(pairDb.url, { ...shared, HERALD_ROLE: 'worker', OTEL_SERVICE_NAME: 'herald-worker' });
+    try {
+      const topic = unique('trace.pair');
+      await subscribe(api, topic, { type: 'webhook', url: sink.url('/pair') });
+      const atPrepare = producerSpan();
+      const id = await prepare(api, topic, { traceparent: traceparent(atPrepare) });
+      expect((await api.inject({ method: 'POST', url: `/v1/messages/${id}/confirm`, headers: asProducer })).statusCode).toBe(200);
+      const [hit] = await until(() => (sink.hitsFor(id).length === 1 ? sink.hitsFor(id) : undefined), 'the delivery');
+      const spans = await until(() => (receiver.spansOf(id).length === 3 ? receiver.spansOf(id) : undefined), 'three spans');
+      const prepared = one(spans, 'POST /v1/messages');
+      const delivered = one(spans, 'deliver webhook');
+      expect(prepared.serviceName).toBe('herald-api');
+      expect(one(spans, 'POST /v1/messages/:id/confirm')).toMatchObject({ serviceName: 'herald-api', parentSpanId: prepared.spanId });
+      expect(delivered).toMatchObject({ serviceName: 'herald-worker', traceId: atPrepare.traceId, parentSpanId: prepared.spanId });
+      expect(hit!.headers.traceparent).toBe(`00-${atPrepare.traceId}-${delivered.spanId}-01`);
+    } finally {
+      await api.close();
+      await worker.close();
+      await pairDb.drop();
+    }
+  });
+
   it('sends JSON to /v1/traces only', () => {
     expect(receiver.refused).toEqual([]);
   });
