@@ -2,7 +2,7 @@ import type { Tracer } from '@opentelemetry/api';
 import { parseCheckAnswer, type AttemptResult, type CheckAnswer } from '@herald/domain';
 import type { CheckJobRef, CheckOutcome, DeliveryJobRef, MessageRepository } from '@herald/db';
 import { traceHeaders, type WebhookSender } from '@herald/delivery';
-import { endSpan, SpanKind, startMessageSpan, type QueueLog } from './observability';
+import { endSpan, SpanKind, startMessageSpan, traceFields, type QueueLog } from './observability';
 
 export interface CheckProcessorDeps {
   messages: MessageRepository;
@@ -32,13 +32,13 @@ export class CheckProcessor {
     const message = await this.deps.messages.findById(ref.messageId);
     if (!message || message.status !== 'prepared' || message.checks !== ref.check - 1 || !message.checkUrl) return 'skipped';
 
-    const log = this.deps.log?.child({ messageId: message.id, check: ref.check });
     const startedAt = new Date();
     const span = startMessageSpan(this.deps.tracer, 'check', SpanKind.CLIENT, message.traceParent, {
       'herald.message.id': message.id,
       'herald.check': ref.check,
       'http.request.method': 'POST',
     });
+    const log = this.deps.log?.child({ messageId: message.id, check: ref.check, ...traceFields(span) });
     let result: AttemptResult | undefined;
     let answer: CheckAnswer | undefined;
     let outcome: CheckOutcome | undefined;

@@ -4,7 +4,7 @@ import { activeSecrets, type AttemptResult, type TargetType } from '@herald/doma
 import type { AttemptContext, AttemptOutcome, DeliveryJobRef, DeliveryRepository, SubscriptionRepository } from '@herald/db';
 import { traceHeaders, type RabbitPublisher, type WebhookSender } from '@herald/delivery';
 import type { DeliveryScheduler } from './delivery.scheduler';
-import { endSpan, SpanKind, startMessageSpan, type QueueLog } from './observability';
+import { endSpan, SpanKind, startMessageSpan, traceFields, type QueueLog } from './observability';
 
 export interface DeliverProcessorDeps {
   deliveries: DeliveryRepository;
@@ -61,6 +61,7 @@ export class DeliverProcessor {
 
     const startedAt = new Date();
     const span = this.startSpan(context, ref);
+    const attemptLog = span ? log?.child(traceFields(span)) : log;
     let result: AttemptResult | undefined;
     let outcome: AttemptOutcome | undefined;
     try {
@@ -80,20 +81,20 @@ export class DeliverProcessor {
     const seen = { target, statusCode: result.statusCode, durationMs: Math.round(result.durationMs) };
     switch (outcome.kind) {
       case 'retry':
-        log?.info({ ...seen, error: result.error, nextAttemptAt: outcome.job.runAt.toISOString() }, 'delivery attempt failed; retrying later');
+        attemptLog?.info({ ...seen, error: result.error, nextAttemptAt: outcome.job.runAt.toISOString() }, 'delivery attempt failed; retrying later');
         await this.deps.scheduler.schedule([outcome.job]).catch((err: Error) => {
           // MySQL already has the next attempt; the reconciler will enqueue it.
-          log?.warn({ err: { message: err.message } }, 'could not enqueue the next attempt');
+          attemptLog?.warn({ err: { message: err.message } }, 'could not enqueue the next attempt');
         });
         return 'retry';
       case 'delivered':
       case 'dead':
         this.deps.onFinished?.(target, outcome.kind);
-        if (outcome.kind === 'dead') log?.warn({ ...seen, reason: outcome.reason }, 'delivery is dead');
-        else log?.debug(seen, 'delivered');
+        if (outcome.kind === 'dead') attemptLog?.warn({ ...seen, reason: outcome.reason }, 'delivery is dead');
+        else attemptLog?.debug(seen, 'delivered');
         return outcome.kind;
       default:
-        log?.debug(seen, 'attempt not recorded: the delivery was replayed or finished meanwhile');
+        attemptLog?.debug(seen, 'attempt not recorded: the delivery was replayed or finished meanwhile');
         return 'skipped';
     }
   }

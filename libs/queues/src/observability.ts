@@ -30,4 +30,11 @@ export function endSpan(span: Span | undefined, ok: boolean, attributes: Attribu
   span.end();
 }
 
+/** Log fields naming `span`, so a log line leads to its trace; none with tracing off. */
+export function traceFields(span: Span | undefined): { traceId?: string; spanId?: string } {
+  if (!span) return {};
+  const { traceId, spanId } = span.spanContext();
+  return { traceId, spanId };
+}
+
 export { SpanKind };
