@@ -50,7 +50,15 @@ export default [
     // The same ban without the project graph, so it also holds for packages not installed yet.
     files: ['libs/domain/**/*.ts', 'libs/contract/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ioPackages, message: 'domain and contract libs do no I/O' }] }],
+      'no-restricted-imports': ['error', { patterns: [{ group: [...ioPackages, '@opentelemetry/*'], message: 'domain and contract libs do no I/O (and no tracing)' }] }],
+    },
+  },
+  {
+    // Tracing: libs see @opentelemetry/api only (a no-op until an SDK is registered); the app
+    // owns the SDK and the exporter (apps/server/src/plugins/tracing.ts).
+    files: ['libs/db/**/*.ts', 'libs/delivery/**/*.ts', 'libs/queues/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['@opentelemetry/*', '!@opentelemetry/api'], message: 'libs use @opentelemetry/api only; the app wires the SDK' }] }],
     },
   },
   {

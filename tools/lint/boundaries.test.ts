@@ -43,6 +43,15 @@ describe('module boundaries', () => {
     expect(await boundaryErrors('examples/order-coupon/probe.ts', "import { messages } from '@herald/db';\nexport const y = messages;\n")).not.toEqual([]);
   });
 
+  it('keeps the OpenTelemetry SDK in the app: libs may use @opentelemetry/api only, the domain not even that', async () => {
+    for (const lib of ['db', 'delivery', 'queues']) {
+      expect(await boundaryErrors(`libs/${lib}/src/probe.ts`, "import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';\nexport const y = BasicTracerProvider;\n"), lib).not.toEqual([]);
+      expect(await boundaryErrors(`libs/${lib}/src/probe.ts`, "import { trace } from '@opentelemetry/api';\nexport const y = trace;\n"), lib).toEqual([]);
+    }
+    expect(await boundaryErrors('libs/domain/src/probe.ts', "import { trace } from '@opentelemetry/api';\nexport const y = trace;\n")).not.toEqual([]);
+    expect(await boundaryErrors('apps/server/src/probe.ts', "import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';\nexport const y = BasicTracerProvider;\n")).toEqual([]);
+  });
+
   it('allows what the layering intends', async () => {
     expect(await boundaryErrors('libs/db/src/probe.ts', "import { decide } from '@herald/domain';\nexport const y = decide;\n")).toEqual([]);
     expect(await boundaryErrors('apps/server/src/probe.ts', "import { migrate } from '@herald/db';\nexport const y = migrate;\n")).toEqual([]);

@@ -5,12 +5,14 @@ import type { Config } from './config';
 import { authPlugin } from './plugins/auth';
 import { installDrain } from './plugins/drain';
 import { limitsPlugin } from './plugins/limits';
+import { installRequestLogBindings } from './plugins/logging';
 import { installErrorHandling, installJsonParser } from './plugins/errors';
 import { metricsPlugin } from './plugins/metrics';
 import { mysqlPlugin } from './plugins/mysql';
 import { queuesPlugin } from './plugins/queues';
 import { redisPlugin } from './plugins/redis';
 import { swaggerPlugin } from './plugins/swagger';
+import { tracingPlugin } from './plugins/tracing';
 import { installValidators } from './plugins/validation';
 import { workerPlugin } from './plugins/worker';
 import { healthRoutes } from './routes/health.routes';
@@ -47,8 +49,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   installJsonParser(app);
   installErrorHandling(app, config.maxBodyBytes);
   installDrain(app);
+  installRequestLogBindings(app);
 
   await app.register(metricsPlugin);
+  await app.register(tracingPlugin, { config: config.tracing });
   await app.register(mysqlPlugin, { url: config.databaseUrl, poolSize: config.dbPoolSize, checkDefaults: config.checkDefaults, checkIntervalCapMs: config.checks.intervalCapMs });
   await app.register(redisPlugin, { url: config.redisUrl });
   await app.register(queuesPlugin, { redisUrl: config.redisUrl, prefix: config.queuePrefix });

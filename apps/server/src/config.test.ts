@@ -44,6 +44,12 @@ describe('parseConfig', () => {
     [{ HERALD_API_KEYS: KEYS, HERALD_QUEUE_PREFIX: 'has space' }, /^HERALD_QUEUE_PREFIX must be/],
     [{ HERALD_API_KEYS: KEYS, HERALD_MAX_BODY_BYTES: '1e6' }, /^HERALD_MAX_BODY_BYTES must be a whole number/],
     [{ HERALD_API_KEYS: KEYS, HERALD_MAX_CHECKS: '0' }, /^HERALD_MAX_CHECKS must be between 1 and 100/],
+    [{ HERALD_API_KEYS: KEYS, HERALD_TRACING: 'jaeger' }, /^HERALD_TRACING must be otlp or off \(got "jaeger"\)/],
+    [{ HERALD_API_KEYS: KEYS, HERALD_TRACING: 'otlp', OTEL_SDK_DISABLED: 'true' }, /^HERALD_TRACING=otlp with OTEL_SDK_DISABLED=true/],
+    [{ HERALD_API_KEYS: KEYS, OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector:4317' }, /^OTEL_EXPORTER_OTLP_ENDPOINT must start with http:\/\/ or https:\/\//],
+    [{ HERALD_API_KEYS: KEYS, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'collector' }, /^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is not a valid URL/],
+    [{ HERALD_API_KEYS: KEYS, HERALD_TRACING: 'otlp', OTEL_SERVICE_NAME: 'has space' }, /^OTEL_SERVICE_NAME must be/],
+    [{ HERALD_API_KEYS: KEYS, HERALD_TRACING: 'otlp', OTEL_BSP_SCHEDULE_DELAY: '0' }, /^OTEL_BSP_SCHEDULE_DELAY must be between 1 and 600000/],
   ])('refuses %j, naming the variable', (env, message) => {
     expect(() => parseConfig(env)).toThrow(ConfigError);
     expect(() => parseConfig(env)).toThrow(message);
@@ -56,6 +62,21 @@ describe('parseConfig', () => {
     } catch (error) {
       expect((error as Error).message).not.toContain('this-token-is-secret');
     }
+  });
+
+  it('traces only when asked: HERALD_TRACING=otlp or a standard OTLP endpoint variable', () => {
+    expect(parseConfig({ HERALD_API_KEYS: KEYS }).tracing).toBeNull();
+    expect(parseConfig({ HERALD_API_KEYS: KEYS, HERALD_TRACING: 'otlp' }).tracing).toEqual({
+      endpoint: 'http://localhost:4318/v1/traces',
+      serviceName: 'herald',
+      scheduleDelayMs: 5_000,
+    });
+    // The base endpoint gets the signal path; the traces endpoint is used as it is.
+    expect(parseConfig({ HERALD_API_KEYS: KEYS, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).tracing?.endpoint).toBe('http://collector:4318/v1/traces');
+    expect(parseConfig({ HERALD_API_KEYS: KEYS, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://b/otlp/traces', OTEL_SERVICE_NAME: 'herald-eu' }).tracing)
+      .toMatchObject({ endpoint: 'https://b/otlp/traces', serviceName: 'herald-eu' });
+    expect(parseConfig({ HERALD_API_KEYS: KEYS, HERALD_TRACING: 'off', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing).toBeNull();
+    expect(parseConfig({ HERALD_API_KEYS: KEYS, OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing).toBeNull();
   });
 
   it('runs without keys only when told to explicitly', () => {

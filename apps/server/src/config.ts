@@ -9,6 +9,15 @@ export interface ApiKey {
   token: string;
 }
 
+/** OpenTelemetry tracing: spans exported over OTLP/HTTP (JSON). Absent = tracing off. */
+export interface TracingConfig {
+  /** The full OTLP traces URL, e.g. http://collector:4318/v1/traces. */
+  endpoint: string;
+  serviceName: string;
+  /** How often finished spans are sent in a batch (OTEL_BSP_SCHEDULE_DELAY). */
+  scheduleDelayMs: number;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -46,6 +55,7 @@ export interface Config {
     reconcileIntervalMs: number;
     reconcileGraceMs: number;
   };
+  tracing: TracingConfig | null;
 }
 
 /** A configuration mistake; the message names the variable, and the process stops. */
@@ -111,7 +121,45 @@ export function parseConfig(env: Env): Config {
       reconcileIntervalMs: int(env, 'HERALD_RECONCILE_INTERVAL_MS', 5_000, 50, 600_000),
       reconcileGraceMs: int(env, 'HERALD_RECONCILE_GRACE_MS', 2_000, 0, 600_000),
     },
+    tracing: parseTracing(env),
   };
+}
+
+/**
+ * Off unless asked for: HERALD_TRACING=otlp, or (HERALD_TRACING unset) one of the standard
+ * OTLP endpoint variables is set. OTEL_SDK_DISABLED=true turns it off, as in any OpenTelemetry SDK.
+ */
+function parseTracing(env: Env): TracingConfig | null {
+  const mode = env.HERALD_TRACING?.trim().toLowerCase() || undefined;
+  if (mode !== undefined && mode !== 'otlp' && mode !== 'off') throw new ConfigError(`HERALD_TRACING must be otlp or off (got "${mode}")`);
+  const disabled = bool(env, 'OTEL_SDK_DISABLED', false);
+  if (mode === 'otlp' && disabled) throw new ConfigError('HERALD_TRACING=otlp with OTEL_SDK_DISABLED=true: set one or the other');
+  const tracesEndpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
+  const baseEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  const on = mode === 'otlp' || (mode === undefined && !disabled && Boolean(tracesEndpoint || baseEndpoint));
+  if (!on) return null;
+  // As the OTLP spec says: the signal-specific URL is used as it is; the base URL gets /v1/traces.
+  const endpoint = tracesEndpoint
+    ? httpUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', tracesEndpoint)
+    : baseEndpoint
+      ? `${httpUrl('OTEL_EXPORTER_OTLP_ENDPOINT', baseEndpoint).replace(/\/+$/, '')}/v1/traces`
+      : 'http://localhost:4318/v1/traces';
+  return {
+    endpoint,
+    serviceName: match(env, 'OTEL_SERVICE_NAME', 'herald', /^[\x21-\x7e]{1,128}$/, '1–128 printable ASCII characters without spaces'),
+    scheduleDelayMs: int(env, 'OTEL_BSP_SCHEDULE_DELAY', 5_000, 1, 600_000),
+  };
+}
+
+function httpUrl(name: string, value: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL (got "${value}")`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(`${name} must start with http:// or https:// (OTLP over HTTP; got "${value}")`);
+  return value;
 }
 
 function parseApiKeys(raw: string | undefined): ApiKey[] {

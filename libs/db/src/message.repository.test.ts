@@ -7,7 +7,7 @@ import { checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttemp
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const name = `herald_test_db_${randomBytes(4).toString('hex')}`;
 const url = `${server}/${name}`;
-const MIGRATIONS = ['0001_messages.sql', '0002_deliveries.sql', '0003_check_attempts.sql'];
+const MIGRATIONS = ['0001_messages.sql', '0002_deliveries.sql', '0003_check_attempts.sql', '0004_message_trace_parent.sql'];
 let pool: Pool;
 let repo: MessageRepository;
 const transitions: string[] = [];

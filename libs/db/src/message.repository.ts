@@ -31,6 +31,15 @@ export type DecisionResult =
   | { kind: 'conflict'; message: StoredMessage }
   | { kind: 'not_found' };
 
+/** What Herald records with a prepared message besides the producer's request. */
+export interface PrepareMeta {
+  /**
+   * The W3C traceparent of the span storing it. Not part of the content hash: a retry from
+   * another trace is still the same message.
+   */
+  traceParent?: string | null;
+}
+
 export interface ListFilter {
   status?: MessageStatus;
   topic?: string;
@@ -103,7 +112,7 @@ export class MessageRepository {
    * Stores a prepared message (or a confirmed one for a direct publish). A retry with the same
    * id and the same content returns the stored message; different content is a conflict.
    */
-  async prepare(request: PrepareRequest): Promise<PrepareOutcome> {
+  async prepare(request: PrepareRequest, meta: PrepareMeta = {}): Promise<PrepareOutcome> {
     const now = this.now();
     const policy = resolveCheckPolicy(request, this.defaults);
     const direct = request.confirm === true;
@@ -125,6 +134,7 @@ export class MessageRepository {
       updatedAt: now,
       confirmedAt: direct ? now : null,
       cancelledAt: null,
+      traceParent: meta.traceParent ?? null,
     } satisfies Omit<MessageRow, 'seq'>;
 
     let jobs: DeliveryJobRef[] = [];
@@ -346,6 +356,7 @@ export function toMessage(row: MessageRow): StoredMessage {
     updatedAt: row.updatedAt,
     confirmedAt: row.confirmedAt,
     cancelledAt: row.cancelledAt,
+    traceParent: row.traceParent,
   };
 }
 

@@ -21,6 +21,11 @@ export interface StoredMessage {
   updatedAt: Date;
   confirmedAt: Date | null;
   cancelledAt: Date | null;
+  /**
+   * The W3C traceparent of the span that stored the message, so later work (checks, deliveries)
+   * joins its trace. Opaque here, never part of the API answer; absent or null without tracing.
+   */
+  traceParent?: string | null;
 }
 
 /** What a producer asks for when it prepares (or directly publishes) a message. */

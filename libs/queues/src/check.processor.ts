@@ -1,6 +1,8 @@
-import { parseCheckAnswer, type CheckAnswer } from '@herald/domain';
+import type { Tracer } from '@opentelemetry/api';
+import { parseCheckAnswer, type AttemptResult, type CheckAnswer } from '@herald/domain';
 import type { CheckJobRef, CheckOutcome, DeliveryJobRef, MessageRepository } from '@herald/db';
-import type { WebhookSender } from '@herald/delivery';
+import { traceHeaders, type WebhookSender } from '@herald/delivery';
+import { endSpan, SpanKind, startMessageSpan, traceFields, type QueueLog } from './observability';
 
 export interface CheckProcessorDeps {
   messages: MessageRepository;
@@ -10,6 +12,9 @@ export interface CheckProcessorDeps {
   timeoutMs: number;
   scheduleDeliveries: (jobs: readonly DeliveryJobRef[], messageId: string) => Promise<void>;
   onCheck?: (answer: CheckAnswer, durationMs: number) => void;
+  log?: QueueLog;
+  /** With tracing on: each call is a span in the message's trace, and its context is sent on. */
+  tracer?: Tracer;
 }
 
 /** A producer's answer may be a little JSON, never a document. */
@@ -28,28 +33,51 @@ export class CheckProcessor {
     if (!message || message.status !== 'prepared' || message.checks !== ref.check - 1 || !message.checkUrl) return 'skipped';
 
     const startedAt = new Date();
-    const result = await this.deps.sender.send({
-      url: message.checkUrl,
-      // Standard Webhooks ids name one call: verifiers that refuse replays must not refuse check 2.
-      messageId: `${message.id}:check:${ref.check}`,
-      topic: message.topic,
-      key: message.key,
-      attempt: ref.check,
-      body: JSON.stringify({ id: message.id, topic: message.topic, key: message.key, check: ref.check }),
-      headers: { 'herald-message-id': message.id },
-      secrets: [this.deps.secret],
-      timeoutMs: this.deps.timeoutMs,
-      responseBytes: ANSWER_MAX_BYTES,
+    const span = startMessageSpan(this.deps.tracer, 'check', SpanKind.CLIENT, message.traceParent, {
+      'herald.message.id': message.id,
+      'herald.check': ref.check,
+      'http.request.method': 'POST',
     });
-    const { answer, reason } = result.statusCode === undefined ? { answer: 'unknown' as const, reason: result.error } : parseCheckAnswer(result.statusCode, result.responseExcerpt);
-    this.deps.onCheck?.(answer, result.durationMs);
-    const outcome = await this.deps.messages.recordCheck(ref, {
-      startedAt,
-      durationMs: result.durationMs,
-      answer,
-      statusCode: result.statusCode ?? null,
-      error: reason ?? null,
-    });
+    const log = this.deps.log?.child({ messageId: message.id, check: ref.check, ...traceFields(span) });
+    let result: AttemptResult | undefined;
+    let answer: CheckAnswer | undefined;
+    let outcome: CheckOutcome | undefined;
+    try {
+      result = await this.deps.sender.send({
+        url: message.checkUrl,
+        // Standard Webhooks ids name one call: verifiers that refuse replays must not refuse check 2.
+        messageId: `${message.id}:check:${ref.check}`,
+        topic: message.topic,
+        key: message.key,
+        attempt: ref.check,
+        body: JSON.stringify({ id: message.id, topic: message.topic, key: message.key, check: ref.check }),
+        headers: { 'herald-message-id': message.id, ...traceHeaders(span) },
+        secrets: [this.deps.secret],
+        timeoutMs: this.deps.timeoutMs,
+        responseBytes: ANSWER_MAX_BYTES,
+      });
+      const parsed = result.statusCode === undefined ? { answer: 'unknown' as const, reason: result.error } : parseCheckAnswer(result.statusCode, result.responseExcerpt);
+      answer = parsed.answer;
+      this.deps.onCheck?.(answer, result.durationMs);
+      outcome = await this.deps.messages.recordCheck(ref, {
+        startedAt,
+        durationMs: result.durationMs,
+        answer,
+        statusCode: result.statusCode ?? null,
+        error: parsed.reason ?? null,
+      });
+      const seen = { answer, statusCode: result.statusCode, durationMs: Math.round(result.durationMs) };
+      if (answer === 'unknown') log?.info({ ...seen, reason: parsed.reason, outcome: outcome.kind }, 'check answered unknown');
+      else log?.debug({ ...seen, outcome: outcome.kind }, 'check answered');
+      if (outcome.kind === 'held') log?.warn({ checks: ref.check }, 'checks exhausted: the message is unresolved until a person confirms or cancels it');
+    } finally {
+      endSpan(
+        span,
+        answer !== undefined && answer !== 'unknown',
+        { 'herald.check.answer': answer ?? 'error', 'herald.outcome': outcome?.kind ?? 'error', ...(result?.statusCode !== undefined && { 'http.response.status_code': result.statusCode }) },
+        answer === undefined ? 'recording the check failed' : answer === 'unknown' ? 'the producer did not answer commit or rollback' : undefined,
+      );
+    }
     if (outcome.kind === 'confirmed') await this.deps.scheduleDeliveries(outcome.jobs, message.id);
     return outcome;
   }

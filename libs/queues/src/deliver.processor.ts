@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type { Span, Tracer } from '@opentelemetry/api';
 import { activeSecrets, type AttemptResult, type TargetType } from '@herald/domain';
-import type { AttemptContext, DeliveryJobRef, DeliveryRepository, SubscriptionRepository } from '@herald/db';
-import type { RabbitPublisher, WebhookSender } from '@herald/delivery';
+import type { AttemptContext, AttemptOutcome, DeliveryJobRef, DeliveryRepository, SubscriptionRepository } from '@herald/db';
+import { traceHeaders, type RabbitPublisher, type WebhookSender } from '@herald/delivery';
 import type { DeliveryScheduler } from './delivery.scheduler';
+import { endSpan, SpanKind, startMessageSpan, traceFields, type QueueLog } from './observability';
 
 export interface DeliverProcessorDeps {
   deliveries: DeliveryRepository;
@@ -16,7 +18,9 @@ export interface DeliverProcessorDeps {
   rabbitConfirmTimeoutMs: number;
   onAttempt?: (target: TargetType, result: AttemptResult) => void;
   onFinished?: (target: TargetType, status: 'delivered' | 'dead') => void;
-  log?: { warn: (obj: object, msg: string) => void };
+  log?: QueueLog;
+  /** With tracing on: each attempt is a span in the message's trace, and its context is sent on. */
+  tracer?: Tracer;
 }
 
 export type ProcessResult = 'delivered' | 'retry' | 'dead' | 'skipped';
@@ -45,35 +49,81 @@ export class DeliverProcessor {
     // expires soon after, so a killed sender's delivery is retried promptly.
     if (!(await deliveries.claim(ref, timeoutMs + LEASE_MARGIN_MS))) return 'skipped';
 
+    const log = this.deps.log?.child({ messageId: context.message.id, deliveryId: ref.deliveryId, subscriptionId: row.subscriptionId, attempt: ref.attempt + 1 });
     if (!sub || !sub.enabled) {
       const reason = !sub ? 'subscription was deleted' : `subscription is disabled${sub.disabledReason ? `: ${sub.disabledReason}` : ''}`;
-      if (await deliveries.markDead(ref, context.message.id, reason)) this.deps.onFinished?.(target, 'dead');
+      if (await deliveries.markDead(ref, context.message.id, reason)) {
+        this.deps.onFinished?.(target, 'dead');
+        log?.warn({ target, reason }, 'delivery is dead without an attempt');
+      }
       return 'dead';
     }
 
     const startedAt = new Date();
-    const result = await this.send(context, ref);
-    this.deps.onAttempt?.(target, result);
-    const outcome = await deliveries.recordAttempt(ref, context, result, startedAt);
+    const span = this.startSpan(context, ref);
+    const attemptLog = span ? log?.child(traceFields(span)) : log;
+    let result: AttemptResult | undefined;
+    let outcome: AttemptOutcome | undefined;
+    try {
+      result = await this.send(context, ref, traceHeaders(span));
+      this.deps.onAttempt?.(target, result);
+      outcome = await deliveries.recordAttempt(ref, context, result, startedAt);
+    } finally {
+      endSpan(
+        span,
+        result?.ok ?? false,
+        { 'herald.outcome': outcome?.kind ?? 'error', ...(result?.statusCode !== undefined && { 'http.response.status_code': result.statusCode }) },
+        result ? result.error : 'recording the attempt failed',
+      );
+    }
     if (result.gone) await this.deps.subscriptions.disable(sub.id, `endpoint answered 410 Gone at ${startedAt.toISOString()}`);
 
+    const seen = { target, statusCode: result.statusCode, durationMs: Math.round(result.durationMs) };
     switch (outcome.kind) {
       case 'retry':
+        attemptLog?.info({ ...seen, error: result.error, nextAttemptAt: outcome.job.runAt.toISOString() }, 'delivery attempt failed; retrying later');
         await this.deps.scheduler.schedule([outcome.job]).catch((err: Error) => {
           // MySQL already has the next attempt; the reconciler will enqueue it.
-          this.deps.log?.warn({ messageId: context.message.id, deliveryId: ref.deliveryId, err: { message: err.message } }, 'could not enqueue the next attempt');
+          attemptLog?.warn({ err: { message: err.message } }, 'could not enqueue the next attempt');
         });
         return 'retry';
       case 'delivered':
       case 'dead':
         this.deps.onFinished?.(target, outcome.kind);
+        if (outcome.kind === 'dead') attemptLog?.warn({ ...seen, reason: outcome.reason }, 'delivery is dead');
+        else attemptLog?.debug(seen, 'delivered');
         return outcome.kind;
       default:
+        attemptLog?.debug(seen, 'attempt not recorded: the delivery was replayed or finished meanwhile');
         return 'skipped';
     }
   }
 
-  private send(context: AttemptContext, ref: DeliveryJobRef): Promise<AttemptResult> {
+  /** A span per attempt in the message's trace (none with tracing off). No URL: it may carry a token. */
+  private startSpan(context: AttemptContext, ref: DeliveryJobRef): Span | undefined {
+    if (!this.deps.tracer) return undefined;
+    const { message } = context;
+    const sub = context.subscription as NonNullable<AttemptContext['subscription']>;
+    const common = { 'herald.message.id': message.id, 'herald.delivery.id': ref.deliveryId, 'herald.subscription.id': sub.id, 'herald.attempt': ref.attempt + 1 };
+    if (sub.target.type === 'webhook') {
+      const url = parseUrl(sub.target.url);
+      return startMessageSpan(this.deps.tracer, 'deliver webhook', SpanKind.CLIENT, message.traceParent, {
+        ...common,
+        'http.request.method': 'POST',
+        ...(url && { 'server.address': url.hostname, 'url.scheme': url.protocol.replace(':', '') }),
+      });
+    }
+    return startMessageSpan(this.deps.tracer, 'deliver rabbitmq', SpanKind.PRODUCER, message.traceParent, {
+      ...common,
+      'messaging.system': 'rabbitmq',
+      'messaging.operation.type': 'send',
+      'messaging.destination.name': sub.target.exchange,
+      'messaging.rabbitmq.destination.routing_key': sub.target.routingKey ?? message.topic,
+      'messaging.message.id': message.id,
+    });
+  }
+
+  private send(context: AttemptContext, ref: DeliveryJobRef, trace: Record<string, string>): Promise<AttemptResult> {
     const { message, subscription } = context;
     const sub = subscription as NonNullable<AttemptContext['subscription']>;
     const body = JSON.stringify(message.payload);
@@ -86,7 +136,8 @@ export class DeliverProcessor {
         key: message.key,
         attempt,
         body,
-        headers: { ...message.headers, ...sub.target.headers },
+        // The trace headers come last: with tracing on they point at this attempt's span.
+        headers: { ...message.headers, ...sub.target.headers, ...trace },
         secrets: activeSecrets(sub, new Date()),
         timeoutMs: sub.target.timeoutMs ?? this.deps.defaultTimeoutMs,
       });
@@ -101,8 +152,17 @@ export class DeliverProcessor {
         'herald-topic': message.topic,
         'herald-attempt': String(attempt),
         ...(message.key !== null && { 'herald-key': message.key }),
+        ...trace,
       },
       publishId: `${ref.deliveryId}.${ref.generation}.${attempt}.${randomUUID()}`,
     });
+  }
+}
+
+function parseUrl(url: string): URL | undefined {
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
   }
 }

@@ -6,3 +6,4 @@ export * from './check.jobs';
 export * from './check.processor';
 export * from './check.sweeper';
 export * from './requeue';
+export * from './observability';

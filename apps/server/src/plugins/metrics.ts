@@ -9,6 +9,7 @@ export interface HeraldMetrics {
   deliveriesFinished: Counter<'target' | 'status'>;
   checks: Counter<'answer'>;
   checkSeconds: Histogram;
+  enqueueFailures: Counter;
 }
 
 declare module 'fastify' {
@@ -17,7 +18,15 @@ declare module 'fastify' {
   }
 }
 
-/** A registry per app instance (not prom-client's global one), so tests can build many apps. */
+/**
+ * A registry per app instance (not prom-client's global one), so tests can build many apps.
+ *
+ * Labels are bounded sets only: method, route pattern, status code, state, target type, answer.
+ * Never a topic, message id, subscription id or URL: producers choose topics freely, so a
+ * per-topic counter (say, messages prepared by topic) would grow without bound and take
+ * Prometheus down with it. Per-topic questions are answered by the API (`GET /v1/messages?topic=`)
+ * and the traces (each span carries the message id).
+ */
 export const metricsPlugin = fp(
   async (app) => {
     const registry = new Registry();
@@ -37,7 +46,10 @@ export const metricsPlugin = fp(
     });
     const transitions = new Counter({
       name: 'herald_message_transitions_total',
-      help: 'Committed message state changes; from="new" counts messages stored',
+      // The API and check-back decisions. The roll-up of a confirmed message to delivered or failed
+      // happens in the delivery transaction and is not counted here: see
+      // herald_deliveries_finished_total and herald_deliveries_dead.
+      help: 'Committed message state changes made by prepare, confirm, cancel and check answers; from="new" counts messages stored',
       labelNames: ['from', 'to'] as const,
       registers: [registry],
     });
@@ -72,7 +84,12 @@ export const metricsPlugin = fp(
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     });
-    app.decorate('metrics', { registry, transitions, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds });
+    const enqueueFailures = new Counter({
+      name: 'herald_delivery_enqueue_failures_total',
+      help: 'Delivery jobs committed in MySQL that Redis did not take after the commit (the reconciler enqueues them later)',
+      registers: [registry],
+    });
+    app.decorate('metrics', { registry, transitions, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds, enqueueFailures });
 
     app.addHook('onResponse', async (request, reply) => {
       // The route pattern, never the raw URL: ids in paths would explode the label set.

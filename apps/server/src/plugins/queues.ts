@@ -39,6 +39,7 @@ export const queuesPlugin = fp<QueuesPluginOptions>(
       try {
         await scheduler.schedule(refs);
       } catch (err) {
+        app.metrics.enqueueFailures.inc();
         app.log.warn({ messageId, deliveries: refs.length, err: { message: (err as Error).message } }, 'deliveries committed but not enqueued; the reconciler will enqueue them');
       }
     });
@@ -73,6 +74,10 @@ export const queuesPlugin = fp<QueuesPluginOptions>(
       });
     countGauge('herald_messages_unresolved', 'Messages held after their checks ran out (onChecksExhausted: hold), waiting for a person', () => app.messages.countByStatus('unresolved'));
     countGauge('herald_deliveries_dead', 'Deliveries that are dead (waiting for a person to replay them)', () => app.deliveries.countByStatus('dead'));
+    // The real backlogs, from the truth rather than from Redis: deliveries still to be made, and
+    // transactions still open (prepared, neither confirmed nor cancelled yet).
+    countGauge('herald_deliveries_pending', 'Deliveries not yet delivered or dead (in MySQL, whatever Redis holds)', () => app.deliveries.countByStatus('pending'));
+    countGauge('herald_messages_prepared', 'Messages prepared and not yet confirmed or cancelled (open producer transactions)', () => app.messages.countByStatus('prepared'));
 
     app.addHook('onClose', async () => {
       await queue.close().catch(() => undefined);

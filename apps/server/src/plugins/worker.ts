@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import { randomBytes } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
+import { Gauge } from 'prom-client';
 import { RabbitPublisher, WebhookSender } from '@herald/delivery';
 import {
   CHECK_QUEUE,
@@ -21,6 +22,16 @@ declare module 'fastify' {
     /** Present in processes that deliver: opens (or checks) the RabbitMQ confirm channel. */
     rabbitPing?: () => Promise<void>;
   }
+}
+
+/** The ids a failed job's log line needs to be found with its message or delivery (jobs carry ids only). */
+function jobIds(data: unknown): Record<string, unknown> {
+  const d = (data ?? {}) as Partial<CheckJobData & DeliveryJobData>;
+  return {
+    ...(typeof d.messageId === 'string' && { messageId: d.messageId }),
+    ...(typeof d.check === 'number' && { check: d.check }),
+    ...(typeof d.deliveryId === 'number' && { deliveryId: d.deliveryId }),
+  };
 }
 
 /** Waits for `work`, but no longer than `ms`; shutdown must not hang on a dead connection. */
@@ -55,6 +66,7 @@ export const workerPlugin = fp<{ config: Config }>(
       },
       onFinished: (target, status) => m.deliveriesFinished.inc({ target, status }),
       log: app.log,
+      tracer: app.tracing.tracer,
     });
 
     /** A BullMQ worker on a Redis connection of its own, logging errors and failed jobs. */
@@ -73,7 +85,7 @@ export const workerPlugin = fp<{ config: Config }>(
       });
       worker.on('error', (err) => app.log.warn({ queue, err: { message: err.message } }, 'worker error'));
       worker.on('failed', (job, err) =>
-        app.log.warn({ queue, jobId: job?.id, attemptsMade: job?.attemptsMade, err: { message: err.message } }, `job failed; ${whatHappensOnFailure}`),
+        app.log.warn({ queue, jobId: job?.id, ...jobIds(job?.data), attemptsMade: job?.attemptsMade, err: { message: err.message } }, `job failed; ${whatHappensOnFailure}`),
       );
       return { worker, redis };
     };
@@ -99,6 +111,20 @@ export const workerPlugin = fp<{ config: Config }>(
     if (!config.checks.secret) app.log.warn('HERALD_CHECK_SECRET is not set: check calls are signed with a random per-process secret that producers cannot verify');
     const checkQueue = new Queue(CHECK_QUEUE, { connection, prefix: config.queuePrefix });
     checkQueue.on('error', () => undefined);
+    new Gauge({
+      name: 'herald_check_queue_jobs',
+      help: 'Jobs in the check-back queue by state (check calls, and the one scheduled sweep)',
+      labelNames: ['state'] as const,
+      registers: [m.registry],
+      async collect() {
+        try {
+          const counts = await checkQueue.getJobCounts('waiting', 'delayed', 'active', 'failed');
+          for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+        } catch {
+          // Redis down: leave the last values; /readyz says why.
+        }
+      },
+    });
     const sweeper = new CheckSweeper(app.messages, checkQueue, { batchSize: 200, leaseMs: config.checks.timeoutMs + 5_000 });
     const checker = new CheckProcessor({
       messages: app.messages,
@@ -110,6 +136,8 @@ export const workerPlugin = fp<{ config: Config }>(
         m.checks.inc({ answer });
         m.checkSeconds.observe(durationMs / 1000);
       },
+      log: app.log,
+      tracer: app.tracing.tracer,
     });
     const { worker: checkWorker, redis: checkConnection } = startWorker<CheckJobData | Record<string, never>>(
       CHECK_QUEUE,
@@ -143,5 +171,5 @@ export const workerPlugin = fp<{ config: Config }>(
       await Promise.all([webhook.close(), rabbit.close()]);
     });
   },
-  { name: 'herald-worker', dependencies: ['herald-queues', 'herald-mysql', 'herald-metrics'] },
+  { name: 'herald-worker', dependencies: ['herald-queues', 'herald-mysql', 'herald-metrics', 'herald-tracing'] },
 );

@@ -5,6 +5,7 @@ import { checkUrlProblem, decodeCursor, encodeCursor, headersProblem, isCommitte
 import type { DecisionResult, DeliverySummary } from '@herald/db';
 import { privateUrlProblem } from '@herald/delivery';
 import { badRequest, HttpProblem } from '../plugins/errors';
+import { bindMessageLog } from '../plugins/logging';
 
 const producer = { access: 'producer' as const };
 const security = [{ bearer: [] }];
@@ -14,8 +15,10 @@ const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 /** The API shape of a stored message with the summary of its deliveries. */
 export function toApiMessage(message: StoredMessage, deliveries: readonly DeliverySummary[]) {
+  // The stored trace context is Herald's own business, not part of the contract.
+  const { traceParent: _traceParent, ...fields } = message;
   return {
-    ...message,
+    ...fields,
     nextCheckAt: iso(message.nextCheckAt),
     createdAt: message.createdAt.toISOString(),
     updatedAt: message.updatedAt.toISOString(),
@@ -73,7 +76,9 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
     const privateUrl = body.checkUrl && !options.allowPrivateUrls ? privateUrlProblem(body.checkUrl) : undefined;
     if (privateUrl) throw badRequest({ field: 'checkUrl', reason: privateUrl });
 
-    const outcome = await app.messages.prepare(body);
+    const outcome = await app.messages.prepare(body, { traceParent: app.tracing.traceParentFor(request) });
+    bindMessageLog(request, reply, outcome.message.id);
+    app.tracing.joinMessage(request, outcome.message);
     if (outcome.kind === 'conflict') {
       throw new HttpProblem(409, `message ${outcome.message.id} already exists with different content`, 'id');
     }
@@ -97,7 +102,11 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
         params: MessageIdParams,
         response: { 200: MessageRef, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 503: Errors[503] },
       },
-    }, async (request) => decisionReply(await app.messages.decide(request.params.id, d.verb), request.params.id, d.done));
+    }, async (request) => {
+      const result = await app.messages.decide(request.params.id, d.verb);
+      if (result.kind !== 'not_found') app.tracing.joinMessage(request, result.message);
+      return decisionReply(result, request.params.id, d.done);
+    });
   }
 
   app.get('/v1/messages/:id', {
@@ -158,6 +167,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
     const { id } = request.params;
     const message = await app.messages.findById(id);
     if (!message) throw new HttpProblem(404, `message ${id} not found`);
+    app.tracing.joinMessage(request, message);
     if (!isCommitted(message.status)) throw new HttpProblem(409, `message ${id} is ${message.status}; only confirmed messages have deliveries`);
     const jobs = await app.deliveries.requeueMessage(id, request.body?.all === true);
     await app.scheduleDeliveries(jobs, id);

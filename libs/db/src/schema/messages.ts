@@ -1,7 +1,7 @@
 import { bigint, char, datetime, index, int, longtext, mysqlTable, smallint, text, uniqueIndex, varchar } from 'drizzle-orm/mysql-core';
 
 /**
- * Mirrors migrations/0001_messages.sql, which is the source of truth for DDL (collations and
+ * Mirrors migrations/0001_messages.sql (and 0004's column), which is the source of truth for DDL (collations and
  * CHECK constraints are written there by hand). A test compares this with the live table.
  */
 export const messages = mysqlTable(
@@ -27,6 +27,8 @@ export const messages = mysqlTable(
     updatedAt: datetime('updated_at', { mode: 'date', fsp: 3 }).notNull(),
     confirmedAt: datetime('confirmed_at', { mode: 'date', fsp: 3 }),
     cancelledAt: datetime('cancelled_at', { mode: 'date', fsp: 3 }),
+    /** 0004: the W3C traceparent of the span that stored the message (null with tracing off). */
+    traceParent: varchar('trace_parent', { length: 55 }),
   },
   (t) => [
     uniqueIndex('uq_messages_id').on(t.id),

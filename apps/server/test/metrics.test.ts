@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue } from './helpers';
+import { startWebhookSink, waitFor } from './sinks';
+
+// A fresh app and database, so every counter starts at zero and the scenario's numbers are exact.
+let app: FastifyInstance;
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let sink: Awaited<ReturnType<typeof startWebhookSink>>;
+let producer: Awaited<ReturnType<typeof startWebhookSink>>;
+const checkAnswers = new Map<string, string>();
+
+beforeAll(async () => {
+  db = await createTestDatabase('met');
+  sink = await startWebhookSink();
+  producer = await startWebhookSink((hit, res) => {
+    const { id } = JSON.parse(hit.body) as { id: string };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: checkAnswers.get(id) ?? 'unknown' }));
+  });
+  app = await buildTestApp(db.url, { HERALD_CHECK_SWEEP_INTERVAL_MS: '100', HERALD_WEBHOOK_TIMEOUT_MS: '2000' });
+});
+afterAll(async () => {
+  await app?.close();
+  await sink?.close();
+  await producer?.close();
+  await db?.drop();
+});
+
+const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
+
+/** Polls MySQL, not the API, so the HTTP counters count the scenario's requests only. */
+async function statusOf(id: string): Promise<string | undefined> {
+  const [rows] = await app.mysql.query('SELECT status FROM messages WHERE id = ?', [id]);
+  return (rows as Array<{ status: string }>)[0]?.status;
+}
+const reaches = (id: string, status: string) => waitFor(async () => (await statusOf(id)) === status, `${id} ${status}`);
+
+describe('metrics after a known scenario', () => {
+  it('count exactly what happened: requests, transitions, attempts and outcomes, checks, backlogs', async () => {
+    const retried = unique('met.retried');
+    const doomed = unique('met.doomed');
+    const quiet = unique('met.quiet');
+    let retriedCalls = 0;
+    sink.respond((hit, res) => {
+      // The first attempt to /retried fails, the second succeeds; /doomed always fails.
+      if (hit.path === '/retried') return void res.writeHead(++retriedCalls === 1 ? 500 : 200).end();
+      res.writeHead(503).end();
+    });
+    for (const [topic, path, maxAttempts] of [[retried, '/retried', 5], [doomed, '/doomed', 1]] as const) {
+      const res = await app.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name: 'm', topic, maxAttempts, backoff: { initialMs: 50, maxMs: 100 }, target: { type: 'webhook', url: sink.url(path) } } });
+      expect(res.statusCode, res.body).toBe(201);
+    }
+
+    const prepare = async (topic: string, extra: Record<string, unknown> = {}) => {
+      const id = unique('met');
+      const res = await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: { id, topic, payload: { id }, checkUrl: producer.url('/check'), checkAfterMs: 60_000, ...extra } });
+      expect(res.statusCode, res.body).toBe(201);
+      return id;
+    };
+    // 5 prepares: 2 confirmed by the API, 1 cancelled, 1 committed by its check, 1 held unresolved.
+    const delivered = await prepare(retried);
+    const dead = await prepare(doomed);
+    const cancelled = await prepare(quiet);
+    const committedByCheck = await prepare(quiet, { checkAfterMs: 200 });
+    checkAnswers.set(committedByCheck, 'commit');
+    const held = await prepare(quiet, { checkAfterMs: 200, maxChecks: 1, onChecksExhausted: 'hold' });
+    for (const [id, verb] of [[delivered, 'confirm'], [dead, 'confirm'], [cancelled, 'cancel']] as const) {
+      expect((await app.inject({ method: 'POST', url: `/v1/messages/${id}/${verb}`, headers: asProducer })).statusCode).toBe(200);
+    }
+    await reaches(delivered, 'delivered');
+    await reaches(dead, 'failed');
+    await reaches(committedByCheck, 'confirmed');
+    await reaches(held, 'unresolved');
+    // Let the last job's bookkeeping (metrics after the commit) finish.
+    await new Promise((r) => setTimeout(r, 300));
+
+    const res = await app.inject({ url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    const text = res.body;
+    const value = (series: string) => metricValue(text, series);
+    const expected: Record<string, number> = {
+      'herald_http_requests_total{method="POST",route="/v1/subscriptions",status_code="201"}': 2,
+      'herald_http_requests_total{method="POST",route="/v1/messages",status_code="201"}': 5,
+      'herald_http_requests_total{method="POST",route="/v1/messages/:id/confirm",status_code="200"}': 2,
+      'herald_http_requests_total{method="POST",route="/v1/messages/:id/cancel",status_code="200"}': 1,
+      'herald_http_request_duration_seconds_count{method="POST",route="/v1/messages"}': 5,
+      'herald_http_request_duration_seconds_count{method="POST",route="/v1/messages/:id/confirm"}': 2,
+      'herald_message_transitions_total{from="new",to="prepared"}': 5,
+      'herald_message_transitions_total{from="prepared",to="confirmed"}': 3,
+      'herald_message_transitions_total{from="prepared",to="cancelled"}': 1,
+      'herald_message_transitions_total{from="prepared",to="unresolved"}': 1,
+      'herald_delivery_attempts_total{target="webhook",outcome="success"}': 1,
+      'herald_delivery_attempts_total{target="webhook",outcome="failure"}': 2,
+      'herald_delivery_attempt_duration_seconds_count{target="webhook"}': 3,
+      'herald_deliveries_finished_total{target="webhook",status="delivered"}': 1,
+      'herald_deliveries_finished_total{target="webhook",status="dead"}': 1,
+      'herald_checks_total{answer="commit"}': 1,
+      'herald_checks_total{answer="unknown"}': 1,
+      herald_check_duration_seconds_count: 2,
+      herald_deliveries_dead: 1,
+      herald_deliveries_pending: 0,
+      herald_messages_unresolved: 1,
+      herald_messages_prepared: 0,
+      herald_delivery_enqueue_failures_total: 0,
+      'herald_delivery_queue_jobs{state="waiting"}': 0,
+      'herald_delivery_queue_jobs{state="delayed"}': 0,
+      'herald_delivery_queue_jobs{state="active"}': 0,
+      'herald_delivery_queue_jobs{state="failed"}': 0,
+      'herald_check_queue_jobs{state="failed"}': 0,
+    };
+    expect(Object.fromEntries(Object.keys(expected).map((series) => [series, value(series)]))).toEqual(expected);
+    // Nothing that did not happen: no rollback answers, no other outcome, no other transition.
+    expect(text).not.toMatch(/^herald_checks_total\{answer="rollback"\}/m);
+    expect(text).not.toMatch(/^herald_message_transitions_total\{from="new",to="confirmed"\}/m);
+    expect(text.match(/^herald_message_transitions_total\{/gm)).toHaveLength(4);
+    expect(text.match(/^herald_delivery_attempts_total\{/gm)).toHaveLength(2);
+    // The check queue holds only the scheduled sweep now (the next one, perhaps the running one too).
+    const sweeps = ['waiting', 'delayed', 'active'].map((state) => value(`herald_check_queue_jobs{state="${state}"}`)).reduce((a, b) => a + b, 0);
+    expect(sweeps).toBeGreaterThanOrEqual(1);
+    expect(sweeps).toBeLessThanOrEqual(2);
+    // No label carries a topic or a message id (unbounded label sets).
+    for (const id of [retried, doomed, quiet, delivered, dead, held]) expect(text).not.toContain(id);
+  });
+});

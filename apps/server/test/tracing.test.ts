@@ -1,0 +1,276 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Webhook } from 'standardwebhooks';
+import type { FastifyInstance } from 'fastify';
+import { TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase } from './helpers';
+import { startOtlpReceiver, type ReceivedSpan } from './otlp-receiver';
+import { startAmqpConsumer, startWebhookSink, waitFor, type Hit } from './sinks';
+
+// OTLP's span kinds (the wire enum, not the API's).
+const SERVER = 2;
+const CLIENT = 3;
+const PRODUCER = 4;
+
+const FAST = { HERALD_CHECK_SWEEP_INTERVAL_MS: '100', HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '500', HERALD_WEBHOOK_TIMEOUT_MS: '2000' };
+
+const hex = (bytes: number) => randomBytes(bytes).toString('hex');
+const unique = (prefix: string) => `${prefix}-${hex(4)}`;
+/** A producer's own span, as its tracing library would send it. */
+const producerSpan = (traceId = hex(16)) => ({ traceId, spanId: hex(8), header: '' as string });
+const traceparent = (s: { traceId: string; spanId: string }) => `00-${s.traceId}-${s.spanId}-01`;
+
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
+let sink: Awaited<ReturnType<typeof startWebhookSink>>;
+let producer: Awaited<ReturnType<typeof startWebhookSink>>;
+let app: FastifyInstance;
+/** The producer's check endpoint answers this per message id (default unknown). */
+const answers = new Map<string, string>();
+
+beforeAll(async () => {
+  db = await createTestDatabase('trc');
+  receiver = await startOtlpReceiver();
+  sink = await startWebhookSink();
+  producer = await startWebhookSink((hit, res) => {
+    const { id } = JSON.parse(hit.body) as { id: string };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: answers.get(id) ?? 'unknown' }));
+  });
+  app = await buildTestApp(db.url, { ...FAST, HERALD_TRACING: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SERVICE_NAME: 'herald-test', OTEL_BSP_SCHEDULE_DELAY: '50' });
+});
+afterAll(async () => {
+  await app?.close();
+  await Promise.all([receiver?.close(), sink?.close(), producer?.close()]);
+  await db?.drop();
+});
+
+async function subscribe(target: FastifyInstance, topic: string, to: Record<string, unknown>) {
+  const res = await target.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name: 'trace', topic, maxAttempts: 5, backoff: { initialMs: 50, maxMs: 100 }, target: to } });
+  expect(res.statusCode, res.body).toBe(201);
+  return res.json() as { id: string; secret?: string };
+}
+
+async function prepare(target: FastifyInstance, topic: string, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}) {
+  const id = unique('trc');
+  const res = await target.inject({
+    method: 'POST',
+    url: '/v1/messages',
+    headers: { ...asProducer, ...headers },
+    payload: { id, topic, payload: { id }, checkUrl: producer.url('/check'), checkAfterMs: 60_000, ...extra },
+  });
+  expect(res.statusCode, res.body).toBe(201);
+  return id;
+}
+
+/** Waits for a value that is there (waitFor, typed for checks that answer undefined until then). */
+const until = <T>(check: () => T | undefined, what: string) => waitFor(check, what) as Promise<T>;
+const named = (spans: ReceivedSpan[], name: string) => spans.filter((s) => s.name === name);
+const one = (spans: ReceivedSpan[], name: string) => {
+  const found = named(spans, name);
+  expect(found, `${name} in ${spans.map((s) => s.name).join(', ')}`).toHaveLength(1);
+  return found[0]!;
+};
+
+describe('tracing on (OTLP/HTTP JSON to a local receiver)', () => {
+  it('follows one message from the producer through prepare, confirm and every delivery attempt, and hands the trace to the consumers', async () => {
+    const topic = unique('trace.e2e');
+    const exchange = unique('herald.trace');
+    const amqp = await startAmqpConsumer(exchange);
+    try {
+      const sub = await subscribe(app, topic, { type: 'webhook', url: sink.url('/traced') });
+      await subscribe(app, topic, { type: 'rabbitmq', exchange });
+      // The webhook fails once, then succeeds: two attempts, two spans, two traceparents.
+      let calls = 0;
+      sink.respond((_hit, res) => void res.writeHead(++calls === 1 ? 500 : 200).end());
+
+      const atPrepare = producerSpan();
+      const id = await prepare(app, topic, { traceparent: traceparent(atPrepare), tracestate: 'shop=a1' });
+      const atConfirm = producerSpan(atPrepare.traceId);
+      const confirmed = await app.inject({ method: 'POST', url: `/v1/messages/${id}/confirm`, headers: { ...asProducer, traceparent: traceparent(atConfirm) } });
+      expect(confirmed.statusCode).toBe(200);
+
+      const hits = await until(() => (sink.hitsFor(id).length === 2 ? sink.hitsFor(id) : undefined), 'two webhook attempts');
+      const [published] = await until(() => (amqp.received.length === 1 ? amqp.received : undefined), 'the AMQP message');
+      const spans = await until(() => {
+        const s = receiver.spansOf(id);
+        return named(s, 'deliver webhook').length === 2 && named(s, 'deliver rabbitmq').length === 1 && named(s, 'POST /v1/messages/:id/confirm').length === 1 ? s : undefined;
+      }, 'the spans of the message');
+
+      const prepareSpan = one(spans, 'POST /v1/messages');
+      const confirmSpan = one(spans, 'POST /v1/messages/:id/confirm');
+      const webhookSpans = named(spans, 'deliver webhook');
+      const rabbitSpan = one(spans, 'deliver rabbitmq');
+      // One trace: the producer's.
+      expect(new Set(spans.map((s) => s.traceId))).toEqual(new Set([atPrepare.traceId]));
+      expect(spans.every((s) => s.serviceName === 'herald-test')).toBe(true);
+      // The request spans continue the producer's spans; every delivery attempt is a child of the prepare span stored with the message.
+      expect(prepareSpan).toMatchObject({ parentSpanId: atPrepare.spanId, kind: SERVER, attributes: { 'http.request.method': 'POST', 'http.route': '/v1/messages', 'http.response.status_code': 201 } });
+      expect(confirmSpan).toMatchObject({ parentSpanId: atConfirm.spanId, kind: SERVER, attributes: { 'http.response.status_code': 200 } });
+      for (const s of [...webhookSpans, rabbitSpan]) expect(s.parentSpanId).toBe(prepareSpan.spanId);
+      expect(webhookSpans.map((s) => s.kind)).toEqual([CLIENT, CLIENT]);
+      expect(rabbitSpan).toMatchObject({ kind: PRODUCER, attributes: { 'messaging.system': 'rabbitmq', 'messaging.destination.name': exchange, 'herald.outcome': 'delivered' } });
+      expect(webhookSpans.map((s) => s.attributes['herald.attempt']).sort()).toEqual([1, 2]);
+      const failed = webhookSpans.find((s) => s.attributes['herald.attempt'] === 1)!;
+      expect(failed).toMatchObject({ attributes: { 'http.response.status_code': 500, 'herald.outcome': 'retry', 'herald.subscription.id': sub.id }, status: { code: 2 } });
+
+      // Each attempt tells the consumer its own span, so the consumer's work continues the trace.
+      for (const hit of hits) {
+        const attempt = Number(hit.headers['herald-attempt']);
+        const span = webhookSpans.find((s) => s.attributes['herald.attempt'] === attempt)!;
+        expect(hit.headers.traceparent).toBe(`00-${atPrepare.traceId}-${span.spanId}-01`);
+        // The trace headers are not signed: the signature still verifies.
+        expect(new Webhook(sub.secret!).verify(hit.body, hit.headers as Record<string, string>)).toEqual({ id });
+      }
+      expect(published!.properties.headers?.traceparent).toBe(`00-${atPrepare.traceId}-${rabbitSpan.spanId}-01`);
+    } finally {
+      sink.respond((_hit, res) => void res.writeHead(200).end('ok'));
+      await amqp.close();
+    }
+  });
+
+  it('a check-back call and the delivery it leads to join the trace of the prepare; the producer gets the check span as parent', async () => {
+    const topic = unique('trace.check');
+    await subscribe(app, topic, { type: 'webhook', url: sink.url('/checked') });
+    const atPrepare = producerSpan();
+    const id = unique('trc');
+    answers.set(id, 'commit');
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/messages',
+      headers: { ...asProducer, traceparent: traceparent(atPrepare) },
+      payload: { id, topic, payload: { id }, checkUrl: producer.url('/check'), checkAfterMs: 200, checkIntervalMs: 100 },
+    });
+    expect(res.statusCode).toBe(201);
+    // Never confirmed: the check answers commit.
+    const [hit] = await until(() => (sink.hitsFor(id).length === 1 ? sink.hitsFor(id) : undefined), 'delivery after the check');
+    const spans = await until(() => {
+      const s = receiver.spansOf(id);
+      return named(s, 'check').length === 1 && named(s, 'deliver webhook').length === 1 ? s : undefined;
+    }, 'check and delivery spans');
+    const prepareSpan = one(spans, 'POST /v1/messages');
+    const checkSpan = one(spans, 'check');
+    const deliverSpan = one(spans, 'deliver webhook');
+    expect(new Set(spans.map((s) => s.traceId))).toEqual(new Set([atPrepare.traceId]));
+    expect(prepareSpan.parentSpanId).toBe(atPrepare.spanId);
+    expect(checkSpan).toMatchObject({ parentSpanId: prepareSpan.spanId, kind: CLIENT, attributes: { 'herald.check': 1, 'herald.check.answer': 'commit', 'herald.outcome': 'confirmed', 'http.response.status_code': 200 } });
+    expect(deliverSpan.parentSpanId).toBe(prepareSpan.spanId);
+
+    const [call] = producer.hits.filter((h: Hit) => h.headers['herald-message-id'] === id);
+    expect(call!.headers.traceparent).toBe(`00-${atPrepare.traceId}-${checkSpan.spanId}-01`);
+    expect(new Webhook(TEST_CHECK_SECRET).verify(call!.body, call!.headers as Record<string, string>)).toMatchObject({ id, check: 1 });
+    expect(hit!.headers.traceparent).toBe(`00-${atPrepare.traceId}-${deliverSpan.spanId}-01`);
+  });
+
+  it('a confirm without a traceparent joins the message’s stored trace; a cancel from another trace continues that one and links the message’s', async () => {
+    const topic = unique('trace.join');
+    const atPrepare = producerSpan();
+    const confirmedId = await prepare(app, topic, { traceparent: traceparent(atPrepare) });
+    expect((await app.inject({ method: 'POST', url: `/v1/messages/${confirmedId}/confirm`, headers: asProducer })).statusCode).toBe(200);
+
+    // No producer trace at all: the prepare starts one, and the cancel, from elsewhere, links it.
+    const cancelledId = await prepare(app, topic);
+    const elsewhere = producerSpan();
+    expect((await app.inject({ method: 'POST', url: `/v1/messages/${cancelledId}/cancel`, headers: { ...asProducer, traceparent: traceparent(elsewhere) } })).statusCode).toBe(200);
+
+    const confirmed = await until(() => (receiver.spansOf(confirmedId).length === 2 ? receiver.spansOf(confirmedId) : undefined), 'prepare and confirm spans');
+    const prepared = one(confirmed, 'POST /v1/messages');
+    expect(one(confirmed, 'POST /v1/messages/:id/confirm')).toMatchObject({ traceId: atPrepare.traceId, parentSpanId: prepared.spanId, links: [] });
+
+    const cancelled = await until(() => (receiver.spansOf(cancelledId).length === 2 ? receiver.spansOf(cancelledId) : undefined), 'prepare and cancel spans');
+    const root = one(cancelled, 'POST /v1/messages');
+    expect(root.parentSpanId ?? '').toBe('');
+    expect(one(cancelled, 'POST /v1/messages/:id/cancel')).toMatchObject({
+      traceId: elsewhere.traceId,
+      parentSpanId: elsewhere.spanId,
+      links: [{ traceId: root.traceId, spanId: root.spanId }],
+    });
+  });
+
+  it('never returns the stored trace context in the API', async () => {
+    const from = producerSpan();
+    const id = await prepare(app, unique('trace.api'), { traceparent: traceparent(from) });
+    const res = await app.inject({ url: `/v1/messages/${id}`, headers: asProducer });
+    expect(res.json()).not.toHaveProperty('traceParent');
+    expect(res.body).not.toContain(from.traceId);
+    const listed = await app.inject({ url: '/v1/messages?limit=5', headers: asProducer });
+    expect(listed.body).not.toContain(from.traceId);
+    const [rows] = await app.mysql.query('SELECT trace_parent AS t FROM messages WHERE id = ?', [id]);
+    expect((rows as Array<{ t: string | null }>)[0]?.t).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  });
+
+  it('joins the trace across processes: an API replica prepares and confirms, a worker replica delivers', async () => {
+    // Its own database and queue prefix, so only this pair of replicas sees these messages.
+    const pairDb = await createTestDatabase('trcpair');
+    const shared = { ...FAST, HERALD_QUEUE_PREFIX: `herald_t_${hex(3)}`, HERALD_TRACING: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '50' };
+    const api = await buildTestApp(pairDb.url, { ...shared, HERALD_ROLE: 'api', OTEL_SERVICE_NAME: 'herald-api' });
+    const worker = await buildTestApp(pairDb.url, { ...shared, HERALD_ROLE: 'worker', OTEL_SERVICE_NAME: 'herald-worker' });
+    try {
+      const topic = unique('trace.pair');
+      await subscribe(api, topic, { type: 'webhook', url: sink.url('/pair') });
+      const atPrepare = producerSpan();
+      const id = await prepare(api, topic, { traceparent: traceparent(atPrepare) });
+      expect((await api.inject({ method: 'POST', url: `/v1/messages/${id}/confirm`, headers: asProducer })).statusCode).toBe(200);
+      const [hit] = await until(() => (sink.hitsFor(id).length === 1 ? sink.hitsFor(id) : undefined), 'the delivery');
+      const spans = await until(() => (receiver.spansOf(id).length === 3 ? receiver.spansOf(id) : undefined), 'three spans');
+      const prepared = one(spans, 'POST /v1/messages');
+      const delivered = one(spans, 'deliver webhook');
+      expect(prepared.serviceName).toBe('herald-api');
+      expect(one(spans, 'POST /v1/messages/:id/confirm')).toMatchObject({ serviceName: 'herald-api', parentSpanId: prepared.spanId });
+      expect(delivered).toMatchObject({ serviceName: 'herald-worker', traceId: atPrepare.traceId, parentSpanId: prepared.spanId });
+      expect(hit!.headers.traceparent).toBe(`00-${atPrepare.traceId}-${delivered.spanId}-01`);
+    } finally {
+      await api.close();
+      await worker.close();
+      await pairDb.drop();
+    }
+  });
+
+  it('sends JSON to /v1/traces only', () => {
+    expect(receiver.refused).toEqual([]);
+  });
+});
+
+describe('tracing off', () => {
+  it('records nothing, exports nothing and sends no traceparent, even with a collector configured and a producer traceparent', async () => {
+    // A database of its own: the traced app's workers would otherwise check and deliver these messages too.
+    const offDb = await createTestDatabase('trcoff');
+    const quiet = await startOtlpReceiver();
+    const off = await buildTestApp(offDb.url, { ...FAST, HERALD_TRACING: 'off', OTEL_EXPORTER_OTLP_ENDPOINT: quiet.url, OTEL_BSP_SCHEDULE_DELAY: '50' });
+    try {
+      expect(off.tracing.tracer).toBeUndefined();
+      const topic = unique('trace.off');
+      await subscribe(off, topic, { type: 'webhook', url: sink.url('/untraced') });
+      const incoming = { traceparent: traceparent(producerSpan()) };
+      const confirmedId = await prepare(off, topic, incoming);
+      expect((await off.inject({ method: 'POST', url: `/v1/messages/${confirmedId}/confirm`, headers: { ...asProducer, ...incoming } })).statusCode).toBe(200);
+      const checkedId = unique('trc');
+      answers.set(checkedId, 'commit');
+      const res = await off.inject({
+        method: 'POST',
+        url: '/v1/messages',
+        headers: { ...asProducer, ...incoming },
+        payload: { id: checkedId, topic, payload: {}, checkUrl: producer.url('/check'), checkAfterMs: 200 },
+      });
+      expect(res.statusCode).toBe(201);
+
+      const delivered = await until(() => {
+        const h = [...sink.hitsFor(confirmedId), ...sink.hitsFor(checkedId)];
+        return h.length === 2 ? h : undefined;
+      }, 'both deliveries');
+      const checks = producer.hits.filter((h) => h.headers['herald-message-id'] === checkedId);
+      expect(checks).toHaveLength(1);
+      for (const hit of [...delivered, ...checks]) {
+        expect(hit.headers).not.toHaveProperty('traceparent');
+        expect(hit.headers).not.toHaveProperty('tracestate');
+      }
+      const [rows] = await off.mysql.query('SELECT trace_parent AS t FROM messages WHERE id IN (?, ?)', [confirmedId, checkedId]);
+      expect((rows as Array<{ t: string | null }>).map((r) => r.t)).toEqual([null, null]);
+      // Longer than the schedule delay: a tracer that exported would have done so by now.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(quiet.requests()).toBe(0);
+    } finally {
+      await off.close();
+      await quiet.close();
+      await offDb.drop();
+    }
+  });
+});
