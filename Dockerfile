@@ -33,4 +33,6 @@ ENV NPM_CONFIG_CACHE=/tmp/.npm NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_LOGLE
 USER 1000:1000
 EXPOSE 3000
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz; compose defines its own checks.
+# npm (PID 1) forwards SIGTERM to node, which drains and exits 0: the start script `exec`s node
+# so no shell sits in between to swallow the signal.
 CMD ["npm", "start"]

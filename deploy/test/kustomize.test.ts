@@ -121,7 +121,7 @@ describe.each(OVERLAYS)('%s', (dir) => {
     expect({ ...api, env: [] }).toEqual({ ...worker, env: [], resources: api.resources, ports: api.ports });
 
     // `npm run migrate` is the bundle's migrate command, in the Job and before every pod.
-    expect(JSON.parse(readText('package.json')).scripts.migrate).toBe('node dist/apps/server/main.js migrate');
+    expect(JSON.parse(readText('package.json')).scripts.migrate).toBe('exec node dist/apps/server/main.js migrate');
     const job = r.jobs[0]?.spec?.template.spec as PodSpec;
     expect(job.containers[0]?.command).toEqual(['npm', 'run', 'migrate']);
     expect(job.restartPolicy).toBe('Never');
