@@ -144,7 +144,7 @@ describe('the production image, assembled from the Dockerfile without Docker', (
   const local = { DATABASE_URL: databaseUrl, REDIS_URL, AMQP_URL, HERALD_QUEUE_PREFIX: prefix };
   const dev = validateAll(renderKustomize('deploy/k8s/overlays/dev'), 'dev');
   const devSecret = dev.secrets.find((s) => s.metadata?.name === 'herald-secrets')?.stringData ?? {};
-  const apiEnv = { ...dev.configMaps[0]?.data, ...devSecret, ...local, HERALD_ROLE: 'api' };
+  const apiEnv: Record<string, string> = { ...dev.configMaps[0]?.data, ...devSecret, ...local, HERALD_ROLE: 'api' };
   const compose = parse(readText('deploy/compose/compose.yaml'), { merge: true }) as { services: Record<string, { environment: Record<string, string> }> };
   const workerEnv = { ...compose.services.worker?.environment, ...local };
   const base = validateAll(renderKustomize('deploy/k8s/base'), 'base');

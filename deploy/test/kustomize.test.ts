@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { CHECK_QUEUE, DELIVERY_QUEUE } from '@herald/queues';
 import type { IIoK8sApiCoreV1Container as Container } from 'kubernetes-models/v1/Container';
 import type { IIoK8sApiCoreV1PodSpec as PodSpec } from 'kubernetes-models/v1/PodSpec';
@@ -191,7 +191,7 @@ describe.each(OVERLAYS)('%s', (dir) => {
   it('admits only the API port, and lets pods reach DNS and their backing services (workers: webhooks too)', () => {
     const r = get(dir);
     const policy = (component: string) => {
-      const p = r.networkPolicies.find((n) => n.spec?.podSelector.matchLabels?.['app.kubernetes.io/component'] === component);
+      const p = r.networkPolicies.find((n) => n.spec?.podSelector?.matchLabels?.['app.kubernetes.io/component'] === component);
       expect(p, component).toBeDefined();
       return p?.spec;
     };

@@ -25,7 +25,7 @@ export function heraldEnvNames(): Set<string> {
 const KUBECTL = process.env.KUBECTL ?? '/usr/bin/kubectl';
 
 /** Renders a Kustomize directory with kubectl and parses every document. */
-export function renderKustomize(dir: string): Array<Record<string, any>> {
+export function renderKustomize(dir: string): Array<Record<string, unknown>> {
   const bin = existsSync(KUBECTL) ? KUBECTL : 'kubectl';
   let out: string;
   try {
@@ -39,6 +39,6 @@ export function renderKustomize(dir: string): Array<Record<string, any>> {
   }
   return parseAllDocuments(out).map((doc) => {
     if (doc.errors.length) throw new Error(`${dir}: ${doc.errors.map((x) => x.message).join('; ')}`);
-    return doc.toJS() as Record<string, any>;
+    return doc.toJS() as Record<string, unknown>;
   });
 }

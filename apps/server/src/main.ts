@@ -2,7 +2,7 @@ import closeWithGrace from 'close-with-grace';
 import { pino } from 'pino';
 import { defaultMigrationsDir, migrate } from '@herald/db';
 import { buildApp, loggerOptions } from './app';
-import { ConfigError, parseConfig, parseMigrationConfig, type Config } from './config';
+import { ConfigError, parseConfig, parseMigrationConfig } from './config';
 
 /** Starts Herald: parse config, migrate under a lock, listen; drain and close on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
  */
 async function migrateOnly(): Promise<void> {
   const config = configOrExit(() => parseMigrationConfig(process.env));
-  const log = pino(loggerOptions(config));
+  const log = pino({ level: config.logLevel });
   const migration = await migrate({ url: config.databaseUrl }, defaultMigrationsDir());
   log.info({ applied: migration.applied, alreadyApplied: migration.alreadyApplied.length }, 'database migrated');
 }
