@@ -82,6 +82,7 @@ describe('deploy/compose/compose.yaml', () => {
       expect(seconds(s.stop_grace_period), name).toBeGreaterThan(Number(s.environment?.HERALD_SHUTDOWN_TIMEOUT_MS ?? 25_000) / 1000);
     }
     expect(worker.depends_on?.rabbitmq?.condition).toBe('service_healthy');
+    for (const s of [api, worker]) expect(s.healthcheck?.test.join(' ')).toContain('/readyz');
     // Everything reaches the backing services by their compose names.
     expect(api.environment?.DATABASE_URL).toMatch(/@mysql:3306\/herald$/);
     expect(api.environment?.REDIS_URL).toBe('redis://redis:6379');
