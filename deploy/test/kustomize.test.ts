@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CHECK_QUEUE, DELIVERY_QUEUE } from '@herald/queues';
 import type { IIoK8sApiCoreV1Container as Container } from 'kubernetes-models/v1/Container';
 import type { IIoK8sApiCoreV1PodSpec as PodSpec } from 'kubernetes-models/v1/PodSpec';
@@ -14,11 +14,12 @@ const REDIS_URL = process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Where BullMQ keeps a queue's waiting jobs (the list KEDA's Redis scaler measures). */
 const waitList = (prefix: string, queue: string) => `${prefix}:${queue}:wait`;
 
+// Rendered on first use, so a missing kubectl fails every test with its message, never skips.
 const rendered = new Map<string, Rendered>();
-beforeAll(() => {
-  for (const dir of OVERLAYS) rendered.set(dir, validateAll(renderKustomize(dir), dir));
-});
-const get = (dir: string) => rendered.get(dir) as Rendered;
+function get(dir: string): Rendered {
+  if (!rendered.has(dir)) rendered.set(dir, validateAll(renderKustomize(dir), dir));
+  return rendered.get(dir) as Rendered;
+}
 
 interface Workload {
   name: string;
