@@ -162,6 +162,17 @@ function httpUrl(name: string, value: string): string {
   return value;
 }
 
+/**
+ * What `main.js migrate` needs: only the database. A migrations Job or init container then runs
+ * without the API keys and secrets the serving process requires.
+ */
+export function parseMigrationConfig(env: Env): Pick<Config, 'databaseUrl' | 'logLevel'> {
+  return {
+    databaseUrl: url(env, 'DATABASE_URL', 'mysql://root@127.0.0.1:3306/herald', ['mysql:']),
+    logLevel: oneOf(env, 'HERALD_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+  };
+}
+
 function parseApiKeys(raw: string | undefined): ApiKey[] {
   if (!raw?.trim()) return [];
   const keys = raw.split(',').map((entry, i) => {
