@@ -1,0 +1,254 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect, type ChannelModel } from 'amqplib';
+
+/** How a webhook endpoint misbehaves. `healthy` answers 200 at once. */
+export type EndpointMode = 'healthy' | 'slow' | 'timeout' | 'reset' | 'flap' | 'broken';
+
+/** What one endpoint saw, per message id. */
+export interface Receipts {
+  /** 2xx answers the endpoint finished writing, per message id (more than one = duplicate). */
+  ok: Map<string, number>;
+  /** Requests the endpoint failed on purpose (hung, reset, 500), per message id. */
+  failed: Map<string, number>;
+}
+
+export interface FaultCounts {
+  slow: number;
+  timeout: number;
+  reset: number;
+  flapDown: number;
+  /** ms from a failed attempt (hang or reset) to the same message's next 2xx on that endpoint. */
+  retryLatencies: { timeout: number[]; reset: number[] };
+  /** ms from the endpoint coming back up to its first 2xx. */
+  flapRecoveries: number[];
+}
+
+const readBody = (req: IncomingMessage) =>
+  new Promise<string>((resolve) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', () => resolve(''));
+  });
+
+const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
+
+/** A real HTTP webhook endpoint with one failure mode, recording what it received. */
+export class WebhookEndpoint {
+  readonly receipts: Receipts = { ok: new Map(), failed: new Map() };
+  private server: Server;
+  private misbehaving = true;
+  private down = false;
+  private flapTimer?: NodeJS.Timeout;
+  private backUpAt?: number;
+  private readonly failedAt = new Map<string, { at: number; kind: 'timeout' | 'reset' }>();
+  private readonly hanging = new Set<ServerResponse>();
+
+  constructor(
+    readonly name: string,
+    readonly mode: EndpointMode,
+    readonly port: number,
+    private readonly counts: FaultCounts,
+    private readonly rate = 0.15,
+  ) {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.keepAliveTimeout = 5_000;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/hook/${this.name}`;
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, '127.0.0.1', () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    if (this.mode === 'flap') this.scheduleFlap();
+  }
+
+  /** Faults end (the load is over): every endpoint but the broken one answers 200 from now on. */
+  async settle(): Promise<void> {
+    this.misbehaving = false;
+    clearTimeout(this.flapTimer);
+    if (this.down) await this.up();
+    for (const res of this.hanging) res.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.misbehaving = false;
+    clearTimeout(this.flapTimer);
+    for (const res of this.hanging) res.destroy();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private scheduleFlap(): void {
+    // Up for 3–6 s, then down (connections refused) for 1.5–3 s.
+    this.flapTimer = setTimeout(async () => {
+      if (!this.misbehaving) return;
+      this.down = true;
+      this.counts.flapDown++;
+      this.server.closeAllConnections();
+      await new Promise<void>((resolve) => this.server.close(() => resolve()));
+      this.flapTimer = setTimeout(() => void this.up().then(() => this.misbehaving && this.scheduleFlap()), 1_500 + Math.random() * 1_500);
+    }, 3_000 + Math.random() * 3_000);
+  }
+
+  private async up(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(this.port, '127.0.0.1', resolve));
+    this.down = false;
+    this.backUpAt = Date.now();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    await readBody(req);
+    const id = String(req.headers['webhook-id'] ?? '');
+    const fault = this.misbehaving && Math.random() < this.rate;
+    if (this.mode === 'broken') {
+      bump(this.receipts.failed, id);
+      res.writeHead(500).end('broken on purpose');
+      return;
+    }
+    if (fault && this.mode === 'timeout') {
+      // Never answer: Herald's per-attempt timeout has to end it.
+      this.counts.timeout++;
+      bump(this.receipts.failed, id);
+      this.failedAt.set(id, { at: Date.now(), kind: 'timeout' });
+      this.hanging.add(res);
+      res.on('close', () => this.hanging.delete(res));
+      return;
+    }
+    if (fault && this.mode === 'reset') {
+      this.counts.reset++;
+      bump(this.receipts.failed, id);
+      this.failedAt.set(id, { at: Date.now(), kind: 'reset' });
+      req.socket.resetAndDestroy();
+      return;
+    }
+    if (this.misbehaving && this.mode === 'slow') {
+      this.counts.slow++;
+      await new Promise((r) => setTimeout(r, 200 + Math.random() * 800));
+    }
+    res.on('finish', () => {
+      bump(this.receipts.ok, id);
+      const failed = this.failedAt.get(id);
+      if (failed) {
+        this.counts.retryLatencies[failed.kind].push(Date.now() - failed.at);
+        this.failedAt.delete(id);
+      }
+      if (this.backUpAt !== undefined) {
+        this.counts.flapRecoveries.push(Date.now() - this.backUpAt);
+        this.backUpAt = undefined;
+      }
+    });
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+  }
+}
+
+export type CheckAnswer = 'commit' | 'rollback' | 'unknown';
+
+/** The producer's check-back endpoint: answers from the load generator's record of the truth. */
+export class CheckEndpoint {
+  readonly calls = new Map<string, number>();
+  private readonly server: Server;
+
+  constructor(
+    readonly port: number,
+    private readonly answer: (id: string, check: number) => CheckAnswer,
+    /** Share of calls answered 500 (Herald must count them as unknown). */
+    private readonly errorRate = 0.03,
+  ) {
+    this.server = createServer((req, res) => void this.handle(req, res));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/check`;
+  }
+
+  start = () => new Promise<void>((resolve) => this.server.listen(this.port, '127.0.0.1', resolve));
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const text = await readBody(req);
+    let body: { id?: string; check?: number } = {};
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      // answered 400 below
+    }
+    if (typeof body.id !== 'string') return void res.writeHead(400).end();
+    bump(this.calls, body.id);
+    if (Math.random() < this.errorRate) return void res.writeHead(500).end('producer hiccup');
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: this.answer(body.id, body.check ?? 0) }));
+  }
+}
+
+/**
+ * A RabbitMQ consumer on a durable queue bound to the exchange, recording message ids and
+ * reconnecting whenever the broker goes away (stop_app).
+ */
+export class AmqpRecorder {
+  readonly ok = new Map<string, number>();
+  private model?: ChannelModel;
+  private stopped = false;
+  reconnects = 0;
+
+  constructor(
+    private readonly url: string,
+    readonly exchange: string,
+  ) {}
+
+  get queue(): string {
+    return `${this.exchange}.q`;
+  }
+
+  async start(): Promise<void> {
+    await this.connectOnce();
+  }
+
+  private async connectOnce(): Promise<void> {
+    const model = await connect(this.url);
+    this.model = model;
+    model.on('error', () => undefined);
+    model.on('close', () => {
+      if (!this.stopped) void this.reconnect();
+    });
+    const channel = await model.createChannel();
+    channel.on('error', () => undefined);
+    await channel.assertExchange(this.exchange, 'topic', { durable: true });
+    await channel.assertQueue(this.queue, { durable: true });
+    await channel.bindQueue(this.queue, this.exchange, '#');
+    await channel.prefetch(200);
+    await channel.consume(this.queue, (msg) => {
+      if (!msg) return;
+      bump(this.ok, String(msg.properties.messageId));
+      channel.ack(msg);
+    });
+  }
+
+  private async reconnect(): Promise<void> {
+    while (!this.stopped) {
+      await new Promise((r) => setTimeout(r, 500));
+      try {
+        await this.connectOnce();
+        this.reconnects++;
+        return;
+      } catch {
+        // broker still down
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    await this.model?.close().catch(() => undefined);
+  }
+}
