@@ -16,6 +16,7 @@ describe('parseConfig', () => {
       allowPrivateUrls: false,
       role: 'all',
       maxBodyBytes: 1_048_576,
+      maxSubscriptionsPerTopic: 50,
       authDisabled: false,
       checkDefaults: { checkAfterMs: 30_000, checkIntervalMs: 10_000, maxChecks: 15, onChecksExhausted: 'rollback' },
     });
@@ -44,6 +45,7 @@ describe('parseConfig', () => {
     [{ HERALD_API_KEYS: KEYS, HERALD_QUEUE_PREFIX: 'has space' }, /^HERALD_QUEUE_PREFIX must be/],
     [{ HERALD_API_KEYS: KEYS, HERALD_MAX_BODY_BYTES: '1e6' }, /^HERALD_MAX_BODY_BYTES must be a whole number/],
     [{ HERALD_API_KEYS: KEYS, HERALD_MAX_CHECKS: '0' }, /^HERALD_MAX_CHECKS must be between 1 and 100/],
+    [{ HERALD_API_KEYS: KEYS, HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC: '0' }, /^HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC must be between 1 and 100000/],
   ])('refuses %j, naming the variable', (env, message) => {
     expect(() => parseConfig(env)).toThrow(ConfigError);
     expect(() => parseConfig(env)).toThrow(message);
