@@ -63,7 +63,7 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } | undefin
 
 export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolean; maxPerTopic: number }> = async (app, options) => {
   const base = { tags: ['subscriptions'], security };
-  const errors = { 400: Errors[400], 401: Errors[401], 403: Errors[403], 503: Errors[503] };
+  const errors = { 400: Errors[400], 401: Errors[401], 403: Errors[403], 429: Errors[429], 503: Errors[503] };
 
   app.post('/v1/subscriptions', {
     config: admin,
