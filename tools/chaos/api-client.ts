@@ -14,6 +14,8 @@ export interface ApiTally {
   retries: number;
   /** Operations that never got a definite answer within the retry budget. */
   gaveUp: number;
+  /** 5xx answers other than 503 (which a fault explains): each is worth a look. */
+  unexpected: Array<{ at: string; request: string; status: number; message: string }>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -25,7 +27,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * retried prepare or confirm cannot create a second message.
  */
 export class ApiClient {
-  readonly tally: ApiTally = { requests: 0, byStatus: {}, networkErrors: 0, retries: 0, gaveUp: 0 };
+  readonly tally: ApiTally = { requests: 0, byStatus: {}, networkErrors: 0, retries: 0, gaveUp: 0, unexpected: [] };
   private next = 0;
   private readonly agent = new Agent({ connections: 64, keepAliveTimeout: 4_000, headersTimeout: 15_000, bodyTimeout: 15_000, connect: { timeout: 2_000 } });
 
@@ -52,6 +54,9 @@ export class ApiClient {
       parsed = JSON.parse(text);
     } catch {
       // not JSON (should not happen); kept as text
+    }
+    if (res.statusCode >= 500 && res.statusCode !== 503 && this.tally.unexpected.length < 20) {
+      this.tally.unexpected.push({ at: new Date().toISOString(), request: `${method} ${path}`, status: res.statusCode, message: text.slice(0, 200) });
     }
     return { status: res.statusCode, body: parsed, ...(Number.isFinite(retryAfter) && { retryAfterMs: retryAfter * 1000 }) };
   }

@@ -75,6 +75,19 @@ export class HeraldReplica {
     if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
 
+  /** Error-level (and worse) log lines, for the report: each one is worth a look. */
+  errors(limit = 10): string[] {
+    try {
+      return readFileSync(this.logFile, 'utf8')
+        .split('\n')
+        .filter((line) => /"level":(50|60)/.test(line))
+        .slice(0, limit)
+        .map((line) => `${this.name}: ${line.slice(0, 400)}`);
+    } catch {
+      return [];
+    }
+  }
+
   tail(lines = 30): string {
     try {
       return readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');

@@ -12,6 +12,8 @@ export interface ChaosResult {
   invariants: Omit<InvariantReport, 'lost' | 'phantom' | 'impossible'> & { lost: number; phantom: number; impossible: number };
   findings: { lost: unknown[]; phantom: unknown[]; impossible: unknown[] };
   api: ApiTally;
+  /** Error-level lines the replicas logged (first few per replica). */
+  serverErrors: string[];
   convergedS: number;
   passed: boolean;
 }
@@ -67,6 +69,8 @@ export function renderTable(result: ChaosResult): string {
   lines.push('');
   const statuses = Object.entries(result.api.byStatus).sort().map(([k, n]) => `${k}×${n}`).join(' ');
   lines.push(`API: ${result.api.requests} requests (${statuses}), ${result.api.networkErrors} connection errors, ${result.api.retries} retries, ${result.api.gaveUp} given up`);
+  for (const u of result.api.unexpected) lines.push(`  unexpected ${u.status} on ${u.request} at ${u.at}: ${u.message}`);
+  if (result.serverErrors.length) lines.push(`replicas logged ${result.serverErrors.length} error-level line(s); see serverErrors in the JSON`);
   lines.push(result.passed ? 'PASS: nothing lost, nothing phantom, no impossible state' : 'FAIL');
   return lines.join('\n');
 }

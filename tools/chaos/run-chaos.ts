@@ -1,7 +1,8 @@
 // The chaos suite: three Herald replicas on a MariaDB, Redis and RabbitMQ of the run's own,
 // a producer load with faults injected underneath it, then the invariant checker.
-//   npm run test:chaos              reduced run (what CI runs)
-//   npm run test:chaos -- --full    5,000 messages, every process fault twice
+//   npm run test:chaos               5,000 messages, every process fault twice (what CI runs)
+//   npm run test:chaos -- --quick    1,500 messages, every process fault once (for development)
+//   --messages N --duration S --rounds R   a custom size; --keep keeps the logs and data
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,18 +31,25 @@ const log = (line: string) => console.log(`[chaos ${new Date().toISOString().sli
 
 const { values: args } = parseArgs({
   options: {
+    // The full run is the default; --full is accepted for explicitness.
     full: { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
     messages: { type: 'string' },
     duration: { type: 'string' },
     rounds: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 });
-const mode: ChaosResult['mode'] = args.messages || args.duration || args.rounds ? 'custom' : args.full ? 'full' : 'reduced';
-const MESSAGES = Number(args.messages ?? (args.full ? 5_000 : 1_500));
-const DURATION_MS = Number(args.duration ?? (args.full ? 150 : 70)) * 1000;
-const ROUNDS = Number(args.rounds ?? (args.full ? 2 : 1));
+const mode: ChaosResult['mode'] = args.messages || args.duration || args.rounds ? 'custom' : args.quick ? 'reduced' : 'full';
+const full = mode === 'full';
+const MESSAGES = Number(args.messages ?? (full ? 5_000 : 1_500));
+const DURATION_MS = Number(args.duration ?? (full ? 150 : 70)) * 1000;
+const ROUNDS = Number(args.rounds ?? (full ? 2 : 1));
 const CONVERGE_DEADLINE_MS = 240_000;
+if (![MESSAGES, DURATION_MS, ROUNDS].every((n) => Number.isInteger(n) && n > 0)) {
+  console.error('--messages, --duration and --rounds take whole numbers above 0');
+  process.exit(2);
+}
 
 async function main(): Promise<number> {
   const started = Date.now();
@@ -253,6 +261,7 @@ async function main(): Promise<number> {
       invariants: { ...invariants, lost: invariants.lost.length, phantom: invariants.phantom.length, impossible: invariants.impossible.length },
       findings: { lost: invariants.lost.slice(0, 50), phantom: invariants.phantom.slice(0, 50), impossible: invariants.impossible.slice(0, 50) },
       api: api.tally,
+      serverErrors: replicas.flatMap((r) => r.errors()),
       convergedS,
       passed,
     };
