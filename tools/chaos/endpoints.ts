@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type ChannelModel } from 'amqplib';
+import { Webhook } from 'standardwebhooks';
 
 /** How a webhook endpoint misbehaves. `healthy` answers 200 at once. */
 export type EndpointMode = 'healthy' | 'slow' | 'timeout' | 'reset' | 'flap' | 'broken';
@@ -10,6 +11,8 @@ export interface Receipts {
   ok: Map<string, number>;
   /** Requests the endpoint failed on purpose (hung, reset, 500), per message id. */
   failed: Map<string, number>;
+  /** Requests whose Standard Webhooks signature did not verify (answered 401, not counted as received). */
+  forged: Map<string, number>;
 }
 
 export interface FaultCounts {
@@ -35,7 +38,8 @@ const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(ke
 
 /** A real HTTP webhook endpoint with one failure mode, recording what it received. */
 export class WebhookEndpoint {
-  readonly receipts: Receipts = { ok: new Map(), failed: new Map() };
+  readonly receipts: Receipts = { ok: new Map(), failed: new Map(), forged: new Map() };
+  private verifier?: Webhook;
   private server: Server;
   private misbehaving = true;
   private down = false;
@@ -57,6 +61,11 @@ export class WebhookEndpoint {
 
   get url(): string {
     return `http://127.0.0.1:${this.port}/hook/${this.name}`;
+  }
+
+  /** The subscription's signing secret: from now on only correctly signed requests count. */
+  set secret(secret: string) {
+    this.verifier = new Webhook(secret);
   }
 
   async start(): Promise<void> {
@@ -99,14 +108,31 @@ export class WebhookEndpoint {
   }
 
   private async up(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(this.port, '127.0.0.1', resolve));
+    for (;;) {
+      const listening = await new Promise<boolean>((resolve) => {
+        this.server.once('error', () => resolve(false));
+        this.server.listen(this.port, '127.0.0.1', () => resolve(true));
+      });
+      this.server.removeAllListeners('error');
+      if (listening) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
     this.down = false;
     this.backUpAt = Date.now();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    await readBody(req);
+    const body = await readBody(req);
     const id = String(req.headers['webhook-id'] ?? '');
+    if (this.verifier) {
+      try {
+        this.verifier.verify(body, req.headers as Record<string, string>);
+      } catch {
+        bump(this.receipts.forged, id);
+        res.writeHead(401).end('signature does not verify');
+        return;
+      }
+    }
     const fault = this.misbehaving && Math.random() < this.rate;
     if (this.mode === 'broken') {
       bump(this.receipts.failed, id);

@@ -91,6 +91,11 @@ describe('the chaos invariant checker', () => {
     expect(checkInvariants(input).phantom.map((f) => f.id).sort()).toEqual(['m-noise', 'never-sent']);
   });
 
+  it('reports a request whose webhook signature does not verify as phantom', () => {
+    const input: InvariantInput = { ...consistentRun(), forged: new Map([['sub_hook', new Map([['m-paid', 1]])]]) };
+    expect(checkInvariants(input).phantom).toEqual([{ id: 'm-paid', subscription: 'hook', reason: '1 request(s) whose signature did not verify' }]);
+  });
+
   it('reports a rolled-back message Herald confirmed as phantom', () => {
     const input = consistentRun();
     input.messages.set('m-lost-prepare', { id: 'm-lost-prepare', status: 'confirmed' });

@@ -28,6 +28,8 @@ export interface InvariantInput {
   receipts: ReadonlyMap<string, ReadonlyMap<string, number>>;
   /** `messageId|subscriptionId` of dead deliveries the API showed as dead on a failed message. */
   deadVisible: ReadonlySet<string>;
+  /** Per subscription id: requests whose webhook signature did not verify with its secret. */
+  forged?: ReadonlyMap<string, ReadonlyMap<string, number>>;
 }
 
 export interface Finding {
@@ -158,6 +160,10 @@ export function checkInvariants(input: InvariantInput): InvariantReport {
       else if (plan.truth !== 'commit' || !row || !COMMITTED.has(row.status)) report.phantom.push({ id, subscription: where, reason: `received a message that is ${row?.status ?? 'not stored'} (producer: ${plan.truth ?? 'undecided'})` });
       else if (sub && !topicMatches(sub.topic, plan.topic)) report.phantom.push({ id, subscription: where, reason: `received topic ${plan.topic}, which ${sub.topic} does not match` });
     }
+  }
+  for (const [subscriptionId, requests] of input.forged ?? []) {
+    const where = subscriptionById.get(subscriptionId)?.name ?? subscriptionId;
+    for (const [id, count] of requests) if (count > 0) report.phantom.push({ id, subscription: where, reason: `${count} request(s) whose signature did not verify` });
   }
   return report;
 }

@@ -147,20 +147,23 @@ async function main(): Promise<number> {
 
     const subscriptions: Array<{ id: string; name: string; topic: string }> = [];
     const receipts = new Map<string, ReadonlyMap<string, number>>();
+    const forged = new Map<string, ReadonlyMap<string, number>>();
     const subscribe = async (name: string, topic: string, target: object, maxAttempts = 40, backoff = { initialMs: 200, maxMs: 2_000 }) => {
       const res = await admin.call('POST', '/v1/subscriptions', { name, topic, target, maxAttempts, backoff });
       if (res?.status !== 201) throw new Error(`creating subscription ${name}: ${res?.status} ${JSON.stringify(res?.body)}`);
-      const id = (res.body as { id: string }).id;
+      const { id, secret } = res.body as { id: string; secret?: string };
       subscriptions.push({ id, name, topic });
-      return id;
+      return { id, secret };
     };
     for (const [name, , topic, maxAttempts] of endpointSpecs) {
       const endpoint = endpoints.get(name)!;
-      const id = await subscribe(name, topic, { type: 'webhook', url: endpoint.url }, maxAttempts, maxAttempts ? { initialMs: 100, maxMs: 200 } : undefined);
+      const { id, secret } = await subscribe(name, topic, { type: 'webhook', url: endpoint.url }, maxAttempts, maxAttempts ? { initialMs: 100, maxMs: 200 } : undefined);
+      if (secret) endpoint.secret = secret;
       receipts.set(id, endpoint.receipts.ok);
+      forged.set(id, endpoint.receipts.forged);
     }
-    receipts.set(await subscribe('rabbit-orders', 'order.#', { type: 'rabbitmq', exchange: orders.exchange }), orders.ok);
-    receipts.set(await subscribe('rabbit-probes', 'probe.#', { type: 'rabbitmq', exchange: probes.exchange }), probes.ok);
+    receipts.set((await subscribe('rabbit-orders', 'order.#', { type: 'rabbitmq', exchange: orders.exchange })).id, orders.ok);
+    receipts.set((await subscribe('rabbit-probes', 'probe.#', { type: 'rabbitmq', exchange: probes.exchange })).id, probes.ok);
 
     const generator = new LoadGenerator(api, { messages: MESSAGES, durationMs: DURATION_MS, concurrency: 24, checkUrl: `http://127.0.0.1:${checkPort}/check`, runId });
     const check = new CheckEndpoint(checkPort, (id, n) => checkAnswer(generator.plans.get(id), n));
@@ -250,6 +253,7 @@ async function main(): Promise<number> {
       subscriptions,
       receipts,
       deadVisible,
+      forged,
     });
     const passed = invariants.lost.length === 0 && invariants.phantom.length === 0 && invariants.impossible.length === 0 && faultLog.every((f) => f.recoveryMs >= 0) && invariants.messages >= MESSAGES;
     const result: ChaosResult = {
