@@ -10,14 +10,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createPool, type Pool } from 'mysql2/promise';
-import { ApiClient } from './api-client';
-import { AmqpRecorder, CheckEndpoint, WebhookEndpoint, type EndpointMode, type FaultCounts } from './endpoints';
-import { injectFault, PROCESS_FAULTS, type FaultRecord, type ProcessFault } from './faults';
-import { checkInvariants, type DeliveryRow, type StoredMessageRow } from './invariants';
-import { checkAnswer, LoadGenerator } from './load';
-import { HeraldReplica } from './replicas';
-import { faultRows, renderTable, type ChaosResult } from './report';
-import { freePort, PrivateMariaDb, PrivateRabbitMq, PrivateRedis } from './services';
+import { ApiClient } from './herald-api.client';
+import { AmqpRecorder } from './amqp.recorder';
+import { CheckEndpoint } from './check.endpoint';
+import { WebhookEndpoint, type EndpointMode, type FaultCounts } from './webhook.endpoint';
+import { injectFault, PROCESS_FAULTS, type FaultRecord, type ProcessFault } from './fault.injector';
+import { checkInvariants, type DeliveryRow, type StoredMessageRow } from './invariant.checker';
+import { checkAnswer, LoadGenerator } from './load.generator';
+import { HeraldReplica } from './herald.replica';
+import { faultRows, renderTable, type ChaosResult } from './chaos.report';
+import { freePort, PrivateMariaDb, PrivateRabbitMq, PrivateRedis } from './private.services';
 
 // Run-local credentials for throwaway services; they guard nothing outside this run.
 const ADMIN_TOKEN = 'chaos-admin-token-000000000000000';

@@ -1,5 +1,5 @@
 import { topicMatches } from '@herald/domain';
-import type { PlannedMessage } from './load';
+import type { PlannedMessage } from './load.generator';
 
 export interface StoredMessageRow {
   id: string;

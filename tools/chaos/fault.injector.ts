@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
-import type { HeraldReplica } from './replicas';
-import type { PrivateMariaDb, PrivateRabbitMq, PrivateRedis } from './services';
+import type { HeraldReplica } from './herald.replica';
+import type { PrivateMariaDb, PrivateRabbitMq, PrivateRedis } from './private.services';
 
 export type ProcessFault = 'kill -9 replica' | 'redis wipe (herald keys)' | 'redis restart' | 'rabbitmq stop_app/start_app' | 'mariadb restart';
 

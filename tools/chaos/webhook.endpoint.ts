@@ -1,5 +1,4 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect, type ChannelModel } from 'amqplib';
 import { Webhook } from 'standardwebhooks';
 
 /** How a webhook endpoint misbehaves. `healthy` answers 200 at once. */
@@ -26,7 +25,8 @@ export interface FaultCounts {
   flapRecoveries: number[];
 }
 
-const readBody = (req: IncomingMessage) =>
+/** The request body as text ('' if the request broke off). */
+export const readBody = (req: IncomingMessage) =>
   new Promise<string>((resolve) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -34,7 +34,7 @@ const readBody = (req: IncomingMessage) =>
     req.on('error', () => resolve(''));
   });
 
-const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
+export const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
 
 /** A real HTTP webhook endpoint with one failure mode, recording what it received. */
 export class WebhookEndpoint {
@@ -172,109 +172,5 @@ export class WebhookEndpoint {
       }
     });
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-  }
-}
-
-export type CheckAnswer = 'commit' | 'rollback' | 'unknown';
-
-/** The producer's check-back endpoint: answers from the load generator's record of the truth. */
-export class CheckEndpoint {
-  readonly calls = new Map<string, number>();
-  private readonly server: Server;
-
-  constructor(
-    readonly port: number,
-    private readonly answer: (id: string, check: number) => CheckAnswer,
-    /** Share of calls answered 500 (Herald must count them as unknown). */
-    private readonly errorRate = 0.03,
-  ) {
-    this.server = createServer((req, res) => void this.handle(req, res));
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}/check`;
-  }
-
-  start = () => new Promise<void>((resolve) => this.server.listen(this.port, '127.0.0.1', resolve));
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const text = await readBody(req);
-    let body: { id?: string; check?: number } = {};
-    try {
-      body = JSON.parse(text) as typeof body;
-    } catch {
-      // answered 400 below
-    }
-    if (typeof body.id !== 'string') return void res.writeHead(400).end();
-    bump(this.calls, body.id);
-    if (Math.random() < this.errorRate) return void res.writeHead(500).end('producer hiccup');
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: this.answer(body.id, body.check ?? 0) }));
-  }
-}
-
-/**
- * A RabbitMQ consumer on a durable queue bound to the exchange, recording message ids and
- * reconnecting whenever the broker goes away (stop_app).
- */
-export class AmqpRecorder {
-  readonly ok = new Map<string, number>();
-  private model?: ChannelModel;
-  private stopped = false;
-  reconnects = 0;
-
-  constructor(
-    private readonly url: string,
-    readonly exchange: string,
-  ) {}
-
-  get queue(): string {
-    return `${this.exchange}.q`;
-  }
-
-  async start(): Promise<void> {
-    await this.connectOnce();
-  }
-
-  private async connectOnce(): Promise<void> {
-    const model = await connect(this.url);
-    this.model = model;
-    model.on('error', () => undefined);
-    model.on('close', () => {
-      if (!this.stopped) void this.reconnect();
-    });
-    const channel = await model.createChannel();
-    channel.on('error', () => undefined);
-    await channel.assertExchange(this.exchange, 'topic', { durable: true });
-    await channel.assertQueue(this.queue, { durable: true });
-    await channel.bindQueue(this.queue, this.exchange, '#');
-    await channel.prefetch(200);
-    await channel.consume(this.queue, (msg) => {
-      if (!msg) return;
-      bump(this.ok, String(msg.properties.messageId));
-      channel.ack(msg);
-    });
-  }
-
-  private async reconnect(): Promise<void> {
-    while (!this.stopped) {
-      await new Promise((r) => setTimeout(r, 500));
-      try {
-        await this.connectOnce();
-        this.reconnects++;
-        return;
-      } catch {
-        // broker still down
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    this.stopped = true;
-    await this.model?.close().catch(() => undefined);
   }
 }

@@ -1,7 +1,7 @@
-import type { FaultCounts } from './endpoints';
-import type { FaultRecord } from './faults';
-import type { InvariantReport } from './invariants';
-import type { ApiTally } from './api-client';
+import type { FaultCounts } from './webhook.endpoint';
+import type { FaultRecord } from './fault.injector';
+import type { InvariantReport } from './invariant.checker';
+import type { ApiTally } from './herald-api.client';
 
 export interface ChaosResult {
   mode: 'full' | 'reduced' | 'custom';

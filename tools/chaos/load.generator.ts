@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { ApiClient } from './api-client';
-import type { CheckAnswer } from './endpoints';
+import type { ApiClient } from './herald-api.client';
+import type { CheckAnswer } from './check.endpoint';
 
 /**
  * How the producer handles one message:

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkInvariants, type InvariantInput } from './invariants';
-import type { MessageKind, PlannedMessage } from './load';
+import { checkInvariants, type InvariantInput } from './invariant.checker';
+import type { MessageKind, PlannedMessage } from './load.generator';
 
 // The checker is what makes the chaos run mean anything: each test breaks one promise in an
 // otherwise consistent run and expects the checker to name it.
