@@ -17,7 +17,7 @@ let operations: Array<{ method: string; path: string; op: Operation }>;
 beforeAll(async () => {
   db = await createTestDatabase('lspec');
   app = await buildTestApp(db.url, { HERALD_RATE_LIMIT_PER_MINUTE: '1', HERALD_ROLE: 'api' });
-  const spec = app.swagger() as { paths: Record<string, Record<string, Operation>> };
+  const spec = app.swagger() as unknown as { paths: Record<string, Record<string, Operation>> };
   operations = Object.entries(spec.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ method: method.toUpperCase(), path, op })));
 });
 afterAll(async () => {
