@@ -61,7 +61,10 @@ async function main(): Promise<number> {
   const cleanups: Array<() => Promise<void> | void> = [];
   const killers: Array<() => void> = [];
   // Whatever happens (an exception, Ctrl-C), no private process outlives the run.
-  const killAll = () => killers.forEach((k) => k());
+  const killAll = () => {
+    killers.forEach((k) => k());
+    if (!args.keep) rmSync(dir, { recursive: true, force: true });
+  };
   process.once('exit', killAll);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
@@ -286,8 +289,7 @@ async function main(): Promise<number> {
     await Promise.all(replicas.map((r) => r.kill()));
     for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
     killAll();
-    if (!args.keep) rmSync(dir, { recursive: true, force: true });
-    else log(`kept ${dir}`);
+    if (args.keep) log(`kept ${dir}`);
   }
 }
 
