@@ -63,7 +63,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(healthRoutes);
   if (config.role !== 'worker') {
     await app.register(messageRoutes, { allowPrivateUrls: config.allowPrivateUrls });
-    await app.register(subscriptionRoutes, { allowPrivateUrls: config.allowPrivateUrls });
+    await app.register(subscriptionRoutes, { allowPrivateUrls: config.allowPrivateUrls, maxPerTopic: config.maxSubscriptionsPerTopic });
   }
   if (config.role !== 'api' && options.worker !== false) await app.register(workerPlugin, { config });
   return app;

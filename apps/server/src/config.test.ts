@@ -16,6 +16,7 @@ describe('parseConfig', () => {
       allowPrivateUrls: false,
       role: 'all',
       maxBodyBytes: 1_048_576,
+      maxSubscriptionsPerTopic: 50,
       authDisabled: false,
       checkDefaults: { checkAfterMs: 30_000, checkIntervalMs: 10_000, maxChecks: 15, onChecksExhausted: 'rollback' },
     });
@@ -50,6 +51,7 @@ describe('parseConfig', () => {
     [{ HERALD_API_KEYS: KEYS, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'collector' }, /^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is not a valid URL/],
     [{ HERALD_API_KEYS: KEYS, HERALD_TRACING: 'otlp', OTEL_SERVICE_NAME: 'has space' }, /^OTEL_SERVICE_NAME must be/],
     [{ HERALD_API_KEYS: KEYS, HERALD_TRACING: 'otlp', OTEL_BSP_SCHEDULE_DELAY: '0' }, /^OTEL_BSP_SCHEDULE_DELAY must be between 1 and 600000/],
+    [{ HERALD_API_KEYS: KEYS, HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC: '0' }, /^HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC must be between 1 and 100000/],
   ])('refuses %j, naming the variable', (env, message) => {
     expect(() => parseConfig(env)).toThrow(ConfigError);
     expect(() => parseConfig(env)).toThrow(message);

@@ -35,6 +35,8 @@ export type ErrorResponse = Static<typeof ErrorResponse>;
 
 const error = (description: string) => ({ ...Type.Ref(ErrorResponse), description });
 
+const retryAfter = (description: string) => ({ 'retry-after': { type: 'integer', minimum: 0, description } });
+
 /** Documented error responses, reused by every route. */
 export const Errors = {
   400: error('Validation failed; `message` and `field` name the field and the reason'),
@@ -44,7 +46,14 @@ export const Errors = {
   409: error('Conflicts with the stored message'),
   413: error('Request body larger than HERALD_MAX_BODY_BYTES'),
   415: error('Content-Type is not application/json'),
-  503: error('A backing service (MySQL) is unavailable; retry later'),
+  429: {
+    ...error('Rate limit for this bearer token exceeded (HERALD_RATE_LIMIT_PER_MINUTE, counted across replicas); nothing was done'),
+    headers: retryAfter('Seconds until the token’s budget refills'),
+  },
+  503: {
+    ...error('Overloaded (event-loop lag above HERALD_MAX_EVENT_LOOP_DELAY_MS), a backing service (MySQL) unavailable, or the process shutting down; nothing was done, retry (Herald’s writes are idempotent)'),
+    headers: retryAfter('Seconds to wait before retrying; sent when overloaded or when a backing service is unavailable'),
+  },
 } as const;
 
 /** The version of the HTTP contract in the OpenAPI document. */

@@ -5,7 +5,7 @@ import * as deliverySchema from './schema/deliveries';
 
 const schema = { ...messageSchema, ...deliverySchema };
 
-export type HeraldDb = MySql2Database<typeof schema>;
+export type HeraldDb = MySql2Database<typeof schema> & { $client: Pool };
 
 export interface DatabaseOptions {
   /** mysql://user:password@host:port/database */

@@ -1,5 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { and, asc, eq, gt, or } from 'drizzle-orm';
+import { createHash, randomBytes } from 'node:crypto';
+import { and, asc, eq, gt, ne, or, sql } from 'drizzle-orm';
+import type { RowDataPacket } from 'mysql2/promise';
 import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, topicMatches, type BackoffPolicy, type SigningSecrets, type Subscription, type Target } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { subscriptions, type SubscriptionRow } from './schema/deliveries';
@@ -19,6 +20,20 @@ export interface SubscriptionWithSecrets extends Subscription, SigningSecrets {}
 
 type Executor = Pick<HeraldDb, 'select'>;
 
+/** A topic pattern already has as many subscriptions as it may (`HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC`). */
+export class SubscriptionLimitError extends Error {
+  override readonly name = 'SubscriptionLimitError';
+  constructor(
+    readonly topic: string,
+    readonly limit: number,
+  ) {
+    super(`topic pattern "${topic}" already has ${limit} subscriptions, the limit`);
+  }
+}
+
+/** How long a create or a topic change waits for another one on the same pattern. */
+const TOPIC_LOCK_TIMEOUT_S = 10;
+
 /** A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64. */
 export function generateWebhookSecret(): string {
   return `whsec_${randomBytes(32).toString('base64')}`;
@@ -30,8 +45,15 @@ export class SubscriptionRepository {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  /** Creates a subscription; a webhook one gets a signing secret, returned here and on rotation only. */
-  async create(input: NewSubscription): Promise<{ subscription: Subscription; secret: string | null }> {
+  /**
+   * Creates a subscription; a webhook one gets a signing secret, returned here and on rotation
+   * only. Throws SubscriptionLimitError if its topic pattern already has `maxPerTopic`.
+   */
+  async create(input: NewSubscription, maxPerTopic = Infinity): Promise<{ subscription: Subscription; secret: string | null }> {
+    return this.withinTopicLimit(input.topic, maxPerTopic, undefined, () => this.insert(input));
+  }
+
+  private async insert(input: NewSubscription): Promise<{ subscription: Subscription; secret: string | null }> {
     const now = this.now();
     const secret = input.target.type === 'webhook' ? generateWebhookSecret() : null;
     const row: SubscriptionRow = {
@@ -71,9 +93,18 @@ export class SubscriptionRepository {
     return rows.map(toSubscription);
   }
 
-  async update(id: string, patch: SubscriptionPatch): Promise<Subscription | undefined> {
+  /** Changes a subscription; moving it to another topic pattern respects `maxPerTopic` (SubscriptionLimitError). */
+  async update(id: string, patch: SubscriptionPatch, maxPerTopic = Infinity): Promise<Subscription | undefined> {
     const current = await this.get(id);
     if (!current) return undefined;
+    if (patch.topic !== undefined && patch.topic !== current.topic) {
+      const topic = patch.topic;
+      return this.withinTopicLimit(topic, maxPerTopic, id, () => this.apply(id, current, patch));
+    }
+    return this.apply(id, current, patch);
+  }
+
+  private async apply(id: string, current: SubscriptionWithSecrets, patch: SubscriptionPatch): Promise<Subscription | undefined> {
     const set: Partial<SubscriptionRow> = { updatedAt: this.now() };
     if (patch.name !== undefined) set.name = patch.name;
     if (patch.topic !== undefined) set.topicPattern = patch.topic;
@@ -92,6 +123,43 @@ export class SubscriptionRepository {
     }
     await this.db.update(subscriptions).set(set).where(eq(subscriptions.id, id));
     return (await this.get(id)) as Subscription;
+  }
+
+  /**
+   * Runs `write` only while `topic` has fewer than `limit` subscriptions (not counting `except`),
+   * holding a MySQL named lock per pattern from the count until the write has committed, so
+   * concurrent creates on any replica queue up instead of all passing the same count.
+   */
+  private async withinTopicLimit<T>(topic: string, limit: number, except: string | undefined, write: () => Promise<T>): Promise<T> {
+    if (!Number.isFinite(limit)) return write();
+    // Lock names are at most 64 characters; a digest keeps long patterns apart.
+    const lockName = `herald:sub-topic:${createHash('sha256').update(topic).digest('hex').slice(0, 40)}`;
+    const connection = await this.db.$client.getConnection();
+    let reusable = true;
+    try {
+      const [rows] = await connection.query<RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS got', [lockName, TOPIC_LOCK_TIMEOUT_S]).catch((error: unknown) => {
+        reusable = false;
+        throw error;
+      });
+      if (rows[0]?.got !== 1) {
+        // Reported like any lock wait timeout: the caller answers 503 and the client retries.
+        throw Object.assign(new Error(`waited ${TOPIC_LOCK_TIMEOUT_S} s for the subscription lock of "${topic}"`), { code: 'ER_LOCK_WAIT_TIMEOUT' });
+      }
+      try {
+        const [row] = await this.db
+          .select({ n: sql<string>`COUNT(*)` })
+          .from(subscriptions)
+          .where(except === undefined ? eq(subscriptions.topicPattern, topic) : and(eq(subscriptions.topicPattern, topic), ne(subscriptions.id, except)));
+        if (Number(row?.n ?? 0) >= limit) throw new SubscriptionLimitError(topic, limit);
+        return await write();
+      } finally {
+        await connection.query('SELECT RELEASE_LOCK(?)', [lockName]).catch(() => (reusable = false));
+      }
+    } finally {
+      // A connection in doubt may still hold the lock: close it, and the server drops the lock.
+      if (reusable) connection.release();
+      else connection.destroy();
+    }
   }
 
   async delete(id: string): Promise<boolean> {

@@ -29,6 +29,9 @@ function isBackendUnavailable(error: unknown): boolean {
   if (hasErrorCode(error, UNAVAILABLE_CODES)) return true;
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
     if (/Pool is closed|Queue limit reached/.test(e.message)) return true;
+    // mysql2 marks errors that end a connection `fatal`; some carry no code, e.g. the one a
+    // ROLLBACK gets on a connection MySQL dropped mid-transaction (drizzle then throws that one).
+    if ((e as { fatal?: unknown }).fatal === true) return true;
   }
   return false;
 }

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Liveness, Readiness } from '@herald/contract';
+import { ErrorResponse, Liveness, Readiness } from '@herald/contract';
+import { Type } from '@sinclair/typebox';
 
 const PROBE_TIMEOUT_MS = 1_000;
 
@@ -24,12 +25,15 @@ async function probe(check: () => Promise<unknown>): Promise<{ ok: boolean; late
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
+/** Fastify answers every request 503 once the process has begun shutting down. */
+const ShuttingDown = { ...Type.Ref(ErrorResponse), description: 'The process is shutting down' };
+
 export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const open = { access: 'public' as const };
 
   app.get('/healthz', {
     config: open,
-    schema: { operationId: 'liveness', summary: 'Liveness: the process is up', tags: ['operations'], response: { 200: Liveness } },
+    schema: { operationId: 'liveness', summary: 'Liveness: the process is up', tags: ['operations'], response: { 200: Liveness, 503: ShuttingDown } },
   }, async () => ({ status: 'ok' as const }));
 
   app.get('/readyz', {
@@ -67,7 +71,10 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Prometheus metrics',
       tags: ['operations'],
       produces: ['text/plain'],
-      response: { 200: { type: 'string', description: 'Prometheus text exposition format' } },
+      response: {
+        200: { type: 'string', description: 'Prometheus text exposition format' },
+        503: { description: ShuttingDown.description, content: { 'application/json': { schema: Type.Ref(ErrorResponse) } } },
+      },
     },
   }, async (_request, reply) => {
     reply.type(app.metrics.registry.contentType);

@@ -63,7 +63,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       response: {
         201: { ...MessageRef, description: 'Stored' },
         200: { ...MessageRef, description: 'Already stored with the same content (idempotent retry)' },
-        400: Errors[400], 401: Errors[401], 403: Errors[403], 409: Errors[409], 413: Errors[413], 415: Errors[415], 503: Errors[503],
+        400: Errors[400], 401: Errors[401], 403: Errors[403], 409: Errors[409], 413: Errors[413], 415: Errors[415], 429: Errors[429], 503: Errors[503],
       },
     },
   }, async (request, reply) => {
@@ -100,7 +100,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
         tags: ['messages'],
         security,
         params: MessageIdParams,
-        response: { 200: MessageRef, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 503: Errors[503] },
+        response: { 200: MessageRef, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 429: Errors[429], 503: Errors[503] },
       },
     }, async (request) => {
       const result = await app.messages.decide(request.params.id, d.verb);
@@ -117,7 +117,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       tags: ['messages'],
       security,
       params: MessageIdParams,
-      response: { 200: MessageRef, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 503: Errors[503] },
+      response: { 200: MessageRef, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 429: Errors[429], 503: Errors[503] },
     },
   }, async (request) => {
     const message = await app.messages.findById(request.params.id);
@@ -135,7 +135,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       tags: ['messages'],
       security,
       params: MessageIdParams,
-      response: { 200: DeliveryList, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 503: Errors[503] },
+      response: { 200: DeliveryList, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 429: Errors[429], 503: Errors[503] },
     },
   }, async (request) => {
     if (!(await app.messages.findById(request.params.id))) throw new HttpProblem(404, `message ${request.params.id} not found`);
@@ -161,7 +161,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       security,
       params: MessageIdParams,
       body: Type.Optional(RedeliverBody),
-      response: { 202: Requeued, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 503: Errors[503] },
+      response: { 202: Requeued, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 429: Errors[429], 503: Errors[503] },
     },
   }, async (request, reply) => {
     const { id } = request.params;
@@ -183,7 +183,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       tags: ['messages'],
       security,
       querystring: ListMessagesQuery,
-      response: { 200: MessageList, 400: Errors[400], 401: Errors[401], 403: Errors[403], 503: Errors[503] },
+      response: { 200: MessageList, 400: Errors[400], 401: Errors[401], 403: Errors[403], 429: Errors[429], 503: Errors[503] },
     },
   }, async (request) => {
     const { status, topic, createdBefore, limit = 50, cursor } = request.query;

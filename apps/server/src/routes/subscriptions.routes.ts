@@ -15,12 +15,14 @@ import {
 } from '@herald/contract';
 import { headersProblem, targetUrlProblem, type Subscription as StoredSubscription, type Target } from '@herald/domain';
 import { privateUrlProblem } from '@herald/delivery';
+import { SubscriptionLimitError } from '@herald/db';
 import { badRequest, HttpProblem } from '../plugins/errors';
 
 const admin = { access: 'admin' as const };
 const security = [{ bearer: [] }];
 const SubscriptionRef = Type.Ref(Subscription);
 const DEFAULT_ROTATION_GRACE_MS = 24 * 3600_000;
+const SubscriptionLimit = { ...Errors[409], description: 'The topic pattern already has HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC subscriptions' };
 
 function toApiSubscription(s: StoredSubscription, secret?: string | null) {
   return { ...s, createdAt: s.createdAt.toISOString(), updatedAt: s.updatedAt.toISOString(), ...(secret ? { secret } : {}) };
@@ -36,6 +38,18 @@ function checkTarget(target: Target | undefined, allowPrivateUrls: boolean): voi
 
 const notFound = (id: string) => new HttpProblem(404, `subscription ${id} not found`);
 
+/** The per-pattern cap as the client sees it: 409 naming the pattern and the cap. */
+async function withinLimit<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (error instanceof SubscriptionLimitError) {
+      throw new HttpProblem(409, `topic pattern "${error.topic}" already has ${error.limit} subscriptions, the most allowed (HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC); delete one or use another pattern`, 'topic');
+    }
+    throw error;
+  }
+}
+
 function encodeCursor(s: StoredSubscription): string {
   return Buffer.from(`${s.createdAt.toISOString()}|${s.id}`).toString('base64url');
 }
@@ -47,9 +61,9 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } | undefin
   return { createdAt, id };
 }
 
-export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolean }> = async (app, options) => {
+export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolean; maxPerTopic: number }> = async (app, options) => {
   const base = { tags: ['subscriptions'], security };
-  const errors = { 400: Errors[400], 401: Errors[401], 403: Errors[403], 503: Errors[503] };
+  const errors = { 400: Errors[400], 401: Errors[401], 403: Errors[403], 429: Errors[429], 503: Errors[503] };
 
   app.post('/v1/subscriptions', {
     config: admin,
@@ -57,13 +71,15 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
       ...base,
       operationId: 'createSubscription',
       summary: 'Create a subscription',
-      description: 'Messages whose topic matches `topic` are delivered to `target`. A webhook subscription’s response includes its `whsec_` signing secret, shown only here and on rotation.',
+      description:
+        'Messages whose topic matches `topic` are delivered to `target`. A webhook subscription’s response includes its `whsec_` signing secret, shown only here and on rotation. ' +
+        'One topic pattern may have at most `HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC` subscriptions (default 50); beyond that the answer is 409.',
       body: CreateSubscriptionBody,
-      response: { 201: SubscriptionRef, ...errors, 413: Errors[413], 415: Errors[415] },
+      response: { 201: SubscriptionRef, ...errors, 409: SubscriptionLimit, 413: Errors[413], 415: Errors[415] },
     },
   }, async (request, reply) => {
     checkTarget(request.body.target, options.allowPrivateUrls);
-    const { subscription, secret } = await app.subscriptions.create(request.body);
+    const { subscription, secret } = await withinLimit(app.subscriptions.create(request.body, options.maxPerTopic));
     return reply.code(201).send(toApiSubscription(subscription, secret));
   });
 
@@ -96,14 +112,14 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
       ...base,
       operationId: 'updateSubscription',
       summary: 'Change a subscription',
-      description: 'Any field of the create body. Setting `enabled` clears a reason Herald recorded when it disabled the subscription. Deliveries already created go to the subscription as it is when they are attempted; while it is disabled they become dead (replay them after re-enabling).',
+      description: 'Any field of the create body. Setting `enabled` clears a reason Herald recorded when it disabled the subscription. Deliveries already created go to the subscription as it is when they are attempted; while it is disabled they become dead (replay them after re-enabling). Moving it to a topic pattern that already has `HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC` subscriptions is 409.',
       params: SubscriptionIdParams,
       body: PatchSubscriptionBody,
-      response: { 200: SubscriptionRef, 404: Errors[404], ...errors },
+      response: { 200: SubscriptionRef, 404: Errors[404], 409: SubscriptionLimit, ...errors },
     },
   }, async (request) => {
     checkTarget(request.body.target as Target | undefined, options.allowPrivateUrls);
-    const updated = await app.subscriptions.update(request.params.id, request.body as Parameters<typeof app.subscriptions.update>[1]);
+    const updated = await withinLimit(app.subscriptions.update(request.params.id, request.body as Parameters<typeof app.subscriptions.update>[1], options.maxPerTopic));
     if (!updated) throw notFound(request.params.id);
     return toApiSubscription(updated);
   });
