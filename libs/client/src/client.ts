@@ -71,7 +71,8 @@ const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
  * A typed client for every route of Herald's HTTP API. Prepare with an id, confirm, cancel, get
  * and list are retried on network errors, 429 and 5xx with exponential backoff and jitter: the
  * service answers a repeated call exactly as the first, so a retry never does anything twice.
- * Creating a subscription and the redeliver routes are not retried.
+ * A `Retry-After` (seconds or HTTP date) is waited out in full, within `retry.deadlineMs`.
+ * Creating a subscription, rotating a secret and the redeliver routes are not retried.
  */
 export class HeraldClient {
   private readonly baseUrl: string;
