@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { HeraldClient, type HeraldMessage } from '@herald/client';
 import { AMQP_URL, createDatabase, startHerald, waitFor, type RunningHerald } from '../shared/herald.process';
 import { CouponService } from './coupon.service';
-import { ORDER_PAID, OrderService, type PaymentFaults } from './order.service';
+import { CHECK_SOON_MS, ORDER_PAID, OrderService, type PaymentFaults } from './order.service';
 import { PointsService } from './points.service';
 import { say } from './log';
 
@@ -44,25 +44,25 @@ export const SCENARIOS: Scenario[] = [
     name: 'crash-after-prepare',
     title: 'Producer crashes after prepare, before its local transaction: check-back rolls back',
     paid: false,
-    run: (w, id) => w.orders.pay(id, { hooks: { afterPrepare: crash('after prepare') } }),
+    run: (w, id) => w.orders.pay(id, { hooks: { afterPrepare: crash('after prepare') }, checkAfterMs: CHECK_SOON_MS }),
   },
   {
     name: 'crash-after-commit',
     title: 'Producer crashes after its local commit, before confirm: check-back commits',
     paid: true,
-    run: (w, id) => w.orders.pay(id, { hooks: { afterCommit: crash('after the local commit') } }),
+    run: (w, id) => w.orders.pay(id, { hooks: { afterCommit: crash('after the local commit') }, checkAfterMs: CHECK_SOON_MS }),
   },
   {
     name: 'slow-transaction',
     title: 'The local transaction is still open when Herald checks back: the check wins, the late commit fails',
     paid: false,
-    run: (w, id) => w.orders.pay(id, { stallUntilChecked: true }),
+    run: (w, id) => w.orders.pay(id, { stallUntilChecked: true, checkAfterMs: CHECK_SOON_MS }),
   },
   {
     name: 'lost-confirm',
     title: 'The confirm is lost on the network (every retry): check-back commits',
     paid: true,
-    run: (w, id) => w.orders.pay(id, { loseConfirm: true } satisfies PaymentFaults),
+    run: (w, id) => w.orders.pay(id, { loseConfirm: true, checkAfterMs: CHECK_SOON_MS } satisfies PaymentFaults),
   },
   {
     name: 'consumer-down',

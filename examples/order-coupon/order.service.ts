@@ -7,6 +7,14 @@ import { say } from './log';
 
 export const ORDER_PAID = 'order.paid';
 
+/**
+ * First check-back delay when the producer settles the message itself: far away, so a slow
+ * moment on a busy machine cannot let a check beat the local commit.
+ */
+export const NO_CHECK_MS = 60_000;
+/** First check-back delay in the scenarios that show one: soon, but well after a local commit of milliseconds. */
+export const CHECK_SOON_MS = 1_500;
+
 /** How the order service misbehaves for one payment. */
 export interface PaymentFaults {
   hooks?: FailureHooks;
@@ -14,6 +22,8 @@ export interface PaymentFaults {
   loseConfirm?: boolean;
   /** The local transaction stays open after its update until Herald has checked back (a stuck or paused process). */
   stallUntilChecked?: boolean;
+  /** Herald's first check-back delay (default {@link NO_CHECK_MS}). */
+  checkAfterMs?: number;
 }
 
 /**
@@ -79,7 +89,7 @@ export class OrderService {
     const barrier = new HeraldBarrier({ client, transactions: mysql2Transactions(this.pool), checkUrl: this.checkUrl, idPrefix: `${orderId}-`, hooks });
     try {
       const result = await barrier.transaction(
-        { topic: ORDER_PAID, key: orderId, payload: { orderId }, checkAfterMs: 500, checkIntervalMs: 300 },
+        { topic: ORDER_PAID, key: orderId, payload: { orderId }, checkAfterMs: faults.checkAfterMs ?? NO_CHECK_MS, checkIntervalMs: 300 },
         async (tx, id) => {
           say('orders', `prepared ${id}; local transaction: UPDATE orders SET status = 'paid' + barrier row`);
           const [update] = (await tx.query("UPDATE orders SET status = 'paid' WHERE id = ? AND status = 'pending'", [orderId])) as unknown as [{ affectedRows: number }];

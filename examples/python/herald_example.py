@@ -13,6 +13,10 @@ local commit can no longer succeed).
 Modes: commit (the happy path), rollback (the local transaction fails -> cancel),
 crash-after-commit (commit locally, never confirm: the check-back commits),
 crash-before-commit (prepare, then nothing: the check-back rolls back).
+Whatever the mode, what is sent after the local transaction depends only on whether it committed:
+confirm if it did, cancel if it did not (--order-exists makes the commit mode's transaction fail).
+--check-after-ms sets Herald's first check: long by default, because on the normal path the
+producer confirms or cancels itself; the crash modes pass a short one to see the check-back.
 Prints one JSON line per step and exits 0 when the message ends as the mode expects.
 """
 import argparse
@@ -130,6 +134,8 @@ def main():
     p.add_argument("--topic", default="order.paid")
     p.add_argument("--order", default="1001")
     p.add_argument("--mode", choices=["commit", "rollback", "crash-after-commit", "crash-before-commit"], default="commit")
+    p.add_argument("--check-after-ms", type=int, default=60000)
+    p.add_argument("--order-exists", action="store_true", help="the order row is already there, so the local insert fails")
     args = p.parse_args()
 
     db_path = os.path.join(tempfile.mkdtemp(prefix="herald-py-"), "orders.db")
@@ -138,6 +144,9 @@ def main():
         CREATE TABLE orders (id TEXT PRIMARY KEY, status TEXT NOT NULL);
         CREATE TABLE herald_barrier (message_id TEXT PRIMARY KEY, outcome TEXT NOT NULL);
     """)
+    if args.order_exists:
+        setup.execute("INSERT INTO orders (id, status) VALUES (?, 'paid')", (args.order,))
+        setup.commit()
     setup.close()
     calls = []
     server = start_check_server(db_path, args.check_secret, calls)
@@ -148,7 +157,7 @@ def main():
     status, message = call(args.herald, args.token, "POST", "/v1/messages", {
         "id": message_id, "topic": args.topic, "key": f"order-{args.order}",
         "payload": {"orderId": args.order, "paid": True},
-        "checkUrl": check_url, "checkAfterMs": 300, "checkIntervalMs": 200,
+        "checkUrl": check_url, "checkAfterMs": args.check_after_ms, "checkIntervalMs": 200,
     })
     log("prepared", id=message_id, http=status, status=message.get("status"))
     if status not in (200, 201):
@@ -173,14 +182,17 @@ def main():
         finally:
             conn.close()
 
-    # 3. confirm or cancel, unless this run plays a crash.
+    # 3. confirm or cancel, unless this run plays a crash. Only a committed local transaction may
+    # be confirmed: confirming after a failed one would publish an event for a change that never
+    # happened.
     expected = "confirmed" if committed else "cancelled"
-    if args.mode == "commit":
-        status, message = call(args.herald, args.token, "POST", f"/v1/messages/{message_id}/confirm")
-        log("confirmed", http=status, status=message.get("status"))
-    elif args.mode == "rollback":
-        status, message = call(args.herald, args.token, "POST", f"/v1/messages/{message_id}/cancel")
-        log("cancelled", http=status, status=message.get("status"))
+    if args.mode in ("commit", "rollback"):
+        if committed:
+            status, message = call(args.herald, args.token, "POST", f"/v1/messages/{message_id}/confirm")
+            log("confirmed", http=status, status=message.get("status"))
+        else:
+            status, message = call(args.herald, args.token, "POST", f"/v1/messages/{message_id}/cancel")
+            log("cancelled", http=status, status=message.get("status"))
     else:
         log("crashed", note="no confirm or cancel sent; waiting for Herald's check-back")
 

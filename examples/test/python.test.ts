@@ -17,9 +17,12 @@ afterAll(async () => {
   await herald?.stop();
 });
 
-async function run(mode: string) {
+/** A check soon enough to see, late enough that a local commit of milliseconds comes first. */
+const SOON = ['--check-after-ms', '2000'];
+
+async function run(mode: string, extra: string[] = []) {
   const order = randomBytes(3).toString('hex');
-  const { stdout } = await promisify(execFile)('python3', [script, '--herald', herald.url, '--token', herald.keys.producer, '--check-secret', herald.keys.checkSecret, '--order', order, '--mode', mode], { timeout: 30_000 });
+  const { stdout } = await promisify(execFile)('python3', [script, '--herald', herald.url, '--token', herald.keys.producer, '--check-secret', herald.keys.checkSecret, '--order', order, '--mode', mode, ...extra], { timeout: 60_000 });
   const steps = stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: string; id?: string; status?: string; checks?: string[]; ok?: boolean });
   const settled = steps.find((s) => s.step === 'settled')!;
   const message = await new HeraldClient({ baseUrl: herald.url, token: herald.keys.producer }).getMessage(settled.id!);
@@ -34,6 +37,13 @@ describe('Python example (standard library only)', () => {
     expect(message.checks).toBe(0);
   });
 
+  it('commit mode whose local transaction fails: cancel, never confirm (no phantom event)', async () => {
+    const { steps, settled, message } = await run('commit', ['--order-exists']);
+    expect(steps).toEqual(['prepared', 'local-rollback', 'cancelled', 'settled']);
+    expect(settled).toMatchObject({ status: 'cancelled', checks: [], ok: true });
+    expect(message.status).toBe('cancelled');
+  });
+
   it('rollback: the local transaction fails, cancel', async () => {
     const { steps, settled } = await run('rollback');
     expect(steps).toEqual(['prepared', 'local-rollback', 'cancelled', 'settled']);
@@ -41,13 +51,13 @@ describe('Python example (standard library only)', () => {
   });
 
   it('crash after the local commit: Herald’s signed check-back is verified in Python and answered commit', async () => {
-    const { settled, message } = await run('crash-after-commit');
+    const { settled, message } = await run('crash-after-commit', SOON);
     expect(settled).toMatchObject({ status: 'confirmed', checks: ['commit'], ok: true });
     expect(message.checkAttempts).toMatchObject([{ answer: 'commit', statusCode: 200 }]);
   });
 
   it('crash before the local commit: the check-back finds no barrier row and answers rollback', async () => {
-    const { settled, message } = await run('crash-before-commit');
+    const { settled, message } = await run('crash-before-commit', SOON);
     expect(settled).toMatchObject({ status: 'cancelled', checks: ['rollback'], ok: true });
     expect(message.checkAttempts).toMatchObject([{ answer: 'rollback', statusCode: 200 }]);
   });

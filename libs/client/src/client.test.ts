@@ -76,13 +76,42 @@ describe('HeraldClient', () => {
     expect(seen).toHaveLength(1);
   });
 
-  it('honours Retry-After on 429 (within the cap) before retrying', async () => {
+  it('honours Retry-After in seconds fully, beyond the backoff cap', async () => {
     reset(json(429, { statusCode: 429, error: 'Too Many Requests', message: 'slow down' }, { 'retry-after': '1' }), json(200, { id: 'm' }));
-    const c = new HeraldClient({ baseUrl, retry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 300 } });
+    const c = new HeraldClient({ baseUrl, retry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 20 } });
     const started = Date.now();
     await c.getMessage('m');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(990);
     expect(seen).toHaveLength(2);
+  });
+
+  it('honours Retry-After as an HTTP date', async () => {
+    // HTTP dates have whole seconds: 3 s ahead is at least 2 s of waiting.
+    const at = new Date(Date.now() + 3_000).toUTCString();
+    reset(json(503, { statusCode: 503, error: 'Service Unavailable', message: 'busy' }, { 'retry-after': at }), json(200, { id: 'm' }));
+    const c = new HeraldClient({ baseUrl, retry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 20 } });
+    const started = Date.now();
+    await c.getMessage('m');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_990);
+    expect(seen).toHaveLength(2);
+  });
+
+  it('gives up with the last error at once when Retry-After would pass the overall deadline', async () => {
+    reset(json(429, { statusCode: 429, error: 'Too Many Requests', message: 'slow down' }, { 'retry-after': '30' }), json(200, { id: 'm' }));
+    const c = new HeraldClient({ baseUrl, retry: { attempts: 5, initialDelayMs: 1, maxDelayMs: 20, deadlineMs: 2_000 } });
+    const started = Date.now();
+    await expect(c.getMessage('m')).rejects.toMatchObject({ status: 429 });
+    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('deleteSubscription: a 404 after a lost answer is success; a 404 on the first attempt is not', async () => {
+    reset(hangUp, json(404, { statusCode: 404, error: 'Not Found', message: 'no subscription s' }));
+    await expect(client().deleteSubscription('s')).resolves.toBeUndefined();
+    expect(seen.map((r) => r.method)).toEqual(['DELETE', 'DELETE']);
+    reset(json(404, { statusCode: 404, error: 'Not Found', message: 'no subscription s' }));
+    await expect(client().deleteSubscription('s')).rejects.toMatchObject({ status: 404 });
+    expect(seen).toHaveLength(1);
   });
 
   it('passes list filters as a query string and returns readiness 503 as an answer', async () => {

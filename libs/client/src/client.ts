@@ -28,8 +28,14 @@ export interface RetryOptions {
   attempts?: number;
   /** Wait before the first retry; doubles each time, with full jitter (default 100 ms). */
   initialDelayMs?: number;
-  /** Cap on one wait (default 2 s). */
+  /** Cap on one backoff wait (default 2 s). A `Retry-After` from the service is not capped by it. */
   maxDelayMs?: number;
+  /**
+   * Overall time budget of one call, retries and waits included (default 30 s). A retry whose
+   * wait (`Retry-After` or backoff) would end past it is not made: the call fails with the last
+   * error instead.
+   */
+  deadlineMs?: number;
 }
 
 /** Options of {@link HeraldClient}. */
@@ -53,6 +59,8 @@ interface CallOptions {
   idempotent: boolean;
   /** Statuses that are an answer rather than an error (readiness answers 503 with a body). */
   accept?: readonly number[];
+  /** A 404 on a retry means an earlier attempt whose answer was lost already did it (DELETE). */
+  notFoundAfterRetryIsDone?: boolean;
   text?: boolean;
 }
 
@@ -63,7 +71,8 @@ const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
  * A typed client for every route of Herald's HTTP API. Prepare with an id, confirm, cancel, get
  * and list are retried on network errors, 429 and 5xx with exponential backoff and jitter: the
  * service answers a repeated call exactly as the first, so a retry never does anything twice.
- * Creating a subscription and the redeliver routes are not retried.
+ * A `Retry-After` (seconds or HTTP date) is waited out in full, within `retry.deadlineMs`.
+ * Creating a subscription, rotating a secret and the redeliver routes are not retried.
  */
 export class HeraldClient {
   private readonly baseUrl: string;
@@ -75,7 +84,7 @@ export class HeraldClient {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.fetch = options.fetch ?? globalThis.fetch;
     this.timeoutMs = options.timeoutMs ?? 10_000;
-    this.retry = { attempts: 5, initialDelayMs: 100, maxDelayMs: 2_000, ...options.retry };
+    this.retry = { attempts: 5, initialDelayMs: 100, maxDelayMs: 2_000, deadlineMs: 30_000, ...options.retry };
   }
 
   /**
@@ -142,9 +151,13 @@ export class HeraldClient {
     return this.call<HeraldSubscription>('updateSubscription', { params: { id }, body, idempotent: true });
   }
 
-  /** Deletes a subscription (admin). */
+  /**
+   * Deletes a subscription (admin). Retried like the other idempotent calls; a 404 on a retry is
+   * taken as success, because the attempt whose 204 was lost is what deleted it. A 404 on the
+   * first attempt is still an error.
+   */
   async deleteSubscription(id: string): Promise<void> {
-    await this.call<null>('deleteSubscription', { params: { id }, idempotent: true });
+    await this.call<null>('deleteSubscription', { params: { id }, idempotent: true, notFoundAfterRetryIsDone: true });
   }
 
   /** Rotates a webhook subscription's secret (admin); the old one signs too for `graceMs`. */
@@ -183,9 +196,20 @@ export class HeraldClient {
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     const attempts = options.idempotent ? Math.max(1, this.retry.attempts) : 1;
 
+    const deadline = Date.now() + this.retry.deadlineMs;
     let lastError: unknown;
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      if (attempt > 1) await sleep(this.backoff(attempt - 1, lastError));
+    let attempt = 0;
+    for (;;) {
+      attempt++;
+      if (attempt > 1) {
+        const wait = this.backoff(attempt - 1, lastError);
+        // The service asked for more time than the caller allows: fail now rather than later.
+        if (Date.now() + wait > deadline) {
+          attempt--;
+          break;
+        }
+        await sleep(wait);
+      }
       let res: Response;
       try {
         res = await this.fetch(target, {
@@ -196,27 +220,39 @@ export class HeraldClient {
         });
       } catch (err) {
         lastError = err;
+        if (attempt >= attempts) break;
         continue;
       }
       if (res.ok || options.accept?.includes(res.status)) {
         if (res.status === 204) return null as T;
         return (options.text ? await res.text() : await res.json()) as T;
       }
+      if (res.status === 404 && attempt > 1 && options.notFoundAfterRetryIsDone) {
+        await res.body?.cancel();
+        return null as T;
+      }
       const error = new HeraldApiError(res.status, (await res.json().catch(() => undefined)) as HeraldErrorBody | undefined, operation);
-      if (!RETRY_STATUSES.has(res.status) || attempt === attempts) throw error;
+      if (!RETRY_STATUSES.has(res.status) || attempt >= attempts) throw error;
       lastError = Object.assign(error, { retryAfter: res.headers.get('retry-after') });
     }
     if (lastError instanceof HeraldApiError) throw lastError;
-    throw new HeraldNetworkError(operation, attempts, { cause: lastError });
+    throw new HeraldNetworkError(operation, attempt, { cause: lastError });
   }
 
   private backoff(retry: number, lastError: unknown): number {
     const cap = Math.min(this.retry.maxDelayMs, this.retry.initialDelayMs * 2 ** (retry - 1));
-    const retryAfter = Number((lastError as { retryAfter?: string | null } | undefined)?.retryAfter);
-    // Retry-After (seconds) from a 429/503 is the service saying when; never wait less, within the cap.
-    const floor = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, this.retry.maxDelayMs) : 0;
-    return Math.max(floor, Math.random() * cap);
+    // Retry-After from a 429/503 is the service saying when: never retry sooner.
+    return Math.max(retryAfterMs((lastError as { retryAfter?: string | null } | undefined)?.retryAfter), Math.random() * cap);
   }
+}
+
+/** `Retry-After` as milliseconds from now: delay-seconds or an HTTP date; 0 when absent or unreadable. */
+function retryAfterMs(value: string | null | undefined, now = Date.now()): number {
+  if (!value) return 0;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isFinite(at) ? Math.max(0, at - now) : 0;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -35,14 +35,47 @@ export async function ensureBarrierTable(pool: SqlPool, table = BARRIER_TABLE): 
 }
 
 /**
- * Deletes barrier rows older than `before`. Keep rows at least as long as Herald may still check
- * the message (its checkAfterMs plus the check schedule, about 91 minutes with the defaults):
- * a check that finds no row answers rollback.
+ * Default retention of barrier rows: 14 days. It covers the default check schedule (the 15th
+ * check comes about 91 minutes after prepare) and the longest first check the API accepts
+ * (`checkAfterMs` up to 7 days), with a week to spare for Herald being down.
  */
-export async function pruneBarrier(pool: SqlPool, before: Date, table = BARRIER_TABLE): Promise<void> {
+export const DEFAULT_BARRIER_RETENTION_SECONDS = 14 * 86_400;
+
+/** Options of {@link pruneBarrier}. */
+export interface PruneBarrierOptions {
+  /**
+   * Keep rows at least this long (default {@link DEFAULT_BARRIER_RETENTION_SECONDS}). It must be
+   * at least the longest check schedule in use — `checkAfterMs` plus the waits before `maxChecks`
+   * checks (up to 100, each wait up to a day) — plus the longest Herald outage you plan for:
+   * Herald checks late after an outage, and a check that finds no row answers rollback, which
+   * would cancel a message whose transaction committed.
+   */
+  retentionSeconds?: number;
+  /** Rows deleted per statement, so a large backlog never holds locks for long (default 1000). */
+  batchSize?: number;
+  table?: string;
+}
+
+/**
+ * Deletes barrier rows older than the retention and returns how many. Age is measured by the
+ * database's own clock (`NOW(3)` against `created_at`, which it also wrote), so neither the
+ * application's clock nor the pool's time zone setting can shift the cutoff. Deletes in batches
+ * of `batchSize` until none is left.
+ */
+export async function pruneBarrier(pool: SqlPool, options: PruneBarrierOptions = {}): Promise<number> {
+  const table = safeTable(options.table ?? BARRIER_TABLE);
+  const retention = options.retentionSeconds ?? DEFAULT_BARRIER_RETENTION_SECONDS;
+  const batchSize = options.batchSize ?? 1_000;
+  if (!Number.isInteger(retention) || retention < 1) throw new TypeError(`retentionSeconds must be a positive integer, got ${retention}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new TypeError(`batchSize must be a positive integer, got ${batchSize}`);
   const connection = await pool.getConnection();
+  let deleted = 0;
   try {
-    await connection.query(`DELETE FROM ${safeTable(table)} WHERE created_at < ?`, [before]);
+    for (;;) {
+      const [result] = (await connection.query(`DELETE FROM ${table} WHERE created_at < NOW(3) - INTERVAL ? SECOND LIMIT ?`, [retention, batchSize])) as unknown as [{ affectedRows: number }];
+      deleted += result.affectedRows;
+      if (result.affectedRows < batchSize) return deleted;
+    }
   } finally {
     connection.release();
   }

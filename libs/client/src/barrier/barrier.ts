@@ -5,8 +5,14 @@ import { ER_DUP_ENTRY, sqlErrno, type TransactionRunner } from '../transaction.r
 import type { HeraldMessage, PrepareMessageInput } from '../types';
 import { BARRIER_TABLE, insertCommitRow, safeId } from './barrier.store';
 
-/** The message of a transaction: everything `prepare` takes except the check URL, set once. */
-export type TransactionMessage = Omit<PrepareMessageInput, 'checkUrl' | 'confirm'>;
+/**
+ * The message of a transaction: everything `prepare` takes except the check URL (set once), and
+ * except the id. The barrier always generates a fresh random id: a reused id could meet a barrier
+ * row or a Herald message left by an earlier transaction (one that committed before a crash or a
+ * {@link CommitOutcomeUnknownError}), and the cancel sent after a failed callback would then cancel
+ * a message whose transaction committed — a lost message.
+ */
+export type TransactionMessage = Omit<PrepareMessageInput, 'checkUrl' | 'confirm' | 'id'>;
 
 /**
  * Points where a test or a demo can make the producer "crash": a hook that throws stops the
@@ -62,6 +68,34 @@ export class CommitOutcomeUnknownError extends Error {
 }
 
 /**
+ * The local transaction committed, but Herald refused the confirm with 409: the message had been
+ * cancelled meanwhile (e.g. by an operator). The database change stands and the message will not
+ * be delivered; the caller has to reconcile (compensate, or publish anew).
+ */
+export class ConfirmRefusedError<T = unknown> extends Error {
+  override readonly name = 'ConfirmRefusedError';
+  /** Always true: the local transaction, barrier row included, is committed. */
+  readonly committed = true;
+
+  constructor(
+    readonly messageId: string,
+    /** What the callback returned. */
+    readonly value: T,
+    options: { cause: unknown },
+  ) {
+    super(`the local transaction for message ${messageId} committed, but Herald refused the confirm (the message was cancelled)`, options);
+  }
+}
+
+/**
+ * Prepare answered with a message that is not a fresh `prepared` one, so this transaction does not
+ * own it. Nothing ran locally and nothing is sent.
+ */
+export class UnexpectedPrepareError extends Error {
+  override readonly name = 'UnexpectedPrepareError';
+}
+
+/**
  * Transactional messages without a hand-written check-back handler. `transaction()` prepares the
  * message with a generated id, runs your callback inside your own database transaction together
  * with an insert into the barrier table, commits, then confirms; if the callback throws, it rolls
@@ -73,15 +107,24 @@ export class HeraldBarrier<Tx> {
   /**
    * Prepares `message`, runs `work` in your transaction with the barrier row, commits, confirms.
    * Throws what `work` threw (after rollback and cancel), `BarrierLostError` if the check-back
-   * rolled the message back first, or `CommitOutcomeUnknownError` if COMMIT itself failed.
+   * rolled the message back first, `CommitOutcomeUnknownError` if COMMIT itself failed,
+   * `ConfirmRefusedError` if the local commit succeeded but the message had been cancelled, or
+   * `UnexpectedPrepareError` if prepare did not answer a fresh `prepared` message.
    */
   async transaction<T>(message: TransactionMessage, work: (tx: Tx, messageId: string) => Promise<T>): Promise<TransactionResult<T>> {
     const { client, transactions, checkUrl, hooks = {} } = this.options;
     const table = this.options.table ?? BARRIER_TABLE;
-    const messageId = safeId(message.id ?? `${this.options.idPrefix ?? ''}${randomUUID()}`);
+    // A JavaScript caller can still pass an id the type forbids; refuse it rather than reuse it.
+    if ((message as { id?: unknown }).id !== undefined) throw new TypeError('transaction() generates the message id; remove `id` from the message');
+    const messageId = safeId(`${this.options.idPrefix ?? ''}${randomUUID()}`);
     // If prepare fails nothing has happened locally; if it landed but its answer was lost, the
     // message has no barrier row, so its check-back rolls it back.
-    await client.prepare({ ...message, id: messageId, checkUrl });
+    const prepared = await client.prepare({ ...message, id: messageId, checkUrl });
+    // Defence in depth: only a message still waiting for this transaction may be settled by it.
+    // Anything else (already confirmed or cancelled) must not be confirmed or cancelled from here.
+    if (prepared.id !== messageId || prepared.status !== 'prepared') {
+      throw new UnexpectedPrepareError(`prepare of ${messageId} answered a ${prepared.status} message; the transaction did not run`);
+    }
 
     let crashed = false;
     const hook = async (fn: ((id: string) => void | Promise<void>) | undefined) => {
@@ -125,8 +168,8 @@ export class HeraldBarrier<Tx> {
       return { messageId, value, confirmed: true, message: await client.confirm(messageId) };
     } catch (err) {
       // 409: the message was cancelled although the local transaction committed (a person
-      // cancelled a held message): the caller must know.
-      if (err instanceof HeraldApiError && err.status === 409) throw err;
+      // cancelled a held message): the caller must know, with what committed.
+      if (err instanceof HeraldApiError && err.status === 409) throw new ConfirmRefusedError(messageId, value, { cause: err });
       return { messageId, value, confirmed: false };
     }
   }
