@@ -44,6 +44,9 @@ export function testEnv(databaseUrl: string, extra: Record<string, string> = {})
     // Test endpoints live on 127.0.0.1; the refusal itself is tested with this off.
     HERALD_ALLOW_PRIVATE_URLS: 'true',
     HERALD_CHECK_SECRET: TEST_CHECK_SECRET,
+    // Load shedding has its own test (limits.faults); elsewhere a busy machine's event-loop lag
+    // must not turn the answers under test into 503s.
+    HERALD_MAX_EVENT_LOOP_DELAY_MS: '0',
     ...extra,
   };
 }
