@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import { createConnection, createPool } from 'mysql2/promise';
 import { Pool, type Dispatcher } from 'undici';
 import { migrate } from '@herald/db';
-import { readMemory, sampleMemory, startHerald, type HeraldProcess } from './herald.process';
+import { readCpuMs, readMemory, sampleMemory, startHerald, type HeraldProcess } from './herald.process';
 import { closedLoop, openLoop, type LoadResult } from './load.generator';
 import { createRawTable, rawAmqpBaseline, rawMysqlBaseline } from './raw.baseline';
 import { markdownTable, svgChart, type BenchRow } from './report';
@@ -39,6 +39,8 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: 'bench/results' },
     label: { type: 'string', default: '' },
     'keep-database': { type: 'boolean', default: false },
+    entry: { type: 'string', default: 'dist/apps/server/main.js' },
+    'baseline-connections': { type: 'string', default: '32' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -57,7 +59,9 @@ if (args.help) {
   --url <url>           target a running Herald instead (with --admin-token, --producer-token, optional --pid)
   --out <dir>           where JSON and SVG go (default bench/results)
   --label <text>        a note stored with the results
-  --keep-database       keep the benchmark's database and queue keys afterwards`);
+  --keep-database       keep the benchmark's database and queue keys afterwards
+  --entry <file>        the built Herald to run (default dist/apps/server/main.js; compare two builds)
+  --baseline-connections <n>  MySQL connections of the raw baseline, at most (default 32: the server is shared)`);
   process.exit(0);
 }
 
@@ -86,7 +90,9 @@ async function main() {
   mkdirSync(outDir, { recursive: true });
   const databaseUrl = `${MYSQL_SERVER}/${name}`;
   await migrate({ url: databaseUrl });
-  const mysql = createPool({ uri: databaseUrl, connectionLimit: Math.max(...concurrencies, 1), timezone: 'Z' });
+  // The naive writer gets a connection per concurrent caller, up to a cap that leaves the shared
+  // server's max_connections for everyone else.
+  const mysql = createPool({ uri: databaseUrl, connectionLimit: Math.min(Math.max(...concurrencies, 1), Number(args['baseline-connections'])), timezone: 'Z' });
   await createRawTable(mysql);
 
   const sink = await startBenchWebhookSink();
@@ -116,8 +122,8 @@ async function main() {
     if (at > 0) heraldEnv[kv.slice(0, at)] = kv.slice(at + 1);
   }
   if (!url) {
-    const entry = join(ROOT, 'dist/apps/server/main.js');
-    if (!existsSync(entry)) throw new Error('dist/apps/server/main.js is missing: run `npm run build` (npm run bench does)');
+    const entry = resolve(ROOT, args.entry);
+    if (!existsSync(entry)) throw new Error(`${args.entry} is missing: run \`npm run build\` (npm run bench does)`);
     const profileDir = join(outDir, 'profiles');
     herald = await startHerald({
       entry,
@@ -154,6 +160,11 @@ async function main() {
 
   const rows: BenchRow[] = [];
   const rss = () => memory?.take() ?? 0;
+  const cpuNow = () => (pid ? readCpuMs(pid) : undefined);
+  const cpuPerOp = (since: number | undefined, ops: number) => {
+    const now = cpuNow();
+    return since === undefined || now === undefined || ops === 0 ? null : Math.round(((now - since) / ops) * 100) / 100;
+  };
 
   /** Waits until every id has `copies` arrivals, or the drain time runs out. */
   async function drain(ids: Iterable<string>, arrivals: Arrivals, copies: number): Promise<void> {
@@ -198,6 +209,7 @@ async function main() {
     const doneAt = new Map<string, number>();
     const requestLatencies: number[] = [];
     log(`${scenario} at concurrency ${concurrency} for ${durationMs / 1000} s`);
+    const cpuStart = cpuNow();
     const load = await closedLoop(concurrency, durationMs, pairs(topic, `${topic}-${concurrency}`, doneAt, requestLatencies));
     await drain(doneAt.keys(), sink.arrivals, copies);
     const d = delivered(load, doneAt, sink.arrivals, copies);
@@ -216,6 +228,7 @@ async function main() {
       baselineLatency: baseline?.latency ?? null,
       ratio: baseline ? perSec / baseline.perSec : null,
       rssMaxMiB: rss(),
+      heraldCpuMsPerOp: cpuPerOp(cpuStart, load.ok),
       ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
     });
     log(`  ${perSec.toFixed(0)} pairs/s, ${load.errors} errors, p99 confirm→delivered ${d.latency.p99} ms, undelivered ${d.undelivered}`);
@@ -229,6 +242,7 @@ async function main() {
     const doneAt = new Map<string, number>();
     const requestLatencies: number[] = [];
     log(`direct publish → RabbitMQ at concurrency ${concurrency}`);
+    const cpuStart = cpuNow();
     const load = await closedLoop(concurrency, durationMs, async (seq) => {
       const id = `${runId}-amqp-${concurrency}-${seq}`;
       const started = performance.now();
@@ -255,6 +269,7 @@ async function main() {
       // Herald's figure for this ratio is what reached the broker's consumer, not what it accepted.
       ratio: Math.min(perSec, d.deliveredPerSec) / rawPerSec,
       rssMaxMiB: rss(),
+      heraldCpuMsPerOp: cpuPerOp(cpuStart, load.ok),
       ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
     });
     log(`  raw ${rawPerSec.toFixed(0)}/s; Herald ${perSec.toFixed(0)} accepted/s, ${d.deliveredPerSec.toFixed(0)} delivered/s, p99 ${d.latency.p99} ms`);
@@ -266,6 +281,7 @@ async function main() {
     log(`${label}: ${rate} pairs/s for ${seconds} s`);
     const ticker = onTick ? setInterval(() => onTick((performance.now() - startedAt) / 1000), 10_000) : undefined;
     const startedAt = performance.now();
+    const cpuStart = cpuNow();
     const load = await openLoop(rate, seconds * 1000, pairs('bench.pc', `rate-${label.replace(/\W+/g, '')}`, doneAt, requestLatencies));
     clearInterval(ticker);
     await drain(doneAt.keys(), sink.arrivals, 1);
@@ -285,6 +301,7 @@ async function main() {
       baselineLatency: null,
       ratio: null,
       rssMaxMiB: rss(),
+      heraldCpuMsPerOp: cpuPerOp(cpuStart, load.ok),
       ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
     });
     log(`  ${perSec.toFixed(0)} pairs/s, ${load.errors} errors, confirm→delivered p50/p95/p99 ${d.latency.p50}/${d.latency.p95}/${d.latency.p99} ms`);
@@ -340,7 +357,7 @@ async function main() {
       at: new Date().toISOString(),
       label: args.label,
       machine,
-      conditions: { durationS: durationMs / 1000, concurrencies, rate, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
+      conditions: { entry: args.entry, baselineConnections: Number(args['baseline-connections']), durationS: durationMs / 1000, concurrencies, rate, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
       memory: { startMiB: startMiB, endMiB: end?.rssMiB ?? null, peakMiB: end?.peakMiB ?? null },
       soak,
       rows,

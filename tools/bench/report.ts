@@ -19,6 +19,8 @@ export interface BenchRow {
   baselineLatency: LatencySummary | null;
   ratio: number | null;
   rssMaxMiB: number;
+  /** Herald's CPU time (user + system) per completed operation, window and drain included. */
+  heraldCpuMsPerOp: number | null;
   errorSamples?: string[];
 }
 
@@ -38,6 +40,7 @@ export function markdownTable(rows: readonly BenchRow[]): string {
     'baseline',
     'baseline /s',
     'ratio',
+    'Herald CPU ms/op',
     'RSS MiB',
   ];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
@@ -54,6 +57,7 @@ export function markdownTable(rows: readonly BenchRow[]): string {
         r.baseline ?? '–',
         fmt(r.baselinePerSec),
         r.ratio === null ? '–' : `${r.ratio.toFixed(2)}×`,
+        fmt(r.heraldCpuMsPerOp, 2),
         fmt(r.rssMaxMiB),
       ].join(' | ')} |`,
     );
