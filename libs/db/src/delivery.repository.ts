@@ -2,6 +2,7 @@ import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, or, sql } from 'driz
 import type { MySqlTransaction } from 'drizzle-orm/mysql-core';
 import {
   nextAttemptDelayMs,
+  topicMatches,
   type AttemptResult,
   type DeliveryStatus,
   type SigningSecrets,
@@ -62,6 +63,12 @@ export type AttemptOutcome =
   | { kind: 'dead'; reason: string }
   | { kind: 'stale' };
 
+/** The deliveries a confirm created: the jobs to enqueue and the API's view of them. */
+export interface FanOut {
+  jobs: DeliveryJobRef[];
+  deliveries: DeliverySummary[];
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Tx = MySqlTransaction<any, any, any, any>;
 
@@ -80,24 +87,69 @@ export class DeliveryRepository {
    * deliveries and a rolled-back confirm has none.
    */
   static async fanOut(tx: Tx, message: { id: string; topic: string; delayMs: number }, now: Date): Promise<DeliveryJobRef[]> {
-    const matched = await SubscriptionRepository.matching(tx, message.topic);
-    if (matched.length === 0) return [];
-    const runAt = new Date(now.getTime() + message.delayMs);
-    await tx.insert(deliveries).values(
-      matched.map((s) => ({
-        messageId: message.id,
-        subscriptionId: s.id,
-        targetType: s.target.type,
+    return (await DeliveryRepository.fanOutWithSummaries(tx, message, now)).jobs;
+  }
+
+  /**
+   * `fanOut`, also returning the new deliveries as the API shows them, so a confirm can answer
+   * from its own transaction instead of reading them back after the commit.
+   */
+  static async fanOutWithSummaries(tx: Tx, message: { id: string; topic: string; delayMs: number }, now: Date): Promise<FanOut> {
+    return (await DeliveryRepository.fanOutMany(tx, [message], now)).get(message.id) ?? { jobs: [], deliveries: [] };
+  }
+
+  /**
+   * Fan-out for several messages confirmed in one transaction (group commit): one read of the
+   * subscriptions, one multi-row INSERT and one read-back for all of them.
+   */
+  static async fanOutMany(tx: Tx, batch: ReadonlyArray<{ id: string; topic: string; delayMs: number }>, now: Date): Promise<Map<string, FanOut>> {
+    const result = new Map<string, FanOut>();
+    if (batch.length === 0) return result;
+    const enabled = await SubscriptionRepository.enabled(tx);
+    const runAts = new Map<string, Date>();
+    const values = batch.flatMap((message) => {
+      const runAt = new Date(now.getTime() + message.delayMs);
+      runAts.set(message.id, runAt);
+      return enabled
+        .filter((s) => topicMatches(s.topic, message.topic))
+        .map((s) => ({
+          messageId: message.id,
+          subscriptionId: s.id,
+          targetType: s.target.type,
+          status: 'pending',
+          attempts: 0,
+          generation: 0,
+          nextAttemptAt: runAt,
+          createdAt: now,
+          updatedAt: now,
+        }));
+    });
+    if (values.length === 0) return result;
+    await tx.insert(deliveries).values(values);
+    const rows = await tx
+      .select({ id: deliveries.id, messageId: deliveries.messageId, subscriptionId: deliveries.subscriptionId, targetType: deliveries.targetType })
+      .from(deliveries)
+      .where(inArray(deliveries.messageId, [...runAts.keys()]))
+      .orderBy(asc(deliveries.id));
+    for (const r of rows) {
+      const runAt = runAts.get(r.messageId) ?? now;
+      const entry = result.get(r.messageId) ?? { jobs: [], deliveries: [] };
+      entry.jobs.push({ deliveryId: r.id, generation: 0, attempt: 0, runAt });
+      entry.deliveries.push({
+        id: r.id,
+        subscriptionId: r.subscriptionId,
+        targetType: r.targetType as TargetType,
         status: 'pending',
         attempts: 0,
-        generation: 0,
+        lastError: null,
+        lastStatusCode: null,
         nextAttemptAt: runAt,
-        createdAt: now,
-        updatedAt: now,
-      })),
-    );
-    const rows = await tx.select({ id: deliveries.id }).from(deliveries).where(eq(deliveries.messageId, message.id));
-    return rows.map((r) => ({ deliveryId: r.id, generation: 0, attempt: 0, runAt }));
+        deliveredAt: null,
+        deadAt: null,
+      });
+      result.set(r.messageId, entry);
+    }
+    return result;
   }
 
   /**

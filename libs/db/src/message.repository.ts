@@ -17,16 +17,18 @@ import {
 } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { hasErrorCode } from './driver-errors';
-import { DeliveryRepository, withDeadlockRetry, type DeliveryJobRef } from './delivery.repository';
+import { DeliveryRepository, withDeadlockRetry, type DeliveryJobRef, type DeliverySummary } from './delivery.repository';
 import { checkAttempts, messages, type CheckAttemptRow, type MessageRow } from './schema/messages';
 
 export type PrepareOutcome =
-  | { kind: 'created'; message: StoredMessage; jobs: DeliveryJobRef[] }
+  /** `deliveries`: those created with a direct publish, as committed (none for a prepare). */
+  | { kind: 'created'; message: StoredMessage; jobs: DeliveryJobRef[]; deliveries: DeliverySummary[] }
   | { kind: 'duplicate'; message: StoredMessage }
   | { kind: 'conflict'; message: StoredMessage };
 
 export type DecisionResult =
-  | { kind: 'applied'; from: MessageStatus; message: StoredMessage; jobs: DeliveryJobRef[] }
+  /** `message` and `deliveries` are as the decision committed them (read inside its transaction). */
+  | { kind: 'applied'; from: MessageStatus; message: StoredMessage; jobs: DeliveryJobRef[]; deliveries: DeliverySummary[] }
   | { kind: 'already'; message: StoredMessage }
   | { kind: 'conflict'; message: StoredMessage }
   | { kind: 'not_found' };
@@ -127,13 +129,13 @@ export class MessageRepository {
       cancelledAt: null,
     } satisfies Omit<MessageRow, 'seq'>;
 
-    let jobs: DeliveryJobRef[] = [];
+    let fanOut: { jobs: DeliveryJobRef[]; deliveries: DeliverySummary[] } = { jobs: [], deliveries: [] };
     try {
       if (direct) {
         // A direct publish is a confirm: the message and its deliveries commit together.
-        jobs = await this.db.transaction(async (tx) => {
+        fanOut = await this.db.transaction(async (tx) => {
           await tx.insert(messages).values(row);
-          return DeliveryRepository.fanOut(tx, row, now);
+          return DeliveryRepository.fanOutWithSummaries(tx, row, now);
         });
       } else {
         await this.db.insert(messages).values(row);
@@ -146,7 +148,7 @@ export class MessageRepository {
       return { kind: existing.contentHash === row.contentHash ? 'duplicate' : 'conflict', message: toMessage(existing) };
     }
     this.onTransition('new', status);
-    return { kind: 'created', message: toMessage({ ...row, seq: 0n }), jobs };
+    return { kind: 'created', message: toMessage({ ...row, seq: 0n }), ...fanOut };
   }
 
   async findById(id: string): Promise<StoredMessage | undefined> {
@@ -163,12 +165,10 @@ export class MessageRepository {
     // Most decisions find a prepared message: try that first, one round trip.
     let from: MessageStatus = 'prepared';
     for (let attempt = 0; attempt < UNDECIDED.length + 1; attempt++) {
-      const jobs = await this.transition(id, from, to);
-      if (jobs) {
-        const message = await this.findById(id);
-        if (!message) throw new Error(`message ${id} vanished after ${from} → ${to}`);
+      const applied = await this.transition(id, from, to);
+      if (applied) {
         this.onTransition(from, to);
-        return { kind: 'applied', from, message, jobs };
+        return { kind: 'applied', from, ...applied };
       }
       const current = await this.findById(id);
       if (!current) return { kind: 'not_found' };
@@ -199,9 +199,10 @@ export class MessageRepository {
 
   /**
    * One conditional UPDATE; for a confirm, the deliveries are created in the same transaction.
-   * Returns the delivery jobs to schedule, or undefined if the message was not in `from`.
+   * Returns the message and deliveries as committed (read under the UPDATE's row lock, so no
+   * read-back after the commit), or undefined if the message was not in `from`.
    */
-  private async transition(id: string, from: MessageStatus, to: MessageStatus): Promise<DeliveryJobRef[] | undefined> {
+  private async transition(id: string, from: MessageStatus, to: MessageStatus) {
     const now = this.now();
     return withDeadlockRetry(() => this.db.transaction(async (tx) => {
       const [result] = await tx
@@ -209,10 +210,11 @@ export class MessageRepository {
         .set(decidedColumns(to, now))
         .where(and(eq(messages.id, id), inArray(messages.status, [from])));
       if (result.affectedRows !== 1) return undefined;
-      if (to !== 'confirmed') return [];
-      const [row] = await tx.select({ topic: messages.topic, delayMs: messages.delayMs }).from(messages).where(eq(messages.id, id));
+      const [row] = await tx.select().from(messages).where(eq(messages.id, id));
       if (!row) throw new Error(`message ${id} vanished inside its own transaction`);
-      return DeliveryRepository.fanOut(tx, { id, ...row }, now);
+      const message = toMessage(row);
+      if (to !== 'confirmed') return { message, jobs: [], deliveries: [] };
+      return { message, ...(await DeliveryRepository.fanOutWithSummaries(tx, row, now)) };
     }));
   }
 
