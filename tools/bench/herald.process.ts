@@ -50,6 +50,15 @@ export async function startHerald(options: StartHeraldOptions): Promise<HeraldPr
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // Never leave a Herald behind: if the benchmark itself is stopped, so is its child.
+  const killChild = () => child.kill('SIGKILL');
+  process.once('exit', killChild);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      killChild();
+      process.exit(130);
+    });
+  }
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {

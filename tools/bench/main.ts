@@ -152,8 +152,17 @@ async function main() {
   };
 
   // Subscriptions: the sink answers 200 at once; the exchange has one queue bound to everything.
-  const subscribe = (topic: string, target: unknown, n: number) =>
-    call('POST', '/v1/subscriptions', adminToken, { name: `bench ${topic} ${n}`, topic, target, maxAttempts: 5, backoff: { initialMs: 200, maxMs: 2_000 } });
+  // Set-up retries 503s: a busy shared machine can make a just-started Herald shed load.
+  const subscribe = async (topic: string, target: unknown, n: number) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call('POST', '/v1/subscriptions', adminToken, { name: `bench ${topic} ${n}`, topic, target, maxAttempts: 5, backoff: { initialMs: 200, maxMs: 2_000 } });
+      } catch (err) {
+        if (attempt >= 10 || !/: 503 /.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+    }
+  };
   await subscribe('bench.pc', { type: 'webhook', url: `${sink.url}/pc` }, 1);
   for (let i = 1; i <= 5; i++) await subscribe('bench.fan', { type: 'webhook', url: `${sink.url}/fan/${i}` }, i);
   await subscribe('bench.amqp', { type: 'rabbitmq', exchange: name }, 1);
