@@ -79,7 +79,7 @@ export function svgChart(rows: readonly BenchRow[], title: string): string {
   const groupH = 2 * barH + 14;
   const top = 50;
   const height = top + bars.length * groupH + 40;
-  const scale = (v: number) => ((width - left - 120) * v) / max;
+  const scale = (v: number) => ((width - left - 240) * v) / max;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
