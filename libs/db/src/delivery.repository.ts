@@ -2,6 +2,7 @@ import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, or, sql } from 'driz
 import type { MySqlTransaction } from 'drizzle-orm/mysql-core';
 import {
   nextAttemptDelayMs,
+  topicMatches,
   type AttemptResult,
   type DeliveryStatus,
   type SigningSecrets,
@@ -15,6 +16,7 @@ import { deliveries, deliveryAttempts, subscriptions, type DeliveryAttemptRow, t
 import { messages } from './schema/messages';
 import { SubscriptionRepository, toSubscription } from './subscription.repository';
 import { toMessage } from './message.repository';
+import { WriteBatcher } from './write.batcher';
 
 /** What a job names: one attempt of one delivery. Stale or duplicate jobs no longer match the row. */
 export interface DeliveryJobRef {
@@ -62,17 +64,49 @@ export type AttemptOutcome =
   | { kind: 'dead'; reason: string }
   | { kind: 'stale' };
 
+/** The deliveries a confirm created: the jobs to enqueue and the API's view of them. */
+export interface FanOut {
+  jobs: DeliveryJobRef[];
+  deliveries: DeliverySummary[];
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Tx = MySqlTransaction<any, any, any, any>;
 
 const ERROR_MAX = 1000;
 
+/** One attempt's result, ready to write: what the row becomes, and the attempt record. */
+interface AttemptWrite {
+  job: DeliveryJobRef;
+  messageId: string;
+  outcome: AttemptOutcome;
+  now: Date;
+  set: Pick<DeliveryRow, 'status' | 'attempts' | 'lastStatusCode' | 'lastError' | 'nextAttemptAt' | 'deliveredAt' | 'deadAt'>;
+  attempt: typeof deliveryAttempts.$inferInsert;
+}
+
+type AttemptAnswer = { outcome: AttemptOutcome } | { error: unknown };
+
+export interface DeliveryRepositoryOptions {
+  /**
+   * Group commit of attempt results: results that arrive while this many batches are being
+   * written wait and are written together (default 4; 0 writes each on its own).
+   */
+  maxBatchesInFlight?: number;
+}
+
 /** Deliveries in MySQL: fan-out at confirm, leases while sending, attempts, replay, reconciling. */
 export class DeliveryRepository {
+  private readonly attempts?: WriteBatcher<AttemptWrite, AttemptAnswer>;
+
   constructor(
     private readonly db: HeraldDb,
     private readonly now: () => Date = () => new Date(),
-  ) {}
+    options: DeliveryRepositoryOptions = {},
+  ) {
+    const maxInFlight = options.maxBatchesInFlight ?? 4;
+    if (maxInFlight > 0) this.attempts = new WriteBatcher((ws) => this.writeAttempts(ws), { maxInFlight, maxBatch: 200 });
+  }
 
   /**
    * Creates one pending delivery per enabled subscription matching the message's topic. Runs
@@ -80,24 +114,69 @@ export class DeliveryRepository {
    * deliveries and a rolled-back confirm has none.
    */
   static async fanOut(tx: Tx, message: { id: string; topic: string; delayMs: number }, now: Date): Promise<DeliveryJobRef[]> {
-    const matched = await SubscriptionRepository.matching(tx, message.topic);
-    if (matched.length === 0) return [];
-    const runAt = new Date(now.getTime() + message.delayMs);
-    await tx.insert(deliveries).values(
-      matched.map((s) => ({
-        messageId: message.id,
-        subscriptionId: s.id,
-        targetType: s.target.type,
+    return (await DeliveryRepository.fanOutWithSummaries(tx, message, now)).jobs;
+  }
+
+  /**
+   * `fanOut`, also returning the new deliveries as the API shows them, so a confirm can answer
+   * from its own transaction instead of reading them back after the commit.
+   */
+  static async fanOutWithSummaries(tx: Tx, message: { id: string; topic: string; delayMs: number }, now: Date): Promise<FanOut> {
+    return (await DeliveryRepository.fanOutMany(tx, [message], now)).get(message.id) ?? { jobs: [], deliveries: [] };
+  }
+
+  /**
+   * Fan-out for several messages confirmed in one transaction (group commit): one read of the
+   * subscriptions, one multi-row INSERT and one read-back for all of them.
+   */
+  static async fanOutMany(tx: Tx, batch: ReadonlyArray<{ id: string; topic: string; delayMs: number }>, now: Date): Promise<Map<string, FanOut>> {
+    const result = new Map<string, FanOut>();
+    if (batch.length === 0) return result;
+    const enabled = await SubscriptionRepository.enabled(tx);
+    const runAts = new Map<string, Date>();
+    const values = batch.flatMap((message) => {
+      const runAt = new Date(now.getTime() + message.delayMs);
+      runAts.set(message.id, runAt);
+      return enabled
+        .filter((s) => topicMatches(s.topic, message.topic))
+        .map((s) => ({
+          messageId: message.id,
+          subscriptionId: s.id,
+          targetType: s.target.type,
+          status: 'pending',
+          attempts: 0,
+          generation: 0,
+          nextAttemptAt: runAt,
+          createdAt: now,
+          updatedAt: now,
+        }));
+    });
+    if (values.length === 0) return result;
+    await tx.insert(deliveries).values(values);
+    const rows = await tx
+      .select({ id: deliveries.id, messageId: deliveries.messageId, subscriptionId: deliveries.subscriptionId, targetType: deliveries.targetType })
+      .from(deliveries)
+      .where(inArray(deliveries.messageId, [...runAts.keys()]))
+      .orderBy(asc(deliveries.id));
+    for (const r of rows) {
+      const runAt = runAts.get(r.messageId) ?? now;
+      const entry = result.get(r.messageId) ?? { jobs: [], deliveries: [] };
+      entry.jobs.push({ deliveryId: r.id, generation: 0, attempt: 0, runAt });
+      entry.deliveries.push({
+        id: r.id,
+        subscriptionId: r.subscriptionId,
+        targetType: r.targetType as TargetType,
         status: 'pending',
         attempts: 0,
-        generation: 0,
+        lastError: null,
+        lastStatusCode: null,
         nextAttemptAt: runAt,
-        createdAt: now,
-        updatedAt: now,
-      })),
-    );
-    const rows = await tx.select({ id: deliveries.id }).from(deliveries).where(eq(deliveries.messageId, message.id));
-    return rows.map((r) => ({ deliveryId: r.id, generation: 0, attempt: 0, runAt }));
+        deliveredAt: null,
+        deadAt: null,
+      });
+      result.set(r.messageId, entry);
+    }
+    return result;
   }
 
   /**
@@ -152,37 +231,27 @@ export class DeliveryRepository {
     const maxAttempts = sub?.maxAttempts ?? attemptNo;
     const error = result.error?.slice(0, ERROR_MAX) ?? null;
     let outcome: AttemptOutcome;
-    let set: Partial<DeliveryRow>;
+    let set: Omit<AttemptWrite['set'], 'attempts' | 'lastStatusCode'>;
     if (result.ok) {
       outcome = { kind: 'delivered' };
-      set = { status: 'delivered', deliveredAt: now, nextAttemptAt: null };
+      set = { status: 'delivered', deliveredAt: now, deadAt: null, nextAttemptAt: null, lastError: error };
     } else if (result.permanent || result.gone || attemptNo >= maxAttempts) {
       const reason = result.gone || result.permanent ? error ?? 'permanent failure' : `gave up after ${attemptNo} attempts: ${error ?? 'failed'}`;
       outcome = { kind: 'dead', reason };
-      set = { status: 'dead', deadAt: now, nextAttemptAt: null, lastError: reason.slice(0, ERROR_MAX) };
+      set = { status: 'dead', deliveredAt: null, deadAt: now, nextAttemptAt: null, lastError: reason.slice(0, ERROR_MAX) };
     } else {
       const delay = nextAttemptDelayMs(sub?.backoff ?? { initialMs: 1000, maxMs: 1000 }, attemptNo, result.retryAfterMs, random);
       const runAt = new Date(now.getTime() + delay);
       outcome = { kind: 'retry', job: { deliveryId: job.deliveryId, generation: job.generation, attempt: attemptNo, runAt } };
-      set = { nextAttemptAt: runAt };
+      set = { status: 'pending', deliveredAt: null, deadAt: null, nextAttemptAt: runAt, lastError: error };
     }
-
-    return withDeadlockRetry(() => this.db.transaction(async (tx) => {
-      await lockMessages(tx, [context.message.id]);
-      const [updated] = await tx
-        .update(deliveries)
-        .set({
-          lastError: error,
-          ...set,
-          attempts: attemptNo,
-          lastStatusCode: result.statusCode ?? null,
-          leaseUntil: null,
-          updatedAt: now,
-        })
-        .where(and(eq(deliveries.id, job.deliveryId), eq(deliveries.generation, job.generation), eq(deliveries.attempts, job.attempt), eq(deliveries.status, 'pending')));
-      // Someone replayed or finished it meanwhile: this attempt's result no longer applies.
-      if (updated.affectedRows !== 1) return { kind: 'stale' } as const;
-      await tx.insert(deliveryAttempts).values({
+    const write: AttemptWrite = {
+      job,
+      messageId: context.message.id,
+      outcome,
+      now,
+      set: { ...set, attempts: attemptNo, lastStatusCode: result.statusCode ?? null },
+      attempt: {
         deliveryId: job.deliveryId,
         generation: job.generation,
         attempt: attemptNo,
@@ -192,10 +261,88 @@ export class DeliveryRepository {
         statusCode: result.statusCode ?? null,
         error,
         responseExcerpt: result.responseExcerpt?.slice(0, 1024) ?? null,
-      });
-      if (outcome.kind !== 'retry') await rollUpMessageStatus(tx, [context.message.id], now);
-      return outcome;
+      },
+    };
+    if (!this.attempts) return this.writeAttempt(write);
+    const answer = await this.attempts.submit(write);
+    if ('error' in answer) throw answer.error;
+    return answer.outcome;
+  }
+
+  /** One attempt in its own transaction (a batch of one, or a batch that failed). */
+  private writeAttempt(w: AttemptWrite): Promise<AttemptOutcome> {
+    return withDeadlockRetry(() => this.db.transaction(async (tx) => {
+      await lockMessages(tx, [w.messageId]);
+      const [updated] = await tx
+        .update(deliveries)
+        .set({ ...w.set, leaseUntil: null, updatedAt: w.now })
+        .where(and(eq(deliveries.id, w.job.deliveryId), eq(deliveries.generation, w.job.generation), eq(deliveries.attempts, w.job.attempt), eq(deliveries.status, 'pending')));
+      // Someone replayed or finished it meanwhile: this attempt's result no longer applies.
+      if (updated.affectedRows !== 1) return { kind: 'stale' } as const;
+      await tx.insert(deliveryAttempts).values(w.attempt);
+      if (w.outcome.kind !== 'retry') await rollUpMessageStatus(tx, [w.messageId], w.now);
+      return w.outcome;
     }));
+  }
+
+  /**
+   * Group commit of attempt results: one transaction locks the batch's messages (id order, as
+   * everywhere) and then its deliveries, keeps the writes whose job still matches its row
+   * (the others are stale, as on their own), and records them with one UPDATE, one multi-row
+   * INSERT and one roll-up. If it fails, each write is made on its own and answers for itself.
+   */
+  private async writeAttempts(ws: AttemptWrite[]): Promise<AttemptAnswer[]> {
+    const alone = () => Promise.all(ws.map((w) => this.writeAttempt(w).then((outcome) => ({ outcome }), (error: unknown) => ({ error }))));
+    if (ws.length === 1) return alone();
+    let outcomes: AttemptOutcome[];
+    try {
+      outcomes = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
+        await lockMessages(tx, ws.map((w) => w.messageId));
+        const ids = [...new Set(ws.map((w) => w.job.deliveryId))].sort((a, b) => a - b);
+        const rows = await tx
+          .select({ id: deliveries.id, status: deliveries.status, generation: deliveries.generation, attempts: deliveries.attempts })
+          .from(deliveries)
+          .where(inArray(deliveries.id, ids))
+          .orderBy(asc(deliveries.id))
+          .for('update');
+        const current = new Map(rows.map((r) => [r.id, r]));
+        const live: AttemptWrite[] = [];
+        const answers = ws.map((w): AttemptOutcome => {
+          const row = current.get(w.job.deliveryId);
+          if (!row || row.status !== 'pending' || row.generation !== w.job.generation || row.attempts !== w.job.attempt) return { kind: 'stale' };
+          // A second write for the same attempt finds the row moved on by the first.
+          current.delete(w.job.deliveryId);
+          live.push(w);
+          return w.outcome;
+        });
+        if (live.length === 0) return answers;
+        const byId = (pick: (w: AttemptWrite) => unknown) =>
+          sql`CASE ${deliveries.id} ${sql.join(live.map((w) => sql`WHEN ${w.job.deliveryId} THEN ${pick(w)}`), sql` `)} END`;
+        const [updated] = await tx
+          .update(deliveries)
+          .set({
+            status: byId((w) => w.set.status),
+            attempts: byId((w) => w.set.attempts),
+            lastStatusCode: byId((w) => w.set.lastStatusCode),
+            lastError: byId((w) => w.set.lastError),
+            nextAttemptAt: byId((w) => w.set.nextAttemptAt),
+            deliveredAt: byId((w) => w.set.deliveredAt),
+            deadAt: byId((w) => w.set.deadAt),
+            leaseUntil: null,
+            updatedAt: live[0]?.now ?? this.now(),
+          })
+          .where(inArray(deliveries.id, live.map((w) => w.job.deliveryId)));
+        // The rows are locked and were checked: anything else means the batch is wrong, undo it.
+        if (updated.affectedRows !== live.length) throw new Error(`attempt batch changed ${updated.affectedRows} of ${live.length} deliveries`);
+        await tx.insert(deliveryAttempts).values(live.map((w) => w.attempt));
+        const settled = live.filter((w) => w.outcome.kind !== 'retry');
+        if (settled.length > 0) await rollUpMessageStatus(tx, [...new Set(settled.map((w) => w.messageId))], settled[0]?.now ?? this.now());
+        return answers;
+      }));
+    } catch {
+      return alone();
+    }
+    return outcomes.map((outcome) => ({ outcome }));
   }
 
   /** Marks a delivery dead without an attempt (its subscription was deleted or disabled). */

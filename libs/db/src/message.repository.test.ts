@@ -112,6 +112,60 @@ describe('MessageRepository', () => {
     }
   });
 
+  it('group commit: concurrent prepares share a batch, and a conflicting or repeated id fails only itself', async () => {
+    await repo.prepare({ id: 'gc-taken', topic: 'gc', payload: { v: 1 }, checkUrl: 'http://x/c' });
+    const results = await Promise.all([
+      ...Array.from({ length: 30 }, (_, i) => repo.prepare({ id: `gc-${i}`, topic: 'gc', payload: { i }, checkUrl: 'http://x/c' })),
+      repo.prepare({ id: 'gc-taken', topic: 'gc', payload: { v: 2 }, checkUrl: 'http://x/c' }),
+      repo.prepare({ id: 'gc-taken', topic: 'gc', payload: { v: 1 }, checkUrl: 'http://x/c' }),
+      repo.prepare({ id: 'gc-twice', topic: 'gc', payload: {}, checkUrl: 'http://x/c' }),
+      repo.prepare({ id: 'gc-twice', topic: 'gc', payload: {}, checkUrl: 'http://x/c' }),
+    ]);
+    expect(results.slice(0, 30).every((r) => r.kind === 'created')).toBe(true);
+    expect(results[30]?.kind).toBe('conflict');
+    expect(results[31]?.kind).toBe('duplicate');
+    expect(results.slice(32).map((r) => r.kind).sort()).toEqual(['created', 'duplicate']);
+    for (let i = 0; i < 30; i++) expect((await repo.findById(`gc-${i}`))?.payload).toEqual({ i });
+  });
+
+  it('group commit: concurrent confirms of many messages each get their own answer and their deliveries', async () => {
+    const subscriptionId = `sub_gc_${randomBytes(4).toString('hex')}`;
+    const now = new Date();
+    await createDb(pool).insert(subscriptions).values({
+      id: subscriptionId, name: 'gc', topicPattern: 'gcc.*', targetType: 'webhook', target: JSON.stringify({ type: 'webhook', url: 'http://x/h' }),
+      maxAttempts: 3, backoffInitialMs: 100, backoffMaxMs: 1000, enabled: true, disabledReason: null, secret: 'whsec_x', previousSecret: null, previousSecretExpiresAt: null, createdAt: now, updatedAt: now,
+    });
+    try {
+      for (let i = 0; i < 20; i++) await repo.prepare({ id: `gcc-${i}`, topic: 'gcc.paid', payload: i, checkUrl: 'http://x/c' });
+      await repo.decide('gcc-3', 'cancel');
+      const results = await Promise.all([
+        ...Array.from({ length: 20 }, (_, i) => repo.decide(`gcc-${i}`, 'confirm')),
+        repo.decide('gcc-7', 'confirm'),
+        repo.decide('gcc-missing', 'confirm'),
+      ]);
+      for (const [i, r] of results.slice(0, 20).entries()) {
+        if (i === 3) {
+          expect(r.kind).toBe('conflict');
+          continue;
+        }
+        expect(r.kind === 'applied' || (i === 7 && r.kind === 'already')).toBe(true);
+        if (r.kind === 'applied') {
+          expect(r.message).toMatchObject({ id: `gcc-${i}`, status: 'confirmed', nextCheckAt: null });
+          expect(r.deliveries).toEqual([expect.objectContaining({ subscriptionId, status: 'pending', attempts: 0 })]);
+          expect(r.jobs).toEqual([expect.objectContaining({ deliveryId: r.deliveries[0]?.id, generation: 0, attempt: 0 })]);
+        }
+      }
+      expect([results[7]?.kind, results[20]?.kind].sort()).toEqual(['already', 'applied']);
+      expect(results[21]).toEqual({ kind: 'not_found' });
+      const [rows] = await pool.query<RowDataPacket[]>(`SELECT message_id, COUNT(*) AS n FROM deliveries WHERE message_id LIKE 'gcc-%' GROUP BY message_id`);
+      expect(rows).toHaveLength(19);
+      expect(rows.every((r) => Number(r.n) === 1)).toBe(true);
+      expect((await repo.findById('gcc-3'))?.status).toBe('cancelled');
+    } finally {
+      await pool.query('DELETE FROM subscriptions WHERE id = ?', [subscriptionId]);
+    }
+  });
+
   it('pages through a listing without gaps or repeats', async () => {
     for (let i = 0; i < 25; i++) await repo.prepare({ id: `page-${i}`, topic: 'paging.topic', payload: i, confirm: true });
     const seen: string[] = [];

@@ -17,16 +17,19 @@ import {
 } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { hasErrorCode } from './driver-errors';
-import { DeliveryRepository, withDeadlockRetry, type DeliveryJobRef } from './delivery.repository';
+import { DeliveryRepository, withDeadlockRetry, type DeliveryJobRef, type DeliverySummary } from './delivery.repository';
 import { checkAttempts, messages, type CheckAttemptRow, type MessageRow } from './schema/messages';
+import { WriteBatcher } from './write.batcher';
 
 export type PrepareOutcome =
-  | { kind: 'created'; message: StoredMessage; jobs: DeliveryJobRef[] }
+  /** `deliveries`: those created with a direct publish, as committed (none for a prepare). */
+  | { kind: 'created'; message: StoredMessage; jobs: DeliveryJobRef[]; deliveries: DeliverySummary[] }
   | { kind: 'duplicate'; message: StoredMessage }
   | { kind: 'conflict'; message: StoredMessage };
 
 export type DecisionResult =
-  | { kind: 'applied'; from: MessageStatus; message: StoredMessage; jobs: DeliveryJobRef[] }
+  /** `message` and `deliveries` are as the decision committed them (read inside its transaction). */
+  | { kind: 'applied'; from: MessageStatus; message: StoredMessage; jobs: DeliveryJobRef[]; deliveries: DeliverySummary[] }
   | { kind: 'already'; message: StoredMessage }
   | { kind: 'conflict'; message: StoredMessage }
   | { kind: 'not_found' };
@@ -87,7 +90,21 @@ export interface MessageRepositoryOptions {
   /** Called once per committed state change, for metrics. */
   onTransition?: (from: MessageStatus | 'new', to: MessageStatus) => void;
   now?: () => Date;
+  /**
+   * Group commit: prepares and confirms that arrive while this many batches of their kind are
+   * being written wait and are written together (default 4; 0 writes each request on its own).
+   */
+  maxBatchesInFlight?: number;
 }
+
+/** A confirm applied by a batch: the message and its deliveries as committed. */
+interface AppliedConfirm {
+  message: StoredMessage;
+  jobs: DeliveryJobRef[];
+  deliveries: DeliverySummary[];
+}
+
+type NewMessageRow = Omit<MessageRow, 'seq'>;
 
 const UNDECIDED: MessageStatus[] = ['prepared', 'unresolved'];
 
@@ -97,6 +114,8 @@ export class MessageRepository {
   private readonly checkIntervalCapMs?: number;
   private readonly onTransition: NonNullable<MessageRepositoryOptions['onTransition']>;
   private readonly now: () => Date;
+  private readonly inserts?: WriteBatcher<NewMessageRow, unknown>;
+  private readonly confirms?: WriteBatcher<string, AppliedConfirm | undefined>;
 
   constructor(
     private readonly db: HeraldDb,
@@ -106,6 +125,12 @@ export class MessageRepository {
     this.checkIntervalCapMs = options.checkIntervalCapMs;
     this.onTransition = options.onTransition ?? (() => undefined);
     this.now = options.now ?? (() => new Date());
+    const maxInFlight = options.maxBatchesInFlight ?? 4;
+    if (maxInFlight > 0) {
+      // A statement stays far below max_allowed_packet (16 MiB by default): payloads are ≤ 1 MiB.
+      this.inserts = new WriteBatcher((rows) => this.insertMany(rows), { maxInFlight, maxBatch: 200, maxWeight: 4 * 2 ** 20, weight: (r) => r.payload.length + r.headers.length + 512 });
+      this.confirms = new WriteBatcher((ids) => this.confirmMany(ids), { maxInFlight, maxBatch: 200 });
+    }
   }
 
   /**
@@ -137,14 +162,17 @@ export class MessageRepository {
       traceParent: meta.traceParent ?? null,
     } satisfies Omit<MessageRow, 'seq'>;
 
-    let jobs: DeliveryJobRef[] = [];
+    let fanOut: { jobs: DeliveryJobRef[]; deliveries: DeliverySummary[] } = { jobs: [], deliveries: [] };
     try {
       if (direct) {
         // A direct publish is a confirm: the message and its deliveries commit together.
-        jobs = await this.db.transaction(async (tx) => {
+        fanOut = await this.db.transaction(async (tx) => {
           await tx.insert(messages).values(row);
-          return DeliveryRepository.fanOut(tx, row, now);
+          return DeliveryRepository.fanOutWithSummaries(tx, row, now);
         });
+      } else if (this.inserts) {
+        const failure = await this.inserts.submit(row);
+        if (failure) throw failure;
       } else {
         await this.db.insert(messages).values(row);
       }
@@ -156,7 +184,7 @@ export class MessageRepository {
       return { kind: existing.contentHash === row.contentHash ? 'duplicate' : 'conflict', message: toMessage(existing) };
     }
     this.onTransition('new', status);
-    return { kind: 'created', message: toMessage({ ...row, seq: 0n }), jobs };
+    return { kind: 'created', message: toMessage({ ...row, seq: 0n }), ...fanOut };
   }
 
   async findById(id: string): Promise<StoredMessage | undefined> {
@@ -170,15 +198,22 @@ export class MessageRepository {
    */
   async decide(id: string, decision: Decision): Promise<DecisionResult> {
     const to = targetStatus(decision);
-    // Most decisions find a prepared message: try that first, one round trip.
-    let from: MessageStatus = 'prepared';
+    // Most decisions find a prepared message: try that first (a confirm in a group commit).
+    let from: MessageStatus | undefined = 'prepared';
+    if (decision === 'confirm' && this.confirms) {
+      const applied = await this.confirms.submit(id);
+      if (applied) {
+        this.onTransition('prepared', 'confirmed');
+        return { kind: 'applied', from: 'prepared', ...applied };
+      }
+      // Not prepared (or the batch failed): decide on its own, from what the row says now.
+      from = undefined;
+    }
     for (let attempt = 0; attempt < UNDECIDED.length + 1; attempt++) {
-      const jobs = await this.transition(id, from, to);
-      if (jobs) {
-        const message = await this.findById(id);
-        if (!message) throw new Error(`message ${id} vanished after ${from} → ${to}`);
+      const applied = from && (await this.transition(id, from, to));
+      if (from && applied) {
         this.onTransition(from, to);
-        return { kind: 'applied', from, message, jobs };
+        return { kind: 'applied', from, ...applied };
       }
       const current = await this.findById(id);
       if (!current) return { kind: 'not_found' };
@@ -209,9 +244,10 @@ export class MessageRepository {
 
   /**
    * One conditional UPDATE; for a confirm, the deliveries are created in the same transaction.
-   * Returns the delivery jobs to schedule, or undefined if the message was not in `from`.
+   * Returns the message and deliveries as committed (read under the UPDATE's row lock, so no
+   * read-back after the commit), or undefined if the message was not in `from`.
    */
-  private async transition(id: string, from: MessageStatus, to: MessageStatus): Promise<DeliveryJobRef[] | undefined> {
+  private async transition(id: string, from: MessageStatus, to: MessageStatus) {
     const now = this.now();
     return withDeadlockRetry(() => this.db.transaction(async (tx) => {
       const [result] = await tx
@@ -219,11 +255,70 @@ export class MessageRepository {
         .set(decidedColumns(to, now))
         .where(and(eq(messages.id, id), inArray(messages.status, [from])));
       if (result.affectedRows !== 1) return undefined;
-      if (to !== 'confirmed') return [];
-      const [row] = await tx.select({ topic: messages.topic, delayMs: messages.delayMs }).from(messages).where(eq(messages.id, id));
+      const [row] = await tx.select().from(messages).where(eq(messages.id, id));
       if (!row) throw new Error(`message ${id} vanished inside its own transaction`);
-      return DeliveryRepository.fanOut(tx, { id, ...row }, now);
+      const message = toMessage(row);
+      if (to !== 'confirmed') return { message, jobs: [], deliveries: [] };
+      return { message, ...(await DeliveryRepository.fanOutWithSummaries(tx, row, now)) };
     }));
+  }
+
+  /**
+   * Group commit of prepares: one multi-row INSERT (one commit) for the batch. A failed statement
+   * inserted nothing (InnoDB rolls a statement back whole), so on any error — a duplicate id in
+   * the batch, say — each row is inserted on its own and gets its own answer. Resolves per row:
+   * undefined when stored, or the error its own INSERT met.
+   */
+  private async insertMany(rows: NewMessageRow[]): Promise<unknown[]> {
+    try {
+      await this.db.insert(messages).values(rows);
+      return rows.map(() => undefined);
+    } catch (error) {
+      if (rows.length === 1) return [error];
+      return Promise.all(rows.map((row) => this.db.insert(messages).values(row).then(() => undefined, (e: unknown) => e)));
+    }
+  }
+
+  /**
+   * Group commit of confirms: one transaction locks the batch's messages (in id order, the lock
+   * order every transaction on a message's deliveries uses), confirms those still `prepared`
+   * and creates all their deliveries. Answers per id: the committed message and deliveries, or
+   * undefined for an id the batch did not confirm (unknown, decided, unresolved, repeated in
+   * the batch) — the caller decides those one by one, as before. If the transaction fails, no
+   * id was confirmed by it, and every caller falls back to deciding on its own.
+   */
+  private async confirmMany(ids: string[]): Promise<Array<AppliedConfirm | undefined>> {
+    const now = this.now();
+    const unique = [...new Set(ids)].sort();
+    let confirmed: Map<string, AppliedConfirm>;
+    try {
+      confirmed = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
+        const applied = new Map<string, AppliedConfirm>();
+        const locked = await tx.select().from(messages).where(inArray(messages.id, unique)).orderBy(asc(messages.id)).for('update');
+        const prepared = locked.filter((r) => r.status === 'prepared');
+        if (prepared.length === 0) return applied;
+        const set = decidedColumns('confirmed', now);
+        const [result] = await tx
+          .update(messages)
+          .set(set)
+          .where(and(inArray(messages.id, prepared.map((r) => r.id)), eq(messages.status, 'prepared')));
+        // The rows are locked: anything else means the batch's view is wrong, so undo it all.
+        if (result.affectedRows !== prepared.length) throw new Error(`confirm batch changed ${result.affectedRows} of ${prepared.length} locked messages`);
+        const fanOut = await DeliveryRepository.fanOutMany(tx, prepared, now);
+        for (const row of prepared) {
+          applied.set(row.id, { message: toMessage({ ...row, ...set }), ...(fanOut.get(row.id) ?? { jobs: [], deliveries: [] }) });
+        }
+        return applied;
+      }));
+    } catch {
+      return ids.map(() => undefined);
+    }
+    const answered = new Set<string>();
+    return ids.map((id) => {
+      if (answered.has(id)) return undefined;
+      answered.add(id);
+      return confirmed.get(id);
+    });
   }
 
   /**

@@ -198,8 +198,13 @@ export class SubscriptionRepository {
 
   /** Enabled subscriptions whose pattern matches `topic`, read through `executor` (a transaction at confirm). */
   static async matching(executor: Executor, topic: string): Promise<Subscription[]> {
+    return (await SubscriptionRepository.enabled(executor)).filter((s) => topicMatches(s.topic, topic));
+  }
+
+  /** Every enabled subscription, read through `executor` (a confirm transaction matches them itself). */
+  static async enabled(executor: Executor): Promise<Subscription[]> {
     const rows = await executor.select().from(subscriptions).where(eq(subscriptions.enabled, true));
-    return rows.map(toSubscription).filter((s) => topicMatches(s.topic, topic));
+    return rows.map(toSubscription);
   }
 }
 

@@ -43,7 +43,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       case 'applied':
         // Committed: the deliveries exist in MySQL whatever happens to this enqueue.
         await app.scheduleDeliveries(result.jobs, id);
-        return withDeliveries(result.message);
+        return toApiMessage(result.message, result.deliveries);
       default:
         return withDeliveries(result.message);
     }
@@ -82,8 +82,11 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
     if (outcome.kind === 'conflict') {
       throw new HttpProblem(409, `message ${outcome.message.id} already exists with different content`, 'id');
     }
-    if (outcome.kind === 'created') await app.scheduleDeliveries(outcome.jobs, outcome.message.id);
-    return reply.code(outcome.kind === 'created' ? 201 : 200).send(await withDeliveries(outcome.message));
+    if (outcome.kind === 'created') {
+      await app.scheduleDeliveries(outcome.jobs, outcome.message.id);
+      return reply.code(201).send(toApiMessage(outcome.message, outcome.deliveries));
+    }
+    return reply.code(200).send(await withDeliveries(outcome.message));
   });
 
   const decisions = [

@@ -1,0 +1,444 @@
+/**
+ * Herald's benchmark: Herald beside the raw MySQL and RabbitMQ limits of the same machine, in one
+ * run. See the README's Performance section. `npm run bench -- --help` lists the options.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { connect } from 'amqplib';
+import { Redis } from 'ioredis';
+import { createConnection, createPool } from 'mysql2/promise';
+import { Pool, type Dispatcher } from 'undici';
+import { migrate } from '@herald/db';
+import { readCpuMs, readMemory, sampleMemory, startHerald, type HeraldProcess } from './herald.process';
+import { closedLoop, openLoop, type LoadResult } from './load.generator';
+import { createRawTable, rawAmqpBaseline, rawMysqlBaseline } from './raw.baseline';
+import { markdownTable, svgChart, type BenchRow } from './report';
+import { startBenchAmqpConsumer, startBenchWebhookSink, type Arrivals } from './sinks';
+import { summarize } from './stats';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    concurrency: { type: 'string', default: '1,16,64' },
+    scenarios: { type: 'string', default: 'pc,fanout,direct,latency' },
+    rate: { type: 'string', default: '500' },
+    drain: { type: 'string', default: '60' },
+    soak: { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
+    'herald-env': { type: 'string', multiple: true, default: [] },
+    url: { type: 'string' },
+    'admin-token': { type: 'string' },
+    'producer-token': { type: 'string' },
+    pid: { type: 'string' },
+    out: { type: 'string', default: 'bench/results' },
+    label: { type: 'string', default: '' },
+    'keep-database': { type: 'boolean', default: false },
+    entry: { type: 'string', default: 'dist/apps/server/main.js' },
+    'baseline-connections': { type: 'string', default: '32' },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (args.help) {
+  console.log(`npm run bench -- [options]
+  --duration <s>        measured window per scenario and concurrency (default 10)
+  --concurrency <list>  closed-loop concurrencies (default 1,16,64)
+  --scenarios <list>    pc (prepare+confirm → 1 webhook), fanout (→ 5 webhooks), direct (confirm:true → RabbitMQ),
+                        latency (prepare+confirm at --rate pairs/s); default all
+  --rate <n>            pairs per second for the latency scenario and the soak (default 500)
+  --drain <s>           how long to wait for deliveries after a window (default 60)
+  --soak <s>            run only a steady-load soak of <s> seconds at --rate and report RSS at start and end
+  --cpu-prof            run Herald with --cpu-prof (profiles under <out>/profiles)
+  --herald-env K=V      extra environment for the Herald process (repeatable)
+  --url <url>           target a running Herald instead (with --admin-token, --producer-token, optional --pid)
+  --out <dir>           where JSON and SVG go (default bench/results)
+  --label <text>        a note stored with the results
+  --keep-database       keep the benchmark's database and queue keys afterwards
+  --entry <file>        the built Herald to run (default dist/apps/server/main.js; compare two builds)
+  --baseline-connections <n>  MySQL connections of the raw baseline, at most (default 32: the server is shared)`);
+  process.exit(0);
+}
+
+const MYSQL_SERVER = process.env.HERALD_BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
+const REDIS_URL = process.env.HERALD_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const AMQP_URL = process.env.HERALD_BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+// Benchmark-only tokens for a Herald the benchmark starts itself; they guard nothing else.
+const BENCH_ADMIN_TOKEN = 'herald-bench-admin-token-NOT-FOR-PRODUCTION';
+const BENCH_PRODUCER_TOKEN = 'herald-bench-producer-token-NOT-FOR-PRODUCTION';
+
+const durationMs = Number(args.duration) * 1000;
+const concurrencies = args.concurrency.split(',').map(Number).filter((n) => n > 0);
+const scenarios = new Set(args.scenarios.split(','));
+const rate = Number(args.rate);
+const drainMs = Number(args.drain) * 1000;
+const runId = `b${randomBytes(3).toString('hex')}`;
+const name = `herald_bench_${randomBytes(4).toString('hex')}`;
+const payload = { orderId: 'order-1001', amount: 4200, currency: 'EUR', items: [{ sku: 'sku-1', qty: 2 }, { sku: 'sku-2', qty: 1 }] };
+
+function log(line: string) {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+async function main() {
+  const outDir = resolve(ROOT, args.out);
+  mkdirSync(outDir, { recursive: true });
+  const databaseUrl = `${MYSQL_SERVER}/${name}`;
+  await migrate({ url: databaseUrl });
+  // The naive writer gets a connection per concurrent caller, up to a cap that leaves the shared
+  // server's max_connections for everyone else.
+  const mysql = createPool({ uri: databaseUrl, connectionLimit: Math.min(Math.max(...concurrencies, 1), Number(args['baseline-connections'])), timezone: 'Z' });
+  await createRawTable(mysql);
+
+  const sink = await startBenchWebhookSink();
+  const consumer = await startBenchAmqpConsumer(AMQP_URL, name);
+  const amqp = await connect(AMQP_URL);
+  const rawChannel = await amqp.createConfirmChannel();
+
+  let herald: HeraldProcess | undefined;
+  let url = args.url;
+  let pid = args.pid ? Number(args.pid) : undefined;
+  const adminToken = args['admin-token'] ?? BENCH_ADMIN_TOKEN;
+  const producerToken = args['producer-token'] ?? BENCH_PRODUCER_TOKEN;
+  const heraldEnv: Record<string, string> = {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL,
+    AMQP_URL,
+    HERALD_API_KEYS: `bench:admin:${BENCH_ADMIN_TOKEN},producer:producer:${BENCH_PRODUCER_TOKEN}`,
+    HERALD_QUEUE_PREFIX: name,
+    HERALD_ALLOW_PRIVATE_URLS: 'true',
+    HERALD_CHECK_SECRET: 'whsec_YmVuY2gtb25seS1jaGVjay1zZWNyZXQtMDEyMzQ1Njc4OQ==',
+    // The benchmark is one client sending as fast as it can: the per-token limit would cap it.
+    HERALD_RATE_LIMIT_PER_MINUTE: '0',
+    HERALD_LOG_LEVEL: 'warn',
+  };
+  for (const kv of args['herald-env']) {
+    const at = kv.indexOf('=');
+    if (at > 0) heraldEnv[kv.slice(0, at)] = kv.slice(at + 1);
+  }
+  if (!url) {
+    const entry = resolve(ROOT, args.entry);
+    if (!existsSync(entry)) throw new Error(`${args.entry} is missing: run \`npm run build\` (npm run bench does)`);
+    const profileDir = join(outDir, 'profiles');
+    try {
+      herald = await startHerald({
+        entry,
+        cwd: ROOT,
+        env: heraldEnv,
+        nodeArgs: ['--enable-source-maps', ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
+      });
+    } catch (err) {
+      // Leave nothing behind on the shared services.
+      await Promise.allSettled([consumer.close(), sink.close(), amqp.close(), mysql.end()]);
+      await dropBenchState();
+      throw err;
+    }
+    url = herald.url;
+    pid = herald.pid;
+    log(`Herald started (pid ${pid}) at ${url}, database ${name}`);
+  }
+  const memory = pid ? sampleMemory(pid) : undefined;
+  const startMiB = pid ? readMemory(pid)?.rssMiB ?? null : null;
+
+  const client = new Pool(url, { connections: Math.max(...concurrencies, 64) + 8, pipelining: 1 });
+  const call = async (method: Dispatcher.HttpMethod, path: string, token: string, body?: unknown, expect: number[] = [200, 201]) => {
+    const res = await client.request({
+      method,
+      path,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.body.text();
+    if (!expect.includes(res.statusCode)) throw new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 200)}`);
+    return text;
+  };
+
+  // Subscriptions: the sink answers 200 at once; the exchange has one queue bound to everything.
+  // Set-up retries 503s: a busy shared machine can make a just-started Herald shed load.
+  const subscribe = async (topic: string, target: unknown, n: number) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call('POST', '/v1/subscriptions', adminToken, { name: `bench ${topic} ${n}`, topic, target, maxAttempts: 5, backoff: { initialMs: 200, maxMs: 2_000 } });
+      } catch (err) {
+        if (attempt >= 10 || !/: 503 /.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+    }
+  };
+
+  const rows: BenchRow[] = [];
+  const rss = () => memory?.take() ?? 0;
+  const cpuNow = () => (pid ? readCpuMs(pid) : undefined);
+  const cpuPerOp = (since: number | undefined, ops: number) => {
+    const now = cpuNow();
+    return since === undefined || now === undefined || ops === 0 ? null : Math.round(((now - since) / ops) * 100) / 100;
+  };
+
+  /** Waits until every id has `copies` arrivals, or the drain time runs out. */
+  async function drain(ids: Iterable<string>, arrivals: Arrivals, copies: number): Promise<void> {
+    const list = [...ids];
+    const deadline = performance.now() + drainMs;
+    while (performance.now() < deadline) {
+      if (list.every((id) => arrivals.completedAt(id, copies) !== undefined)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Throughput, delivery latency and losses of a window whose producer-side times are in `doneAt`. */
+  function delivered(load: LoadResult, doneAt: Map<string, number>, arrivals: Arrivals, copies: number) {
+    const latencies: number[] = [];
+    let last = load.startedAt;
+    let undelivered = 0;
+    for (const [id, at] of doneAt) {
+      const arrived = arrivals.completedAt(id, copies);
+      if (arrived === undefined) {
+        undelivered++;
+        continue;
+      }
+      latencies.push(Math.max(0, arrived - at));
+      last = Math.max(last, arrived);
+    }
+    const seconds = (Math.max(last, load.endedAt) - load.startedAt) / 1000;
+    return { latency: summarize(latencies), undelivered, deliveredPerSec: (doneAt.size - undelivered) / seconds };
+  }
+
+  /** prepare + confirm pairs on `topic`; each pair's confirm 200 time is kept for the latency. */
+  const pairs = (topic: string, tag: string, doneAt: Map<string, number>, requestLatencies: number[]) => async (seq: number) => {
+    const id = `${runId}-${tag.replace(/[^A-Za-z0-9_:-]/g, '_')}-${seq}`;
+    const started = performance.now();
+    await call('POST', '/v1/messages', producerToken, { id, topic, payload, checkUrl: 'http://127.0.0.1:9/check', checkAfterMs: 600_000 }, [201]);
+    await call('POST', `/v1/messages/${id}/confirm`, producerToken, undefined, [200]);
+    const done = performance.now();
+    doneAt.set(id, done);
+    requestLatencies.push(done - started);
+  };
+
+  async function pairScenario(scenario: string, topic: string, copies: number, concurrency: number, baseline: { perSec: number; latency: ReturnType<typeof summarize> } | undefined) {
+    const doneAt = new Map<string, number>();
+    const requestLatencies: number[] = [];
+    log(`${scenario} at concurrency ${concurrency} for ${durationMs / 1000} s`);
+    const cpuStart = cpuNow();
+    const load = await closedLoop(concurrency, durationMs, pairs(topic, `${topic}-${concurrency}`, doneAt, requestLatencies));
+    await drain(doneAt.keys(), sink.arrivals, copies);
+    const d = delivered(load, doneAt, sink.arrivals, copies);
+    const perSec = load.ok / load.seconds;
+    rows.push({
+      scenario,
+      concurrency,
+      heraldPerSec: perSec,
+      deliveredPerSec: d.deliveredPerSec,
+      errors: load.errors,
+      undelivered: d.undelivered,
+      latency: d.latency,
+      requestLatency: summarize(requestLatencies),
+      baseline: 'MySQL INSERT+UPDATE',
+      baselinePerSec: baseline?.perSec ?? null,
+      baselineLatency: baseline?.latency ?? null,
+      // The ratio takes what Herald sustained end to end: accepting faster than it delivers
+      // only builds a backlog.
+      ratio: baseline ? Math.min(perSec, d.deliveredPerSec) / baseline.perSec : null,
+      rssMaxMiB: rss(),
+      heraldCpuMsPerOp: cpuPerOp(cpuStart, load.ok),
+      ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
+    });
+    log(`  ${perSec.toFixed(0)} pairs/s, ${load.errors} errors, p99 confirm→delivered ${d.latency.p99} ms, undelivered ${d.undelivered}`);
+  }
+
+  async function directScenario(concurrency: number) {
+    log(`raw RabbitMQ confirmed publishes at concurrency ${concurrency}`);
+    const raw = await rawAmqpBaseline(rawChannel, name, runId, concurrency, durationMs, payload);
+    await drain(raw.publishedAt.keys(), consumer.arrivals, 1);
+    const rawPerSec = raw.load.ok / raw.load.seconds;
+    const doneAt = new Map<string, number>();
+    const requestLatencies: number[] = [];
+    log(`direct publish → RabbitMQ at concurrency ${concurrency}`);
+    const cpuStart = cpuNow();
+    const load = await closedLoop(concurrency, durationMs, async (seq) => {
+      const id = `${runId}-amqp-${concurrency}-${seq}`;
+      const started = performance.now();
+      await call('POST', '/v1/messages', producerToken, { id, topic: 'bench.amqp', payload, confirm: true }, [201]);
+      const done = performance.now();
+      doneAt.set(id, done);
+      requestLatencies.push(done - started);
+    });
+    await drain(doneAt.keys(), consumer.arrivals, 1);
+    const d = delivered(load, doneAt, consumer.arrivals, 1);
+    const perSec = load.ok / load.seconds;
+    rows.push({
+      scenario: 'direct publish → RabbitMQ',
+      concurrency,
+      heraldPerSec: perSec,
+      deliveredPerSec: d.deliveredPerSec,
+      errors: load.errors,
+      undelivered: d.undelivered,
+      latency: d.latency,
+      requestLatency: summarize(requestLatencies),
+      baseline: 'amqplib confirmed publish',
+      baselinePerSec: rawPerSec,
+      baselineLatency: summarize(raw.latencies),
+      // Herald's figure for this ratio is what reached the broker's consumer, not what it accepted.
+      ratio: Math.min(perSec, d.deliveredPerSec) / rawPerSec,
+      rssMaxMiB: rss(),
+      heraldCpuMsPerOp: cpuPerOp(cpuStart, load.ok),
+      ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
+    });
+    log(`  raw ${rawPerSec.toFixed(0)}/s; Herald ${perSec.toFixed(0)} accepted/s, ${d.deliveredPerSec.toFixed(0)} delivered/s, p99 ${d.latency.p99} ms`);
+  }
+
+  async function rateScenario(seconds: number, label: string, onTick?: (elapsedS: number) => void) {
+    const doneAt = new Map<string, number>();
+    const requestLatencies: number[] = [];
+    log(`${label}: ${rate} pairs/s for ${seconds} s`);
+    const ticker = onTick ? setInterval(() => onTick((performance.now() - startedAt) / 1000), 10_000) : undefined;
+    const startedAt = performance.now();
+    const cpuStart = cpuNow();
+    const load = await openLoop(rate, seconds * 1000, pairs('bench.pc', `rate-${label.replace(/\W+/g, '')}`, doneAt, requestLatencies));
+    clearInterval(ticker);
+    await drain(doneAt.keys(), sink.arrivals, 1);
+    const d = delivered(load, doneAt, sink.arrivals, 1);
+    const perSec = load.ok / load.seconds;
+    rows.push({
+      scenario: `prepare+confirm at ${rate}/s → webhook`,
+      concurrency: 'open',
+      heraldPerSec: perSec,
+      deliveredPerSec: d.deliveredPerSec,
+      errors: load.errors,
+      undelivered: d.undelivered,
+      latency: d.latency,
+      requestLatency: summarize(requestLatencies),
+      baseline: null,
+      baselinePerSec: null,
+      baselineLatency: null,
+      ratio: null,
+      rssMaxMiB: rss(),
+      heraldCpuMsPerOp: cpuPerOp(cpuStart, load.ok),
+      ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
+    });
+    log(`  ${perSec.toFixed(0)} pairs/s, ${load.errors} errors, confirm→delivered p50/p95/p99 ${d.latency.p50}/${d.latency.p95}/${d.latency.p99} ms`);
+  }
+
+  const soak: { seconds: number; rate: number; samples: Array<{ s: number; rssMiB: number }>; startMiB: number | null; endMiB: number | null } | undefined = args.soak
+    ? { seconds: Number(args.soak), rate, samples: [], startMiB: null, endMiB: null }
+    : undefined;
+
+  try {
+    await subscribe('bench.pc', { type: 'webhook', url: `${sink.url}/pc` }, 1);
+    for (let i = 1; i <= 5; i++) await subscribe('bench.fan', { type: 'webhook', url: `${sink.url}/fan/${i}` }, i);
+    await subscribe('bench.amqp', { type: 'rabbitmq', exchange: name }, 1);
+    // A short warm-up so JIT, pools and connections are not part of the first figure.
+    await closedLoop(8, 2_000, pairs('bench.pc', 'warmup', new Map(), []));
+    await drain([], sink.arrivals, 1);
+    if (soak) {
+      soak.startMiB = pid ? readMemory(pid)?.rssMiB ?? null : null;
+      soak.samples.push({ s: 0, rssMiB: soak.startMiB ?? 0 });
+      await rateScenario(soak.seconds, `soak ${soak.seconds} s`, (s) => {
+        const m = pid ? readMemory(pid) : undefined;
+        if (m) soak.samples.push({ s: Math.round(s), rssMiB: Math.round(m.rssMiB * 10) / 10 });
+        log(`  soak ${Math.round(s)} s: RSS ${m?.rssMiB.toFixed(1)} MiB`);
+      });
+      soak.endMiB = pid ? readMemory(pid)?.rssMiB ?? null : null;
+    } else {
+      for (const concurrency of concurrencies) {
+        let mysqlBaseline: { perSec: number; latency: ReturnType<typeof summarize> } | undefined;
+        if (scenarios.has('pc') || scenarios.has('fanout')) {
+          log(`raw MySQL INSERT+UPDATE at concurrency ${concurrency}`);
+          const raw = await rawMysqlBaseline(mysql, runId, concurrency, durationMs, payload);
+          mysqlBaseline = { perSec: raw.load.ok / raw.load.seconds, latency: summarize(raw.latencies) };
+          log(`  ${mysqlBaseline.perSec.toFixed(0)} pairs/s (${raw.load.errors} errors)`);
+        }
+        if (scenarios.has('pc')) await pairScenario('prepare+confirm → webhook', 'bench.pc', 1, concurrency, mysqlBaseline);
+        if (scenarios.has('fanout')) await pairScenario('prepare+confirm → 5 webhooks', 'bench.fan', 5, concurrency, mysqlBaseline);
+        if (scenarios.has('direct')) await directScenario(concurrency);
+      }
+      if (scenarios.has('latency')) await rateScenario(Math.max(5, durationMs / 1000), 'latency');
+    }
+  } finally {
+    memory?.stop();
+    const end = pid ? readMemory(pid) : undefined;
+    await client.close();
+    await herald?.stop();
+    await rawChannel.close().catch(() => undefined);
+    await amqp.close().catch(() => undefined);
+    await consumer.close();
+    await sink.close();
+    await mysql.end();
+    if (!args['keep-database']) await dropBenchState();
+    if (herald && herald.child.exitCode !== 0) log(`Herald exited with ${herald.child.exitCode}; its last output:\n${herald.output().slice(-3000)}`);
+
+    const machine = await describeMachine();
+    const results = {
+      at: new Date().toISOString(),
+      label: args.label,
+      machine,
+      conditions: { entry: args.entry, baselineConnections: Number(args['baseline-connections']), durationS: durationMs / 1000, concurrencies, rate, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
+      memory: { startMiB: startMiB, endMiB: end?.rssMiB ?? null, peakMiB: end?.peakMiB ?? null },
+      soak,
+      rows,
+    };
+    const stamp = results.at.replace(/[:.]/g, '-');
+    const table = markdownTable(rows);
+    writeFileSync(join(outDir, `bench-${stamp}.json`), JSON.stringify(results, null, 2));
+    writeFileSync(join(outDir, 'latest.json'), JSON.stringify(results, null, 2));
+    const svg = svgChart(rows, `Herald vs raw baselines, ${machine.cpus}×${machine.cpuModel}, ${results.at.slice(0, 16)}Z`);
+    writeFileSync(join(outDir, `bench-${stamp}.svg`), svg);
+    writeFileSync(join(outDir, 'latest.svg'), svg);
+    console.log(`\n${table}\n`);
+    console.log(
+      `Herald RSS: start ${fmtMiB(startMiB)}, end ${fmtMiB(end?.rssMiB)}, peak (VmHWM) ${fmtMiB(end?.peakMiB)}` +
+        (soak ? `; soak ${soak.seconds} s at ${soak.rate}/s: start ${fmtMiB(soak.startMiB)}, end ${fmtMiB(soak.endMiB)}` : ''),
+    );
+    console.log(`machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.mysql}, Redis ${machine.redis}, RabbitMQ ${machine.rabbitmq}`);
+    console.log(`results: ${join(args.out, `bench-${stamp}.json`)} and .svg`);
+  }
+}
+
+const fmtMiB = (v: number | null | undefined) => (v === null || v === undefined ? '–' : `${v.toFixed(0)} MiB`);
+
+/** Drops the benchmark's database, its BullMQ keys (its own prefix only) — nothing shared. */
+async function dropBenchState(): Promise<void> {
+  const c = await createConnection(MYSQL_SERVER);
+  await c.query(`DROP DATABASE IF EXISTS \`${name}\``);
+  await c.end();
+  const redis = new Redis(REDIS_URL, { lazyConnect: true });
+  await redis.connect();
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${name}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await redis.unlink(...keys);
+  } while (cursor !== '0');
+  redis.disconnect();
+}
+
+async function describeMachine() {
+  const c = await createConnection(MYSQL_SERVER);
+  const [rows] = await c.query('SELECT VERSION() AS v');
+  await c.end();
+  const redis = new Redis(REDIS_URL, { lazyConnect: true });
+  await redis.connect();
+  const info = await redis.info('server');
+  redis.disconnect();
+  const amqp = await connect(AMQP_URL);
+  const serverProperties = (amqp as unknown as { connection: { serverProperties?: { version?: string } } }).connection.serverProperties;
+  await amqp.close();
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    mysql: String((rows as Array<{ v: string }>)[0]?.v ?? 'unknown'),
+    redis: /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown',
+    rabbitmq: serverProperties?.version ?? 'unknown',
+    kernel: readFileSync('/proc/version', 'utf8').split(' ')[2] ?? 'unknown',
+  };
+}
+
+main().catch((err: unknown) => {
+  console.error('bench failed:', err instanceof Error ? err.stack : err);
+  process.exit(1);
+});
