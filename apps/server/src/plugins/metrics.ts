@@ -17,7 +17,7 @@ export function boundedReading<T>(read: () => Promise<T>, deadlineMs = GAUGE_REA
       .catch(() => undefined)
       .finally(() => (inFlight = undefined));
     let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
+    const deadline = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), deadlineMs)));
     try {
       return await Promise.race([inFlight, deadline]);
     } finally {
