@@ -185,6 +185,37 @@ describe('tracing on (OTLP/HTTP JSON to a local receiver)', () => {
     });
   });
 
+  it('replaces trace headers the message or subscription carries (any letter case) with its own, to webhooks and RabbitMQ alike', async () => {
+    const topic = unique('trace.dup');
+    const exchange = unique('herald.tracedup');
+    const amqp = await startAmqpConsumer(exchange);
+    try {
+      const foreign = traceparent(producerSpan());
+      await subscribe(app, topic, { type: 'webhook', url: sink.url('/dup'), headers: { TraceParent: foreign, 'x-sub': 's1' } });
+      await subscribe(app, topic, { type: 'rabbitmq', exchange });
+      const atPrepare = producerSpan();
+      const id = await prepare(app, topic, { traceparent: traceparent(atPrepare) }, { headers: { Traceparent: foreign, TRACESTATE: 'producer=1', 'x-tenant': 't1' } });
+      expect((await app.inject({ method: 'POST', url: `/v1/messages/${id}/confirm`, headers: asProducer })).statusCode).toBe(200);
+
+      const [hit] = await until(() => (sink.hitsFor(id).length === 1 ? sink.hitsFor(id) : undefined), 'the webhook delivery');
+      const [published] = await until(() => (amqp.received.length === 1 ? amqp.received : undefined), 'the AMQP message');
+      const spans = await until(() => {
+        const s = receiver.spansOf(id);
+        return named(s, 'deliver webhook').length === 1 && named(s, 'deliver rabbitmq').length === 1 ? s : undefined;
+      }, 'the delivery spans');
+      // Node joins repeated header names into one value ("a, b"): one value here means one header.
+      expect(hit!.headers.traceparent).toBe(`00-${atPrepare.traceId}-${one(spans, 'deliver webhook').spanId}-01`);
+      expect(hit!.headers).not.toHaveProperty('tracestate');
+      expect(hit!.headers).toMatchObject({ 'x-tenant': 't1', 'x-sub': 's1' });
+      const amqpHeaders = published!.properties.headers ?? {};
+      expect(Object.keys(amqpHeaders).filter((n) => /^trace(parent|state)$/i.test(n))).toEqual(['traceparent']);
+      expect(amqpHeaders.traceparent).toBe(`00-${atPrepare.traceId}-${one(spans, 'deliver rabbitmq').spanId}-01`);
+      expect(amqpHeaders['x-tenant']).toBe('t1');
+    } finally {
+      await amqp.close();
+    }
+  });
+
   it('never returns the stored trace context in the API', async () => {
     const from = producerSpan();
     const id = await prepare(app, unique('trace.api'), { traceparent: traceparent(from) });
