@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import type { FastifyInstance } from 'fastify';
-import { TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase } from './helpers';
+import { TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue } from './helpers';
 import { startOtlpReceiver, type ReceivedSpan } from './otlp-receiver';
 import { startAmqpConsumer, startWebhookSink, waitFor, type Hit } from './sinks';
 
@@ -255,7 +256,10 @@ describe('tracing on (OTLP/HTTP JSON to a local receiver)', () => {
     }
   });
 
-  it('sends JSON to /v1/traces only', () => {
+  it('sends JSON to /v1/traces only', async () => {
+    // Its own export, so the test does not depend on the others having run first.
+    const id = await prepare(app, unique('trace.json'));
+    await until(() => (receiver.spansOf(id).length === 1 ? true : undefined), 'the prepare span');
     expect(receiver.refused).toEqual([]);
   });
 });
@@ -295,13 +299,74 @@ describe('tracing off', () => {
       }
       const [rows] = await off.mysql.query('SELECT trace_parent AS t FROM messages WHERE id IN (?, ?)', [confirmedId, checkedId]);
       expect((rows as Array<{ t: string | null }>).map((r) => r.t)).toEqual([null, null]);
-      // Longer than the schedule delay: a tracer that exported would have done so by now.
-      await new Promise((r) => setTimeout(r, 300));
-      expect(quiet.requests()).toBe(0);
     } finally {
+      // Closing flushes any tracer there is: nothing may have reached the collector even then.
       await off.close();
+      expect(quiet.requests()).toBe(0);
       await quiet.close();
       await offDb.drop();
     }
   });
+});
+
+/** A server that accepts connections and never answers: a black-holed collector. */
+async function blackHole() {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => sockets.size,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('an unreachable collector', () => {
+  it('leaves requests unaffected and counts the failed exports (connection refused)', async () => {
+    const gone = await startOtlpReceiver();
+    const url = gone.url;
+    await gone.close();
+    const refusedDb = await createTestDatabase('trcgone');
+    const traced = await buildTestApp(refusedDb.url, { HERALD_TRACING: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: url, OTEL_BSP_SCHEDULE_DELAY: '50', HERALD_ROLE: 'api' });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const started = Date.now();
+        await prepare(traced, unique('trace.gone'), { traceparent: traceparent(producerSpan()) });
+        expect(Date.now() - started).toBeLessThan(1_000);
+      }
+      await until(async () => {
+        const failures = metricValue((await traced.inject({ url: '/metrics' })).body, 'herald_trace_export_failures_total');
+        return failures >= 1 ? failures : undefined;
+      }, 'a failed export to be counted');
+    } finally {
+      await traced.close();
+      await refusedDb.drop();
+    }
+  });
+
+  it('does not hold up shutdown for longer than its own bound when the collector never answers', async () => {
+    const hole = await blackHole();
+    const holeDb = await createTestDatabase('trchole');
+    const traced = await buildTestApp(holeDb.url, { HERALD_TRACING: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: hole.url, OTEL_BSP_SCHEDULE_DELAY: '60000', HERALD_ROLE: 'api' });
+    try {
+      const started = Date.now();
+      await prepare(traced, unique('trace.hole'), { traceparent: traceparent(producerSpan()) });
+      expect(Date.now() - started).toBeLessThan(1_000);
+      // The span waits in the batch (long schedule delay): closing has to flush it into the black hole.
+      const closing = Date.now();
+      await traced.close();
+      expect(hole.connections()).toBeGreaterThanOrEqual(1);
+      expect(Date.now() - closing).toBeLessThan(4_500);
+    } finally {
+      await hole.close();
+      await holeDb.drop();
+    }
+  }, 60_000);
 });
