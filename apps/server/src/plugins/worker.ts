@@ -17,6 +17,7 @@ import {
 } from '@herald/queues';
 import type { Config } from '../config';
 import { boundedReading } from './metrics';
+import { outageLog } from './outage-log';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -84,7 +85,10 @@ export const workerPlugin = fp<{ config: Config }>(
         lockDuration: 10_000,
         stalledInterval: 5_000,
       });
-      worker.on('error', (err) => app.log.warn({ queue, err: { message: err.message } }, 'worker error'));
+      // While Redis is down every reconnect attempt fails: one line per outage, not one per attempt.
+      const outage = outageLog(app.log, 'worker error', { queue });
+      worker.on('error', (err) => outage.failed(err));
+      redis.on('ready', () => outage.recovered());
       worker.on('failed', (job, err) =>
         app.log.warn({ queue, jobId: job?.id, ...jobIds(job?.data), attemptsMade: job?.attemptsMade, err: { message: err.message } }, `job failed; ${whatHappensOnFailure}`),
       );
