@@ -217,6 +217,48 @@ describe('tracing on (OTLP/HTTP JSON to a local receiver)', () => {
     }
   });
 
+  it('an idempotent retry of a prepare from another trace answers 200 and keeps the first trace; its own span links the message’s', async () => {
+    const topic = unique('trace.retry');
+    const first = producerSpan();
+    const id = unique('trc');
+    const body = { id, topic, payload: { id }, checkUrl: producer.url('/check'), checkAfterMs: 60_000 };
+    const created = await app.inject({ method: 'POST', url: '/v1/messages', headers: { ...asProducer, traceparent: traceparent(first) }, payload: body });
+    expect(created.statusCode).toBe(201);
+    const storedTrace = async () => ((await app.mysql.query('SELECT trace_parent AS t FROM messages WHERE id = ?', [id]))[0] as Array<{ t: string | null }>)[0]?.t;
+    const before = await storedTrace();
+    expect(before).toMatch(new RegExp(`^00-${first.traceId}-[0-9a-f]{16}-01$`));
+
+    const second = producerSpan();
+    const retried = await app.inject({ method: 'POST', url: '/v1/messages', headers: { ...asProducer, traceparent: traceparent(second) }, payload: body });
+    expect(retried.statusCode).toBe(200);
+    expect(await storedTrace()).toBe(before);
+
+    const spans = await until(() => (receiver.spansOf(id).length === 2 ? receiver.spansOf(id) : undefined), 'both prepare spans');
+    const original = spans.find((s) => s.traceId === first.traceId)!;
+    const retry = spans.find((s) => s.traceId === second.traceId)!;
+    expect(original).toMatchObject({ parentSpanId: first.spanId, attributes: { 'http.response.status_code': 201 } });
+    expect(before).toBe(`00-${first.traceId}-${original.spanId}-01`);
+    expect(retry).toMatchObject({ parentSpanId: second.spanId, attributes: { 'http.response.status_code': 200 }, links: [{ traceId: first.traceId, spanId: original.spanId }] });
+  });
+
+  const valid = producerSpan();
+  it.each([
+    ['all-zero trace id', { traceparent: `00-${'0'.repeat(32)}-${valid.spanId}-01` }],
+    ['all-zero span id', { traceparent: `00-${valid.traceId}-${'0'.repeat(16)}-01` }],
+    ['version ff', { traceparent: `ff-${valid.traceId}-${valid.spanId}-01` }],
+    ['an oversize traceparent', { traceparent: `00-${valid.traceId}-${valid.spanId}-01-${'f'.repeat(8_000)}` }],
+    ['garbage', { traceparent: '\u00ff not-a-trace \t;;' }],
+    ['garbage with an oversize tracestate', { traceparent: 'zz-zz', tracestate: `a=${'b'.repeat(8_000)}` }],
+  ])('a prepare with %s still answers 201 and starts a trace of its own', async (_what, headers) => {
+    const id = await prepare(app, unique('trace.hostile'), headers);
+    const [row] = (await app.mysql.query('SELECT trace_parent AS t FROM messages WHERE id = ?', [id]))[0] as Array<{ t: string | null }>;
+    const [span] = await until(() => (receiver.spansOf(id).length === 1 ? receiver.spansOf(id) : undefined), 'the prepare span');
+    expect(span!.parentSpanId ?? '').toBe('');
+    expect(span!.traceId).not.toBe(valid.traceId);
+    expect(span!.traceId).not.toMatch(/^0+$/);
+    expect(row?.t).toBe(`00-${span!.traceId}-${span!.spanId}-01`);
+  });
+
   it('never returns the stored trace context in the API', async () => {
     const from = producerSpan();
     const id = await prepare(app, unique('trace.api'), { traceparent: traceparent(from) });
