@@ -97,6 +97,7 @@ describe('metrics after a known scenario', () => {
       herald_messages_unresolved: 1,
       herald_messages_prepared: 0,
       herald_delivery_enqueue_failures_total: 0,
+      herald_trace_export_failures_total: 0,
       'herald_delivery_queue_jobs{state="waiting"}': 0,
       'herald_delivery_queue_jobs{state="delayed"}': 0,
       'herald_delivery_queue_jobs{state="active"}': 0,

@@ -35,6 +35,7 @@ export interface HeraldMetrics {
   checks: Counter<'answer'>;
   checkSeconds: Histogram;
   enqueueFailures: Counter;
+  traceExportFailures: Counter;
 }
 
 declare module 'fastify' {
@@ -114,7 +115,13 @@ export const metricsPlugin = fp(
       help: 'Delivery jobs committed in MySQL that Redis did not take after the commit (the reconciler enqueues them later)',
       registers: [registry],
     });
-    app.decorate('metrics', { registry, transitions, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds, enqueueFailures });
+    // Registered with tracing off too (it stays 0), so dashboards and alerts find the series either way.
+    const traceExportFailures = new Counter({
+      name: 'herald_trace_export_failures_total',
+      help: 'Batches of spans the OTLP exporter could not send (those spans are lost)',
+      registers: [registry],
+    });
+    app.decorate('metrics', { registry, transitions, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds, enqueueFailures, traceExportFailures });
 
     app.addHook('onResponse', async (request, reply) => {
       // The route pattern, never the raw URL: ids in paths would explode the label set.

@@ -6,7 +6,6 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { contextWithParent, formatTraceParent, parseTraceParent } from '@herald/delivery';
-import { Counter } from 'prom-client';
 import type { TracingConfig } from '../config';
 import { outageLog } from './outage-log';
 
@@ -97,15 +96,10 @@ export const tracingPlugin = fp<{ config: TracingConfig | null }>(
       app.decorate('tracing', OFF);
       return;
     }
-    const exportFailures = new Counter({
-      name: 'herald_trace_export_failures_total',
-      help: 'Batches of spans the OTLP exporter could not send (the spans are lost)',
-      registers: [app.metrics.registry],
-    });
     const exportLog = outageLog(app.log, 'could not export spans to the OTLP endpoint');
     const exporter = countingFailures(new OTLPTraceExporter({ url: config.endpoint, timeoutMillis: EXPORT_TIMEOUT_MS }), {
       failed: (err) => {
-        exportFailures.inc();
+        app.metrics.traceExportFailures.inc();
         exportLog.failed(err);
       },
       succeeded: () => exportLog.recovered(),
