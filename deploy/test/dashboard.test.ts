@@ -14,6 +14,11 @@ const REQUIRED = [
   'herald_delivery_queue_jobs',
   'herald_messages_unresolved',
   'herald_deliveries_dead',
+  'herald_deliveries_pending',
+  'herald_messages_prepared',
+  'herald_delivery_enqueue_failures_total',
+  'herald_check_queue_jobs',
+  'herald_trace_export_failures_total',
 ];
 
 describe('deploy/grafana/herald-dashboard.json', () => {

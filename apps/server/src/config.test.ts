@@ -66,6 +66,23 @@ describe('parseConfig', () => {
     }
   });
 
+  it.each([
+    ['OTEL_EXPORTER_OTLP_ENDPOINT', 'grpc://collector-user:otlp-secret-token@collector:4317?api_key=query-secret-key', 'must start with http:// or https:// (OTLP over HTTP; got "grpc://[redacted]@collector:4317?[redacted]")'],
+    ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'collector-user:otlp-secret-token@collector?api_key=query-secret-key', 'must start with http:// or https:// (OTLP over HTTP; got "[redacted]@collector?[redacted]")'],
+    ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'http://collector-user:otlp-secret-token@[collector:4318/v1/traces?api_key=query-secret-key', 'is not a valid URL (got "http://[redacted]@[collector:4318/v1/traces?[redacted]")'],
+  ])('never puts the credentials or query of a bad %s into the error message', (name, value, expected) => {
+    let message = '';
+    try {
+      parseConfig({ HERALD_API_KEYS: KEYS, [name]: value });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      message = (error as Error).message;
+    }
+    expect(message).toBe(`${name} ${expected}`);
+    expect(message).not.toContain('query-secret-key');
+    expect(message).not.toContain('otlp-secret-token');
+  });
+
   it('traces only when asked: HERALD_TRACING=otlp or a standard OTLP endpoint variable', () => {
     expect(parseConfig({ HERALD_API_KEYS: KEYS }).tracing).toBeNull();
     expect(parseConfig({ HERALD_API_KEYS: KEYS, HERALD_TRACING: 'otlp' }).tracing).toEqual({

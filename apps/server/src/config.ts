@@ -159,10 +159,18 @@ function httpUrl(name: string, value: string): string {
   try {
     parsed = new URL(value);
   } catch {
-    throw new ConfigError(`${name} is not a valid URL (got "${value}")`);
+    throw new ConfigError(`${name} is not a valid URL (got "${redactedUrl(value)}")`);
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(`${name} must start with http:// or https:// (OTLP over HTTP; got "${value}")`);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(`${name} must start with http:// or https:// (OTLP over HTTP; got "${redactedUrl(value)}")`);
   return value;
+}
+
+/**
+ * A URL fit for an error message: credentials (`user:token@`) and the query string, where tokens
+ * also travel, are replaced. Textual, so it works on values that do not parse as URLs too.
+ */
+function redactedUrl(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#]*@/i, '$1[redacted]@').replace(/[?#].*$/s, (rest) => (rest.startsWith('?') ? '?[redacted]' : ''));
 }
 
 /**

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
@@ -97,7 +98,12 @@ describe('structured logs', () => {
     const status = async (id: string) => ((await app.mysql.query('SELECT status FROM messages WHERE id = ?', [id]))[0] as Array<{ status: string }>)[0]?.status;
     await waitFor(async () => (await status(confirmed)) === 'failed' && (await status(committed)) === 'failed' && (await status(held)) === 'unresolved' && (await status(generatedId)) === 'failed', 'the scenario to settle');
     await waitFor(() => successes >= 3, 'the deliveries to /retried to succeed'); // confirmed (after one failure), committed, generated
-    await new Promise((r) => setTimeout(r, 300));
+    // The lines a job writes after its commit may still be on their way: wait for the last ones the checks below expect.
+    const has = (id: string, msg: string, n = 1) => lines.filter((l) => l.includes(id) && (JSON.parse(l) as Line).msg === msg).length >= n;
+    await waitFor(
+      () => has(confirmed, 'delivered') && has(confirmed, 'delivery is dead') && has(generatedId, 'request completed') && has(held, 'checks exhausted: the message is unresolved until a person confirms or cancels it') && has(committed, 'check answered'),
+      'the last log lines',
+    );
 
     const parsed = lines.map((l) => JSON.parse(l) as Line);
     expect(parsed.length).toBeGreaterThan(20);
@@ -131,5 +137,46 @@ describe('structured logs', () => {
     // Nor the base64 key inside a whsec_ secret, nor any signature.
     for (const secret of [retried.secret, dead.secret, TEST_CHECK_SECRET]) expect(all).not.toContain(secret.slice('whsec_'.length));
     expect(all).not.toContain('webhook-signature');
+  });
+});
+
+/** A port nothing listens on (connections are refused). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('logs while MySQL and Redis are down', () => {
+  it('name the message of a failed prepare, and say once (not on every reconnect) that Redis is unreachable', async () => {
+    const downLines: Line[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        downLines.push(...chunk.toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line));
+        done();
+      },
+    });
+    const config = parseConfig(testEnv(`mysql://root@127.0.0.1:${await closedPort()}/herald_down`, { REDIS_URL: `redis://127.0.0.1:${await closedPort()}`, HERALD_LOG_LEVEL: 'info' }));
+    const down = await buildApp(config, { logger: { ...loggerOptions(config), stream } });
+    await down.ready();
+    try {
+      const id = unique('log-down');
+      const res = await down.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: { id, topic: 'log.down', payload: {}, confirm: true } });
+      expect(res.statusCode, res.body).toBe(503);
+      expect(downLines.filter((l) => l.msg === 'backing service unavailable')).toEqual([expect.objectContaining({ messageId: id, level: 40 })]);
+
+      // ioredis retries after 50, 100, 150 … ms: a dozen attempts per connection in these 3 s.
+      await new Promise((r) => setTimeout(r, 3_000));
+      const workerErrors = downLines.filter((l) => String(l.msg).startsWith('worker error'));
+      expect(workerErrors.length).toBeGreaterThan(0);
+      const perQueue = new Map<unknown, number>();
+      for (const l of workerErrors) perQueue.set(l.queue, (perQueue.get(l.queue) ?? 0) + 1);
+      for (const [queue, n] of perQueue) expect(n, String(queue)).toBe(1);
+    } finally {
+      // The pool ends with its connection attempts failing; that is not what this tests.
+      await down.close().catch(() => undefined);
+    }
   });
 });

@@ -37,7 +37,7 @@ describe('health and readiness', () => {
     try {
       expect((await noRabbit.inject({ url: '/readyz' })).json().checks.rabbitmq).toBeUndefined();
       const sub = await noRabbit.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name: 'r', topic: 'ready.check', target: { type: 'rabbitmq', exchange: 'x' } } });
-      expect(sub.statusCode).toBe(201);
+      expect(sub.statusCode, sub.body).toBe(201);
       const down = await noRabbit.inject({ url: '/readyz' });
       expect(down.statusCode).toBe(503);
       expect(down.json().checks.rabbitmq).toMatchObject({ ok: false, error: 'unreachable' });
@@ -146,6 +146,14 @@ describe('Swagger UI and the OpenAPI document', () => {
       '/v1/messages/{id}/deliveries', '/v1/messages/{id}/redeliver', '/v1/subscriptions', '/v1/subscriptions/{id}',
       '/v1/subscriptions/{id}/redeliver', '/v1/subscriptions/{id}/rotate-secret',
     ]);
+  });
+
+  it('documents both 503 bodies of /readyz: readiness while a service fails, the error shape Fastify answers while shutting down', async () => {
+    const spec = (await app.inject({ url: '/docs/json' })).json();
+    const schema = spec.paths['/readyz'].get.responses['503'].content['application/json'].schema;
+    expect(schema.anyOf).toEqual([expect.objectContaining({ required: ['status', 'checks'] }), { $ref: '#/components/schemas/ErrorResponse' }]);
+    // Fastify's shutdown answer (return503OnClosing) carries statusCode, error and message.
+    expect(spec.components.schemas.ErrorResponse.required).toEqual(expect.arrayContaining(['statusCode', 'error', 'message']));
   });
 
   it('documents every route with a summary, tags, and its error responses', async () => {

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import type { FastifyInstance } from 'fastify';
-import { TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase } from './helpers';
+import { TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue } from './helpers';
 import { startOtlpReceiver, type ReceivedSpan } from './otlp-receiver';
 import { startAmqpConsumer, startWebhookSink, waitFor, type Hit } from './sinks';
 
@@ -185,6 +186,79 @@ describe('tracing on (OTLP/HTTP JSON to a local receiver)', () => {
     });
   });
 
+  it('replaces trace headers the message or subscription carries (any letter case) with its own, to webhooks and RabbitMQ alike', async () => {
+    const topic = unique('trace.dup');
+    const exchange = unique('herald.tracedup');
+    const amqp = await startAmqpConsumer(exchange);
+    try {
+      const foreign = traceparent(producerSpan());
+      await subscribe(app, topic, { type: 'webhook', url: sink.url('/dup'), headers: { TraceParent: foreign, 'x-sub': 's1' } });
+      await subscribe(app, topic, { type: 'rabbitmq', exchange });
+      const atPrepare = producerSpan();
+      const id = await prepare(app, topic, { traceparent: traceparent(atPrepare) }, { headers: { Traceparent: foreign, TRACESTATE: 'producer=1', 'x-tenant': 't1' } });
+      expect((await app.inject({ method: 'POST', url: `/v1/messages/${id}/confirm`, headers: asProducer })).statusCode).toBe(200);
+
+      const [hit] = await until(() => (sink.hitsFor(id).length === 1 ? sink.hitsFor(id) : undefined), 'the webhook delivery');
+      const [published] = await until(() => (amqp.received.length === 1 ? amqp.received : undefined), 'the AMQP message');
+      const spans = await until(() => {
+        const s = receiver.spansOf(id);
+        return named(s, 'deliver webhook').length === 1 && named(s, 'deliver rabbitmq').length === 1 ? s : undefined;
+      }, 'the delivery spans');
+      // Node joins repeated header names into one value ("a, b"): one value here means one header.
+      expect(hit!.headers.traceparent).toBe(`00-${atPrepare.traceId}-${one(spans, 'deliver webhook').spanId}-01`);
+      expect(hit!.headers).not.toHaveProperty('tracestate');
+      expect(hit!.headers).toMatchObject({ 'x-tenant': 't1', 'x-sub': 's1' });
+      const amqpHeaders = published!.properties.headers ?? {};
+      expect(Object.keys(amqpHeaders).filter((n) => /^trace(parent|state)$/i.test(n))).toEqual(['traceparent']);
+      expect(amqpHeaders.traceparent).toBe(`00-${atPrepare.traceId}-${one(spans, 'deliver rabbitmq').spanId}-01`);
+      expect(amqpHeaders['x-tenant']).toBe('t1');
+    } finally {
+      await amqp.close();
+    }
+  });
+
+  it('an idempotent retry of a prepare from another trace answers 200 and keeps the first trace; its own span links the message’s', async () => {
+    const topic = unique('trace.retry');
+    const first = producerSpan();
+    const id = unique('trc');
+    const body = { id, topic, payload: { id }, checkUrl: producer.url('/check'), checkAfterMs: 60_000 };
+    const created = await app.inject({ method: 'POST', url: '/v1/messages', headers: { ...asProducer, traceparent: traceparent(first) }, payload: body });
+    expect(created.statusCode).toBe(201);
+    const storedTrace = async () => ((await app.mysql.query('SELECT trace_parent AS t FROM messages WHERE id = ?', [id]))[0] as Array<{ t: string | null }>)[0]?.t;
+    const before = await storedTrace();
+    expect(before).toMatch(new RegExp(`^00-${first.traceId}-[0-9a-f]{16}-01$`));
+
+    const second = producerSpan();
+    const retried = await app.inject({ method: 'POST', url: '/v1/messages', headers: { ...asProducer, traceparent: traceparent(second) }, payload: body });
+    expect(retried.statusCode).toBe(200);
+    expect(await storedTrace()).toBe(before);
+
+    const spans = await until(() => (receiver.spansOf(id).length === 2 ? receiver.spansOf(id) : undefined), 'both prepare spans');
+    const original = spans.find((s) => s.traceId === first.traceId)!;
+    const retry = spans.find((s) => s.traceId === second.traceId)!;
+    expect(original).toMatchObject({ parentSpanId: first.spanId, attributes: { 'http.response.status_code': 201 } });
+    expect(before).toBe(`00-${first.traceId}-${original.spanId}-01`);
+    expect(retry).toMatchObject({ parentSpanId: second.spanId, attributes: { 'http.response.status_code': 200 }, links: [{ traceId: first.traceId, spanId: original.spanId }] });
+  });
+
+  const valid = producerSpan();
+  it.each([
+    ['all-zero trace id', { traceparent: `00-${'0'.repeat(32)}-${valid.spanId}-01` }],
+    ['all-zero span id', { traceparent: `00-${valid.traceId}-${'0'.repeat(16)}-01` }],
+    ['version ff', { traceparent: `ff-${valid.traceId}-${valid.spanId}-01` }],
+    ['an oversize traceparent', { traceparent: `00-${valid.traceId}-${valid.spanId}-01-${'f'.repeat(8_000)}` }],
+    ['garbage', { traceparent: '\u00ff not-a-trace \t;;' }],
+    ['garbage with an oversize tracestate', { traceparent: 'zz-zz', tracestate: `a=${'b'.repeat(8_000)}` }],
+  ])('a prepare with %s still answers 201 and starts a trace of its own', async (_what, headers) => {
+    const id = await prepare(app, unique('trace.hostile'), headers);
+    const [row] = (await app.mysql.query('SELECT trace_parent AS t FROM messages WHERE id = ?', [id]))[0] as Array<{ t: string | null }>;
+    const [span] = await until(() => (receiver.spansOf(id).length === 1 ? receiver.spansOf(id) : undefined), 'the prepare span');
+    expect(span!.parentSpanId ?? '').toBe('');
+    expect(span!.traceId).not.toBe(valid.traceId);
+    expect(span!.traceId).not.toMatch(/^0+$/);
+    expect(row?.t).toBe(`00-${span!.traceId}-${span!.spanId}-01`);
+  });
+
   it('never returns the stored trace context in the API', async () => {
     const from = producerSpan();
     const id = await prepare(app, unique('trace.api'), { traceparent: traceparent(from) });
@@ -224,7 +298,10 @@ describe('tracing on (OTLP/HTTP JSON to a local receiver)', () => {
     }
   });
 
-  it('sends JSON to /v1/traces only', () => {
+  it('sends JSON to /v1/traces only', async () => {
+    // Its own export, so the test does not depend on the others having run first.
+    const id = await prepare(app, unique('trace.json'));
+    await until(() => (receiver.spansOf(id).length === 1 ? true : undefined), 'the prepare span');
     expect(receiver.refused).toEqual([]);
   });
 });
@@ -264,13 +341,74 @@ describe('tracing off', () => {
       }
       const [rows] = await off.mysql.query('SELECT trace_parent AS t FROM messages WHERE id IN (?, ?)', [confirmedId, checkedId]);
       expect((rows as Array<{ t: string | null }>).map((r) => r.t)).toEqual([null, null]);
-      // Longer than the schedule delay: a tracer that exported would have done so by now.
-      await new Promise((r) => setTimeout(r, 300));
-      expect(quiet.requests()).toBe(0);
     } finally {
+      // Closing flushes any tracer there is: nothing may have reached the collector even then.
       await off.close();
+      expect(quiet.requests()).toBe(0);
       await quiet.close();
       await offDb.drop();
     }
   });
+});
+
+/** A server that accepts connections and never answers: a black-holed collector. */
+async function blackHole() {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => sockets.size,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('an unreachable collector', () => {
+  it('leaves requests unaffected and counts the failed exports (connection refused)', async () => {
+    const gone = await startOtlpReceiver();
+    const url = gone.url;
+    await gone.close();
+    const refusedDb = await createTestDatabase('trcgone');
+    const traced = await buildTestApp(refusedDb.url, { HERALD_TRACING: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: url, OTEL_BSP_SCHEDULE_DELAY: '50', HERALD_ROLE: 'api' });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const started = Date.now();
+        await prepare(traced, unique('trace.gone'), { traceparent: traceparent(producerSpan()) });
+        expect(Date.now() - started).toBeLessThan(1_000);
+      }
+      await until(async () => {
+        const failures = metricValue((await traced.inject({ url: '/metrics' })).body, 'herald_trace_export_failures_total');
+        return failures >= 1 ? failures : undefined;
+      }, 'a failed export to be counted');
+    } finally {
+      await traced.close();
+      await refusedDb.drop();
+    }
+  });
+
+  it('does not hold up shutdown for longer than its own bound when the collector never answers', async () => {
+    const hole = await blackHole();
+    const holeDb = await createTestDatabase('trchole');
+    const traced = await buildTestApp(holeDb.url, { HERALD_TRACING: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: hole.url, OTEL_BSP_SCHEDULE_DELAY: '60000', HERALD_ROLE: 'api' });
+    try {
+      const started = Date.now();
+      await prepare(traced, unique('trace.hole'), { traceparent: traceparent(producerSpan()) });
+      expect(Date.now() - started).toBeLessThan(1_000);
+      // The span waits in the batch (long schedule delay): closing has to flush it into the black hole.
+      const closing = Date.now();
+      await traced.close();
+      expect(hole.connections()).toBeGreaterThanOrEqual(1);
+      expect(Date.now() - closing).toBeLessThan(4_500);
+    } finally {
+      await hole.close();
+      await holeDb.drop();
+    }
+  }, 60_000);
 });

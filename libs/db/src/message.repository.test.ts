@@ -80,6 +80,14 @@ describe('MessageRepository', () => {
     expect(raw[0]?.c).toBe('2026-03-04 05:06:07.089');
   });
 
+  it('counts by status, and stops counting at the cap when one is given', async () => {
+    const before = await repo.countByStatus('prepared');
+    for (const n of [1, 2, 3]) await repo.prepare({ id: `count-${n}`, topic: 't', payload: n, checkUrl: 'http://x/c', checkAfterMs: 60_000 });
+    expect(await repo.countByStatus('prepared')).toBe(before + 3);
+    expect(await repo.countByStatus('prepared', before + 2)).toBe(before + 2);
+    expect(await repo.countByStatus('prepared', before + 10)).toBe(before + 3);
+  });
+
   it('treats ids as case-sensitive', async () => {
     expect((await repo.prepare({ id: 'CaseId', topic: 't', payload: 1, confirm: true })).kind).toBe('created');
     expect((await repo.prepare({ id: 'caseid', topic: 't', payload: 2, confirm: true })).kind).toBe('created');

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { trace, TraceFlags } from '@opentelemetry/api';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import { contextWithParent, formatTraceParent, parseTraceParent, traceHeaders } from './trace-context';
+import { contextWithParent, formatTraceParent, parseTraceParent, traceHeaders, withTraceHeaders } from './trace-context';
 import { WebhookSender } from './webhook.sender';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -89,5 +89,25 @@ describe('a traced webhook', () => {
       await sender.close();
       server.close();
     }
+  });
+});
+
+describe('withTraceHeaders', () => {
+  const herald = { traceparent: VALID };
+
+  it('replaces a traceparent and tracestate of any letter case with Herald\'s, keeping every other header', () => {
+    const merged = withTraceHeaders({ Traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`, TRACESTATE: 'producer=1', 'x-tenant': 't1' }, herald);
+    expect(merged).toEqual({ 'x-tenant': 't1', traceparent: VALID });
+    // Exactly one trace header name, whatever the case, so a consumer sees one parent.
+    expect(Object.keys(merged).filter((n) => n.toLowerCase().startsWith('trace'))).toEqual(['traceparent']);
+  });
+
+  it('drops a producer tracestate even when Herald has none to send', () => {
+    expect(withTraceHeaders({ tracestate: 'producer=1', traceparent: 'anything' }, herald)).toEqual(herald);
+  });
+
+  it('leaves the headers as they are when Herald sends no trace headers (tracing off)', () => {
+    const headers = { Traceparent: 'producer-value', tracestate: 'producer=1' };
+    expect(withTraceHeaders(headers, {})).toBe(headers);
   });
 });

@@ -52,3 +52,18 @@ export function traceHeaders(span: Span | undefined): Record<string, string> {
   const state = spanContext.traceState?.serialize();
   return { traceparent: formatTraceParent(spanContext), ...(state && { tracestate: state }) };
 }
+
+const TRACE_HEADER_NAMES = new Set(['traceparent', 'tracestate']);
+
+/**
+ * `headers` with Herald's `trace` headers set. When there are any, a `traceparent` or
+ * `tracestate` already in `headers` (a producer's, in any letter case) is removed first: HTTP
+ * and AMQP header names are case-insensitive to consumers, so `Traceparent` next to Herald's
+ * `traceparent` would be two parents, and a producer's `tracestate` belongs to another span.
+ * Without trace headers (tracing off) `headers` are returned as they are.
+ */
+export function withTraceHeaders(headers: Record<string, string>, trace: Record<string, string>): Record<string, string> {
+  if (Object.keys(trace).length === 0) return headers;
+  const kept = Object.entries(headers).filter(([name]) => !TRACE_HEADER_NAMES.has(name.toLowerCase()));
+  return { ...Object.fromEntries(kept), ...trace };
+}

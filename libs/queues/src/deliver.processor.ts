@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Span, Tracer } from '@opentelemetry/api';
 import { activeSecrets, type AttemptResult, type TargetType } from '@herald/domain';
 import type { AttemptContext, AttemptOutcome, DeliveryJobRef, DeliveryRepository, SubscriptionRepository } from '@herald/db';
-import { traceHeaders, type RabbitPublisher, type WebhookSender } from '@herald/delivery';
+import { traceHeaders, withTraceHeaders, type RabbitPublisher, type WebhookSender } from '@herald/delivery';
 import type { DeliveryScheduler } from './delivery.scheduler';
 import { endSpan, SpanKind, startMessageSpan, traceFields, type QueueLog } from './observability';
 
@@ -136,8 +136,8 @@ export class DeliverProcessor {
         key: message.key,
         attempt,
         body,
-        // The trace headers come last: with tracing on they point at this attempt's span.
-        headers: { ...message.headers, ...sub.target.headers, ...trace },
+        // With tracing on the trace headers point at this attempt's span, replacing any the message or subscription carries.
+        headers: withTraceHeaders({ ...message.headers, ...sub.target.headers }, trace),
         secrets: activeSecrets(sub, new Date()),
         timeoutMs: sub.target.timeoutMs ?? this.deps.defaultTimeoutMs,
       });
@@ -147,13 +147,15 @@ export class DeliverProcessor {
       routingKey: sub.target.routingKey ?? message.topic,
       messageId: message.id,
       body,
-      headers: {
-        ...message.headers,
-        'herald-topic': message.topic,
-        'herald-attempt': String(attempt),
-        ...(message.key !== null && { 'herald-key': message.key }),
-        ...trace,
-      },
+      headers: withTraceHeaders(
+        {
+          ...message.headers,
+          'herald-topic': message.topic,
+          'herald-attempt': String(attempt),
+          ...(message.key !== null && { 'herald-key': message.key }),
+        },
+        trace,
+      ),
       publishId: `${ref.deliveryId}.${ref.generation}.${attempt}.${randomUUID()}`,
     });
   }

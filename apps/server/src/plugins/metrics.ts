@@ -1,6 +1,31 @@
 import fp from 'fastify-plugin';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 
+/** How long one gauge may take to read its value when Prometheus scrapes. */
+export const GAUGE_READ_DEADLINE_MS = 1_000;
+
+/**
+ * Wraps an async gauge reading so a scrape never waits on a dead dependency: it answers within
+ * `deadlineMs` (undefined when the reading did not finish in time or failed, so the gauge keeps
+ * its last value), and while one reading is still out no second one is started, so a hung Redis
+ * or MySQL does not collect one more command per scrape.
+ */
+export function boundedReading<T>(read: () => Promise<T>, deadlineMs = GAUGE_READ_DEADLINE_MS): () => Promise<T | undefined> {
+  let inFlight: Promise<T | undefined> | undefined;
+  return async () => {
+    inFlight ??= read()
+      .catch(() => undefined)
+      .finally(() => (inFlight = undefined));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), deadlineMs)));
+    try {
+      return await Promise.race([inFlight, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
 export interface HeraldMetrics {
   registry: Registry;
   transitions: Counter<'from' | 'to'>;
@@ -10,6 +35,7 @@ export interface HeraldMetrics {
   checks: Counter<'answer'>;
   checkSeconds: Histogram;
   enqueueFailures: Counter;
+  traceExportFailures: Counter;
 }
 
 declare module 'fastify' {
@@ -89,7 +115,13 @@ export const metricsPlugin = fp(
       help: 'Delivery jobs committed in MySQL that Redis did not take after the commit (the reconciler enqueues them later)',
       registers: [registry],
     });
-    app.decorate('metrics', { registry, transitions, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds, enqueueFailures });
+    // Registered with tracing off too (it stays 0), so dashboards and alerts find the series either way.
+    const traceExportFailures = new Counter({
+      name: 'herald_trace_export_failures_total',
+      help: 'Batches of spans the OTLP exporter could not send (those spans are lost)',
+      registers: [registry],
+    });
+    app.decorate('metrics', { registry, transitions, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds, enqueueFailures, traceExportFailures });
 
     app.addHook('onResponse', async (request, reply) => {
       // The route pattern, never the raw URL: ids in paths would explode the label set.

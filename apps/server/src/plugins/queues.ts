@@ -4,6 +4,10 @@ import { Redis } from 'ioredis';
 import { Gauge } from 'prom-client';
 import type { DeliveryJobRef } from '@herald/db';
 import { DELIVERY_QUEUE, DeliveryScheduler } from '@herald/queues';
+import { boundedReading } from './metrics';
+
+/** The MySQL backlog gauges count at most this many rows per scrape. */
+export const GAUGE_COUNT_CAP = 100_000;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -44,40 +48,39 @@ export const queuesPlugin = fp<QueuesPluginOptions>(
       }
     });
 
+    const readQueue = boundedReading(() => queue.getJobCounts('waiting', 'delayed', 'active', 'failed'));
     new Gauge({
       name: 'herald_delivery_queue_jobs',
       help: 'Jobs in the delivery queue by state',
       labelNames: ['state'] as const,
       registers: [app.metrics.registry],
       async collect() {
-        try {
-          const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'failed');
-          for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
-        } catch {
-          // Redis down: leave the last values; /readyz says why.
-        }
+        // Redis down or slow: the last values stay; /readyz says why.
+        const counts = await readQueue();
+        if (counts) for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     });
-    // Counts a person has to act on, read from MySQL when Prometheus scrapes.
-    const countGauge = (name: string, help: string, count: () => Promise<number>) =>
-      new Gauge({
+    // Counts a person has to act on, read from MySQL when Prometheus scrapes. Capped, so a huge
+    // backlog costs a bounded index range per scrape rather than a full count.
+    const countGauge = (name: string, help: string, count: (cap: number) => Promise<number>) => {
+      const read = boundedReading(() => count(GAUGE_COUNT_CAP));
+      return new Gauge({
         name,
-        help,
+        help: `${help}; counted up to ${GAUGE_COUNT_CAP} (the value stops there)`,
         registers: [app.metrics.registry],
         async collect() {
-          try {
-            this.set(await count());
-          } catch {
-            // MySQL down: keep the last value; /readyz says why.
-          }
+          // MySQL down or slow: the last value stays; /readyz says why.
+          const n = await read();
+          if (n !== undefined) this.set(n);
         },
       });
-    countGauge('herald_messages_unresolved', 'Messages held after their checks ran out (onChecksExhausted: hold), waiting for a person', () => app.messages.countByStatus('unresolved'));
-    countGauge('herald_deliveries_dead', 'Deliveries that are dead (waiting for a person to replay them)', () => app.deliveries.countByStatus('dead'));
+    };
+    countGauge('herald_messages_unresolved', 'Messages held after their checks ran out (onChecksExhausted: hold), waiting for a person', (cap) => app.messages.countByStatus('unresolved', cap));
+    countGauge('herald_deliveries_dead', 'Deliveries that are dead (waiting for a person to replay them)', (cap) => app.deliveries.countByStatus('dead', cap));
     // The real backlogs, from the truth rather than from Redis: deliveries still to be made, and
     // transactions still open (prepared, neither confirmed nor cancelled yet).
-    countGauge('herald_deliveries_pending', 'Deliveries not yet delivered or dead (in MySQL, whatever Redis holds)', () => app.deliveries.countByStatus('pending'));
-    countGauge('herald_messages_prepared', 'Messages prepared and not yet confirmed or cancelled (open producer transactions)', () => app.messages.countByStatus('prepared'));
+    countGauge('herald_deliveries_pending', 'Deliveries not yet delivered or dead (in MySQL, whatever Redis holds)', (cap) => app.deliveries.countByStatus('pending', cap));
+    countGauge('herald_messages_prepared', 'Messages prepared and not yet confirmed or cancelled (open producer transactions)', (cap) => app.messages.countByStatus('prepared', cap));
 
     app.addHook('onClose', async () => {
       await queue.close().catch(() => undefined);

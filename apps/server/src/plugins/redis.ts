@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
 import { Redis } from 'ioredis';
+import { outageLog } from './outage-log';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,14 +12,10 @@ declare module 'fastify' {
 export const redisPlugin = fp<{ url: string }>(
   async (app, options) => {
     const redis = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2_000 });
-    let lastLogged = 0;
-    redis.on('error', (err) => {
-      // ioredis reconnects by itself; say so at most every 10 s instead of on every retry.
-      if (Date.now() - lastLogged > 10_000) {
-        lastLogged = Date.now();
-        app.log.warn({ err: { message: err.message } }, 'redis connection error');
-      }
-    });
+    // ioredis reconnects by itself; say so once per outage (and then now and then), not on every retry.
+    const outage = outageLog(app.log, 'redis connection error');
+    redis.on('error', (err) => outage.failed(err));
+    redis.on('ready', () => outage.recovered());
     app.decorate('redis', redis);
     app.addHook('onClose', async () => {
       if (redis.status === 'wait' || redis.status === 'end') redis.disconnect();

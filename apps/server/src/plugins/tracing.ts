@@ -3,10 +3,11 @@ import type { FastifyRequest } from 'fastify';
 import { SpanKind, SpanStatusCode, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { contextWithParent, formatTraceParent, parseTraceParent } from '@herald/delivery';
 import type { TracingConfig } from '../config';
+import { outageLog } from './outage-log';
 
 /** A message as far as tracing cares: its id and the traceparent stored with it. */
 export interface TracedMessage {
@@ -54,6 +55,29 @@ const header = (request: FastifyRequest, name: string): string | undefined => {
   return typeof value === 'string' ? value : undefined;
 };
 
+/** One OTLP export (request and retries) gives up after this long. */
+const EXPORT_TIMEOUT_MS = 2_000;
+/** Flushing the last spans at shutdown waits at most this long. */
+const SHUTDOWN_TIMEOUT_MS = 3_000;
+
+/** `exporter`, telling `on` how each batch went, so failed exports are counted and logged (the SDK drops them silently). */
+function countingFailures(exporter: SpanExporter, on: { failed: (err: Error) => void; succeeded: () => void }): SpanExporter {
+  return {
+    export(spans, done) {
+      exporter.export(spans, (result) => {
+        if (result.code === SUCCESS) on.succeeded();
+        else on.failed(result.error ?? new Error('export failed'));
+        done(result);
+      });
+    },
+    shutdown: () => exporter.shutdown(),
+    forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
+  };
+}
+
+/** ExportResultCode.SUCCESS (from @opentelemetry/core, which Herald does not depend on directly). */
+const SUCCESS = 0;
+
 const OFF: Tracing = { traceParentFor: () => null, joinMessage: () => undefined };
 
 /**
@@ -72,10 +96,18 @@ export const tracingPlugin = fp<{ config: TracingConfig | null }>(
       app.decorate('tracing', OFF);
       return;
     }
+    const exportLog = outageLog(app.log, 'could not export spans to the OTLP endpoint');
+    const exporter = countingFailures(new OTLPTraceExporter({ url: config.endpoint, timeoutMillis: EXPORT_TIMEOUT_MS }), {
+      failed: (err) => {
+        app.metrics.traceExportFailures.inc();
+        exportLog.failed(err);
+      },
+      succeeded: () => exportLog.recovered(),
+    });
     const provider = new BasicTracerProvider({
       resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName }),
       // Sampling: parent-based, always on for new traces (the SDK's default; OTEL_TRACES_SAMPLER overrides it).
-      spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: config.endpoint }), { scheduledDelayMillis: config.scheduleDelayMs })],
+      spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: config.scheduleDelayMs, exportTimeoutMillis: EXPORT_TIMEOUT_MS })],
     });
     const tracer = provider.getTracer('herald');
     const traces = new WeakMap<FastifyRequest, RequestTrace>();
@@ -130,9 +162,15 @@ export const tracingPlugin = fp<{ config: TracingConfig | null }>(
     } satisfies Tracing);
 
     // Registered early, so it closes late: spans ended while the workers drain are still sent.
+    // Bounded on its own: a collector that accepts connections and never answers must not use up
+    // the whole shutdown grace period, or the process is killed before the pools are closed.
     app.addHook('onClose', async () => {
-      await provider.shutdown().catch((err: Error) => app.log.warn({ err: { message: err.message } }, 'could not export the last spans'));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<Error>((resolve) => (timer = setTimeout(() => resolve(new Error(`no answer within ${SHUTDOWN_TIMEOUT_MS} ms`)), SHUTDOWN_TIMEOUT_MS)));
+      const failure = await Promise.race([provider.shutdown().then(() => undefined, (err: Error) => err), deadline]);
+      clearTimeout(timer);
+      if (failure) app.log.warn({ err: { message: failure.message } }, 'could not export the last spans');
     });
   },
-  { name: 'herald-tracing' },
+  { name: 'herald-tracing', dependencies: ['herald-metrics'] },
 );

@@ -16,6 +16,8 @@ import {
   type DeliveryJobData,
 } from '@herald/queues';
 import type { Config } from '../config';
+import { boundedReading } from './metrics';
+import { outageLog } from './outage-log';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -83,7 +85,10 @@ export const workerPlugin = fp<{ config: Config }>(
         lockDuration: 10_000,
         stalledInterval: 5_000,
       });
-      worker.on('error', (err) => app.log.warn({ queue, err: { message: err.message } }, 'worker error'));
+      // While Redis is down every reconnect attempt fails: one line per outage, not one per attempt.
+      const outage = outageLog(app.log, 'worker error', { queue });
+      worker.on('error', (err) => outage.failed(err));
+      redis.on('ready', () => outage.recovered());
       worker.on('failed', (job, err) =>
         app.log.warn({ queue, jobId: job?.id, ...jobIds(job?.data), attemptsMade: job?.attemptsMade, err: { message: err.message } }, `job failed; ${whatHappensOnFailure}`),
       );
@@ -111,18 +116,24 @@ export const workerPlugin = fp<{ config: Config }>(
     if (!config.checks.secret) app.log.warn('HERALD_CHECK_SECRET is not set: check calls are signed with a random per-process secret that producers cannot verify');
     const checkQueue = new Queue(CHECK_QUEUE, { connection, prefix: config.queuePrefix });
     checkQueue.on('error', () => undefined);
+    // The gauge reads the check queue on a connection of its own that fails fast (no offline
+    // queue), not on the workers' (which wait for Redis forever): a scrape must answer while
+    // Redis is down.
+    const gaugeRedis = new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 });
+    gaugeRedis.on('error', () => undefined);
+    gaugeRedis.connect().catch(() => undefined);
+    const checkQueueReader = new Queue(CHECK_QUEUE, { connection: gaugeRedis, prefix: config.queuePrefix });
+    checkQueueReader.on('error', () => undefined);
+    const readCheckQueue = boundedReading(() => checkQueueReader.getJobCounts('waiting', 'delayed', 'active', 'failed'));
     new Gauge({
       name: 'herald_check_queue_jobs',
       help: 'Jobs in the check-back queue by state (check calls, and the one scheduled sweep)',
       labelNames: ['state'] as const,
       registers: [m.registry],
       async collect() {
-        try {
-          const counts = await checkQueue.getJobCounts('waiting', 'delayed', 'active', 'failed');
-          for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
-        } catch {
-          // Redis down: leave the last values; /readyz says why.
-        }
+        // Redis down or slow: the last values stay; /readyz says why.
+        const counts = await readCheckQueue();
+        if (counts) for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     });
     const sweeper = new CheckSweeper(app.messages, checkQueue, { batchSize: 200, leaseMs: config.checks.timeoutMs + 5_000 });
@@ -167,7 +178,8 @@ export const workerPlugin = fp<{ config: Config }>(
       await settleWithin(Promise.all([worker.close(!redisUp), checkWorker.close(!redisUp)]), redisUp ? config.shutdownTimeoutMs - 2_000 : 1_000);
       connection.disconnect();
       checkConnection.disconnect();
-      await settleWithin(checkQueue.close(), 1_000);
+      await settleWithin(Promise.all([checkQueue.close(), checkQueueReader.close()]), 1_000);
+      gaugeRedis.disconnect();
       await Promise.all([webhook.close(), rabbit.close()]);
     });
   },

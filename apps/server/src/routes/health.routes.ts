@@ -41,9 +41,11 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       operationId: 'readiness',
       summary: 'Readiness: MySQL, Redis and (when used) RabbitMQ answer',
-      description: 'Each backing service is probed with a 1 s timeout; RabbitMQ only in a process that delivers and only while an enabled subscription targets it. 503 while any fails or while the process shuts down.',
+      description: 'Each backing service is probed with a 1 s timeout; RabbitMQ only in a process that delivers and only while an enabled subscription targets it. 503 with the readiness body while any fails; 503 with the error body while the process shuts down.',
       tags: ['operations'],
-      response: { 200: Readiness, 503: Readiness },
+      // Fastify answers requests that arrive while the process shuts down itself, before any route
+      // runs, in the error shape: both shapes are documented rather than one that is sometimes wrong.
+      response: { 200: Readiness, 503: Type.Union([Readiness, Type.Ref(ErrorResponse)], { description: 'A backing service failed (Readiness), or the process is shutting down (error shape)' }) },
     },
   }, async (_request, reply) => {
     const rabbitPing = app.rabbitPing;

@@ -76,8 +76,10 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
     const privateUrl = body.checkUrl && !options.allowPrivateUrls ? privateUrlProblem(body.checkUrl) : undefined;
     if (privateUrl) throw badRequest({ field: 'checkUrl', reason: privateUrl });
 
+    // Bound before the write, so an error line from it (MySQL down: 503) names the message too.
+    if (body.id !== undefined) bindMessageLog(request, reply, body.id);
     const outcome = await app.messages.prepare(body, { traceParent: app.tracing.traceParentFor(request) });
-    bindMessageLog(request, reply, outcome.message.id);
+    if (body.id === undefined) bindMessageLog(request, reply, outcome.message.id);
     app.tracing.joinMessage(request, outcome.message);
     if (outcome.kind === 'conflict') {
       throw new HttpProblem(409, `message ${outcome.message.id} already exists with different content`, 'id');
