@@ -16,7 +16,7 @@ import { deliveries, deliveryAttempts, subscriptions, type DeliveryAttemptRow, t
 import { messages } from './schema/messages';
 import { SubscriptionRepository, toSubscription } from './subscription.repository';
 import { toMessage } from './message.repository';
-import { WriteBatcher } from './write.batcher';
+import { WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
 
 /** What a job names: one attempt of one delivery. Stale or duplicate jobs no longer match the row. */
 export interface DeliveryJobRef {
@@ -85,7 +85,8 @@ interface AttemptWrite {
   attempt: typeof deliveryAttempts.$inferInsert;
 }
 
-type AttemptAnswer = { outcome: AttemptOutcome } | { error: unknown };
+/** A batch's answer for one write: undefined sends the write its own way (`writeAttempt`). */
+type AttemptAnswer = AttemptOutcome | undefined;
 
 export interface DeliveryRepositoryOptions {
   /**
@@ -93,11 +94,16 @@ export interface DeliveryRepositoryOptions {
    * written wait and are written together (default 4; 0 writes each on its own).
    */
   maxBatchesInFlight?: number;
+  /** Writes that may wait for a batch before new ones are refused (default 2,000). */
+  maxQueuedWrites?: number;
+  /** Called once per batch of attempt results, with what it did (metrics, logs, tests). */
+  onBatch?: OnWriteBatch;
 }
 
 /** Deliveries in MySQL: fan-out at confirm, leases while sending, attempts, replay, reconciling. */
 export class DeliveryRepository {
   private readonly attempts?: WriteBatcher<AttemptWrite, AttemptAnswer>;
+  private readonly onBatch: OnWriteBatch;
 
   constructor(
     private readonly db: HeraldDb,
@@ -105,7 +111,8 @@ export class DeliveryRepository {
     options: DeliveryRepositoryOptions = {},
   ) {
     const maxInFlight = options.maxBatchesInFlight ?? 4;
-    if (maxInFlight > 0) this.attempts = new WriteBatcher((ws) => this.writeAttempts(ws), { maxInFlight, maxBatch: 200 });
+    this.onBatch = options.onBatch ?? (() => undefined);
+    if (maxInFlight > 0) this.attempts = new WriteBatcher((ws) => this.writeAttempts(ws), { maxInFlight, maxBatch: 200, maxQueued: options.maxQueuedWrites });
   }
 
   /**
@@ -264,9 +271,8 @@ export class DeliveryRepository {
       },
     };
     if (!this.attempts) return this.writeAttempt(write);
-    const answer = await this.attempts.submit(write);
-    if ('error' in answer) throw answer.error;
-    return answer.outcome;
+    // Left out of its batch (a row another transaction held, or the batch failed): on its own.
+    return (await this.attempts.submit(write)) ?? this.writeAttempt(write);
   }
 
   /** One attempt in its own transaction (a batch of one, or a batch that failed). */
@@ -289,25 +295,49 @@ export class DeliveryRepository {
    * Group commit of attempt results: one transaction locks the batch's messages (id order, as
    * everywhere) and then its deliveries, keeps the writes whose job still matches its row
    * (the others are stale, as on their own), and records them with one UPDATE, one multi-row
-   * INSERT and one roll-up. If it fails, each write is made on its own and answers for itself.
+   * INSERT and one roll-up. Rows are locked with SKIP LOCKED: a write whose message or delivery
+   * another transaction holds answers undefined and is written on its own (it waits there, alone,
+   * instead of holding up the batch). If the transaction fails, every write answers undefined.
+   *
+   * Lock order: message rows, then delivery rows, each in id order — the order of a confirm
+   * (messages, then the deliveries it inserts) and of every single write, so batches and singles
+   * queue rather than cross. A deadlock that still happens (gap locks) is retried.
    */
   private async writeAttempts(ws: AttemptWrite[]): Promise<AttemptAnswer[]> {
-    const alone = () => Promise.all(ws.map((w) => this.writeAttempt(w).then((outcome) => ({ outcome }), (error: unknown) => ({ error }))));
-    if (ws.length === 1) return alone();
-    let outcomes: AttemptOutcome[];
+    const only = ws.length === 1 ? ws[0] : undefined;
+    // A batch of one is written in the batch's slot, so that writes arriving meanwhile group.
+    if (only) return [await this.writeAttempt(only)];
+    const fallbacks = new Set<WriteBatchFallback>();
+    let statements = 0;
+    let answers: AttemptAnswer[];
     try {
-      outcomes = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
-        await lockMessages(tx, ws.map((w) => w.messageId));
-        const ids = [...new Set(ws.map((w) => w.job.deliveryId))].sort((a, b) => a - b);
-        const rows = await tx
+      answers = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
+        fallbacks.clear();
+        statements = 0;
+        const messageIds = [...new Set(ws.map((w) => w.messageId))].sort();
+        const lockedMessages = await tx
+          .select({ id: messages.id })
+          .from(messages)
+          .where(inArray(messages.id, messageIds))
+          .orderBy(asc(messages.id))
+          .for('update', { skipLocked: true });
+        const heldMessages = new Set(lockedMessages.map((r) => r.id));
+        const ids = [...new Set(ws.filter((w) => heldMessages.has(w.messageId)).map((w) => w.job.deliveryId))].sort((a, b) => a - b);
+        const rows = ids.length === 0 ? [] : await tx
           .select({ id: deliveries.id, status: deliveries.status, generation: deliveries.generation, attempts: deliveries.attempts })
           .from(deliveries)
           .where(inArray(deliveries.id, ids))
           .orderBy(asc(deliveries.id))
-          .for('update');
+          .for('update', { skipLocked: true });
+        const held = new Set(rows.map((r) => r.id));
         const current = new Map(rows.map((r) => [r.id, r]));
         const live: AttemptWrite[] = [];
-        const answers = ws.map((w): AttemptOutcome => {
+        const result = ws.map((w): AttemptAnswer => {
+          // Not locked: held by another transaction (or gone) — the single path waits or finds out.
+          if (!heldMessages.has(w.messageId) || !held.has(w.job.deliveryId)) {
+            fallbacks.add('skipped-locked');
+            return undefined;
+          }
           const row = current.get(w.job.deliveryId);
           if (!row || row.status !== 'pending' || row.generation !== w.job.generation || row.attempts !== w.job.attempt) return { kind: 'stale' };
           // A second write for the same attempt finds the row moved on by the first.
@@ -315,7 +345,7 @@ export class DeliveryRepository {
           live.push(w);
           return w.outcome;
         });
-        if (live.length === 0) return answers;
+        if (live.length === 0) return result;
         const byId = (pick: (w: AttemptWrite) => unknown) =>
           sql`CASE ${deliveries.id} ${sql.join(live.map((w) => sql`WHEN ${w.job.deliveryId} THEN ${pick(w)}`), sql` `)} END`;
         const [updated] = await tx
@@ -332,17 +362,22 @@ export class DeliveryRepository {
             updatedAt: live[0]?.now ?? this.now(),
           })
           .where(inArray(deliveries.id, live.map((w) => w.job.deliveryId)));
+        statements++;
         // The rows are locked and were checked: anything else means the batch is wrong, undo it.
         if (updated.affectedRows !== live.length) throw new Error(`attempt batch changed ${updated.affectedRows} of ${live.length} deliveries`);
         await tx.insert(deliveryAttempts).values(live.map((w) => w.attempt));
         const settled = live.filter((w) => w.outcome.kind !== 'retry');
         if (settled.length > 0) await rollUpMessageStatus(tx, [...new Set(settled.map((w) => w.messageId))], settled[0]?.now ?? this.now());
-        return answers;
-      }));
-    } catch {
-      return alone();
+        return result;
+      }), BATCH_RETRY.attempts, BATCH_RETRY.options);
+    } catch (error) {
+      // Nothing of the batch committed (or, if only the answer to COMMIT was lost, each write
+      // finds its row moved on and answers stale): every write goes its own way.
+      this.onBatch({ kind: 'attempt', size: ws.length, statements: 0, fallbacks: ['failed'], error });
+      return ws.map(() => undefined);
     }
-    return outcomes.map((outcome) => ({ outcome }));
+    this.onBatch({ kind: 'attempt', size: ws.length, statements, fallbacks: [...fallbacks] });
+    return answers;
   }
 
   /** Marks a delivery dead without an attempt (its subscription was deleted or disabled). */
@@ -482,18 +517,25 @@ async function lockMessages(tx: Tx, messageIds: string[]): Promise<void> {
 
 /**
  * InnoDB may still pick a transaction as a deadlock victim (gap locks, lock escalation on
- * secondary indexes); its work was rolled back whole, so running it again is safe.
+ * secondary indexes); its work was rolled back whole, so running it again is safe. A lock-wait
+ * timeout (`innodb_lock_wait_timeout`, 50 s by default) is retried too unless
+ * `lockWaitTimeouts` is false: a group commit passes false, since its writes have their own
+ * path to fall back on and four more waits of 50 s would hold every write of the batch.
  */
-export async function withDeadlockRetry<T>(work: () => Promise<T>, attempts = 4): Promise<T> {
+export async function withDeadlockRetry<T>(work: () => Promise<T>, attempts = 4, options: { lockWaitTimeouts?: boolean } = {}): Promise<T> {
+  const retried = options.lockWaitTimeouts === false ? ['ER_LOCK_DEADLOCK'] : ['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT'];
   for (let i = 1; ; i++) {
     try {
       return await work();
     } catch (error) {
-      if (i >= attempts || !hasErrorCode(error, ['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT'])) throw error;
+      if (i >= attempts || !hasErrorCode(error, retried)) throw error;
       await new Promise((r) => setTimeout(r, 5 * i + Math.random() * 20));
     }
   }
 }
+
+/** Group commits: a deadlock is retried twice; a lock-wait timeout sends the writes their own way. */
+export const BATCH_RETRY = { attempts: 3, options: { lockWaitTimeouts: false } } as const;
 
 /**
  * Sets committed messages' status from their deliveries (see `committedStatus` in the domain):

@@ -17,9 +17,9 @@ import {
 } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { hasErrorCode } from './driver-errors';
-import { DeliveryRepository, withDeadlockRetry, type DeliveryJobRef, type DeliverySummary } from './delivery.repository';
+import { BATCH_RETRY, DeliveryRepository, withDeadlockRetry, type DeliveryJobRef, type DeliverySummary } from './delivery.repository';
 import { checkAttempts, messages, type CheckAttemptRow, type MessageRow } from './schema/messages';
-import { WriteBatcher } from './write.batcher';
+import { WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
 
 export type PrepareOutcome =
   /** `deliveries`: those created with a direct publish, as committed (none for a prepare). */
@@ -95,7 +95,18 @@ export interface MessageRepositoryOptions {
    * being written wait and are written together (default 4; 0 writes each request on its own).
    */
   maxBatchesInFlight?: number;
+  /** Writes of each kind that may wait for a batch before new ones are refused (default 2,000). */
+  maxQueuedWrites?: number;
+  /** Called once per prepare or confirm batch, with what it did (metrics, logs, tests). */
+  onBatch?: OnWriteBatch;
 }
+
+/** How a prepare batch answered one row. */
+type InsertAnswer =
+  | { kind: 'stored' }
+  /** The id was taken (by an earlier message, or an earlier copy in the same batch). */
+  | { kind: 'exists'; row: MessageRow }
+  | { kind: 'failed'; error: unknown };
 
 /** A confirm applied by a batch: the message and its deliveries as committed. */
 interface AppliedConfirm {
@@ -114,7 +125,11 @@ export class MessageRepository {
   private readonly checkIntervalCapMs?: number;
   private readonly onTransition: NonNullable<MessageRepositoryOptions['onTransition']>;
   private readonly now: () => Date;
-  private readonly inserts?: WriteBatcher<NewMessageRow, unknown>;
+  private readonly inserts?: WriteBatcher<NewMessageRow, InsertAnswer>;
+  private readonly onBatch: OnWriteBatch;
+  /** Bytes a prepare batch may weigh; set from `@@max_allowed_packet` by the first batch. */
+  private maxInsertWeight = DEFAULT_INSERT_WEIGHT;
+  private packetRead?: Promise<void>;
   private readonly confirms?: WriteBatcher<string, AppliedConfirm | undefined>;
 
   constructor(
@@ -125,11 +140,12 @@ export class MessageRepository {
     this.checkIntervalCapMs = options.checkIntervalCapMs;
     this.onTransition = options.onTransition ?? (() => undefined);
     this.now = options.now ?? (() => new Date());
+    this.onBatch = options.onBatch ?? (() => undefined);
     const maxInFlight = options.maxBatchesInFlight ?? 4;
+    const maxQueued = options.maxQueuedWrites;
     if (maxInFlight > 0) {
-      // A statement stays far below max_allowed_packet (16 MiB by default): payloads are ≤ 1 MiB.
-      this.inserts = new WriteBatcher((rows) => this.insertMany(rows), { maxInFlight, maxBatch: 200, maxWeight: 4 * 2 ** 20, weight: (r) => r.payload.length + r.headers.length + 512 });
-      this.confirms = new WriteBatcher((ids) => this.confirmMany(ids), { maxInFlight, maxBatch: 200 });
+      this.inserts = new WriteBatcher((rows) => this.insertMany(rows), { maxInFlight, maxBatch: 200, maxQueued, maxWeight: () => this.maxInsertWeight, weight: insertWeight });
+      this.confirms = new WriteBatcher((ids) => this.confirmMany(ids), { maxInFlight, maxBatch: 200, maxQueued });
     }
   }
 
@@ -171,8 +187,9 @@ export class MessageRepository {
           return DeliveryRepository.fanOutWithSummaries(tx, row, now);
         });
       } else if (this.inserts) {
-        const failure = await this.inserts.submit(row);
-        if (failure) throw failure;
+        const answer = await this.inserts.submit(row);
+        if (answer.kind === 'failed') throw answer.error;
+        if (answer.kind === 'exists') return { kind: answer.row.contentHash === row.contentHash ? 'duplicate' : 'conflict', message: toMessage(answer.row) };
       } else {
         await this.db.insert(messages).values(row);
       }
@@ -265,36 +282,163 @@ export class MessageRepository {
 
   /**
    * Group commit of prepares: one multi-row INSERT (one commit) for the batch. A failed statement
-   * inserted nothing (InnoDB rolls a statement back whole), so on any error — a duplicate id in
-   * the batch, say — each row is inserted on its own and gets its own answer. Resolves per row:
-   * undefined when stored, or the error its own INSERT met.
+   * inserted nothing (InnoDB rolls a statement back whole), so:
+   * - on a duplicate id, one read finds the ids already stored, those rows answer from it (200 or
+   *   409 for their callers) and one INSERT of the rest is tried again (a few rounds at most);
+   * - on any other error, the rows are inserted one by one in one transaction, where a failing
+   *   statement rolls back alone: each row gets its own answer, all of them after the COMMIT.
+   * An id repeated within the batch is inserted once, from its first copy; the later copies
+   * answer after the commit, as duplicates of (or conflicts with) the first. A row answers
+   * `stored` only once a commit holding it succeeded; if the connection is lost, the batch fails.
    */
-  private async insertMany(rows: NewMessageRow[]): Promise<unknown[]> {
-    try {
-      await this.db.insert(messages).values(rows);
-      return rows.map(() => undefined);
-    } catch (error) {
-      if (rows.length === 1) return [error];
-      return Promise.all(rows.map((row) => this.db.insert(messages).values(row).then(() => undefined, (e: unknown) => e)));
+  private async insertMany(rows: NewMessageRow[]): Promise<InsertAnswer[]> {
+    await this.readPacketLimit();
+    const answers = new Map<NewMessageRow, InsertAnswer>();
+    const first = new Map<string, NewMessageRow>();
+    for (const row of rows) if (!first.has(row.id)) first.set(row.id, row);
+    let pending = [...first.values()];
+    const fallbacks = new Set<WriteBatchFallback>();
+    let statements = 0;
+    let error: unknown;
+    for (let round = 0; pending.length > 0 && round < INSERT_ROUNDS; round++) {
+      try {
+        statements++;
+        await this.db.insert(messages).values(pending);
+        for (const row of pending) answers.set(row, { kind: 'stored' });
+        pending = [];
+      } catch (e) {
+        // A batch of one has nothing to spare its neighbours from: its own error is its answer.
+        if (rows.length === 1 && !isDuplicateKey(e)) {
+          answers.set(pending[0] as NewMessageRow, { kind: 'failed', error: e });
+          pending = [];
+          break;
+        }
+        if (!isDuplicateKey(e)) {
+          fallbacks.add('error');
+          error = e;
+          break;
+        }
+        fallbacks.add('duplicate');
+        const existing = await this.findRows(pending.map((r) => r.id));
+        // The duplicate was not among the ids (cannot happen with one unique key): go row by row.
+        if (existing.size === 0) {
+          fallbacks.add('error');
+          error = e;
+          break;
+        }
+        for (const row of pending) {
+          const stored = existing.get(row.id);
+          if (stored) answers.set(row, { kind: 'exists', row: stored });
+        }
+        pending = pending.filter((r) => !existing.has(r.id));
+      }
     }
+    if (pending.length > 0) {
+      // Thrown (connection lost, deadlock twice): the whole batch fails, nothing answered 2xx.
+      const own = await this.insertOneByOne(pending);
+      for (const [row, answer] of own) answers.set(row, answer);
+    }
+    if (rows.length > first.size) fallbacks.add('duplicate');
+    this.onBatch({ kind: 'prepare', size: rows.length, statements, fallbacks: [...fallbacks], ...(error !== undefined && { error }) });
+    return rows.map((row): InsertAnswer => {
+      const own = answers.get(row);
+      if (own) return own;
+      // A later copy of an id in the batch: it answers as a retry of the first would.
+      const original = first.get(row.id) as NewMessageRow;
+      const theirs = answers.get(original) ?? { kind: 'failed', error: new Error(`message ${row.id} got no answer in its batch`) };
+      return theirs.kind === 'stored' ? { kind: 'exists', row: { ...original, seq: 0n } } : theirs;
+    });
   }
 
   /**
-   * Group commit of confirms: one transaction locks the batch's messages (in id order, the lock
-   * order every transaction on a message's deliveries uses), confirms those still `prepared`
-   * and creates all their deliveries. Answers per id: the committed message and deliveries, or
-   * undefined for an id the batch did not confirm (unknown, decided, unresolved, repeated in
-   * the batch) — the caller decides those one by one, as before. If the transaction fails, no
-   * id was confirmed by it, and every caller falls back to deciding on its own.
+   * Inserts rows one statement each in one transaction. InnoDB rolls back only a failed
+   * statement (a value too long, a duplicate id), so each row fails alone; an error that ends
+   * the transaction or the connection (deadlock, lost connection) fails them all. Answers are
+   * only returned after COMMIT.
+   */
+  private async insertOneByOne(rows: NewMessageRow[]): Promise<Map<NewMessageRow, InsertAnswer>> {
+    const answers = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
+      const own = new Map<NewMessageRow, InsertAnswer | 'duplicate'>();
+      for (const row of rows) {
+        try {
+          await tx.insert(messages).values(row);
+          own.set(row, { kind: 'stored' });
+        } catch (error) {
+          if (endsTransaction(error)) throw error;
+          own.set(row, isDuplicateKey(error) ? 'duplicate' : { kind: 'failed', error });
+        }
+      }
+      return own;
+    }), BATCH_RETRY.attempts, BATCH_RETRY.options);
+    const taken = [...answers].filter(([, a]) => a === 'duplicate').map(([row]) => row.id);
+    const existing = taken.length > 0 ? await this.findRows(taken) : new Map<string, MessageRow>();
+    const result = new Map<NewMessageRow, InsertAnswer>();
+    for (const [row, answer] of answers) {
+      if (answer !== 'duplicate') result.set(row, answer);
+      else {
+        const stored = existing.get(row.id);
+        // Messages are never deleted, so the row that was in the way is still there.
+        result.set(row, stored ? { kind: 'exists', row: stored } : { kind: 'failed', error: new Error(`message ${row.id} was a duplicate but cannot be read`) });
+      }
+    }
+    return result;
+  }
+
+  /** Reads `@@max_allowed_packet` once (again after a failure) and sizes prepare batches from it. */
+  private readPacketLimit(): Promise<void> {
+    this.packetRead ??= this.db
+      .execute(sql`SELECT @@max_allowed_packet AS packet`)
+      .then(([rows]) => {
+        const packet = Number((rows as unknown as Array<{ packet: unknown }>)[0]?.packet);
+        if (Number.isFinite(packet) && packet > 0) this.maxInsertWeight = insertWeightLimit(packet);
+      })
+      .catch(() => {
+        this.packetRead = undefined;
+      });
+    return this.packetRead;
+  }
+
+  private async findRows(ids: string[]): Promise<Map<string, MessageRow>> {
+    const rows = await this.db.select().from(messages).where(inArray(messages.id, [...new Set(ids)]));
+    return new Map(rows.map((r) => [r.id, r]));
+  }
+
+  /**
+   * Group commit of confirms: one transaction locks the batch's messages that are still
+   * `prepared` (in id order, the lock order every transaction on a message's deliveries uses),
+   * confirms them and creates all their deliveries. Rows are locked with SKIP LOCKED, so a
+   * message another transaction holds does not hold up the batch. Answers per id: the committed
+   * message and deliveries, or undefined for an id the batch did not confirm (unknown, decided,
+   * unresolved, held by another transaction, repeated in the batch) — the caller decides those
+   * one by one, as before, waiting for the lock alone. If the transaction fails, no id was
+   * confirmed by it, and every caller falls back to deciding on its own. (If the COMMIT
+   * succeeded but its answer was lost, the callers find their messages confirmed and answer
+   * `already`: the transitions are then not counted by `onTransition`.)
    */
   private async confirmMany(ids: string[]): Promise<Array<AppliedConfirm | undefined>> {
     const now = this.now();
     const unique = [...new Set(ids)].sort();
+    const fallbacks = new Set<WriteBatchFallback>();
+    if (unique.length < ids.length) fallbacks.add('duplicate');
+    let statements = 0;
     let confirmed: Map<string, AppliedConfirm>;
     try {
       confirmed = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
+        statements = 0;
+        fallbacks.delete('skipped-locked');
         const applied = new Map<string, AppliedConfirm>();
-        const locked = await tx.select().from(messages).where(inArray(messages.id, unique)).orderBy(asc(messages.id)).for('update');
+        // A plain read first, so that only rows still prepared are locked: a decided message
+        // (a confirm retried) is not locked and does not make the batch wait.
+        const candidates = await tx.select({ id: messages.id }).from(messages).where(and(inArray(messages.id, unique), eq(messages.status, 'prepared')));
+        if (candidates.length === 0) return applied;
+        const locked = await tx
+          .select()
+          .from(messages)
+          .where(inArray(messages.id, candidates.map((r) => r.id)))
+          .orderBy(asc(messages.id))
+          .for('update', { skipLocked: true });
+        if (locked.length < candidates.length) fallbacks.add('skipped-locked');
+        // The locking read sees the latest commit: a message decided since the plain read is left out.
         const prepared = locked.filter((r) => r.status === 'prepared');
         if (prepared.length === 0) return applied;
         const set = decidedColumns('confirmed', now);
@@ -302,6 +446,7 @@ export class MessageRepository {
           .update(messages)
           .set(set)
           .where(and(inArray(messages.id, prepared.map((r) => r.id)), eq(messages.status, 'prepared')));
+        statements++;
         // The rows are locked: anything else means the batch's view is wrong, so undo it all.
         if (result.affectedRows !== prepared.length) throw new Error(`confirm batch changed ${result.affectedRows} of ${prepared.length} locked messages`);
         const fanOut = await DeliveryRepository.fanOutMany(tx, prepared, now);
@@ -309,10 +454,12 @@ export class MessageRepository {
           applied.set(row.id, { message: toMessage({ ...row, ...set }), ...(fanOut.get(row.id) ?? { jobs: [], deliveries: [] }) });
         }
         return applied;
-      }));
-    } catch {
+      }), BATCH_RETRY.attempts, BATCH_RETRY.options);
+    } catch (error) {
+      this.onBatch({ kind: 'confirm', size: ids.length, statements: 0, fallbacks: ['failed'], error });
       return ids.map(() => undefined);
     }
+    this.onBatch({ kind: 'confirm', size: ids.length, statements, fallbacks: [...fallbacks] });
     const answered = new Set<string>();
     return ids.map((id) => {
       if (answered.has(id)) return undefined;
@@ -461,3 +608,37 @@ export function toMessage(row: MessageRow): StoredMessage {
 }
 
 const isDuplicateKey = (error: unknown) => hasErrorCode(error, ['ER_DUP_ENTRY']);
+
+/**
+ * Errors after which a transaction cannot go on: InnoDB rolled it back whole (deadlock), or the
+ * connection is gone (mysql2 marks those `fatal`). Anything else rolled back only its statement.
+ */
+function endsTransaction(error: unknown): boolean {
+  if (hasErrorCode(error, ['ER_LOCK_DEADLOCK'])) return true;
+  for (let e: unknown = error; e instanceof Error; e = e.cause) if ((e as { fatal?: unknown }).fatal === true) return true;
+  return false;
+}
+
+/** Prepare batches: rounds of multi-row INSERTs tried before the rest goes row by row. */
+const INSERT_ROUNDS = 3;
+
+/** A prepare batch's weight limit until `@@max_allowed_packet` is known. */
+const DEFAULT_INSERT_WEIGHT = 4 * 2 ** 20;
+
+/**
+ * A row's share of a multi-row INSERT, in bytes: its text columns as UTF-8, twice over because
+ * escaping can double them (quotes, backslashes), plus room for the fixed columns and syntax.
+ */
+function insertWeight(row: NewMessageRow): number {
+  const text = [row.id, row.topic, row.key, row.payload, row.headers, row.checkUrl, row.traceParent];
+  return 2 * text.reduce((sum, t) => sum + (t ? Buffer.byteLength(t) : 0), 0) + 512;
+}
+
+/**
+ * The weight a prepare batch may reach with `packet` = `@@max_allowed_packet`: three quarters
+ * of it (the statement's own text aside), but at least 64 KiB, so batching survives a tiny
+ * setting, and at most 16 MiB, beyond which one statement gains nothing but a longer lock.
+ */
+export function insertWeightLimit(packet: number): number {
+  return Math.min(16 * 2 ** 20, Math.max(64 * 2 ** 10, Math.floor(packet * 0.75)));
+}

@@ -1,8 +1,51 @@
+/** Which group commit a batch belongs to. */
+export type WriteBatchKind = 'prepare' | 'confirm' | 'attempt';
+
+/**
+ * Why some writes of a batch left the batch path:
+ * - `duplicate`: an id was already stored (or repeated in the batch) — answered from one read;
+ * - `error`: a statement failed for another reason — rows were written one by one instead;
+ * - `skipped-locked`: rows another transaction held were left to be written on their own;
+ * - `failed`: the batch's transaction failed — each write was made on its own.
+ */
+export type WriteBatchFallback = 'duplicate' | 'error' | 'skipped-locked' | 'failed';
+
+/** What one batch did, for metrics, logs and tests. */
+export interface WriteBatchReport {
+  kind: WriteBatchKind;
+  /** Writes in the batch. */
+  size: number;
+  /** Multi-row write statements the batch ran (a clean prepare batch: one INSERT). */
+  statements: number;
+  /** Each reason at most once; empty for a batch written whole. */
+  fallbacks: WriteBatchFallback[];
+  /** The error behind `error` or `failed`, for a log line. */
+  error?: unknown;
+}
+
+/** Called once per batch. Must not throw. */
+export type OnWriteBatch = (report: WriteBatchReport) => void;
+
+/**
+ * A write refused because too many writes already wait for a batch: the database is not
+ * keeping up, and shedding at once beats queueing until the client gives up. Retryable.
+ */
+export class WriteQueueFullError extends Error {
+  constructor(readonly maxQueued: number) {
+    super(`write queue full (${maxQueued} writes waiting for the database); retry later`);
+    this.name = 'WriteQueueFullError';
+  }
+}
+
+/** Default for `maxQueued`: ten full batches of 200 waiting. */
+export const DEFAULT_MAX_QUEUED_WRITES = 2_000;
+
 /**
  * Group commit for concurrent writes. A write submitted while fewer than `maxInFlight` batches
  * are running goes out at once (no added latency at low load); writes submitted while they run
  * wait and leave together as the next batch, one statement and one commit for all of them.
  * `run` answers each input of a batch on its own, so one bad input cannot fail its neighbours.
+ * At most `maxQueued` writes wait; beyond that `submit` rejects with {@link WriteQueueFullError}.
  */
 export class WriteBatcher<In, Out> {
   private queue: Array<{ input: In; resolve: (out: Out) => void; reject: (err: unknown) => void }> = [];
@@ -14,12 +57,17 @@ export class WriteBatcher<In, Out> {
       maxInFlight: number;
       maxBatch: number;
       /** A batch stops growing once its inputs weigh this much (e.g. bytes of a statement). */
-      maxWeight?: number;
+      maxWeight?: number | (() => number);
       weight?: (input: In) => number;
+      /** Writes that may wait for a batch (default {@link DEFAULT_MAX_QUEUED_WRITES}). */
+      maxQueued?: number;
     },
   ) {}
 
   submit(input: In): Promise<Out> {
+    const maxQueued = this.options.maxQueued ?? DEFAULT_MAX_QUEUED_WRITES;
+    // A write that would go out at once never waits, so only a full queue with no free slot sheds.
+    if (this.queue.length >= maxQueued && this.inFlight >= this.options.maxInFlight) return Promise.reject(new WriteQueueFullError(maxQueued));
     return new Promise<Out>((resolve, reject) => {
       this.queue.push({ input, resolve, reject });
       this.pump();
@@ -43,7 +91,8 @@ export class WriteBatcher<In, Out> {
   }
 
   private take() {
-    const { maxBatch, maxWeight = Infinity, weight } = this.options;
+    const { maxBatch, weight } = this.options;
+    const maxWeight = typeof this.options.maxWeight === 'function' ? this.options.maxWeight() : (this.options.maxWeight ?? Infinity);
     let n = 0;
     let total = 0;
     while (n < this.queue.length && n < maxBatch) {
