@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTableConfig } from 'drizzle-orm/mysql-core';
 import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise';
-import { checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttempts, migrate, MessageRepository, messages, subscriptions } from './index';
+import { checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttempts, hasErrorCode, insertWeightLimit, migrate, MessageRepository, messages, subscriptions, type WriteBatchReport } from './index';
 
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const name = `herald_test_db_${randomBytes(4).toString('hex')}`;
@@ -185,5 +185,114 @@ describe('MessageRepository', () => {
       before = page.nextBeforeSeq;
     }
     expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => `page-${24 - i}`));
+  });
+});
+
+describe('MessageRepository group commit, observed batch by batch', () => {
+  /**
+   * A repository with one batch in flight: of writes submitted in one tick, the first goes out
+   * alone and all the others wait and leave together as the next batch.
+   */
+  const observed = () => {
+    const reports: WriteBatchReport[] = [];
+    const moves: string[] = [];
+    const r = new MessageRepository(createDb(pool), { maxBatchesInFlight: 1, onBatch: (b) => reports.push(b), onTransition: (from, to) => moves.push(`${from}->${to}`) });
+    return { repo: r, reports, moves };
+  };
+  const prepared = (id: string, payload: unknown = {}, topic = 'obs') => ({ id, topic, payload, checkUrl: 'http://x/c' });
+
+  it('writes a clean batch of prepares as one INSERT, and counts each stored message', async () => {
+    const { repo: r, reports, moves } = observed();
+    const results = await Promise.all([r.prepare(prepared('clean-lead')), ...Array.from({ length: 20 }, (_, i) => r.prepare(prepared(`clean-${i}`, { i })))]);
+    expect(results.every((x) => x.kind === 'created')).toBe(true);
+    expect(reports).toEqual([
+      { kind: 'prepare', size: 1, statements: 1, fallbacks: [] },
+      { kind: 'prepare', size: 20, statements: 1, fallbacks: [] },
+    ]);
+    expect(moves).toEqual(Array.from({ length: 21 }, () => 'new->prepared'));
+    for (let i = 0; i < 20; i++) expect((await r.findById(`clean-${i}`))?.payload).toEqual({ i });
+  });
+
+  it('answers ids already stored or repeated in the batch from one read, and inserts the rest in one more INSERT', async () => {
+    await repo.prepare(prepared('dupb-old', { v: 1 }));
+    const { repo: r, reports, moves } = observed();
+    const results = await Promise.all([
+      r.prepare(prepared('dupb-lead')),
+      ...Array.from({ length: 10 }, (_, i) => r.prepare(prepared(`dupb-${i}`, { i }))),
+      r.prepare(prepared('dupb-old', { v: 1 })), // 11: a retry of a stored message
+      r.prepare(prepared('dupb-old', { v: 2 })), // 12: the same id, other content
+      r.prepare(prepared('dupb-twice', { t: 1 })), // 13: first copy in the batch
+      r.prepare(prepared('dupb-twice', { t: 1 })), // 14: its retry in the same batch
+      r.prepare(prepared('dupb-twice', { t: 2 })), // 15: the same id, other content
+    ]);
+    const kinds = results.slice(1).map((x) => x.kind);
+    expect(kinds).toEqual([...Array.from({ length: 10 }, () => 'created'), 'duplicate', 'conflict', 'created', 'duplicate', 'conflict']);
+    expect(results[12]?.kind === 'conflict' && results[12].message.payload).toEqual({ v: 1 });
+    expect(results[15]?.kind === 'conflict' && results[15].message.payload).toEqual({ t: 1 });
+    // The failed first INSERT and one INSERT of everything that was not stored yet.
+    expect(reports[1]).toEqual({ kind: 'prepare', size: 15, statements: 2, fallbacks: ['duplicate'] });
+    expect(moves).toEqual(Array.from({ length: 12 }, () => 'new->prepared'));
+    for (let i = 0; i < 10; i++) expect((await r.findById(`dupb-${i}`))?.payload).toEqual({ i });
+    expect((await r.findById('dupb-twice'))?.payload).toEqual({ t: 1 });
+  });
+
+  it('fails only the row that MySQL refuses (a value too long for its column), and stores its neighbours', async () => {
+    const { repo: r, reports, moves } = observed();
+    const results = await Promise.allSettled([
+      r.prepare(prepared('long-lead')),
+      ...Array.from({ length: 5 }, (_, i) => r.prepare(prepared(`long-${i}`, { i }))),
+      r.prepare(prepared('long-bad', {}, 't'.repeat(201))), // topic is VARCHAR(200); strict mode refuses it
+      r.prepare(prepared('long-after')),
+    ]);
+    expect(results.map((x) => x.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    const refused = results[6] as PromiseRejectedResult;
+    expect(hasErrorCode(refused.reason, ['ER_DATA_TOO_LONG'])).toBe(true);
+    expect(reports[1]).toMatchObject({ kind: 'prepare', size: 7, statements: 1, fallbacks: ['error'] });
+    expect(moves).toHaveLength(7);
+    for (const id of ['long-0', 'long-4', 'long-after']) expect((await r.findById(id))?.status).toBe('prepared');
+    expect(await r.findById('long-bad')).toBeUndefined();
+  });
+
+  it('confirms a batch in one transaction and counts each transition', async () => {
+    for (let i = 0; i < 10; i++) await repo.prepare(prepared(`cb-${i}`));
+    await repo.prepare(prepared('cb-lead'));
+    const { repo: r, reports, moves } = observed();
+    const results = await Promise.all([r.decide('cb-lead', 'confirm'), ...Array.from({ length: 10 }, (_, i) => r.decide(`cb-${i}`, 'confirm'))]);
+    expect(results.every((x) => x.kind === 'applied')).toBe(true);
+    expect(reports).toEqual([
+      { kind: 'confirm', size: 1, statements: 1, fallbacks: [] },
+      { kind: 'confirm', size: 10, statements: 1, fallbacks: [] },
+    ]);
+    expect(moves).toEqual(Array.from({ length: 11 }, () => 'prepared->confirmed'));
+  });
+
+  it('does not wait for a message another transaction holds: the batch skips it, and it is confirmed alone once free', async () => {
+    for (let i = 0; i < 5; i++) await repo.prepare(prepared(`lk-${i}`));
+    await repo.prepare(prepared('lk-lead'));
+    const holder = await pool.getConnection();
+    try {
+      await holder.query('BEGIN');
+      await holder.query("SELECT id FROM messages WHERE id = 'lk-2' FOR UPDATE");
+      const { repo: r, reports, moves } = observed();
+      const lead = r.decide('lk-lead', 'confirm');
+      const held = r.decide('lk-2', 'confirm');
+      const others = [0, 1, 3, 4].map((i) => r.decide(`lk-${i}`, 'confirm'));
+      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5_000));
+      const free = await Promise.race([Promise.all([lead, ...others]), timeout]);
+      expect(free).not.toBe('timeout');
+      expect((free as Array<{ kind: string }>).map((x) => x.kind)).toEqual(['applied', 'applied', 'applied', 'applied', 'applied']);
+      expect(reports[1]).toEqual({ kind: 'confirm', size: 5, statements: 1, fallbacks: ['skipped-locked'] });
+      await holder.query('COMMIT');
+      expect((await held).kind).toBe('applied');
+      expect(moves).toHaveLength(6);
+    } finally {
+      holder.release();
+    }
+  });
+
+  it('sizes prepare batches from max_allowed_packet, within a floor and a cap', () => {
+    expect(insertWeightLimit(16 * 2 ** 20)).toBe(12 * 2 ** 20);
+    expect(insertWeightLimit(1024)).toBe(64 * 2 ** 10);
+    expect(insertWeightLimit(2 ** 30)).toBe(16 * 2 ** 20);
   });
 });

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { hasErrorCode } from '@herald/db';
+import { hasErrorCode, WriteQueueFullError } from '@herald/db';
 import { describeValidationError } from './validation';
 
 /** An error meant for the client: its status and message are sent as they are. */
@@ -28,6 +28,8 @@ const UNAVAILABLE_CODES = new Set([
 function isBackendUnavailable(error: unknown): boolean {
   if (hasErrorCode(error, UNAVAILABLE_CODES)) return true;
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    // Too many writes already wait for MySQL: shed this one now rather than queue it.
+    if (e instanceof WriteQueueFullError) return true;
     if (/Pool is closed|Queue limit reached/.test(e.message)) return true;
     // mysql2 marks errors that end a connection `fatal`; some carry no code, e.g. the one a
     // ROLLBACK gets on a connection MySQL dropped mid-transaction (drizzle then throws that one).
@@ -37,7 +39,7 @@ function isBackendUnavailable(error: unknown): boolean {
 }
 
 /** Logs what went wrong without the SQL text, whose parameters carry payloads and headers. */
-function loggable(error: unknown): object {
+export function loggable(error: unknown): object {
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
     const driver = e as { code?: string; errno?: number; sqlMessage?: string };
     if (driver.sqlMessage || driver.errno) return { type: e.name, code: driver.code, errno: driver.errno, sqlMessage: driver.sqlMessage };

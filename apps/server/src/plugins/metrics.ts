@@ -29,6 +29,7 @@ export function boundedReading<T>(read: () => Promise<T>, deadlineMs = GAUGE_REA
 export interface HeraldMetrics {
   registry: Registry;
   transitions: Counter<'from' | 'to'>;
+  writeBatchFallbacks: Counter<'kind' | 'reason'>;
   deliveryAttempts: Counter<'target' | 'outcome'>;
   deliveryAttemptSeconds: Histogram<'target'>;
   deliveriesFinished: Counter<'target' | 'status'>;
@@ -121,7 +122,13 @@ export const metricsPlugin = fp(
       help: 'Batches of spans the OTLP exporter could not send (those spans are lost)',
       registers: [registry],
     });
-    app.decorate('metrics', { registry, transitions, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds, enqueueFailures, traceExportFailures });
+    const writeBatchFallbacks = new Counter({
+      name: 'herald_write_batch_fallbacks_total',
+      help: 'Group-commit batches (kind: prepare, confirm, attempt) in which some writes left the batch path, by reason: duplicate (an id already stored or repeated; answered from one read), error (rows written one by one), skipped-locked (rows another transaction held, written on their own), failed (the batch transaction failed, each write made on its own)',
+      labelNames: ['kind', 'reason'] as const,
+      registers: [registry],
+    });
+    app.decorate('metrics', { registry, transitions, writeBatchFallbacks, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds, enqueueFailures, traceExportFailures });
 
     app.addHook('onResponse', async (request, reply) => {
       // The route pattern, never the raw URL: ids in paths would explode the label set.
