@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Fastify from 'fastify';
 import { sql } from 'drizzle-orm';
 import { createConnection } from 'mysql2/promise';
-import { createDatabasePool, createDb } from '@herald/db';
+import { createDatabasePool, createDb, WriteQueueFullError } from '@herald/db';
 import { installErrorHandling } from '../src/plugins/errors';
 import { createTestDatabase, MYSQL_SERVER } from './helpers';
 
@@ -49,6 +49,20 @@ describe('a MySQL connection lost inside a transaction', () => {
       throw error;
     });
     const res = await app.inject({ url: '/tx' });
+    expect(res.statusCode, res.body).toBe(503);
+    expect(res.headers['retry-after']).toBe('1');
+    await app.close();
+  });
+});
+
+describe('a write refused because too many writes wait for MySQL', () => {
+  it('is answered 503 with Retry-After, so the client backs off instead of queueing', async () => {
+    const app = Fastify({ logger: false });
+    installErrorHandling(app, 1024);
+    app.get('/full', async () => {
+      throw new WriteQueueFullError(2_000);
+    });
+    const res = await app.inject({ url: '/full' });
     expect(res.statusCode, res.body).toBe(503);
     expect(res.headers['retry-after']).toBe('1');
     await app.close();

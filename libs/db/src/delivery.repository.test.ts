@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise';
-import { createDatabasePool, createDb, DeliveryRepository, migrate, MessageRepository, subscriptions, type DeliveryJobRef } from './index';
+import { createDatabasePool, createDb, DeliveryRepository, migrate, MessageRepository, subscriptions, type DeliveryJobRef, type WriteBatchReport } from './index';
 
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const name = `herald_test_dlv_${randomBytes(4).toString('hex')}`;
@@ -76,5 +76,87 @@ describe('DeliveryRepository group commit of attempt results', () => {
     for (let i = 0; i < 10; i++) expect(await status(`batch-${i}`)).toBe('delivered'); // both deliveries of messages 0–9
     expect(await status('batch-10')).toBe('failed'); // jobs 20 (dead) and 21 (pending)
     expect(await status('batch-11')).toBe('confirmed'); // job 22 delivered, job 23 never attempted
+  });
+
+  /** Confirmed messages on topic batch.mix, each with one delivery per subscription (sub_a, sub_b). */
+  const confirmed = async (ids: string[]) => {
+    const jobs = new Map<string, DeliveryJobRef[]>();
+    for (const id of ids) {
+      const outcome = await messages.prepare({ id, topic: 'batch.mix', payload: id, confirm: true });
+      if (outcome.kind !== 'created') throw new Error('not created');
+      jobs.set(id, outcome.jobs);
+    }
+    return jobs;
+  };
+
+  it('writes exactly each result of a mixed batch with one UPDATE … CASE', async () => {
+    const now = new Date('2026-05-06T07:08:09.123Z');
+    const reports: WriteBatchReport[] = [];
+    const clocked = new DeliveryRepository(createDb(pool), () => now, { maxBatchesInFlight: 1, onBatch: (r) => reports.push(r) });
+    const jobs = await confirmed(['mix-0', 'mix-1', 'mix-2']);
+    const job = (id: string, i: number) => jobs.get(id)![i]!;
+    const contexts = await Promise.all([job('mix-0', 0), job('mix-0', 1), job('mix-1', 0), job('mix-1', 1), job('mix-2', 0)].map((j) => clocked.loadContext(j.deliveryId)));
+    const send = (n: number, j: DeliveryJobRef, result: Parameters<DeliveryRepository['recordAttempt']>[2]) => clocked.recordAttempt(j, contexts[n]!, result, now, () => 0.5);
+    const results = await Promise.all([
+      send(0, job('mix-0', 0), { ok: true, durationMs: 1, statusCode: 204 }), // alone: the batch others wait behind
+      send(1, job('mix-0', 1), { ok: true, durationMs: 2, statusCode: 200 }),
+      send(2, job('mix-1', 0), { ok: false, durationMs: 3, statusCode: 503, error: 'endpoint answered HTTP 503', retryAfterMs: 60_000 }),
+      send(3, job('mix-1', 1), { ok: false, durationMs: 4, error: 'target is malformed', permanent: true }),
+      send(4, job('mix-2', 0), { ok: false, durationMs: 5, statusCode: 410, error: 'endpoint answered HTTP 410', gone: true }),
+    ]);
+    expect(results.map((r) => r.kind)).toEqual(['delivered', 'delivered', 'retry', 'dead', 'dead']);
+    // The lone first write is not a batch (it takes the single path and reports nothing).
+    expect(reports).toEqual([{ kind: 'attempt', size: 4, statements: 1, fallbacks: [] }]);
+    const [rows] = await pool.query<RowDataPacket[]>(
+      "SELECT message_id, subscription_id, status, attempts, last_status_code, last_error, next_attempt_at, delivered_at, dead_at, lease_until, updated_at FROM deliveries WHERE message_id LIKE 'mix-%' ORDER BY message_id, subscription_id",
+    );
+    const at = '2026-05-06 07:08:09.123';
+    const untouched = { status: 'pending', attempts: 0, last_status_code: null, last_error: null, delivered_at: null, dead_at: null };
+    expect(rows.map((r) => ({ ...r }))).toEqual([
+      { message_id: 'mix-0', subscription_id: 'sub_a', status: 'delivered', attempts: 1, last_status_code: 204, last_error: null, next_attempt_at: null, delivered_at: at, dead_at: null, lease_until: null, updated_at: at },
+      { message_id: 'mix-0', subscription_id: 'sub_b', status: 'delivered', attempts: 1, last_status_code: 200, last_error: null, next_attempt_at: null, delivered_at: at, dead_at: null, lease_until: null, updated_at: at },
+      { message_id: 'mix-1', subscription_id: 'sub_a', status: 'pending', attempts: 1, last_status_code: 503, last_error: 'endpoint answered HTTP 503', next_attempt_at: '2026-05-06 07:09:09.123', delivered_at: null, dead_at: null, lease_until: null, updated_at: at },
+      { message_id: 'mix-1', subscription_id: 'sub_b', status: 'dead', attempts: 1, last_status_code: null, last_error: 'target is malformed', next_attempt_at: null, delivered_at: null, dead_at: at, lease_until: null, updated_at: at },
+      { message_id: 'mix-2', subscription_id: 'sub_a', status: 'dead', attempts: 1, last_status_code: 410, last_error: 'endpoint answered HTTP 410', next_attempt_at: null, delivered_at: null, dead_at: at, lease_until: null, updated_at: at },
+      expect.objectContaining({ message_id: 'mix-2', subscription_id: 'sub_b', ...untouched }),
+    ]);
+    const [attempts] = await pool.query<RowDataPacket[]>(
+      "SELECT a.attempt, a.ok, a.status_code, a.duration_ms, a.error FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.message_id LIKE 'mix-%' ORDER BY d.message_id, d.subscription_id",
+    );
+    expect(attempts.map((a) => [a.attempt, Boolean(a.ok), a.status_code, a.duration_ms, a.error])).toEqual([
+      [1, true, 204, 1, null],
+      [1, true, 200, 2, null],
+      [1, false, 503, 3, 'endpoint answered HTTP 503'],
+      [1, false, null, 4, 'target is malformed'],
+      [1, false, 410, 5, 'endpoint answered HTTP 410'],
+    ]);
+    const status = async (id: string) => (await messages.findById(id))?.status;
+    expect([await status('mix-0'), await status('mix-1'), await status('mix-2')]).toEqual(['delivered', 'failed', 'failed']);
+  });
+
+  it('does not wait for a message another transaction holds: its result is written alone once it is free', async () => {
+    const reports: WriteBatchReport[] = [];
+    const observed = new DeliveryRepository(createDb(pool), undefined, { maxBatchesInFlight: 1, onBatch: (r) => reports.push(r) });
+    const jobs = await confirmed(['lkd-0', 'lkd-1', 'lkd-2', 'lkd-3']);
+    const picked = ['lkd-0', 'lkd-1', 'lkd-2', 'lkd-3'].map((id) => jobs.get(id)![0]!);
+    const contexts = await Promise.all(picked.map((j) => observed.loadContext(j.deliveryId)));
+    const ok = { ok: true, durationMs: 1, statusCode: 200 };
+    const holder = await pool.getConnection();
+    try {
+      await holder.query('BEGIN');
+      await holder.query("SELECT id FROM messages WHERE id = 'lkd-2' FOR UPDATE");
+      const send = (n: number) => observed.recordAttempt(picked[n]!, contexts[n]!, ok, new Date());
+      const lead = send(0);
+      const others = [send(1), send(3)];
+      const held = send(2);
+      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5_000));
+      const free = await Promise.race([Promise.all([lead, ...others]), timeout]);
+      expect(free).toEqual([{ kind: 'delivered' }, { kind: 'delivered' }, { kind: 'delivered' }]);
+      expect(reports).toEqual([{ kind: 'attempt', size: 3, statements: 1, fallbacks: ['skipped-locked'] }]);
+      await holder.query('COMMIT');
+      expect(await held).toEqual({ kind: 'delivered' });
+    } finally {
+      holder.release();
+    }
   });
 });
