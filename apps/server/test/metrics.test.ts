@@ -128,6 +128,18 @@ describe('metrics after a known scenario', () => {
     // No label carries a topic or a message id (unbounded label sets).
     for (const id of [retried, doomed, quiet, delivered, dead, held]) expect(text).not.toContain(id);
   });
+
+  it('counts write batches that left the batch path, by kind and reason', async () => {
+    const series = 'herald_write_batch_fallbacks_total{kind="prepare",reason="duplicate"}';
+    // The series appears with its first increment.
+    const scrape = async () => metricValue((await app.inject({ url: '/metrics' })).body, series) || 0;
+    const before = await scrape();
+    const id = unique('metdup');
+    const body = { id, topic: 'met.dup', payload: { id }, checkUrl: producer.url('/check'), checkAfterMs: 60_000 };
+    expect((await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: body })).statusCode).toBe(201);
+    expect((await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: body })).statusCode).toBe(200);
+    expect(await scrape()).toBe(before + 1);
+  });
 });
 
 /** A port nothing listens on (connections are refused). */
