@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTableConfig } from 'drizzle-orm/mysql-core';
 import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise';
-import { checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttempts, hasErrorCode, insertWeightLimit, migrate, MessageRepository, messages, subscriptions, type WriteBatchReport } from './index';
+import { checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttempts, hasErrorCode, insertWeight, insertWeightLimit, migrate, MessageRepository, messages, subscriptions, type WriteBatchReport } from './index';
 
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const name = `herald_test_db_${randomBytes(4).toString('hex')}`;
@@ -253,6 +253,22 @@ describe('MessageRepository group commit, observed batch by batch', () => {
     expect(await r.findById('long-bad')).toBeUndefined();
   });
 
+  it('answers a duplicate from one read and then writes the rest row by row when another row fails', async () => {
+    await repo.prepare(prepared('mixed-old', { v: 1 }));
+    const { repo: r, reports, moves } = observed();
+    const results = await Promise.allSettled([
+      r.prepare(prepared('mixed-lead')),
+      r.prepare(prepared('mixed-0')),
+      r.prepare(prepared('mixed-old', { v: 1 })),
+      r.prepare(prepared('mixed-bad', {}, 't'.repeat(201))),
+      r.prepare(prepared('mixed-1')),
+    ]);
+    expect(results.map((x) => (x.status === 'fulfilled' ? x.value.kind : 'rejected'))).toEqual(['created', 'created', 'duplicate', 'rejected', 'created']);
+    expect(reports[1]).toMatchObject({ kind: 'prepare', size: 4, statements: 2, fallbacks: ['duplicate', 'error'] });
+    expect(moves).toHaveLength(3);
+    expect((await r.findById('mixed-1'))?.status).toBe('prepared');
+  });
+
   it('confirms a batch in one transaction and counts each transition', async () => {
     for (let i = 0; i < 10; i++) await repo.prepare(prepared(`cb-${i}`));
     await repo.prepare(prepared('cb-lead'));
@@ -288,6 +304,12 @@ describe('MessageRepository group commit, observed batch by batch', () => {
     } finally {
       holder.release();
     }
+  });
+
+  it('weighs a row by its UTF-8 bytes, doubled for escaping', () => {
+    const row = { id: 'w', topic: 'tt', key: null, payload: JSON.stringify('水'.repeat(100)), headers: '{}', checkUrl: null, traceParent: null };
+    // 1 + 2 + 302 (100 × 3 bytes and two quotes) + 2 bytes of text.
+    expect(insertWeight(row as Parameters<typeof insertWeight>[0])).toBe(2 * (1 + 2 + 302 + 2) + 512);
   });
 
   it('sizes prepare batches from max_allowed_packet, within a floor and a cap', () => {

@@ -334,7 +334,10 @@ export class MessageRepository {
       }
     }
     if (pending.length > 0) {
-      // Thrown (connection lost, deadlock twice): the whole batch fails, nothing answered 2xx.
+      // If the multi-row INSERT committed but its answer was lost (connection dropped), each row
+      // now meets itself as a duplicate and answers 200 with what it stored: correct, but its
+      // `new` transition goes uncounted. Thrown here (connection lost, deadlock twice): the whole
+      // batch fails, and no row was answered 2xx.
       const own = await this.insertOneByOne(pending);
       for (const [row, answer] of own) answers.set(row, answer);
     }
@@ -610,11 +613,13 @@ export function toMessage(row: MessageRow): StoredMessage {
 const isDuplicateKey = (error: unknown) => hasErrorCode(error, ['ER_DUP_ENTRY']);
 
 /**
- * Errors after which a transaction cannot go on: InnoDB rolled it back whole (deadlock), or the
- * connection is gone (mysql2 marks those `fatal`). Anything else rolled back only its statement.
+ * Errors after which a transaction cannot be trusted to go on: InnoDB rolled it back whole (a
+ * deadlock; a lock-wait timeout too with `innodb_rollback_on_timeout`, and the statements after
+ * it would then commit on their own), or the connection is gone (mysql2 marks those `fatal`).
+ * The others (duplicate key, value too long, …) roll back only their statement.
  */
 function endsTransaction(error: unknown): boolean {
-  if (hasErrorCode(error, ['ER_LOCK_DEADLOCK'])) return true;
+  if (hasErrorCode(error, ['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT'])) return true;
   for (let e: unknown = error; e instanceof Error; e = e.cause) if ((e as { fatal?: unknown }).fatal === true) return true;
   return false;
 }
@@ -629,7 +634,7 @@ const DEFAULT_INSERT_WEIGHT = 4 * 2 ** 20;
  * A row's share of a multi-row INSERT, in bytes: its text columns as UTF-8, twice over because
  * escaping can double them (quotes, backslashes), plus room for the fixed columns and syntax.
  */
-function insertWeight(row: NewMessageRow): number {
+export function insertWeight(row: Omit<MessageRow, 'seq'>): number {
   const text = [row.id, row.topic, row.key, row.payload, row.headers, row.checkUrl, row.traceParent];
   return 2 * text.reduce((sum, t) => sum + (t ? Buffer.byteLength(t) : 0), 0) + 512;
 }

@@ -15,7 +15,7 @@ export interface WriteBatchReport {
   kind: WriteBatchKind;
   /** Writes in the batch. */
   size: number;
-  /** Multi-row write statements the batch ran (a clean prepare batch: one INSERT). */
+  /** Multi-row write statements the batch ran, failed ones included (a clean prepare batch: one INSERT). */
   statements: number;
   /** Each reason at most once; empty for a batch written whole. */
   fallbacks: WriteBatchFallback[];
