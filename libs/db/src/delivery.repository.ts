@@ -587,15 +587,19 @@ export async function withDeadlockRetry<T>(work: () => Promise<T>, attempts = 4)
 /**
  * Sets committed messages' status from their deliveries (see `committedStatus` in the domain):
  * failed while any is dead, delivered when none is pending or dead, confirmed otherwise.
+ *
+ * The subqueries of an UPDATE are locking reads, so they are held to the message's own
+ * deliveries (the message_id index): left to the optimizer, `status = 'pending'` may scan the
+ * status index and share-lock every pending delivery, deadlocking concurrent attempt results.
  */
 export async function rollUpMessageStatus(tx: Tx, messageIds: string[], now: Date): Promise<void> {
   if (messageIds.length === 0) return;
   await tx.execute(sql`
     UPDATE messages m SET
       m.status = CASE
-        WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = 'dead') THEN 'failed'
-        WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = 'pending') THEN 'confirmed'
-        WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id) THEN 'delivered'
+        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id AND d.status = 'dead') THEN 'failed'
+        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id AND d.status = 'pending') THEN 'confirmed'
+        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id) THEN 'delivered'
         ELSE 'confirmed' END,
       m.updated_at = ${now}
     WHERE m.id IN (${sql.join(messageIds.map((id) => sql`${id}`), sql`, `)})
