@@ -6,3 +6,4 @@ export * from './subscription.repository';
 export * from './delivery.repository';
 export { messages, checkAttempts, type MessageRow } from './schema/messages';
 export { subscriptions, deliveries, deliveryAttempts } from './schema/deliveries';
+export { WriteBatcher } from './write.batcher';
