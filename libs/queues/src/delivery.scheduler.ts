@@ -26,8 +26,26 @@ export class DeliveryScheduler {
     );
   }
 
-  /** Adds the jobs; rejects if Redis does not take them within the timeout (waiting for a batch included). */
+  private inline?: (refs: readonly DeliveryJobRef[]) => DeliveryJobRef[];
+
+  /**
+   * With a worker in this process: deliveries due now are offered to `take` first (see
+   * `InlineDispatcher`), and only those it returns are enqueued. Undefined turns it off.
+   */
+  runInline(take: ((refs: readonly DeliveryJobRef[]) => DeliveryJobRef[]) | undefined): void {
+    this.inline = take;
+  }
+
+  /**
+   * Runs (inline) or adds the jobs; rejects if Redis does not take the added ones within the
+   * timeout (waiting for a batch included).
+   */
   async schedule(refs: readonly DeliveryJobRef[]): Promise<void> {
+    await this.enqueue(this.inline && refs.length > 0 ? this.inline(refs) : refs);
+  }
+
+  /** Adds the jobs to the queue, never inline; rejects as `schedule` does. */
+  async enqueue(refs: readonly DeliveryJobRef[]): Promise<void> {
     if (refs.length === 0) return;
     await this.within(refs.length, this.adds.submit(refs.map((ref) => deliveryJob(ref))));
   }
