@@ -1,3 +1,4 @@
+import { context, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { DeliveryJobRef } from '@herald/db';
 import type { DeliverProcessor } from './deliver.processor';
 import type { QueueLog } from './observability';
@@ -44,7 +45,9 @@ export class InlineDispatcher {
   }
 
   private start(ref: DeliveryJobRef): void {
-    const run = this.processor.process(ref).then(
+    // Detached from the confirm request that committed it: the attempt's span joins the
+    // message's trace through its stored traceparent, as from a queued job.
+    const run = context.with(ROOT_CONTEXT, () => this.processor.process(ref)).then(
       () => undefined,
       async (err: Error) => {
         // MySQL refused the claim or the result: hand it to the queue, which retries with
