@@ -41,6 +41,7 @@ const { values: args } = parseArgs({
     'keep-database': { type: 'boolean', default: false },
     entry: { type: 'string', default: 'dist/apps/server/main.js' },
     'baseline-connections': { type: 'string', default: '32' },
+    'herald-output': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -61,7 +62,8 @@ if (args.help) {
   --label <text>        a note stored with the results
   --keep-database       keep the benchmark's database and queue keys afterwards
   --entry <file>        the built Herald to run (default dist/apps/server/main.js; compare two builds)
-  --baseline-connections <n>  MySQL connections of the raw baseline, at most (default 32: the server is shared)`);
+  --baseline-connections <n>  MySQL connections of the raw baseline, at most (default 32: the server is shared)
+  --herald-output <file>  write the Herald process's last output (its warnings, at the default log level) to <file>`);
   process.exit(0);
 }
 
@@ -368,6 +370,7 @@ async function main() {
     await sink.close();
     await mysql.end();
     if (!args['keep-database']) await dropBenchState();
+    if (herald && args['herald-output']) writeFileSync(resolve(args['herald-output']), herald.output());
     if (herald && herald.child.exitCode !== 0) log(`Herald exited with ${herald.child.exitCode}; its last output:\n${herald.output().slice(-3000)}`);
 
     const machine = await describeMachine();

@@ -118,7 +118,7 @@ export function parseConfig(env: Env): Config {
       concurrency: int(env, 'HERALD_CHECK_CONCURRENCY', 16, 1, 1000),
     },
     delivery: {
-      concurrency: int(env, 'HERALD_DELIVERY_CONCURRENCY', 32, 1, 1000),
+      concurrency: int(env, 'HERALD_DELIVERY_CONCURRENCY', 128, 1, 1000),
       webhookTimeoutMs: int(env, 'HERALD_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
       amqpConfirmTimeoutMs: int(env, 'HERALD_AMQP_CONFIRM_TIMEOUT_MS', 10_000, 100, 120_000),
       reconcileIntervalMs: int(env, 'HERALD_RECONCILE_INTERVAL_MS', 5_000, 50, 600_000),

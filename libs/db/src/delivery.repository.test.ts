@@ -160,3 +160,43 @@ describe('DeliveryRepository group commit of attempt results', () => {
     }
   });
 });
+
+describe('DeliveryRepository batched claims', () => {
+  it('leases each pending job once, with its context and its own lease; stale, duplicate and leased jobs get nothing', async () => {
+    const claimer = new DeliveryRepository(createDb(pool), undefined, { maxClaimBatchesInFlight: 1 });
+    const jobs: DeliveryJobRef[] = [];
+    for (let i = 0; i < 6; i++) {
+      const outcome = await messages.prepare({ id: `claim-${i}`, topic: 'batch.claimed', payload: { n: i }, confirm: true });
+      if (outcome.kind !== 'created') throw new Error('not created');
+      jobs.push(...outcome.jobs);
+    }
+    expect(jobs).toHaveLength(12);
+    // Already leased by another worker: the batch must not take it.
+    expect(await claimer.claim(jobs[11]!, 60_000)).toBe(true);
+    const lease = (ms: number) => () => ms;
+    // Submitted in one tick: the first goes alone, the rest leave together as one batch.
+    const answers = await Promise.all([
+      ...jobs.slice(0, 10).map((job, i) => claimer.claimWithContext(job, lease(10_000 + i * 1_000))),
+      claimer.claimWithContext(jobs[3]!, lease(10_000)), // the same job twice
+      claimer.claimWithContext({ ...jobs[4]!, attempt: 1 }, lease(10_000)), // stale: the row is at attempt 0
+      claimer.claimWithContext({ ...jobs[5]!, generation: 1 }, lease(10_000)), // stale generation
+      claimer.claimWithContext(jobs[11]!, lease(10_000)), // leased
+      claimer.claimWithContext({ ...jobs[0]!, deliveryId: 999_999 }, lease(10_000)), // no such delivery
+    ]);
+    for (let i = 0; i < 10; i++) {
+      expect(answers[i]?.delivery.id).toBe(jobs[i]!.deliveryId);
+      expect(answers[i]?.message).toMatchObject({ id: `claim-${Math.floor(i / 2)}`, payload: { n: Math.floor(i / 2) } });
+      expect(answers[i]?.subscription?.secret).toBe('whsec_x');
+    }
+    expect(answers.slice(10)).toEqual([undefined, undefined, undefined, undefined, undefined]);
+
+    const [rows] = await pool.query<RowDataPacket[]>(
+      `SELECT id, TIMESTAMPDIFF(MICROSECOND, updated_at, lease_until) / 1000 AS lease_ms FROM deliveries WHERE id IN (${jobs.map((j) => j.deliveryId).join(',')})`,
+    );
+    const leaseMs = new Map(rows.map((r) => [Number(r.id), Number(r.lease_ms)]));
+    for (let i = 0; i < 10; i++) expect(leaseMs.get(jobs[i]!.deliveryId)).toBe(10_000 + i * 1_000);
+    // A second round finds every one of them leased, and takes the one nobody claimed yet.
+    const again = await Promise.all(jobs.map((job) => claimer.claimWithContext(job, lease(10_000))));
+    expect(again.map((c) => c?.delivery.id)).toEqual(jobs.map((job, i) => (i === 10 ? job.deliveryId : undefined)));
+  });
+});

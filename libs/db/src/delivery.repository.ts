@@ -88,6 +88,14 @@ interface AttemptWrite {
 /** A batch's answer for one write: undefined sends the write its own way (`writeAttempt`). */
 type AttemptAnswer = AttemptOutcome | undefined;
 
+/** A claim of one job; the lease length depends on the target, known once the context is read. */
+interface ClaimRequest {
+  job: DeliveryJobRef;
+  leaseMs: (context: AttemptContext) => number;
+}
+
+type ClaimAnswer = { context?: AttemptContext } | { error: unknown };
+
 export interface DeliveryRepositoryOptions {
   /**
    * Group commit of attempt results: results that arrive while this many batches are being
@@ -98,12 +106,18 @@ export interface DeliveryRepositoryOptions {
   maxQueuedWrites?: number;
   /** Called once per batch of attempt results, with what it did (metrics, logs, tests). */
   onBatch?: OnWriteBatch;
+  /**
+   * Batched claims: claims that arrive while this many claim batches run wait and are taken
+   * together, one transaction for all of them (default 2; 0 claims each on its own).
+   */
+  maxClaimBatchesInFlight?: number;
 }
 
 /** Deliveries in MySQL: fan-out at confirm, leases while sending, attempts, replay, reconciling. */
 export class DeliveryRepository {
   private readonly attempts?: WriteBatcher<AttemptWrite, AttemptAnswer>;
   private readonly onBatch: OnWriteBatch;
+  private readonly claims?: WriteBatcher<ClaimRequest, ClaimAnswer>;
 
   constructor(
     private readonly db: HeraldDb,
@@ -113,6 +127,8 @@ export class DeliveryRepository {
     const maxInFlight = options.maxBatchesInFlight ?? 4;
     this.onBatch = options.onBatch ?? (() => undefined);
     if (maxInFlight > 0) this.attempts = new WriteBatcher((ws) => this.writeAttempts(ws), { maxInFlight, maxBatch: 200, maxQueued: options.maxQueuedWrites });
+    const maxClaimsInFlight = options.maxClaimBatchesInFlight ?? 2;
+    if (maxClaimsInFlight > 0) this.claims = new WriteBatcher((rs) => this.claimMany(rs), { maxInFlight: maxClaimsInFlight, maxBatch: 200 });
   }
 
   /**
@@ -208,22 +224,72 @@ export class DeliveryRepository {
   }
 
   async loadContext(deliveryId: number): Promise<AttemptContext | undefined> {
-    const [row] = await this.db
-      .select({ delivery: deliveries, message: messages, subscription: subscriptions })
-      .from(deliveries)
-      .innerJoin(messages, eq(messages.id, deliveries.messageId))
-      .leftJoin(subscriptions, eq(subscriptions.id, deliveries.subscriptionId))
-      .where(eq(deliveries.id, deliveryId))
-      .limit(1);
-    if (!row) return undefined;
-    const sub = row.subscription;
-    return {
-      delivery: row.delivery,
-      message: toMessage(row.message),
-      subscription: sub
-        ? { ...toSubscription(sub), secret: sub.secret ?? '', previousSecret: sub.previousSecret, previousSecretExpiresAt: sub.previousSecretExpiresAt }
-        : undefined,
-    };
+    return (await readContexts(this.db, [deliveryId])).get(deliveryId);
+  }
+
+  /**
+   * Reads the job's context and takes the delivery's lease (`claim`), for `leaseMs(context)`.
+   * Undefined if the job no longer matches the row or someone else holds it. Concurrent calls
+   * are taken together: one transaction locks their rows (id order), reads their contexts and
+   * sets their leases, instead of two round trips and one commit each.
+   */
+  async claimWithContext(job: DeliveryJobRef, leaseMs: (context: AttemptContext) => number): Promise<AttemptContext | undefined> {
+    if (!this.claims) return this.claimOne({ job, leaseMs });
+    const answer = await this.claims.submit({ job, leaseMs });
+    if ('error' in answer) throw answer.error;
+    return answer.context;
+  }
+
+  private async claimOne(r: ClaimRequest): Promise<AttemptContext | undefined> {
+    const context = await this.loadContext(r.job.deliveryId);
+    // Cheap early exit for duplicates and stale jobs; the conditional claim is what guarantees it.
+    if (!context || !jobMatches(context.delivery, r.job)) return undefined;
+    return (await this.claim(r.job, r.leaseMs(context))) ? context : undefined;
+  }
+
+  /**
+   * A batch of claims in one transaction. It locks only delivery rows, in id order (like every
+   * other writer after its message locks), so it cannot close a lock cycle with them. If it
+   * fails, each claim is made on its own and answers for itself.
+   */
+  private async claimMany(rs: ClaimRequest[]): Promise<ClaimAnswer[]> {
+    const alone = () => Promise.all(rs.map((r) => this.claimOne(r).then((context) => ({ context }), (error: unknown) => ({ error }))));
+    if (rs.length === 1) return alone();
+    try {
+      return await withDeadlockRetry(() => this.db.transaction(async (tx) => {
+        const ids = [...new Set(rs.map((r) => r.job.deliveryId))].sort((a, b) => a - b);
+        const rows = await tx
+          .select({ id: deliveries.id, status: deliveries.status, generation: deliveries.generation, attempts: deliveries.attempts, leaseUntil: deliveries.leaseUntil })
+          .from(deliveries)
+          .where(inArray(deliveries.id, ids))
+          .orderBy(asc(deliveries.id))
+          .for('update');
+        const now = this.now();
+        const free = new Map(rows.filter((row) => row.leaseUntil === null || row.leaseUntil < now).map((row) => [row.id, row]));
+        const wanted = rs.filter((r) => jobMatches(free.get(r.job.deliveryId), r.job)).map((r) => r.job.deliveryId);
+        if (wanted.length === 0) return rs.map(() => ({}));
+        const contexts = await readContexts(tx, [...new Set(wanted)]);
+        const leases = new Map<number, Date>();
+        const answers = rs.map((r): ClaimAnswer => {
+          const id = r.job.deliveryId;
+          const context = contexts.get(id);
+          if (!context || !jobMatches(free.get(id), r.job)) return {};
+          // Two jobs for one attempt in a batch: the first takes the lease, as on their own.
+          free.delete(id);
+          leases.set(id, new Date(now.getTime() + r.leaseMs(context)));
+          return { context };
+        });
+        if (leases.size === 0) return answers;
+        const leased = [...leases.keys()];
+        await tx
+          .update(deliveries)
+          .set({ leaseUntil: sql`CASE ${deliveries.id} ${sql.join(leased.map((id) => sql`WHEN ${id} THEN ${leases.get(id)}`), sql` `)} END`, updatedAt: now })
+          .where(inArray(deliveries.id, leased));
+        return answers;
+      }));
+    } catch {
+      return alone();
+    }
   }
 
   /**
@@ -505,6 +571,34 @@ export class DeliveryRepository {
   }
 }
 
+/** Whether a pending row is the one the job names (same generation and attempt). */
+function jobMatches(row: Pick<DeliveryRow, 'status' | 'generation' | 'attempts'> | undefined, job: DeliveryJobRef): boolean {
+  return row !== undefined && row.status === 'pending' && row.generation === job.generation && row.attempts === job.attempt;
+}
+
+/** The attempt contexts of several deliveries in one query, by delivery id. */
+async function readContexts(db: HeraldDb | Tx, ids: number[]): Promise<Map<number, AttemptContext>> {
+  // A transaction and the pool build the same SELECT; only their type parameters differ.
+  const rows = await (db as HeraldDb)
+    .select({ delivery: deliveries, message: messages, subscription: subscriptions })
+    .from(deliveries)
+    .innerJoin(messages, eq(messages.id, deliveries.messageId))
+    .leftJoin(subscriptions, eq(subscriptions.id, deliveries.subscriptionId))
+    .where(ids.length === 1 ? eq(deliveries.id, ids[0] as number) : inArray(deliveries.id, ids));
+  const contexts = new Map<number, AttemptContext>();
+  for (const row of rows) {
+    const sub = row.subscription;
+    contexts.set(row.delivery.id, {
+      delivery: row.delivery,
+      message: toMessage(row.message),
+      subscription: sub
+        ? { ...toSubscription(sub), secret: sub.secret ?? '', previousSecret: sub.previousSecret, previousSecretExpiresAt: sub.previousSecretExpiresAt }
+        : undefined,
+    });
+  }
+  return contexts;
+}
+
 /**
  * Every transaction that changes a message's deliveries locks the message row first, in id
  * order: one lock order for all of them, so concurrent attempts on one message's deliveries
@@ -540,15 +634,19 @@ export const BATCH_RETRY = { attempts: 3, options: { lockWaitTimeouts: false } }
 /**
  * Sets committed messages' status from their deliveries (see `committedStatus` in the domain):
  * failed while any is dead, delivered when none is pending or dead, confirmed otherwise.
+ *
+ * The subqueries of an UPDATE are locking reads, so they are held to the message's own
+ * deliveries (the message_id index): left to the optimizer, `status = 'pending'` may scan the
+ * status index and share-lock every pending delivery, deadlocking concurrent attempt results.
  */
 export async function rollUpMessageStatus(tx: Tx, messageIds: string[], now: Date): Promise<void> {
   if (messageIds.length === 0) return;
   await tx.execute(sql`
     UPDATE messages m SET
       m.status = CASE
-        WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = 'dead') THEN 'failed'
-        WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = 'pending') THEN 'confirmed'
-        WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id) THEN 'delivered'
+        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id AND d.status = 'dead') THEN 'failed'
+        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id AND d.status = 'pending') THEN 'confirmed'
+        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id) THEN 'delivered'
         ELSE 'confirmed' END,
       m.updated_at = ${now}
     WHERE m.id IN (${sql.join(messageIds.map((id) => sql`${id}`), sql`, `)})

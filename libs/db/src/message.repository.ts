@@ -181,11 +181,13 @@ export class MessageRepository {
     let fanOut: { jobs: DeliveryJobRef[]; deliveries: DeliverySummary[] } = { jobs: [], deliveries: [] };
     try {
       if (direct) {
-        // A direct publish is a confirm: the message and its deliveries commit together.
-        fanOut = await this.db.transaction(async (tx) => {
+        // A direct publish is a confirm: the message and its deliveries commit together. Its
+        // INSERT can be a deadlock victim of a batch holding gap locks near its id (rolled back
+        // whole, so it is simply run again).
+        fanOut = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
           await tx.insert(messages).values(row);
           return DeliveryRepository.fanOutWithSummaries(tx, row, now);
-        });
+        }));
       } else if (this.inserts) {
         const answer = await this.inserts.submit(row);
         if (answer.kind === 'failed') throw answer.error;

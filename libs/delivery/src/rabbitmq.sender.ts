@@ -34,6 +34,10 @@ export class RabbitPublisher {
   private readonly pending = new Map<string, Settle>();
   private readonly returned = new Set<string>();
   private readonly checkedExchanges = new Map<string, number>();
+  /** Exchange checks under way: concurrent publishes to one exchange share one probe. */
+  private readonly checkingExchanges = new Map<string, Promise<string | undefined>>();
+  /** Set while the channel's write buffer is full: publishes wait for its 'drain'. */
+  private draining?: Promise<void>;
   private closed = false;
 
   constructor(private readonly options: RabbitPublisherOptions) {}
@@ -61,6 +65,15 @@ export class RabbitPublisher {
       return fail((err as Error).message);
     }
     if (missing) return fail(missing);
+    if (this.draining) {
+      try {
+        await beforeDeadline(this.draining, 'waiting for the channel to drain');
+      } catch (err) {
+        return fail((err as Error).message);
+      }
+      // The channel may have closed while it drained.
+      if (this.channel !== channel) return fail('channel closed before the message was sent');
+    }
 
     const error = await new Promise<string | undefined>((resolve) => {
       const timer = setTimeout(() => settle(`no broker confirm within ${timeoutMs} ms`), Math.max(0, deadline - performance.now()));
@@ -72,7 +85,7 @@ export class RabbitPublisher {
       };
       this.pending.set(req.publishId, settle);
       try {
-        channel.publish(
+        const accepted = channel.publish(
           req.exchange,
           req.routingKey,
           Buffer.from(req.body, 'utf8'),
@@ -93,6 +106,8 @@ export class RabbitPublisher {
             settle();
           },
         );
+        // The message is buffered either way; a full buffer holds the next publishes, not this one.
+        if (!accepted) this.holdUntilDrained(channel);
       } catch (err) {
         settle(`publish failed: ${(err as Error).message}`);
       }
@@ -156,10 +171,33 @@ export class RabbitPublisher {
     return channel;
   }
 
-  private async checkExchange(exchange: string): Promise<string | undefined> {
-    if (exchange === '') return undefined; // the default exchange always exists
+  /** Publishes pipeline on the one channel; once its socket buffer is full they wait for it to drain. */
+  private holdUntilDrained(channel: ConfirmChannel): void {
+    this.draining ??= new Promise<void>((resolve) => {
+      const done = () => {
+        channel.off('drain', done);
+        channel.off('close', done);
+        this.draining = undefined;
+        resolve();
+      };
+      channel.on('drain', done);
+      channel.on('close', done);
+    });
+  }
+
+  private checkExchange(exchange: string): Promise<string | undefined> {
+    if (exchange === '') return Promise.resolve(undefined); // the default exchange always exists
     const checkedAt = this.checkedExchanges.get(exchange);
-    if (checkedAt !== undefined && Date.now() - checkedAt < (this.options.exchangeCheckTtlMs ?? 30_000)) return undefined;
+    if (checkedAt !== undefined && Date.now() - checkedAt < (this.options.exchangeCheckTtlMs ?? 30_000)) return Promise.resolve(undefined);
+    let check = this.checkingExchanges.get(exchange);
+    if (!check) {
+      check = this.probeExchange(exchange).finally(() => this.checkingExchanges.delete(exchange));
+      this.checkingExchanges.set(exchange, check);
+    }
+    return check;
+  }
+
+  private async probeExchange(exchange: string): Promise<string | undefined> {
     const model = this.model;
     if (!model) return 'connection to RabbitMQ lost';
     let probe;

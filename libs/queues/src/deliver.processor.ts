@@ -37,17 +37,14 @@ export class DeliverProcessor {
 
   async process(ref: DeliveryJobRef): Promise<ProcessResult> {
     const { deliveries } = this.deps;
-    const context = await deliveries.loadContext(ref.deliveryId);
-    const row = context?.delivery;
-    // Cheap early exit for duplicates and stale jobs; the claim below is what guarantees it.
-    if (!context || !row || row.status !== 'pending' || row.generation !== ref.generation || row.attempts !== ref.attempt) return 'skipped';
-
+    // The lease outlives the send's own timeout, so it is never taken from a live sender, and
+    // expires soon after, so a killed sender's delivery is retried promptly. Duplicate, stale
+    // and already-finished jobs get no context: the claim is conditional on the row.
+    const context = await deliveries.claimWithContext(ref, (c) => this.sendTimeoutMs(c) + LEASE_MARGIN_MS);
+    if (!context) return 'skipped';
+    const row = context.delivery;
     const target = row.targetType as TargetType;
     const sub = context.subscription;
-    const timeoutMs = sub?.target.type === 'webhook' ? sub.target.timeoutMs ?? this.deps.defaultTimeoutMs : this.deps.rabbitConfirmTimeoutMs;
-    // The lease outlives the send's own timeout, so it is never taken from a live sender, and
-    // expires soon after, so a killed sender's delivery is retried promptly.
-    if (!(await deliveries.claim(ref, timeoutMs + LEASE_MARGIN_MS))) return 'skipped';
 
     const log = this.deps.log?.child({ messageId: context.message.id, deliveryId: ref.deliveryId, subscriptionId: row.subscriptionId, attempt: ref.attempt + 1 });
     if (!sub || !sub.enabled) {
@@ -97,6 +94,11 @@ export class DeliverProcessor {
         attemptLog?.debug(seen, 'attempt not recorded: the delivery was replayed or finished meanwhile');
         return 'skipped';
     }
+  }
+
+  private sendTimeoutMs(context: AttemptContext): number {
+    const target = context.subscription?.target;
+    return target?.type === 'webhook' ? target.timeoutMs ?? this.deps.defaultTimeoutMs : this.deps.rabbitConfirmTimeoutMs;
   }
 
   /** A span per attempt in the message's trace (none with tracing off). No URL: it may carry a token. */

@@ -1,18 +1,53 @@
 import type { Queue } from 'bullmq';
-import type { DeliveryJobRef } from '@herald/db';
+import { WriteBatcher, type DeliveryJobRef } from '@herald/db';
 import { deliveryJob } from './delivery.jobs';
 import { requeue } from './requeue';
 
+type Job = ReturnType<typeof deliveryJob>;
+
 /** Puts delivery jobs on the queue. Never the source of truth: a lost add is found by the reconciler. */
 export class DeliveryScheduler {
+  /**
+   * Adds from concurrent callers (confirms answered by one group commit, say) that arrive while
+   * an add is under way leave together: one `addBulk`, one Redis round trip, for all of them.
+   */
+  private readonly adds: WriteBatcher<Job[], void>;
+
   constructor(
     private readonly queue: Queue,
     private readonly timeoutMs = 2_000,
-  ) {}
+  ) {
+    this.adds = new WriteBatcher<Job[], void>(
+      async (batches) => {
+        await this.queue.addBulk(batches.flat());
+        return batches.map(() => undefined);
+      },
+      { maxInFlight: 2, maxBatch: 500, maxWeight: 1_000, weight: (jobs) => jobs.length },
+    );
+  }
 
-  /** Adds the jobs; rejects if Redis does not take them within the timeout. */
+  private inline?: (refs: readonly DeliveryJobRef[]) => DeliveryJobRef[];
+
+  /**
+   * With a worker in this process: deliveries due now are offered to `take` first (see
+   * `InlineDispatcher`), and only those it returns are enqueued. Undefined turns it off.
+   */
+  runInline(take: ((refs: readonly DeliveryJobRef[]) => DeliveryJobRef[]) | undefined): void {
+    this.inline = take;
+  }
+
+  /**
+   * Runs (inline) or adds the jobs; rejects if Redis does not take the added ones within the
+   * timeout (waiting for a batch included).
+   */
   async schedule(refs: readonly DeliveryJobRef[]): Promise<void> {
-    await this.within(refs.length, this.queue.addBulk(refs.map((ref) => deliveryJob(ref))));
+    await this.enqueue(this.inline && refs.length > 0 ? this.inline(refs) : refs);
+  }
+
+  /** Adds the jobs to the queue, never inline; rejects as `schedule` does. */
+  async enqueue(refs: readonly DeliveryJobRef[]): Promise<void> {
+    if (refs.length === 0) return;
+    await this.within(refs.length, this.adds.submit(refs.map((ref) => deliveryJob(ref))));
   }
 
   /**

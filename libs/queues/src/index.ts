@@ -7,3 +7,4 @@ export * from './check.processor';
 export * from './check.sweeper';
 export * from './requeue';
 export * from './observability';
+export * from './inline.dispatcher';

@@ -123,3 +123,33 @@ describe('Reconciler', () => {
     expect(due.map((d) => d.deliveryId)).not.toContain(ref!.deliveryId);
   });
 });
+
+describe('DeliveryScheduler', () => {
+  it('adds concurrent callers’ jobs together, every job once, each with its own delay', async () => {
+    const batched = new Queue(`sched-${randomBytes(3).toString('hex')}`, { connection: redis, prefix });
+    const addBulk = batched.addBulk.bind(batched);
+    const bulkSizes: number[] = [];
+    batched.addBulk = (jobs) => {
+      bulkSizes.push(jobs.length);
+      return addBulk(jobs);
+    };
+    try {
+      const scheduler = new DeliveryScheduler(batched, 5_000);
+      const now = Date.now();
+      const ref = (id: number, delayMs = 0) => ({ deliveryId: id, generation: 0, attempt: 0, runAt: new Date(now + delayMs) });
+      // One tick: the first two calls go at once (two adds in flight at most); the eight after them wait and leave together.
+      await Promise.all([
+        scheduler.schedule([ref(1), ref(2)]),
+        ...Array.from({ length: 9 }, (_, i) => scheduler.schedule([ref(10 + i, i === 0 ? 60_000 : 0)])),
+        scheduler.schedule([]),
+      ]);
+      expect(bulkSizes).toEqual([2, 1, 8]);
+      const counts = await batched.getJobCounts('waiting', 'delayed');
+      expect(counts).toEqual({ waiting: 10, delayed: 1 });
+      expect((await batched.getJob(deliveryJobId({ deliveryId: 10, generation: 0, attempt: 0 })))?.opts.delay).toBeGreaterThan(55_000);
+    } finally {
+      await batched.obliterate({ force: true }).catch(() => undefined);
+      await batched.close();
+    }
+  });
+});

@@ -11,6 +11,7 @@ import {
   CheckSweeper,
   DELIVERY_QUEUE,
   DeliverProcessor,
+  InlineDispatcher,
   Reconciler,
   type CheckJobData,
   type DeliveryJobData,
@@ -70,6 +71,11 @@ export const workerPlugin = fp<{ config: Config }>(
       log: app.log,
       tracer: app.tracing.tracer,
     });
+
+    // Deliveries due at once skip the queue in the process that committed them (up to as many
+    // again as the queue's worker runs); the queue stays for retries, delays and overflow.
+    const inline = new InlineDispatcher(processor, { maxInFlight: config.delivery.concurrency, enqueue: (refs) => app.scheduler.enqueue(refs), log: app.log });
+    app.scheduler.runInline((refs) => inline.take(refs));
 
     /** A BullMQ worker on a Redis connection of its own, logging errors and failed jobs. */
     const startWorker = <T>(queue: string, process: (job: Job<T>) => Promise<unknown>, concurrency: number, whatHappensOnFailure: string) => {
@@ -175,7 +181,8 @@ export const workerPlugin = fp<{ config: Config }>(
       // Let active jobs finish (their results are recorded in MySQL), both workers at once within
       // one budget; with Redis unreachable there is nothing to finish with, so do not wait.
       const redisUp = connection.status === 'ready' && checkConnection.status === 'ready';
-      await settleWithin(Promise.all([worker.close(!redisUp), checkWorker.close(!redisUp)]), redisUp ? config.shutdownTimeoutMs - 2_000 : 1_000);
+      app.scheduler.runInline(undefined);
+      await settleWithin(Promise.all([worker.close(!redisUp), checkWorker.close(!redisUp), inline.close()]), redisUp ? config.shutdownTimeoutMs - 2_000 : 1_000);
       connection.disconnect();
       checkConnection.disconnect();
       await settleWithin(Promise.all([checkQueue.close(), checkQueueReader.close()]), 1_000);

@@ -1,0 +1,62 @@
+import { context, ROOT_CONTEXT } from '@opentelemetry/api';
+import type { DeliveryJobRef } from '@herald/db';
+import type { DeliverProcessor } from './deliver.processor';
+import type { QueueLog } from './observability';
+
+export interface InlineDispatcherOptions {
+  /** Deliveries run inline at once, at most; the rest go through the queue. */
+  maxInFlight: number;
+  /** Where a delivery goes when its inline run fails before it could record anything. */
+  enqueue: (refs: readonly DeliveryJobRef[]) => Promise<void>;
+  log?: QueueLog;
+}
+
+/**
+ * Runs deliveries that are due now in the process that committed them, instead of a round
+ * through Redis and BullMQ (an add, a move to active, a move to completed, and the wait in the
+ * queue). It changes nothing about the guarantees: the row is pending in MySQL before it gets
+ * here, the processor's conditional claim lets one holder send, a failed attempt schedules its
+ * retry through the queue as always, and if this process dies mid-run the reconciler re-enqueues
+ * the delivery once it is overdue and its lease has expired.
+ */
+export class InlineDispatcher {
+  private readonly running = new Set<Promise<void>>();
+  private closed = false;
+
+  constructor(
+    private readonly processor: Pick<DeliverProcessor, 'process'>,
+    private readonly options: InlineDispatcherOptions,
+  ) {}
+
+  /** Starts the refs that are due and fit; returns the ones it did not take (for the queue). */
+  take(refs: readonly DeliveryJobRef[], now = Date.now()): DeliveryJobRef[] {
+    const rest: DeliveryJobRef[] = [];
+    for (const ref of refs) {
+      if (this.closed || ref.runAt.getTime() > now || this.running.size >= this.options.maxInFlight) rest.push(ref);
+      else this.start(ref);
+    }
+    return rest;
+  }
+
+  /** Takes no more, and waits for the runs under way (their results are recorded in MySQL). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.running]);
+  }
+
+  private start(ref: DeliveryJobRef): void {
+    // Detached from the confirm request that committed it: the attempt's span joins the
+    // message's trace through its stored traceparent, as from a queued job.
+    const run = context.with(ROOT_CONTEXT, () => this.processor.process(ref)).then(
+      () => undefined,
+      async (err: Error) => {
+        // MySQL refused the claim or the result: hand it to the queue, which retries with
+        // backoff; if Redis refuses too, the reconciler finds the overdue row.
+        this.options.log?.warn({ deliveryId: ref.deliveryId, err: { message: err.message } }, 'inline delivery failed; enqueued instead');
+        await this.options.enqueue([ref]).catch(() => undefined);
+      },
+    );
+    this.running.add(run);
+    void run.finally(() => this.running.delete(run));
+  }
+}
