@@ -199,4 +199,39 @@ describe('DeliveryRepository batched claims', () => {
     const again = await Promise.all(jobs.map((job) => claimer.claimWithContext(job, lease(10_000))));
     expect(again.map((c) => c?.delivery.id)).toEqual(jobs.map((job, i) => (i === 10 ? job.deliveryId : undefined)));
   });
+  it('does not wait for a delivery row another transaction holds: that claim is made alone once it is free', async () => {
+    const reports: WriteBatchReport[] = [];
+    const claimer = new DeliveryRepository(createDb(pool), undefined, { maxClaimBatchesInFlight: 1, onBatch: (r) => reports.push(r) });
+    const jobs: DeliveryJobRef[] = [];
+    for (let i = 0; i < 3; i++) {
+      const outcome = await messages.prepare({ id: `claim-held-${i}`, topic: 'batch.held', payload: { n: i }, confirm: true });
+      if (outcome.kind !== 'created') throw new Error('not created');
+      jobs.push(...outcome.jobs);
+    }
+    const heldJob = jobs[3]!;
+    const holder = await pool.getConnection();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT id FROM deliveries WHERE id = ? FOR UPDATE', [heldJob.deliveryId]);
+      const lease = () => 10_000;
+      // The first claim leaves alone; the rest, the held row among them, form one batch.
+      const lead = claimer.claimWithContext(jobs[0]!, lease);
+      const held = claimer.claimWithContext(heldJob, lease);
+      const others = jobs.filter((j) => j !== jobs[0] && j !== heldJob).map((j) => claimer.claimWithContext(j, lease));
+      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5_000));
+      const free = await Promise.race([Promise.all([lead, ...others]), timeout]);
+      expect(free).not.toBe('timeout');
+      expect((free as Awaited<typeof lead>[]).map((c) => c?.delivery.id)).toEqual(jobs.filter((j) => j !== heldJob).map((j) => j.deliveryId));
+      expect(reports).toEqual([{ kind: 'claim', size: 5, statements: 1, fallbacks: ['skipped-locked'] }]);
+      // A later batch is not stuck behind the held row either.
+      const more = await messages.prepare({ id: 'claim-held-late', topic: 'batch.held', payload: {}, confirm: true });
+      if (more.kind !== 'created') throw new Error('not created');
+      const late = await Promise.race([Promise.all(more.jobs.map((j) => claimer.claimWithContext(j, lease))), timeout]);
+      expect(late).not.toBe('timeout');
+      await holder.query('COMMIT');
+      expect((await held)?.delivery.id).toBe(heldJob.deliveryId);
+    } finally {
+      holder.release();
+    }
+  });
 });

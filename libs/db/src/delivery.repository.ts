@@ -94,7 +94,8 @@ interface ClaimRequest {
   leaseMs: (context: AttemptContext) => number;
 }
 
-type ClaimAnswer = { context?: AttemptContext } | { error: unknown };
+/** `alone`: the row was held elsewhere, so the caller claims it on its own, outside the batch. */
+type ClaimAnswer = { context?: AttemptContext; alone?: true } | { error: unknown };
 
 export interface DeliveryRepositoryOptions {
   /**
@@ -237,6 +238,8 @@ export class DeliveryRepository {
     if (!this.claims) return this.claimOne({ job, leaseMs });
     const answer = await this.claims.submit({ job, leaseMs });
     if ('error' in answer) throw answer.error;
+    // Waits for the held row on its own, so the batch slot is free for the other claims.
+    if (answer.alone) return this.claimOne({ job, leaseMs });
     return answer.context;
   }
 
@@ -248,29 +251,35 @@ export class DeliveryRepository {
   }
 
   /**
-   * A batch of claims in one transaction. It locks only delivery rows, in id order (like every
-   * other writer after its message locks), so it cannot close a lock cycle with them. If it
-   * fails, each claim is made on its own and answers for itself.
+   * A batch of claims in one transaction. It locks delivery rows in id order and skips rows
+   * another transaction holds (a replay, a roll-up, an operator's session): those claims are made
+   * on their own afterwards, so one held row waits alone instead of stalling the whole batch.
+   * Deadlocks with writers that lock siblings in another order stay possible; they are retried,
+   * and if the batch still fails each claim is made on its own and answers for itself.
    */
   private async claimMany(rs: ClaimRequest[]): Promise<ClaimAnswer[]> {
     const alone = () => Promise.all(rs.map((r) => this.claimOne(r).then((context) => ({ context }), (error: unknown) => ({ error }))));
     if (rs.length === 1) return alone();
+    let skipped = new Set<number>();
+    let answers: ClaimAnswer[];
     try {
-      return await withDeadlockRetry(() => this.db.transaction(async (tx) => {
+      answers = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
         const ids = [...new Set(rs.map((r) => r.job.deliveryId))].sort((a, b) => a - b);
         const rows = await tx
           .select({ id: deliveries.id, status: deliveries.status, generation: deliveries.generation, attempts: deliveries.attempts, leaseUntil: deliveries.leaseUntil })
           .from(deliveries)
           .where(inArray(deliveries.id, ids))
           .orderBy(asc(deliveries.id))
-          .for('update');
+          .for('update', { skipLocked: true });
+        const seen = new Set(rows.map((row) => row.id));
+        skipped = new Set(ids.filter((id) => !seen.has(id)));
         const now = this.now();
         const free = new Map(rows.filter((row) => row.leaseUntil === null || row.leaseUntil < now).map((row) => [row.id, row]));
         const wanted = rs.filter((r) => jobMatches(free.get(r.job.deliveryId), r.job)).map((r) => r.job.deliveryId);
         if (wanted.length === 0) return rs.map(() => ({}));
         const contexts = await readContexts(tx, [...new Set(wanted)]);
         const leases = new Map<number, Date>();
-        const answers = rs.map((r): ClaimAnswer => {
+        const claimed = rs.map((r): ClaimAnswer => {
           const id = r.job.deliveryId;
           const context = contexts.get(id);
           if (!context || !jobMatches(free.get(id), r.job)) return {};
@@ -279,17 +288,22 @@ export class DeliveryRepository {
           leases.set(id, new Date(now.getTime() + r.leaseMs(context)));
           return { context };
         });
-        if (leases.size === 0) return answers;
+        if (leases.size === 0) return claimed;
         const leased = [...leases.keys()];
         await tx
           .update(deliveries)
           .set({ leaseUntil: sql`CASE ${deliveries.id} ${sql.join(leased.map((id) => sql`WHEN ${id} THEN ${leases.get(id)}`), sql` `)} END`, updatedAt: now })
           .where(inArray(deliveries.id, leased));
-        return answers;
-      }));
-    } catch {
+        return claimed;
+      }), BATCH_RETRY.attempts, BATCH_RETRY.options);
+    } catch (error) {
+      this.onBatch({ kind: 'claim', size: rs.length, statements: 0, fallbacks: ['failed'], error });
       return alone();
     }
+    if (skipped.size === 0) return answers;
+    this.onBatch({ kind: 'claim', size: rs.length, statements: 1, fallbacks: ['skipped-locked'] });
+    // A row held elsewhere: its claims are made on their own by their callers, after this batch.
+    return rs.map((r, i): ClaimAnswer => (skipped.has(r.job.deliveryId) ? { alone: true } : answers[i]!));
   }
 
   /**

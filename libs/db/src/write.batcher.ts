@@ -1,5 +1,5 @@
 /** Which group commit a batch belongs to. */
-export type WriteBatchKind = 'prepare' | 'confirm' | 'attempt';
+export type WriteBatchKind = 'prepare' | 'confirm' | 'attempt' | 'claim';
 
 /**
  * Why some writes of a batch left the batch path:

@@ -50,10 +50,13 @@ export class InlineDispatcher {
     const run = context.with(ROOT_CONTEXT, () => this.processor.process(ref)).then(
       () => undefined,
       async (err: Error) => {
-        // MySQL refused the claim or the result: hand it to the queue, which retries with
-        // backoff; if Redis refuses too, the reconciler finds the overdue row.
+        // MySQL refused the claim or the result: hand it to the queue. If the claim had been
+        // taken, that job is skipped while the lease lasts and the reconciler re-enqueues the
+        // overdue row after it; if Redis refuses too, the reconciler is the only way back.
         this.options.log?.warn({ deliveryId: ref.deliveryId, err: { message: err.message } }, 'inline delivery failed; enqueued instead');
-        await this.options.enqueue([ref]).catch(() => undefined);
+        await this.options.enqueue([ref]).catch((enqueueErr: Error) =>
+          this.options.log?.warn({ deliveryId: ref.deliveryId, err: { message: enqueueErr.message } }, 'could not enqueue a failed inline delivery; the reconciler will'),
+        );
       },
     );
     this.running.add(run);

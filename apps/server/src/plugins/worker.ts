@@ -182,7 +182,12 @@ export const workerPlugin = fp<{ config: Config }>(
       // one budget; with Redis unreachable there is nothing to finish with, so do not wait.
       const redisUp = connection.status === 'ready' && checkConnection.status === 'ready';
       app.scheduler.runInline(undefined);
-      await settleWithin(Promise.all([worker.close(!redisUp), checkWorker.close(!redisUp), inline.close()]), redisUp ? config.shutdownTimeoutMs - 2_000 : 1_000);
+      // Inline runs need MySQL and the endpoint, not Redis: they always get the drain budget, so a
+      // send under way is recorded rather than cut off and sent again after its lease.
+      await Promise.all([
+        settleWithin(Promise.all([worker.close(!redisUp), checkWorker.close(!redisUp)]), redisUp ? config.shutdownTimeoutMs - 2_000 : 1_000),
+        settleWithin(inline.close(), config.shutdownTimeoutMs - 2_000),
+      ]);
       connection.disconnect();
       checkConnection.disconnect();
       await settleWithin(Promise.all([checkQueue.close(), checkQueueReader.close()]), 1_000);
