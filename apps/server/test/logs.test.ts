@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp, loggerOptions } from '../src/app';
 import { parseConfig } from '../src/config';
 import { ADMIN_TOKEN, PRODUCER_TOKEN, TEST_CHECK_SECRET, asAdmin, asProducer, createTestDatabase, testEnv } from './helpers';
-import { startWebhookSink, waitFor } from './sinks';
+import { startCheckEndpoint, startWebhookSink, waitFor } from './sinks';
 
 // Things that must never reach a log line, whatever the level.
 const PAYLOAD_MARKER = `payload-marker-${randomBytes(6).toString('hex')}`;
@@ -23,10 +23,7 @@ const checkAnswers = new Map<string, string>();
 beforeAll(async () => {
   db = await createTestDatabase('log');
   sink = await startWebhookSink();
-  producer = await startWebhookSink((hit, res) => {
-    const { id } = JSON.parse(hit.body) as { id: string };
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: checkAnswers.get(id) ?? 'unknown' }));
-  });
+  producer = await startCheckEndpoint(checkAnswers);
   // The service's own logger configuration, at the most verbose level, written to memory.
   const config = parseConfig(testEnv(db.url, { HERALD_LOG_LEVEL: 'trace', HERALD_CHECK_SWEEP_INTERVAL_MS: '100', HERALD_WEBHOOK_TIMEOUT_MS: '2000' }));
   const stream = new Writable({

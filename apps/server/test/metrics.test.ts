@@ -3,7 +3,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue } from './helpers';
-import { startWebhookSink, waitFor } from './sinks';
+import { startCheckEndpoint, startWebhookSink, waitFor } from './sinks';
 
 // A fresh app and database, so every counter starts at zero and the scenario's numbers are exact.
 let app: FastifyInstance;
@@ -15,10 +15,7 @@ const checkAnswers = new Map<string, string>();
 beforeAll(async () => {
   db = await createTestDatabase('met');
   sink = await startWebhookSink();
-  producer = await startWebhookSink((hit, res) => {
-    const { id } = JSON.parse(hit.body) as { id: string };
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: checkAnswers.get(id) ?? 'unknown' }));
-  });
+  producer = await startCheckEndpoint(checkAnswers);
   app = await buildTestApp(db.url, { HERALD_CHECK_SWEEP_INTERVAL_MS: '100', HERALD_WEBHOOK_TIMEOUT_MS: '2000' });
 });
 afterAll(async () => {

@@ -43,6 +43,14 @@ export async function startWebhookSink(handler: SinkHandler = (_h, res) => void 
   };
 }
 
+/** A producer's check endpoint: answers each message id from `answers`, `unknown` when absent. */
+export function startCheckEndpoint(answers: ReadonlyMap<string, string>) {
+  return startWebhookSink((hit, res) => {
+    const { id } = JSON.parse(hit.body) as { id: string };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: answers.get(id) ?? 'unknown' }));
+  });
+}
+
 /** A RabbitMQ exchange with a durable queue bound to it, and a consumer that records messages. */
 export async function startAmqpConsumer(exchange: string, bindingKey = '#', options: { purge?: boolean } = {}) {
   const model: ChannelModel = await connect(AMQP_URL);

@@ -5,7 +5,7 @@ import { Webhook } from 'standardwebhooks';
 import type { FastifyInstance } from 'fastify';
 import { TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue } from './helpers';
 import { startOtlpReceiver, type ReceivedSpan } from './otlp-receiver';
-import { startAmqpConsumer, startWebhookSink, waitFor, type Hit } from './sinks';
+import { startAmqpConsumer, startCheckEndpoint, startWebhookSink, waitFor, type Hit } from './sinks';
 
 // OTLP's span kinds (the wire enum, not the API's).
 const SERVER = 2;
@@ -32,10 +32,7 @@ beforeAll(async () => {
   db = await createTestDatabase('trc');
   receiver = await startOtlpReceiver();
   sink = await startWebhookSink();
-  producer = await startWebhookSink((hit, res) => {
-    const { id } = JSON.parse(hit.body) as { id: string };
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: answers.get(id) ?? 'unknown' }));
-  });
+  producer = await startCheckEndpoint(answers);
   app = await buildTestApp(db.url, { ...FAST, HERALD_TRACING: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_SERVICE_NAME: 'herald-test', OTEL_BSP_SCHEDULE_DELAY: '50' });
 });
 afterAll(async () => {

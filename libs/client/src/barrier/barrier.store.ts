@@ -1,9 +1,8 @@
+import { runStatement, safeId, safeTable } from '../sql.guards';
 import { ER_DUP_ENTRY, ER_LOCK_WAIT_TIMEOUT, sqlErrno, type Execute, type SqlPool } from '../transaction.runner';
 import type { CheckStatus } from '../types';
 
-/** Message ids are `A-Z a-z 0-9 _ : -` (the contract), so one can be written into SQL as is. */
-const MESSAGE_ID = /^[A-Za-z0-9_:-]{1,128}$/;
-const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+export { safeId } from '../sql.guards';
 
 /** The default name of the barrier table. */
 export const BARRIER_TABLE = 'herald_barrier';
@@ -26,12 +25,7 @@ export function barrierTableSql(table = BARRIER_TABLE): string {
 
 /** Creates the barrier table if it is missing (or run {@link barrierTableSql} in your migrations). */
 export async function ensureBarrierTable(pool: SqlPool, table = BARRIER_TABLE): Promise<void> {
-  const connection = await pool.getConnection();
-  try {
-    await connection.query(barrierTableSql(table));
-  } finally {
-    connection.release();
-  }
+  await runStatement(pool, barrierTableSql(table));
 }
 
 /**
@@ -123,15 +117,4 @@ export async function answerFromBarrier(pool: SqlPool, messageId: string, option
     await connection.query('SET SESSION innodb_lock_wait_timeout = DEFAULT').catch(() => undefined);
     connection.release();
   }
-}
-
-/** Refuses anything that is not a contract message id before it reaches SQL. */
-export function safeId(messageId: string): string {
-  if (!MESSAGE_ID.test(messageId)) throw new TypeError(`message id must be 1–128 characters of A-Z a-z 0-9 _ : -, got ${JSON.stringify(messageId.slice(0, 140))}`);
-  return messageId;
-}
-
-function safeTable(table: string): string {
-  if (!TABLE_NAME.test(table)) throw new TypeError(`table name must match ${TABLE_NAME}, got ${JSON.stringify(table)}`);
-  return table;
 }

@@ -1,11 +1,10 @@
+import { runStatement, safeId, safeTable, sqlSafe } from '../sql.guards';
 import { ER_DUP_ENTRY, sqlErrno, type SqlPool, type TransactionRunner } from '../transaction.runner';
 
 /** The default name of the inbox table. */
 export const INBOX_TABLE = 'herald_inbox';
 
 const NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
-const MESSAGE_ID = /^[A-Za-z0-9_:-]{1,128}$/;
-const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 /**
  * The inbox table: one row per (consumer, message id) the consumer has processed, written in the
@@ -13,7 +12,7 @@ const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
  * same message into a duplicate-key error instead of a second effect.
  */
 export function inboxTableSql(table = INBOX_TABLE): string {
-  return `CREATE TABLE IF NOT EXISTS ${safe(table, TABLE_NAME, 'table name')} (
+  return `CREATE TABLE IF NOT EXISTS ${safeTable(table)} (
   consumer     VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   message_id   VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   processed_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
@@ -23,12 +22,7 @@ export function inboxTableSql(table = INBOX_TABLE): string {
 
 /** Creates the inbox table if it is missing (or run {@link inboxTableSql} in your migrations). */
 export async function ensureInboxTable(pool: SqlPool, table = INBOX_TABLE): Promise<void> {
-  const connection = await pool.getConnection();
-  try {
-    await connection.query(inboxTableSql(table));
-  } finally {
-    connection.release();
-  }
+  await runStatement(pool, inboxTableSql(table));
 }
 
 /** Options of {@link processOnce}. */
@@ -52,9 +46,9 @@ class AlreadyProcessed extends Error {}
  * runs it again.
  */
 export async function processOnce<Tx, T>(options: InboxOptions<Tx>, messageId: string, work: (tx: Tx) => Promise<T>): Promise<InboxOutcome<T>> {
-  const table = safe(options.table ?? INBOX_TABLE, TABLE_NAME, 'table name');
-  const consumer = safe(options.consumer, NAME, 'consumer name');
-  const id = safe(messageId, MESSAGE_ID, 'message id');
+  const table = safeTable(options.table ?? INBOX_TABLE);
+  const consumer = sqlSafe(options.consumer, NAME, 'consumer name');
+  const id = safeId(messageId);
   try {
     const value = await options.transactions.run(async (tx, execute) => {
       try {
@@ -71,9 +65,4 @@ export async function processOnce<Tx, T>(options: InboxOptions<Tx>, messageId: s
     if (err instanceof AlreadyProcessed || (err as { cause?: unknown }).cause instanceof AlreadyProcessed) return { duplicate: true };
     throw err;
   }
-}
-
-function safe(value: string, pattern: RegExp, what: string): string {
-  if (!pattern.test(value)) throw new TypeError(`${what} must match ${pattern}, got ${JSON.stringify(value.slice(0, 140))}`);
-  return value;
 }
