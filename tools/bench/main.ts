@@ -42,6 +42,7 @@ const { values: args } = parseArgs({
     entry: { type: 'string', default: 'dist/apps/server/main.js' },
     'baseline-connections': { type: 'string', default: '32' },
     'herald-output': { type: 'string' },
+    processes: { type: 'string', default: '1' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -63,7 +64,9 @@ if (args.help) {
   --keep-database       keep the benchmark's database and queue keys afterwards
   --entry <file>        the built Herald to run (default dist/apps/server/main.js; compare two builds)
   --baseline-connections <n>  MySQL connections of the raw baseline, at most (default 32: the server is shared)
-  --herald-output <file>  write the Herald process's last output (its warnings, at the default log level) to <file>`);
+  --herald-output <file>  write the Herald process's last output (its warnings, at the default log level) to <file>
+  --processes <n>       run n Herald processes (replicas on one database, each on its own port); each closed-loop
+                        caller and each open-loop pair uses one of them, in turn (default 1)`);
   process.exit(0);
 }
 
@@ -102,9 +105,10 @@ async function main() {
   const amqp = await connect(AMQP_URL);
   const rawChannel = await amqp.createConfirmChannel();
 
-  let herald: HeraldProcess | undefined;
-  let url = args.url;
-  let pid = args.pid ? Number(args.pid) : undefined;
+  const heralds: HeraldProcess[] = [];
+  const processCount = Math.max(1, Number(args.processes) || 1);
+  let urls = args.url ? [args.url] : [];
+  let pids = args.pid ? [Number(args.pid)] : [];
   const adminToken = args['admin-token'] ?? BENCH_ADMIN_TOKEN;
   const producerToken = args['producer-token'] ?? BENCH_PRODUCER_TOKEN;
   const heraldEnv: Record<string, string> = {
@@ -123,32 +127,39 @@ async function main() {
     const at = kv.indexOf('=');
     if (at > 0) heraldEnv[kv.slice(0, at)] = kv.slice(at + 1);
   }
-  if (!url) {
+  if (!args.url) {
     const entry = resolve(ROOT, args.entry);
     if (!existsSync(entry)) throw new Error(`${args.entry} is missing: run \`npm run build\` (npm run bench does)`);
     const profileDir = join(outDir, 'profiles');
     try {
-      herald = await startHerald({
-        entry,
-        cwd: ROOT,
-        env: heraldEnv,
-        nodeArgs: ['--enable-source-maps', ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
-      });
+      for (let i = 0; i < processCount; i++) {
+        heralds.push(
+          await startHerald({
+            entry,
+            cwd: ROOT,
+            env: heraldEnv,
+            nodeArgs: ['--enable-source-maps', ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
+          }),
+        );
+      }
     } catch (err) {
       // Leave nothing behind on the shared services.
-      await Promise.allSettled([consumer.close(), sink.close(), amqp.close(), mysql.end()]);
+      await Promise.allSettled([...heralds.map((h) => h.stop()), consumer.close(), sink.close(), amqp.close(), mysql.end()]);
       await dropBenchState();
       throw err;
     }
-    url = herald.url;
-    pid = herald.pid;
-    log(`Herald started (pid ${pid}) at ${url}, database ${name}`);
+    urls = heralds.map((h) => h.url);
+    pids = heralds.map((h) => h.pid);
+    log(`Herald started (${heralds.map((h) => `pid ${h.pid} at ${h.url}`).join(', ')}), database ${name}`);
   }
-  const memory = pid ? sampleMemory(pid) : undefined;
-  const startMiB = pid ? readMemory(pid)?.rssMiB ?? null : null;
+  const memories = pids.map((pid) => sampleMemory(pid));
+  const rssNow = () => pids.map((pid) => readMemory(pid)?.rssMiB ?? 0);
+  const startMiB = pids.length ? Math.max(...rssNow()) : null;
 
-  const client = new Pool(url, { connections: Math.max(...concurrencies, 64) + 8, pipelining: 1 });
-  const call = async (method: Dispatcher.HttpMethod, path: string, token: string, body?: unknown, expect: number[] = [200, 201]) => {
+  const clients = urls.map((u) => new Pool(u, { connections: Math.max(...concurrencies, 64) + 8, pipelining: 1 }));
+  /** With several processes, operation `seq` goes to process `seq mod n` (set-up calls to the first). */
+  const call = async (method: Dispatcher.HttpMethod, path: string, token: string, body?: unknown, expect: number[] = [200, 201], seq = 0) => {
+    const client = clients[seq % clients.length] as Pool;
     const res = await client.request({
       method,
       path,
@@ -174,8 +185,12 @@ async function main() {
   };
 
   const rows: BenchRow[] = [];
-  const rss = () => memory?.take() ?? 0;
-  const cpuNow = () => (pid ? readCpuMs(pid) : undefined);
+  /** The highest RSS any one Herald process reached since the last call. */
+  const rss = () => Math.max(0, ...memories.map((m) => m.take()));
+  const cpuNow = () => {
+    const each = pids.map((pid) => readCpuMs(pid));
+    return pids.length === 0 || each.some((ms) => ms === undefined) ? undefined : each.reduce((a = 0, b = 0) => a + b, 0);
+  };
   const cpuPerOp = (since: number | undefined, ops: number) => {
     const now = cpuNow();
     return since === undefined || now === undefined || ops === 0 ? null : Math.round(((now - since) / ops) * 100) / 100;
@@ -213,8 +228,8 @@ async function main() {
   const pairs = (topic: string, tag: string, doneAt: Map<string, number>, requestLatencies: number[]) => async (seq: number) => {
     const id = `${runId}-${tag.replace(/[^A-Za-z0-9_:-]/g, '_')}-${seq}`;
     const started = performance.now();
-    await call('POST', '/v1/messages', producerToken, { id, topic, payload, checkUrl: 'http://127.0.0.1:9/check', checkAfterMs: 600_000 }, [201]);
-    await call('POST', `/v1/messages/${id}/confirm`, producerToken, undefined, [200]);
+    await call('POST', '/v1/messages', producerToken, { id, topic, payload, checkUrl: 'http://127.0.0.1:9/check', checkAfterMs: 600_000 }, [201], seq);
+    await call('POST', `/v1/messages/${id}/confirm`, producerToken, undefined, [200], seq);
     const done = performance.now();
     doneAt.set(id, done);
     requestLatencies.push(done - started);
@@ -263,7 +278,7 @@ async function main() {
     const load = await closedLoop(concurrency, durationMs, async (seq) => {
       const id = `${runId}-amqp-${concurrency}-${seq}`;
       const started = performance.now();
-      await call('POST', '/v1/messages', producerToken, { id, topic: 'bench.amqp', payload, confirm: true }, [201]);
+      await call('POST', '/v1/messages', producerToken, { id, topic: 'bench.amqp', payload, confirm: true }, [201], seq);
       const done = performance.now();
       doneAt.set(id, done);
       requestLatencies.push(done - started);
@@ -336,14 +351,14 @@ async function main() {
     await closedLoop(8, 2_000, pairs('bench.pc', 'warmup', new Map(), []));
     await drain([], sink.arrivals, 1);
     if (soak) {
-      soak.startMiB = pid ? readMemory(pid)?.rssMiB ?? null : null;
+      soak.startMiB = pids.length ? Math.max(...rssNow()) : null;
       soak.samples.push({ s: 0, rssMiB: soak.startMiB ?? 0 });
       await rateScenario(soak.seconds, `soak ${soak.seconds} s`, (s) => {
-        const m = pid ? readMemory(pid) : undefined;
-        if (m) soak.samples.push({ s: Math.round(s), rssMiB: Math.round(m.rssMiB * 10) / 10 });
-        log(`  soak ${Math.round(s)} s: RSS ${m?.rssMiB.toFixed(1)} MiB`);
+        const m = pids.length ? Math.max(...rssNow()) : undefined;
+        if (m) soak.samples.push({ s: Math.round(s), rssMiB: Math.round(m * 10) / 10 });
+        log(`  soak ${Math.round(s)} s: RSS ${m?.toFixed(1)} MiB`);
       });
-      soak.endMiB = pid ? readMemory(pid)?.rssMiB ?? null : null;
+      soak.endMiB = pids.length ? Math.max(...rssNow()) : null;
     } else {
       for (const concurrency of concurrencies) {
         let mysqlBaseline: { perSec: number; latency: ReturnType<typeof summarize> } | undefined;
@@ -360,25 +375,26 @@ async function main() {
       if (scenarios.has('latency')) await rateScenario(Math.max(5, durationMs / 1000), 'latency');
     }
   } finally {
-    memory?.stop();
-    const end = pid ? readMemory(pid) : undefined;
-    await client.close();
-    await herald?.stop();
+    for (const m of memories) m.stop();
+    const ends = pids.map((pid) => readMemory(pid));
+    const end = ends.every((e) => e !== undefined) && ends.length ? { rssMiB: Math.max(...ends.map((e) => e.rssMiB)), peakMiB: Math.max(...ends.map((e) => e.peakMiB)) } : undefined;
+    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(heralds.map((h) => h.stop()));
     await rawChannel.close().catch(() => undefined);
     await amqp.close().catch(() => undefined);
     await consumer.close();
     await sink.close();
     await mysql.end();
     if (!args['keep-database']) await dropBenchState();
-    if (herald && args['herald-output']) writeFileSync(resolve(args['herald-output']), herald.output());
-    if (herald && herald.child.exitCode !== 0) log(`Herald exited with ${herald.child.exitCode}; its last output:\n${herald.output().slice(-3000)}`);
+    if (heralds.length && args['herald-output']) writeFileSync(resolve(args['herald-output']), heralds.map((h) => h.output()).join('\n'));
+    for (const h of heralds) if (h.child.exitCode !== 0) log(`Herald (pid ${h.pid}) exited with ${h.child.exitCode}; its last output:\n${h.output().slice(-3000)}`);
 
     const machine = await describeMachine();
     const results = {
       at: new Date().toISOString(),
       label: args.label,
       machine,
-      conditions: { entry: args.entry, baselineConnections: Number(args['baseline-connections']), durationS: durationMs / 1000, concurrencies, rate, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
+      conditions: { entry: args.entry, processes: pids.length, baselineConnections: Number(args['baseline-connections']), durationS: durationMs / 1000, concurrencies, rate, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
       memory: { startMiB: startMiB, endMiB: end?.rssMiB ?? null, peakMiB: end?.peakMiB ?? null },
       soak,
       rows,
@@ -392,7 +408,7 @@ async function main() {
     writeFileSync(join(outDir, 'latest.svg'), svg);
     console.log(`\n${table}\n`);
     console.log(
-      `Herald RSS: start ${fmtMiB(startMiB)}, end ${fmtMiB(end?.rssMiB)}, peak (VmHWM) ${fmtMiB(end?.peakMiB)}` +
+      `Herald RSS${pids.length > 1 ? ` (the highest of its ${pids.length} processes)` : ''}: start ${fmtMiB(startMiB)}, end ${fmtMiB(end?.rssMiB)}, peak (VmHWM) ${fmtMiB(end?.peakMiB)}` +
         (soak ? `; soak ${soak.seconds} s at ${soak.rate}/s: start ${fmtMiB(soak.startMiB)}, end ${fmtMiB(soak.endMiB)}` : ''),
     );
     console.log(`machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.mysql}, Redis ${machine.redis}, RabbitMQ ${machine.rabbitmq}`);
