@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Span, Tracer } from '@opentelemetry/api';
-import { activeSecrets, type AttemptResult, type TargetType } from '@herald/domain';
+import { activeSecrets, type AttemptResult, type Subscription, type TargetType } from '@herald/domain';
 import type { AttemptContext, AttemptOutcome, DeliveryJobRef, DeliveryRepository, SubscriptionRepository } from '@herald/db';
 import { traceHeaders, withTraceHeaders, type RabbitPublisher, type WebhookSender } from '@herald/delivery';
 import type { DeliveryScheduler } from './delivery.scheduler';
@@ -37,11 +37,18 @@ export class DeliverProcessor {
 
   async process(ref: DeliveryJobRef): Promise<ProcessResult> {
     const { deliveries } = this.deps;
-    // The lease outlives the send's own timeout, so it is never taken from a live sender, and
-    // expires soon after, so a killed sender's delivery is retried promptly. Duplicate, stale
-    // and already-finished jobs get no context: the claim is conditional on the row.
-    const context = await deliveries.claimWithContext(ref, (c) => this.sendTimeoutMs(c) + LEASE_MARGIN_MS);
+    // Duplicate, stale and already-finished jobs get no context: the claim is conditional on the row.
+    const context = await deliveries.claimWithContext(ref, (c) => this.leaseMs(c.subscription));
     if (!context) return 'skipped';
+    return this.attempt(ref, context);
+  }
+
+  /**
+   * Makes the attempt of a delivery this process already holds the lease of: claimed by
+   * `process`, or leased by the transaction that created it (see `InlineDispatcher.runClaimed`).
+   */
+  async attempt(ref: DeliveryJobRef, context: AttemptContext): Promise<ProcessResult> {
+    const { deliveries } = this.deps;
     const row = context.delivery;
     const target = row.targetType as TargetType;
     const sub = context.subscription;
@@ -96,9 +103,14 @@ export class DeliverProcessor {
     }
   }
 
-  private sendTimeoutMs(context: AttemptContext): number {
-    const target = context.subscription?.target;
-    return target?.type === 'webhook' ? target.timeoutMs ?? this.deps.defaultTimeoutMs : this.deps.rabbitConfirmTimeoutMs;
+  /**
+   * How long a lease on a delivery to `subscription` lasts: it outlives the send's own timeout, so
+   * it is never taken from a live sender, and expires soon after, so a killed sender's delivery
+   * is retried promptly.
+   */
+  leaseMs(subscription: Pick<Subscription, 'target'> | undefined): number {
+    const target = subscription?.target;
+    return (target?.type === 'webhook' ? target.timeoutMs ?? this.deps.defaultTimeoutMs : this.deps.rabbitConfirmTimeoutMs) + LEASE_MARGIN_MS;
   }
 
   /** A span per attempt in the message's trace (none with tracing off). No URL: it may carry a token. */

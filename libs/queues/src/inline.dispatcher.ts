@@ -1,6 +1,6 @@
 import { context, ROOT_CONTEXT } from '@opentelemetry/api';
-import type { DeliveryJobRef } from '@herald/db';
-import type { DeliverProcessor } from './deliver.processor';
+import type { AttemptContext, DeliveryJobRef } from '@herald/db';
+import type { DeliverProcessor, ProcessResult } from './deliver.processor';
 import type { QueueLog } from './observability';
 
 export interface InlineDispatcherOptions {
@@ -21,10 +21,12 @@ export interface InlineDispatcherOptions {
  */
 export class InlineDispatcher {
   private readonly running = new Set<Promise<void>>();
+  /** Slots promised to deliveries a transaction is leasing to this process (`reserve`). */
+  private reserved = 0;
   private closed = false;
 
   constructor(
-    private readonly processor: Pick<DeliverProcessor, 'process'>,
+    private readonly processor: Pick<DeliverProcessor, 'process' | 'attempt'>,
     private readonly options: InlineDispatcherOptions,
   ) {}
 
@@ -32,22 +34,61 @@ export class InlineDispatcher {
   take(refs: readonly DeliveryJobRef[], now = Date.now()): DeliveryJobRef[] {
     const rest: DeliveryJobRef[] = [];
     for (const ref of refs) {
-      if (this.closed || ref.runAt.getTime() > now || this.running.size >= this.options.maxInFlight) rest.push(ref);
-      else this.start(ref);
+      if (this.closed || ref.runAt.getTime() > now || this.free() <= 0) rest.push(ref);
+      else this.start(ref, () => this.processor.process(ref));
     }
     return rest;
   }
 
-  /** Takes no more, and waits for the runs under way (their results are recorded in MySQL). */
+  /**
+   * Promises up to `wanted` slots to deliveries a transaction is about to create with their lease
+   * already taken by this process; returns how many it promised (none once closed). Each promised
+   * slot is given back by exactly one `runClaimed` (the transaction committed) or `release` (it
+   * did not). Synchronous, so the count is exact however many transactions run at once.
+   */
+  reserve(wanted: number): number {
+    const granted = this.closed ? 0 : Math.max(0, Math.min(wanted, this.free()));
+    this.reserved += granted;
+    return granted;
+  }
+
+  /** Gives back promised slots whose transaction rolled back. */
+  release(count: number): void {
+    this.reserved = Math.max(0, this.reserved - count);
+  }
+
+  /**
+   * Runs a delivery whose lease its own committed transaction took (no claim, no context read:
+   * the transaction had both), in a slot `reserve` promised. Runs even after `close` began, since
+   * the lease keeps everyone else off the row until it expires; `close` waits for it.
+   */
+  runClaimed(ref: DeliveryJobRef, attemptContext: AttemptContext): void {
+    this.reserved = Math.max(0, this.reserved - 1);
+    this.start(ref, () => this.processor.attempt(ref, attemptContext));
+  }
+
+  /**
+   * Takes no more, and waits for the runs under way (their results are recorded in MySQL) and for
+   * those promised to transactions still committing.
+   */
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.running]);
+    // A promised slot becomes a run (or is released) once its transaction answers: look again then.
+    while (this.reserved > 0 || this.running.size > 0) {
+      await new Promise((r) => setTimeout(r, 20));
+      await Promise.allSettled([...this.running]);
+    }
   }
 
-  private start(ref: DeliveryJobRef): void {
+  private free(): number {
+    return this.options.maxInFlight - this.running.size - this.reserved;
+  }
+
+  private start(ref: DeliveryJobRef, work: () => Promise<ProcessResult>): void {
     // Detached from the confirm request that committed it: the attempt's span joins the
     // message's trace through its stored traceparent, as from a queued job.
-    const run = context.with(ROOT_CONTEXT, () => this.processor.process(ref)).then(
+    const run = context.with(ROOT_CONTEXT, work).then(
       () => undefined,
       async (err: Error) => {
         // MySQL refused the claim or the result: hand it to the queue. If the claim had been
