@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTableConfig } from 'drizzle-orm/mysql-core';
 import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise';
-import { checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttempts, hasErrorCode, insertWeight, insertWeightLimit, migrate, MessageRepository, messages, subscriptions, type WriteBatchReport } from './index';
+import { checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttempts, hasErrorCode, insertWeight, insertWeightLimit, migrate, MessageRepository, messages, subscriptions, WriteQueueFullError, type WriteBatchReport } from './index';
 
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const name = `herald_test_db_${randomBytes(4).toString('hex')}`;
@@ -318,3 +318,179 @@ describe('MessageRepository group commit, observed batch by batch', () => {
     expect(insertWeightLimit(2 ** 30)).toBe(16 * 2 ** 20);
   });
 });
+
+describe('MessageRepository group commit of direct publishes', () => {
+  const observed = (options: { maxBatchesInFlight?: number; maxQueuedWrites?: number } = {}) => {
+    const reports: WriteBatchReport[] = [];
+    const moves: string[] = [];
+    const r = new MessageRepository(createDb(pool), { maxBatchesInFlight: 1, ...options, onBatch: (b) => reports.push(b), onTransition: (from, to) => moves.push(`${from}->${to}`) });
+    return { repo: r, reports, moves };
+  };
+  const direct = (id: string, payload: unknown = {}, topic = 'dir.paid') => ({ id, topic, payload, confirm: true as const });
+  const subscriptionIds: string[] = [];
+
+  beforeAll(async () => {
+    // Two subscriptions match every test's topic; one matches none of them.
+    const now = new Date();
+    for (const pattern of ['dir.*', 'dir.#', 'elsewhere']) {
+      const id = `sub_dir_${randomBytes(4).toString('hex')}`;
+      subscriptionIds.push(id);
+      await createDb(pool).insert(subscriptions).values({
+        id, name: id, topicPattern: pattern, targetType: 'webhook', target: JSON.stringify({ type: 'webhook', url: 'http://x/h' }),
+        maxAttempts: 3, backoffInitialMs: 100, backoffMaxMs: 1000, enabled: true, disabledReason: null, secret: 'whsec_x', previousSecret: null, previousSecretExpiresAt: null, createdAt: now, updatedAt: now,
+      });
+    }
+  });
+  afterAll(async () => {
+    await pool.query('DELETE FROM subscriptions WHERE id IN (?)', [subscriptionIds]);
+  });
+
+  /** Delivery count per message id with `prefix`; a committed direct publish has exactly two. */
+  const deliveryCounts = async (prefix: string) => {
+    const [rows] = await pool.query<RowDataPacket[]>(
+      'SELECT m.id, m.status, COUNT(d.id) AS n FROM messages m LEFT JOIN deliveries d ON d.message_id = m.id WHERE m.id LIKE ? GROUP BY m.id, m.status',
+      [`${prefix}%`],
+    );
+    return new Map(rows.map((r) => [r.id as string, { status: r.status as string, deliveries: Number(r.n) }]));
+  };
+
+  it('commits concurrent direct publishes in one transaction per batch, each with its own deliveries', async () => {
+    const { repo: r, reports, moves } = observed();
+    const results = await Promise.all([r.prepare(direct('dirc-lead')), ...Array.from({ length: 20 }, (_, i) => r.prepare(direct(`dirc-${i}`, { i })))]);
+    expect(reports).toEqual([
+      { kind: 'direct', size: 1, statements: 1, fallbacks: [] },
+      { kind: 'direct', size: 20, statements: 1, fallbacks: [] },
+    ]);
+    expect(moves).toEqual(Array.from({ length: 21 }, () => 'new->confirmed'));
+    const seen = new Set<number>();
+    for (const [i, x] of results.entries()) {
+      expect(x.kind).toBe('created');
+      if (x.kind !== 'created') continue;
+      expect(x.message).toMatchObject({ id: i === 0 ? 'dirc-lead' : `dirc-${i - 1}`, status: 'confirmed', nextCheckAt: null });
+      // Its own two deliveries, not a neighbour's: one per matching subscription.
+      expect(x.deliveries.map((d) => d.subscriptionId).sort()).toEqual(subscriptionIds.slice(0, 2).sort());
+      expect(x.jobs.map((j) => j.deliveryId)).toEqual(x.deliveries.map((d) => d.id));
+      for (const d of x.deliveries) seen.add(d.id);
+    }
+    expect(seen.size).toBe(42);
+    const [owners] = await pool.query<RowDataPacket[]>('SELECT id, message_id FROM deliveries WHERE id IN (?)', [[...seen]]);
+    for (const x of results) if (x.kind === 'created') for (const d of x.deliveries) expect(owners.find((o) => Number(o.id) === d.id)?.message_id).toBe(x.message.id);
+    const stored = await deliveryCounts('dirc-');
+    expect(stored.size).toBe(21);
+    for (const [, m] of stored) expect(m).toEqual({ status: 'confirmed', deliveries: 2 });
+  });
+
+  it('answers ids already stored or repeated in the batch as duplicates or conflicts, and publishes their neighbours', async () => {
+    await repo.prepare(direct('dird-old', { v: 1 }));
+    await repo.prepare({ id: 'dird-half', topic: 'dir.paid', payload: {}, checkUrl: 'http://x/c' });
+    const { repo: r, reports, moves } = observed();
+    const results = await Promise.all([
+      r.prepare(direct('dird-lead')),
+      ...Array.from({ length: 10 }, (_, i) => r.prepare(direct(`dird-${i}`, { i }))),
+      r.prepare(direct('dird-old', { v: 1 })), // 11: a retry of a stored message
+      r.prepare(direct('dird-old', { v: 2 })), // 12: the same id, other content
+      r.prepare(direct('dird-twice', { t: 1 })), // 13: first copy in the batch
+      r.prepare(direct('dird-twice', { t: 1 })), // 14: its retry in the same batch
+      r.prepare(direct('dird-twice', { t: 2 })), // 15: the same id, other content
+      r.prepare(direct('dird-half')), // 16: a prepared message's id, published directly
+    ]);
+    expect(results.slice(1).map((x) => x.kind)).toEqual([...Array.from({ length: 10 }, () => 'created'), 'duplicate', 'conflict', 'created', 'duplicate', 'conflict', 'conflict']);
+    expect(results[12]?.kind === 'conflict' && results[12].message.payload).toEqual({ v: 1 });
+    expect(results[14]?.kind === 'duplicate' && results[14].message).toMatchObject({ status: 'confirmed', payload: { t: 1 } });
+    expect(results[15]?.kind === 'conflict' && results[15].message.payload).toEqual({ t: 1 });
+    expect(results[16]?.kind === 'conflict' && results[16].message.status).toBe('prepared');
+    // The failed first INSERT (rolled back with its transaction) and one more of the rest.
+    expect(reports[1]).toEqual({ kind: 'direct', size: 16, statements: 2, fallbacks: ['duplicate'] });
+    expect(moves).toEqual(Array.from({ length: 12 }, () => 'new->confirmed'));
+    const stored = await deliveryCounts('dird-');
+    expect(stored.get('dird-twice')).toEqual({ status: 'confirmed', deliveries: 2 });
+    expect(stored.get('dird-half')).toEqual({ status: 'prepared', deliveries: 0 });
+    for (let i = 0; i < 10; i++) expect(stored.get(`dird-${i}`)).toEqual({ status: 'confirmed', deliveries: 2 });
+    expect(stored.get('dird-old')).toEqual({ status: 'confirmed', deliveries: 2 });
+  });
+
+  it('fails only the message MySQL refuses (a value too long for its column), and publishes its neighbours', async () => {
+    const { repo: r, reports, moves } = observed();
+    const results = await Promise.allSettled([
+      r.prepare(direct('dirl-lead')),
+      ...Array.from({ length: 5 }, (_, i) => r.prepare(direct(`dirl-${i}`, { i }))),
+      r.prepare(direct('dirl-bad', {}, 't'.repeat(201))), // topic is VARCHAR(200); strict mode refuses it
+      r.prepare(direct('dirl-after')),
+    ]);
+    expect(results.map((x) => (x.status === 'fulfilled' ? x.value.kind : 'rejected'))).toEqual(['created', 'created', 'created', 'created', 'created', 'created', 'rejected', 'created']);
+    expect(hasErrorCode((results[6] as PromiseRejectedResult).reason, ['ER_DATA_TOO_LONG'])).toBe(true);
+    expect(reports[1]).toMatchObject({ kind: 'direct', size: 7, statements: 1, fallbacks: ['error'] });
+    expect(moves).toHaveLength(7);
+    const stored = await deliveryCounts('dirl-');
+    expect(stored.size).toBe(7);
+    for (const [, m] of stored) expect(m).toEqual({ status: 'confirmed', deliveries: 2 });
+    for (const x of results) if (x.status === 'fulfilled' && x.value.kind === 'created') expect(x.value.jobs).toHaveLength(2);
+  });
+
+  it('falls back to publishing each message alone when the batch loses its connection: every caller answered, none without its deliveries', async () => {
+    const holder = await pool.getConnection();
+    try {
+      // Holds 'dirk-a' uncommitted, so the batch's INSERT waits on it (a duplicate check) until
+      // killed. The neighbours' ids sort after it: a request waiting for that id also holds up
+      // inserts into the gap before it (InnoDB queues them behind its waiting next-key lock).
+      await holder.query('BEGIN');
+      await holder.query(
+        `INSERT INTO messages (id, topic, payload, headers, status, check_after_ms, check_interval_ms, max_checks, on_checks_exhausted, delay_ms, content_hash, created_at, updated_at)
+         VALUES ('dirk-a', 'dir.paid', '{}', '{}', 'confirmed', 0, 0, 0, 'rollback', 0, REPEAT('0', 64), UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))`,
+      );
+      const { repo: r, reports, moves } = observed();
+      const lead = r.prepare(direct('dirk-lead'));
+      const others = Array.from({ length: 5 }, (_, i) => r.prepare(direct(`dirk-b${i}`, { i })));
+      const held = r.prepare(direct('dirk-a', { held: true }));
+      // Awaited last; a failure before then must not also surface as an unhandled rejection.
+      held.catch(() => undefined);
+      expect((await lead).kind).toBe('created');
+      const [waiting] = await waitFor(async () => {
+        const [rows] = await pool.query<RowDataPacket[]>(
+          "SELECT id FROM information_schema.processlist WHERE db = ? AND info LIKE 'insert into `messages`%' AND id <> CONNECTION_ID()",
+          [name],
+        );
+        return rows.length > 0 ? rows : undefined;
+      });
+      await pool.query(`KILL CONNECTION ${Number(waiting?.id)}`);
+      // Its neighbours no longer wait for the held id: each is published on its own.
+      const freed = await Promise.all(others);
+      expect(freed.map((x) => x.kind)).toEqual(['created', 'created', 'created', 'created', 'created']);
+      expect(reports[1]).toMatchObject({ kind: 'direct', size: 6, statements: 1, fallbacks: ['failed'] });
+      await holder.query('ROLLBACK');
+      const mine = await held;
+      expect(mine.kind).toBe('created');
+      expect(mine.kind === 'created' && mine.deliveries).toHaveLength(2);
+      expect(moves).toHaveLength(7);
+      const stored = await deliveryCounts('dirk-');
+      expect(stored.size).toBe(7);
+      for (const [, m] of stored) expect(m).toEqual({ status: 'confirmed', deliveries: 2 });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+    }
+  });
+
+  it('sheds direct publishes beyond maxQueuedWrites, and publishes the others', async () => {
+    const { repo: r } = observed({ maxQueuedWrites: 2 });
+    const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => r.prepare(direct(`dirq-${i}`))));
+    expect(results.map((x) => (x.status === 'fulfilled' ? x.value.kind : x.reason instanceof WriteQueueFullError))).toEqual(['created', 'created', 'created', true, true]);
+  });
+
+  it('publishes each message in its own transaction with maxBatchesInFlight 0', async () => {
+    const { repo: r, reports, moves } = observed({ maxBatchesInFlight: 0 });
+    const results = await Promise.all(Array.from({ length: 3 }, (_, i) => r.prepare(direct(`dir0-${i}`))));
+    expect(results.every((x) => x.kind === 'created' && x.deliveries.length === 2)).toBe(true);
+    expect(reports).toEqual([]);
+    expect(moves).toEqual(['new->confirmed', 'new->confirmed', 'new->confirmed']);
+  });
+});
+
+/** Polls `read` until it returns something (at most 5 s). */
+async function waitFor<T>(read: () => Promise<T | undefined>): Promise<T> {
+  for (const deadline = Date.now() + 5_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+    const value = await read();
+    if (value !== undefined) return value;
+  }
+  throw new Error('timed out waiting');
+}

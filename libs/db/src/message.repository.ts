@@ -17,7 +17,7 @@ import {
 } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { hasErrorCode } from './driver-errors';
-import { BATCH_RETRY, DeliveryRepository, withDeadlockRetry, type DeliveryJobRef, type DeliverySummary } from './delivery.repository';
+import { BATCH_RETRY, DeliveryRepository, withDeadlockRetry, type DeliveryJobRef, type DeliverySummary, type FanOut } from './delivery.repository';
 import { checkAttempts, messages, type CheckAttemptRow, type MessageRow } from './schema/messages';
 import { WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
 
@@ -91,13 +91,14 @@ export interface MessageRepositoryOptions {
   onTransition?: (from: MessageStatus | 'new', to: MessageStatus) => void;
   now?: () => Date;
   /**
-   * Group commit: prepares and confirms that arrive while this many batches of their kind are
-   * being written wait and are written together (default 4; 0 writes each request on its own).
+   * Group commit: prepares, direct publishes and confirms that arrive while this many batches of
+   * their kind are being written wait and are written together (default 4; 0 writes each
+   * request on its own).
    */
   maxBatchesInFlight?: number;
   /** Writes of each kind that may wait for a batch before new ones are refused (default 2,000). */
   maxQueuedWrites?: number;
-  /** Called once per prepare or confirm batch, with what it did (metrics, logs, tests). */
+  /** Called once per prepare, direct-publish or confirm batch, with what it did (metrics, logs, tests). */
   onBatch?: OnWriteBatch;
 }
 
@@ -107,6 +108,12 @@ type InsertAnswer =
   /** The id was taken (by an earlier message, or an earlier copy in the same batch). */
   | { kind: 'exists'; row: MessageRow }
   | { kind: 'failed'; error: unknown };
+
+/**
+ * How a direct-publish batch answered one message: stored with its deliveries (committed), or
+ * its id was taken. Undefined: the batch could not publish it, and its caller publishes it alone.
+ */
+type PublishAnswer = { kind: 'stored'; fanOut: FanOut } | { kind: 'exists'; row: MessageRow } | undefined;
 
 /** A confirm applied by a batch: the message and its deliveries as committed. */
 interface AppliedConfirm {
@@ -131,6 +138,7 @@ export class MessageRepository {
   private maxInsertWeight = DEFAULT_INSERT_WEIGHT;
   private packetRead?: Promise<void>;
   private readonly confirms?: WriteBatcher<string, AppliedConfirm | undefined>;
+  private readonly publishes?: WriteBatcher<NewMessageRow, PublishAnswer>;
 
   constructor(
     private readonly db: HeraldDb,
@@ -146,6 +154,7 @@ export class MessageRepository {
     if (maxInFlight > 0) {
       this.inserts = new WriteBatcher((rows) => this.insertMany(rows), { maxInFlight, maxBatch: 200, maxQueued, maxWeight: () => this.maxInsertWeight, weight: insertWeight });
       this.confirms = new WriteBatcher((ids) => this.confirmMany(ids), { maxInFlight, maxBatch: 200, maxQueued });
+      this.publishes = new WriteBatcher((rows) => this.publishMany(rows), { maxInFlight, maxBatch: 200, maxQueued, maxWeight: () => this.maxInsertWeight, weight: insertWeight });
     }
   }
 
@@ -181,17 +190,22 @@ export class MessageRepository {
     let fanOut: { jobs: DeliveryJobRef[]; deliveries: DeliverySummary[] } = { jobs: [], deliveries: [] };
     try {
       if (direct) {
-        // A direct publish is a confirm: the message and its deliveries commit together. Its
-        // INSERT can be a deadlock victim of a batch holding gap locks near its id (rolled back
-        // whole, so it is simply run again).
-        fanOut = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
-          await tx.insert(messages).values(row);
-          return DeliveryRepository.fanOutWithSummaries(tx, row, now);
-        }));
+        const answer = await this.publishes?.submit(row);
+        if (answer?.kind === 'exists') return retryOrConflict(answer.row, row);
+        if (answer) fanOut = answer.fanOut;
+        else {
+          // Not published by a batch (none, or it fell back): the message and its deliveries
+          // commit together on their own. The INSERT can be a deadlock victim of a batch holding
+          // gap locks near its id (rolled back whole, so it is simply run again).
+          fanOut = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
+            await tx.insert(messages).values(row);
+            return DeliveryRepository.fanOutWithSummaries(tx, row, now);
+          }));
+        }
       } else if (this.inserts) {
         const answer = await this.inserts.submit(row);
         if (answer.kind === 'failed') throw answer.error;
-        if (answer.kind === 'exists') return { kind: answer.row.contentHash === row.contentHash ? 'duplicate' : 'conflict', message: toMessage(answer.row) };
+        if (answer.kind === 'exists') return retryOrConflict(answer.row, row);
       } else {
         await this.db.insert(messages).values(row);
       }
@@ -200,7 +214,7 @@ export class MessageRepository {
       const existing = await this.findRow(row.id);
       // The row that caused the duplicate cannot disappear: messages are never deleted.
       if (!existing) throw error;
-      return { kind: existing.contentHash === row.contentHash ? 'duplicate' : 'conflict', message: toMessage(existing) };
+      return retryOrConflict(existing, row);
     }
     this.onTransition('new', status);
     return { kind: 'created', message: toMessage({ ...row, seq: 0n }), ...fanOut };
@@ -295,56 +309,32 @@ export class MessageRepository {
    */
   private async insertMany(rows: NewMessageRow[]): Promise<InsertAnswer[]> {
     await this.readPacketLimit();
+    const first = firstCopies(rows);
+    const rounds = await insertInRounds([...first.values()], (pending) => this.db.insert(messages).values(pending), (ids) => this.findRows(ids));
     const answers = new Map<NewMessageRow, InsertAnswer>();
-    const first = new Map<string, NewMessageRow>();
-    for (const row of rows) if (!first.has(row.id)) first.set(row.id, row);
-    let pending = [...first.values()];
+    for (const row of rounds.stored) answers.set(row, { kind: 'stored' });
+    for (const [row, stored] of rounds.taken) answers.set(row, { kind: 'exists', row: stored });
     const fallbacks = new Set<WriteBatchFallback>();
-    let statements = 0;
-    let error: unknown;
-    for (let round = 0; pending.length > 0 && round < INSERT_ROUNDS; round++) {
-      try {
-        statements++;
-        await this.db.insert(messages).values(pending);
-        for (const row of pending) answers.set(row, { kind: 'stored' });
-        pending = [];
-      } catch (e) {
-        // A batch of one has nothing to spare its neighbours from: its own error is its answer.
-        if (rows.length === 1 && !isDuplicateKey(e)) {
-          answers.set(pending[0] as NewMessageRow, { kind: 'failed', error: e });
-          pending = [];
-          break;
-        }
-        if (!isDuplicateKey(e)) {
-          fallbacks.add('error');
-          error = e;
-          break;
-        }
-        fallbacks.add('duplicate');
-        const existing = await this.findRows(pending.map((r) => r.id));
-        // The duplicate was not among the ids (cannot happen with one unique key): go row by row.
-        if (existing.size === 0) {
-          fallbacks.add('error');
-          error = e;
-          break;
-        }
-        for (const row of pending) {
-          const stored = existing.get(row.id);
-          if (stored) answers.set(row, { kind: 'exists', row: stored });
-        }
-        pending = pending.filter((r) => !existing.has(r.id));
-      }
+    if (rounds.duplicate) fallbacks.add('duplicate');
+    let { rest, error } = rounds;
+    if (error !== undefined && rows.length === 1 && !isDuplicateKey(error)) {
+      // A batch of one has nothing to spare its neighbours from: its own error is its answer.
+      answers.set(rest[0] as NewMessageRow, { kind: 'failed', error });
+      rest = [];
+      error = undefined;
+    } else if (error !== undefined) {
+      fallbacks.add('error');
     }
-    if (pending.length > 0) {
+    if (rest.length > 0) {
       // If the multi-row INSERT committed but its answer was lost (connection dropped), each row
       // now meets itself as a duplicate and answers 200 with what it stored: correct, but its
       // `new` transition goes uncounted. Thrown here (connection lost, deadlock twice): the whole
       // batch fails, and no row was answered 2xx.
-      const own = await this.insertOneByOne(pending);
+      const own = await this.insertOneByOne(rest);
       for (const [row, answer] of own) answers.set(row, answer);
     }
     if (rows.length > first.size) fallbacks.add('duplicate');
-    this.onBatch({ kind: 'prepare', size: rows.length, statements, fallbacks: [...fallbacks], ...(error !== undefined && { error }) });
+    this.onBatch({ kind: 'prepare', size: rows.length, statements: rounds.statements, fallbacks: [...fallbacks], ...(error !== undefined && { error }) });
     return rows.map((row): InsertAnswer => {
       const own = answers.get(row);
       if (own) return own;
@@ -406,6 +396,65 @@ export class MessageRepository {
   private async findRows(ids: string[]): Promise<Map<string, MessageRow>> {
     const rows = await this.db.select().from(messages).where(inArray(messages.id, [...new Set(ids)]));
     return new Map(rows.map((r) => [r.id, r]));
+  }
+
+  /**
+   * Group commit of direct publishes: one transaction inserts the batch's messages (already
+   * `confirmed`) with one multi-row INSERT and creates all their deliveries (`fanOutMany`: one
+   * read of the subscriptions, one multi-row INSERT, one read-back), then commits. A message is
+   * answered `stored` only once that COMMIT succeeded. The rounds are those of a prepare batch,
+   * each round one transaction: a duplicate id rolls its round back whole, one read answers the
+   * ids already stored (200 or 409 for their callers), and the rest are tried again. An id
+   * repeated within the batch is published from its first copy; later copies answer after the
+   * commit as duplicates of (or conflicts with) it.
+   *
+   * Any other failure (a value MySQL refuses, a deadlock twice retried, a lost connection) leaves
+   * the messages not yet answered to their callers, each published on its own (`prepare`'s single
+   * path, which answers for itself: a bad row fails alone). If a COMMIT succeeded but its answer
+   * was lost, each of those callers meets its own message as a duplicate and answers 200 with it:
+   * its deliveries were committed with it (the reconciler enqueues them), but its `new`
+   * transition goes uncounted.
+   *
+   * Lock order: the messages are inserted in id order, then their deliveries, as every
+   * transaction on messages and deliveries locks them, so two batches sharing an id queue
+   * rather than cross; a deadlock that still happens (gap locks) is retried.
+   */
+  private async publishMany(rows: NewMessageRow[]): Promise<PublishAnswer[]> {
+    await this.readPacketLimit();
+    const now = this.now();
+    const first = firstCopies(rows);
+    const fallbacks = new Set<WriteBatchFallback>();
+    let fanOut = new Map<string, FanOut>();
+    let rounds: InsertRounds;
+    try {
+      rounds = await insertInRounds(
+        [...first.values()].sort((a, b) => (a.id < b.id ? -1 : 1)),
+        async (pending) => {
+          fanOut = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
+            await tx.insert(messages).values(pending);
+            return DeliveryRepository.fanOutMany(tx, pending, now);
+          }), BATCH_RETRY.attempts, BATCH_RETRY.options);
+        },
+        (ids) => this.findRows(ids),
+      );
+    } catch (error) {
+      // The read of the ids already stored failed: nothing of this round committed.
+      this.onBatch({ kind: 'direct', size: rows.length, statements: 0, fallbacks: ['failed'], error });
+      return rows.map(() => undefined);
+    }
+    const answers = new Map<NewMessageRow, PublishAnswer>();
+    for (const row of rounds.stored) answers.set(row, { kind: 'stored', fanOut: fanOut.get(row.id) ?? { jobs: [], deliveries: [] } });
+    for (const [row, stored] of rounds.taken) answers.set(row, { kind: 'exists', row: stored });
+    if (rounds.duplicate || rows.length > first.size) fallbacks.add('duplicate');
+    // The rest (`rounds.rest`) have no answer: their callers publish them on their own.
+    if (rounds.error !== undefined) fallbacks.add(endsTransaction(rounds.error) ? 'failed' : 'error');
+    this.onBatch({ kind: 'direct', size: rows.length, statements: rounds.statements, fallbacks: [...fallbacks], ...(rounds.error !== undefined && { error: rounds.error }) });
+    return rows.map((row): PublishAnswer => {
+      const original = first.get(row.id) as NewMessageRow;
+      const theirs = answers.get(original);
+      // A later copy of an id in the batch answers as a retry of the first would.
+      return row !== original && theirs?.kind === 'stored' ? { kind: 'exists', row: { ...original, seq: 0n } } : theirs;
+    });
   }
 
   /**
@@ -626,8 +675,72 @@ function endsTransaction(error: unknown): boolean {
   return false;
 }
 
-/** Prepare batches: rounds of multi-row INSERTs tried before the rest goes row by row. */
+/** Prepare and direct-publish batches: rounds of multi-row INSERTs tried before the rest goes its own way. */
 const INSERT_ROUNDS = 3;
+
+/** What rounds of multi-row INSERTs did with a batch's rows (see {@link insertInRounds}). */
+interface InsertRounds {
+  /** Rows stored by an INSERT that succeeded. */
+  stored: NewMessageRow[];
+  /** Rows whose id was already stored, with the row that holds it. */
+  taken: Map<NewMessageRow, MessageRow>;
+  /** Rows neither stored nor taken: an INSERT failed otherwise (`error`), or the rounds ran out. */
+  rest: NewMessageRow[];
+  /** INSERTs tried, failed ones included. */
+  statements: number;
+  /** Some INSERT met an id already stored. */
+  duplicate: boolean;
+  /** What stopped the rounds early: an error other than a duplicate id, or a duplicate no read explains. */
+  error?: unknown;
+}
+
+/**
+ * Inserts rows (distinct ids) in rounds of one multi-row INSERT each. A failed `insert` stored
+ * nothing (InnoDB rolls a statement, and `insert`'s own transaction, back whole), so after a
+ * duplicate id one read (`find`) picks out the ids already stored, and the rest are tried again,
+ * up to {@link INSERT_ROUNDS} times. Any other error ends the rounds; the caller decides what
+ * becomes of the rows left.
+ */
+async function insertInRounds(
+  rows: NewMessageRow[],
+  insert: (rows: NewMessageRow[]) => Promise<unknown>,
+  find: (ids: string[]) => Promise<Map<string, MessageRow>>,
+): Promise<InsertRounds> {
+  const rounds: InsertRounds = { stored: [], taken: new Map(), rest: rows, statements: 0, duplicate: false };
+  for (let round = 0; rounds.rest.length > 0 && round < INSERT_ROUNDS; round++) {
+    const pending = rounds.rest;
+    try {
+      rounds.statements++;
+      await insert(pending);
+      rounds.stored.push(...pending);
+      rounds.rest = [];
+    } catch (e) {
+      if (!isDuplicateKey(e)) return { ...rounds, error: e };
+      rounds.duplicate = true;
+      const existing = await find(pending.map((r) => r.id));
+      // The duplicate was not among the ids (cannot happen with one unique key): left to the caller.
+      if (existing.size === 0) return { ...rounds, error: e };
+      for (const row of pending) {
+        const stored = existing.get(row.id);
+        if (stored) rounds.taken.set(row, stored);
+      }
+      rounds.rest = pending.filter((r) => !existing.has(r.id));
+    }
+  }
+  return rounds;
+}
+
+/** Each id's first row in a batch; later copies answer after it, as its retries would. */
+function firstCopies(rows: NewMessageRow[]): Map<string, NewMessageRow> {
+  const first = new Map<string, NewMessageRow>();
+  for (const row of rows) if (!first.has(row.id)) first.set(row.id, row);
+  return first;
+}
+
+/** A prepare whose id is already stored: a retry if the content is the same, else a conflict. */
+function retryOrConflict(stored: MessageRow, row: NewMessageRow): PrepareOutcome {
+  return { kind: stored.contentHash === row.contentHash ? 'duplicate' : 'conflict', message: toMessage(stored) };
+}
 
 /** A prepare batch's weight limit until `@@max_allowed_packet` is known. */
 const DEFAULT_INSERT_WEIGHT = 4 * 2 ** 20;

@@ -1,10 +1,11 @@
 /** Which group commit a batch belongs to. */
-export type WriteBatchKind = 'prepare' | 'confirm' | 'attempt' | 'claim';
+export type WriteBatchKind = 'prepare' | 'direct' | 'confirm' | 'attempt' | 'claim';
 
 /**
  * Why some writes of a batch left the batch path:
  * - `duplicate`: an id was already stored (or repeated in the batch) — answered from one read;
- * - `error`: a statement failed for another reason — rows were written one by one instead;
+ * - `error`: a statement failed for another reason — rows were written one by one instead (a
+ *   direct-publish batch: each message not yet answered was published on its own);
  * - `skipped-locked`: rows another transaction held were left to be written on their own;
  * - `failed`: the batch's transaction failed — each write was made on its own.
  */
@@ -15,7 +16,10 @@ export interface WriteBatchReport {
   kind: WriteBatchKind;
   /** Writes in the batch. */
   size: number;
-  /** Multi-row write statements the batch ran, failed ones included (a clean prepare batch: one INSERT). */
+  /**
+   * Multi-row write statements the batch ran, failed ones included (a clean prepare batch: one
+   * INSERT; a clean direct-publish batch: one INSERT of messages, its deliveries not counted).
+   */
   statements: number;
   /** Each reason at most once; empty for a batch written whole. */
   fallbacks: WriteBatchFallback[];

@@ -124,7 +124,7 @@ export const metricsPlugin = fp(
     });
     const writeBatchFallbacks = new Counter({
       name: 'herald_write_batch_fallbacks_total',
-      help: 'Group-commit batches (kind: prepare, confirm, attempt) in which some writes left the batch path, by reason: duplicate (an id already stored or repeated; answered from one read), error (rows written one by one), skipped-locked (rows another transaction held, written on their own), failed (the batch transaction failed, each write made on its own)',
+      help: 'Group-commit batches (kind: prepare, direct, confirm, attempt, claim) in which some writes left the batch path, by reason: duplicate (an id already stored or repeated; answered from one read), error (a statement failed: rows written one by one, direct publishes each on its own), skipped-locked (rows another transaction held, written on their own), failed (the batch transaction failed, each write made on its own)',
       labelNames: ['kind', 'reason'] as const,
       registers: [registry],
     });
