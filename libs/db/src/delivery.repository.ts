@@ -12,9 +12,34 @@ import {
 } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { hasErrorCode } from './driver-errors';
-import { deliveries, deliveryAttempts, subscriptions, type DeliveryAttemptRow, type DeliveryRow } from './schema/deliveries';
-import { messages } from './schema/messages';
+import {
+  attemptResultCases,
+  attemptResultValues,
+  attemptValues,
+  CLAIM_DELIVERY,
+  INSERT_ATTEMPTS,
+  INSERT_DELIVERIES,
+  LOCK_DELIVERIES_FOR_CLAIM,
+  LOCK_DELIVERIES_SKIP_LOCKED,
+  LOCK_MESSAGE_IDS,
+  LOCK_MESSAGE_IDS_SKIP_LOCKED,
+  newDeliveryValues,
+  RECORD_ATTEMPT,
+  recordAttempts,
+  ROLL_UP_MESSAGE_STATUS,
+  SELECT_CONTEXTS,
+  SELECT_NEW_DELIVERIES,
+  setLeases,
+  toDeliveryRow,
+  type AttemptResultSet,
+  type ContextRecord,
+  type DeliveryStateRecord,
+} from './delivery.statements';
+import { toMessageRow } from './message.statements';
+import { deliveries, deliveryAttempts, type DeliveryAttemptRow, type DeliveryRow } from './schema/deliveries';
+import { runSql, selectSql, toDateOrNull, toNumber, type SqlExecutor } from './sql.runner';
 import { SubscriptionRepository, toSubscription } from './subscription.repository';
+import { toSubscriptionRow } from './subscription.statements';
 import { toMessage } from './message.repository';
 import { WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
 
@@ -81,7 +106,7 @@ interface AttemptWrite {
   messageId: string;
   outcome: AttemptOutcome;
   now: Date;
-  set: Pick<DeliveryRow, 'status' | 'attempts' | 'lastStatusCode' | 'lastError' | 'nextAttemptAt' | 'deliveredAt' | 'deadAt'>;
+  set: AttemptResultSet;
   attempt: typeof deliveryAttempts.$inferInsert;
 }
 
@@ -163,33 +188,20 @@ export class DeliveryRepository {
       runAts.set(message.id, runAt);
       return enabled
         .filter((s) => topicMatches(s.topic, message.topic))
-        .map((s) => ({
-          messageId: message.id,
-          subscriptionId: s.id,
-          targetType: s.target.type,
-          status: 'pending',
-          attempts: 0,
-          generation: 0,
-          nextAttemptAt: runAt,
-          createdAt: now,
-          updatedAt: now,
-        }));
+        .map((s) => newDeliveryValues(message.id, s.id, s.target.type, runAt, now));
     });
     if (values.length === 0) return result;
-    await tx.insert(deliveries).values(values);
-    const rows = await tx
-      .select({ id: deliveries.id, messageId: deliveries.messageId, subscriptionId: deliveries.subscriptionId, targetType: deliveries.targetType })
-      .from(deliveries)
-      .where(inArray(deliveries.messageId, [...runAts.keys()]))
-      .orderBy(asc(deliveries.id));
+    await runSql(tx, INSERT_DELIVERIES, [values]);
+    const rows = await selectSql<{ id: string | number; message_id: string; subscription_id: string; target_type: string }>(tx, SELECT_NEW_DELIVERIES, [[...runAts.keys()]]);
     for (const r of rows) {
-      const runAt = runAts.get(r.messageId) ?? now;
-      const entry = result.get(r.messageId) ?? { jobs: [], deliveries: [] };
-      entry.jobs.push({ deliveryId: r.id, generation: 0, attempt: 0, runAt });
+      const id = toNumber(r.id);
+      const runAt = runAts.get(r.message_id) ?? now;
+      const entry = result.get(r.message_id) ?? { jobs: [], deliveries: [] };
+      entry.jobs.push({ deliveryId: id, generation: 0, attempt: 0, runAt });
       entry.deliveries.push({
-        id: r.id,
-        subscriptionId: r.subscriptionId,
-        targetType: r.targetType as TargetType,
+        id,
+        subscriptionId: r.subscription_id,
+        targetType: r.target_type as TargetType,
         status: 'pending',
         attempts: 0,
         lastError: null,
@@ -198,7 +210,7 @@ export class DeliveryRepository {
         deliveredAt: null,
         deadAt: null,
       });
-      result.set(r.messageId, entry);
+      result.set(r.message_id, entry);
     }
     return result;
   }
@@ -209,18 +221,7 @@ export class DeliveryRepository {
    */
   async claim(job: DeliveryJobRef, leaseMs: number): Promise<boolean> {
     const now = this.now();
-    const [result] = await this.db
-      .update(deliveries)
-      .set({ leaseUntil: new Date(now.getTime() + leaseMs), updatedAt: now })
-      .where(
-        and(
-          eq(deliveries.id, job.deliveryId),
-          eq(deliveries.status, 'pending'),
-          eq(deliveries.generation, job.generation),
-          eq(deliveries.attempts, job.attempt),
-          or(isNull(deliveries.leaseUntil), lt(deliveries.leaseUntil, now)),
-        ),
-      );
+    const result = await runSql(this.db, CLAIM_DELIVERY, [new Date(now.getTime() + leaseMs), now, job.deliveryId, job.generation, job.attempt, now]);
     return result.affectedRows === 1;
   }
 
@@ -265,12 +266,13 @@ export class DeliveryRepository {
     try {
       answers = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
         const ids = [...new Set(rs.map((r) => r.job.deliveryId))].sort((a, b) => a - b);
-        const rows = await tx
-          .select({ id: deliveries.id, status: deliveries.status, generation: deliveries.generation, attempts: deliveries.attempts, leaseUntil: deliveries.leaseUntil })
-          .from(deliveries)
-          .where(inArray(deliveries.id, ids))
-          .orderBy(asc(deliveries.id))
-          .for('update', { skipLocked: true });
+        const rows = (await selectSql<DeliveryStateRecord & { lease_until: string | null }>(tx, LOCK_DELIVERIES_FOR_CLAIM, [ids])).map((r) => ({
+          id: toNumber(r.id),
+          status: r.status,
+          generation: r.generation,
+          attempts: r.attempts,
+          leaseUntil: toDateOrNull(r.lease_until),
+        }));
         const seen = new Set(rows.map((row) => row.id));
         skipped = new Set(ids.filter((id) => !seen.has(id)));
         const now = this.now();
@@ -290,10 +292,8 @@ export class DeliveryRepository {
         });
         if (leases.size === 0) return claimed;
         const leased = [...leases.keys()];
-        await tx
-          .update(deliveries)
-          .set({ leaseUntil: sql`CASE ${deliveries.id} ${sql.join(leased.map((id) => sql`WHEN ${id} THEN ${leases.get(id)}`), sql` `)} END`, updatedAt: now })
-          .where(inArray(deliveries.id, leased));
+        // The CASE's (id, lease) pairs, in the order of `leased`.
+        await runSql(tx, setLeases(leased.length), [...[...leases].flat(), now, leased]);
         return claimed;
       }), BATCH_RETRY.attempts, BATCH_RETRY.options);
     } catch (error) {
@@ -359,13 +359,10 @@ export class DeliveryRepository {
   private writeAttempt(w: AttemptWrite): Promise<AttemptOutcome> {
     return withDeadlockRetry(() => this.db.transaction(async (tx) => {
       await lockMessages(tx, [w.messageId]);
-      const [updated] = await tx
-        .update(deliveries)
-        .set({ ...w.set, leaseUntil: null, updatedAt: w.now })
-        .where(and(eq(deliveries.id, w.job.deliveryId), eq(deliveries.generation, w.job.generation), eq(deliveries.attempts, w.job.attempt), eq(deliveries.status, 'pending')));
+      const updated = await runSql(tx, RECORD_ATTEMPT, [...attemptResultValues(w.set), w.now, w.job.deliveryId, w.job.generation, w.job.attempt]);
       // Someone replayed or finished it meanwhile: this attempt's result no longer applies.
       if (updated.affectedRows !== 1) return { kind: 'stale' } as const;
-      await tx.insert(deliveryAttempts).values(w.attempt);
+      await runSql(tx, INSERT_ATTEMPTS, [[attemptValues(w.attempt)]]);
       if (w.outcome.kind !== 'retry') await rollUpMessageStatus(tx, [w.messageId], w.now);
       return w.outcome;
     }));
@@ -395,20 +392,10 @@ export class DeliveryRepository {
         fallbacks.clear();
         statements = 0;
         const messageIds = [...new Set(ws.map((w) => w.messageId))].sort();
-        const lockedMessages = await tx
-          .select({ id: messages.id })
-          .from(messages)
-          .where(inArray(messages.id, messageIds))
-          .orderBy(asc(messages.id))
-          .for('update', { skipLocked: true });
+        const lockedMessages = await selectSql<{ id: string }>(tx, LOCK_MESSAGE_IDS_SKIP_LOCKED, [messageIds]);
         const heldMessages = new Set(lockedMessages.map((r) => r.id));
         const ids = [...new Set(ws.filter((w) => heldMessages.has(w.messageId)).map((w) => w.job.deliveryId))].sort((a, b) => a - b);
-        const rows = ids.length === 0 ? [] : await tx
-          .select({ id: deliveries.id, status: deliveries.status, generation: deliveries.generation, attempts: deliveries.attempts })
-          .from(deliveries)
-          .where(inArray(deliveries.id, ids))
-          .orderBy(asc(deliveries.id))
-          .for('update', { skipLocked: true });
+        const rows = ids.length === 0 ? [] : (await selectSql<DeliveryStateRecord>(tx, LOCK_DELIVERIES_SKIP_LOCKED, [ids])).map((r) => ({ ...r, id: toNumber(r.id) }));
         const held = new Set(rows.map((r) => r.id));
         const current = new Map(rows.map((r) => [r.id, r]));
         const live: AttemptWrite[] = [];
@@ -426,26 +413,12 @@ export class DeliveryRepository {
           return w.outcome;
         });
         if (live.length === 0) return result;
-        const byId = (pick: (w: AttemptWrite) => unknown) =>
-          sql`CASE ${deliveries.id} ${sql.join(live.map((w) => sql`WHEN ${w.job.deliveryId} THEN ${pick(w)}`), sql` `)} END`;
-        const [updated] = await tx
-          .update(deliveries)
-          .set({
-            status: byId((w) => w.set.status),
-            attempts: byId((w) => w.set.attempts),
-            lastStatusCode: byId((w) => w.set.lastStatusCode),
-            lastError: byId((w) => w.set.lastError),
-            nextAttemptAt: byId((w) => w.set.nextAttemptAt),
-            deliveredAt: byId((w) => w.set.deliveredAt),
-            deadAt: byId((w) => w.set.deadAt),
-            leaseUntil: null,
-            updatedAt: live[0]?.now ?? this.now(),
-          })
-          .where(inArray(deliveries.id, live.map((w) => w.job.deliveryId)));
+        const cases = attemptResultCases(live.map((w) => ({ id: w.job.deliveryId, set: w.set })));
+        const updated = await runSql(tx, recordAttempts(live.length), [...cases, live[0]?.now ?? this.now(), live.map((w) => w.job.deliveryId)]);
         statements++;
         // The rows are locked and were checked: anything else means the batch is wrong, undo it.
         if (updated.affectedRows !== live.length) throw new Error(`attempt batch changed ${updated.affectedRows} of ${live.length} deliveries`);
-        await tx.insert(deliveryAttempts).values(live.map((w) => w.attempt));
+        await runSql(tx, INSERT_ATTEMPTS, [live.map((w) => attemptValues(w.attempt))]);
         const settled = live.filter((w) => w.outcome.kind !== 'retry');
         if (settled.length > 0) await rollUpMessageStatus(tx, [...new Set(settled.map((w) => w.messageId))], settled[0]?.now ?? this.now());
         return result;
@@ -591,20 +564,17 @@ function jobMatches(row: Pick<DeliveryRow, 'status' | 'generation' | 'attempts'>
 }
 
 /** The attempt contexts of several deliveries in one query, by delivery id. */
-async function readContexts(db: HeraldDb | Tx, ids: number[]): Promise<Map<number, AttemptContext>> {
-  // A transaction and the pool build the same SELECT; only their type parameters differ.
-  const rows = await (db as HeraldDb)
-    .select({ delivery: deliveries, message: messages, subscription: subscriptions })
-    .from(deliveries)
-    .innerJoin(messages, eq(messages.id, deliveries.messageId))
-    .leftJoin(subscriptions, eq(subscriptions.id, deliveries.subscriptionId))
-    .where(ids.length === 1 ? eq(deliveries.id, ids[0] as number) : inArray(deliveries.id, ids));
+async function readContexts(db: SqlExecutor, ids: number[]): Promise<Map<number, AttemptContext>> {
   const contexts = new Map<number, AttemptContext>();
+  if (ids.length === 0) return contexts;
+  const rows = await selectSql<ContextRecord>(db, SELECT_CONTEXTS, [ids]);
   for (const row of rows) {
-    const sub = row.subscription;
-    contexts.set(row.delivery.id, {
-      delivery: row.delivery,
-      message: toMessage(row.message),
+    const delivery = toDeliveryRow(row);
+    // A LEFT JOIN's missing subscription: all its columns are NULL, its primary key too.
+    const sub = row.s_id === null ? null : toSubscriptionRow(row);
+    contexts.set(delivery.id, {
+      delivery,
+      message: toMessage(toMessageRow(row)),
       subscription: sub
         ? { ...toSubscription(sub), secret: sub.secret ?? '', previousSecret: sub.previousSecret, previousSecretExpiresAt: sub.previousSecretExpiresAt }
         : undefined,
@@ -620,7 +590,8 @@ async function readContexts(db: HeraldDb | Tx, ids: number[]): Promise<Map<numbe
  */
 async function lockMessages(tx: Tx, messageIds: string[]): Promise<void> {
   const sorted = [...new Set(messageIds)].sort();
-  await tx.select({ id: messages.id }).from(messages).where(inArray(messages.id, sorted)).orderBy(asc(messages.id)).for('update');
+  if (sorted.length === 0) return;
+  await runSql(tx, LOCK_MESSAGE_IDS, [sorted]);
 }
 
 /**
@@ -655,16 +626,7 @@ export const BATCH_RETRY = { attempts: 3, options: { lockWaitTimeouts: false } }
  */
 export async function rollUpMessageStatus(tx: Tx, messageIds: string[], now: Date): Promise<void> {
   if (messageIds.length === 0) return;
-  await tx.execute(sql`
-    UPDATE messages m SET
-      m.status = CASE
-        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id AND d.status = 'dead') THEN 'failed'
-        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id AND d.status = 'pending') THEN 'confirmed'
-        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id) THEN 'delivered'
-        ELSE 'confirmed' END,
-      m.updated_at = ${now}
-    WHERE m.id IN (${sql.join(messageIds.map((id) => sql`${id}`), sql`, `)})
-      AND m.status IN ('confirmed', 'delivered', 'failed')`);
+  await runSql(tx, ROLL_UP_MESSAGE_STATUS, [now, messageIds]);
 }
 
 function toSummary(row: DeliveryRow): DeliverySummary {

@@ -447,7 +447,7 @@ describe('MessageRepository group commit of direct publishes', () => {
       expect((await lead).kind).toBe('created');
       const [waiting] = await waitFor(async () => {
         const [rows] = await pool.query<RowDataPacket[]>(
-          "SELECT id FROM information_schema.processlist WHERE db = ? AND info LIKE 'insert into `messages`%' AND id <> CONNECTION_ID()",
+          "SELECT id FROM information_schema.processlist WHERE db = ? AND info LIKE 'insert into%messages%' AND id <> CONNECTION_ID()",
           [name],
         );
         return rows.length > 0 ? rows : undefined;

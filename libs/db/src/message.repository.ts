@@ -19,6 +19,8 @@ import type { HeraldDb } from './connection';
 import { hasErrorCode } from './driver-errors';
 import { BATCH_RETRY, DeliveryRepository, withDeadlockRetry, type DeliveryJobRef, type DeliverySummary, type FanOut } from './delivery.repository';
 import { checkAttempts, messages, type CheckAttemptRow, type MessageRow } from './schema/messages';
+import { CONFIRM_PREPARED, INSERT_MESSAGES, LOCK_MESSAGES_SKIP_LOCKED, messageValues, SELECT_MESSAGE, SELECT_MESSAGES_BY_ID, SELECT_PREPARED_IDS, toMessageRow, type MessageRecord } from './message.statements';
+import { runSql, selectSql } from './sql.runner';
 import { WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
 
 export type PrepareOutcome =
@@ -310,7 +312,7 @@ export class MessageRepository {
   private async insertMany(rows: NewMessageRow[]): Promise<InsertAnswer[]> {
     await this.readPacketLimit();
     const first = firstCopies(rows);
-    const rounds = await insertInRounds([...first.values()], (pending) => this.db.insert(messages).values(pending), (ids) => this.findRows(ids));
+    const rounds = await insertInRounds([...first.values()], (pending) => runSql(this.db, INSERT_MESSAGES, [pending.map(messageValues)]), (ids) => this.findRows(ids));
     const answers = new Map<NewMessageRow, InsertAnswer>();
     for (const row of rounds.stored) answers.set(row, { kind: 'stored' });
     for (const [row, stored] of rounds.taken) answers.set(row, { kind: 'exists', row: stored });
@@ -356,7 +358,7 @@ export class MessageRepository {
       const own = new Map<NewMessageRow, InsertAnswer | 'duplicate'>();
       for (const row of rows) {
         try {
-          await tx.insert(messages).values(row);
+          await runSql(tx, INSERT_MESSAGES, [[messageValues(row)]]);
           own.set(row, { kind: 'stored' });
         } catch (error) {
           if (endsTransaction(error)) throw error;
@@ -394,8 +396,9 @@ export class MessageRepository {
   }
 
   private async findRows(ids: string[]): Promise<Map<string, MessageRow>> {
-    const rows = await this.db.select().from(messages).where(inArray(messages.id, [...new Set(ids)]));
-    return new Map(rows.map((r) => [r.id, r]));
+    if (ids.length === 0) return new Map();
+    const rows = await selectSql<MessageRecord>(this.db, SELECT_MESSAGES_BY_ID, [[...new Set(ids)]]);
+    return new Map(rows.map((r) => [r.id, toMessageRow(r)]));
   }
 
   /**
@@ -431,7 +434,7 @@ export class MessageRepository {
         [...first.values()].sort((a, b) => (a.id < b.id ? -1 : 1)),
         async (pending) => {
           fanOut = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
-            await tx.insert(messages).values(pending);
+            await runSql(tx, INSERT_MESSAGES, [pending.map(messageValues)]);
             return DeliveryRepository.fanOutMany(tx, pending, now);
           }), BATCH_RETRY.attempts, BATCH_RETRY.options);
         },
@@ -483,23 +486,15 @@ export class MessageRepository {
         const applied = new Map<string, AppliedConfirm>();
         // A plain read first, so that only rows still prepared are locked: a decided message
         // (a confirm retried) is not locked and does not make the batch wait.
-        const candidates = await tx.select({ id: messages.id }).from(messages).where(and(inArray(messages.id, unique), eq(messages.status, 'prepared')));
+        const candidates = await selectSql<{ id: string }>(tx, SELECT_PREPARED_IDS, [unique]);
         if (candidates.length === 0) return applied;
-        const locked = await tx
-          .select()
-          .from(messages)
-          .where(inArray(messages.id, candidates.map((r) => r.id)))
-          .orderBy(asc(messages.id))
-          .for('update', { skipLocked: true });
+        const locked = (await selectSql<MessageRecord>(tx, LOCK_MESSAGES_SKIP_LOCKED, [candidates.map((r) => r.id)])).map(toMessageRow);
         if (locked.length < candidates.length) fallbacks.add('skipped-locked');
         // The locking read sees the latest commit: a message decided since the plain read is left out.
         const prepared = locked.filter((r) => r.status === 'prepared');
         if (prepared.length === 0) return applied;
         const set = decidedColumns('confirmed', now);
-        const [result] = await tx
-          .update(messages)
-          .set(set)
-          .where(and(inArray(messages.id, prepared.map((r) => r.id)), eq(messages.status, 'prepared')));
+        const result = await runSql(tx, CONFIRM_PREPARED, [now, now, prepared.map((r) => r.id)]);
         statements++;
         // The rows are locked: anything else means the batch's view is wrong, so undo it all.
         if (result.affectedRows !== prepared.length) throw new Error(`confirm batch changed ${result.affectedRows} of ${prepared.length} locked messages`);
@@ -614,8 +609,8 @@ export class MessageRepository {
   }
 
   private async findRow(id: string): Promise<MessageRow | undefined> {
-    const [row] = await this.db.select().from(messages).where(eq(messages.id, id)).limit(1);
-    return row;
+    const [row] = await selectSql<MessageRecord>(this.db, SELECT_MESSAGE, [id]);
+    return row && toMessageRow(row);
   }
 }
 

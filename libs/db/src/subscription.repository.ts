@@ -4,6 +4,8 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, topicMatches, type BackoffPolicy, type SigningSecrets, type Subscription, type Target } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { subscriptions, type SubscriptionRow } from './schema/deliveries';
+import { selectSql, type SqlExecutor } from './sql.runner';
+import { SELECT_ENABLED_SUBSCRIPTIONS, toSubscriptionRow, type SubscriptionRecord } from './subscription.statements';
 
 export interface NewSubscription {
   name: string;
@@ -17,8 +19,6 @@ export interface NewSubscription {
 export type SubscriptionPatch = Partial<NewSubscription>;
 
 export interface SubscriptionWithSecrets extends Subscription, SigningSecrets {}
-
-type Executor = Pick<HeraldDb, 'select'>;
 
 /** A topic pattern already has as many subscriptions as it may (`HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC`). */
 export class SubscriptionLimitError extends Error {
@@ -197,14 +197,14 @@ export class SubscriptionRepository {
   }
 
   /** Enabled subscriptions whose pattern matches `topic`, read through `executor` (a transaction at confirm). */
-  static async matching(executor: Executor, topic: string): Promise<Subscription[]> {
+  static async matching(executor: SqlExecutor, topic: string): Promise<Subscription[]> {
     return (await SubscriptionRepository.enabled(executor)).filter((s) => topicMatches(s.topic, topic));
   }
 
   /** Every enabled subscription, read through `executor` (a confirm transaction matches them itself). */
-  static async enabled(executor: Executor): Promise<Subscription[]> {
-    const rows = await executor.select().from(subscriptions).where(eq(subscriptions.enabled, true));
-    return rows.map(toSubscription);
+  static async enabled(executor: SqlExecutor): Promise<Subscription[]> {
+    const rows = await selectSql<SubscriptionRecord>(executor, SELECT_ENABLED_SUBSCRIPTIONS, []);
+    return rows.map((r) => toSubscription(toSubscriptionRow(r)));
   }
 }
 

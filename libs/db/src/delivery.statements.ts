@@ -1,0 +1,178 @@
+import type { DeliveryRow } from './schema/deliveries';
+import { MESSAGE_SELECT, type MessageRecord } from './message.statements';
+import { caseById, toDate, toDateOrNull, toNumber, type SqlParam } from './sql.runner';
+import { SUBSCRIPTION_SELECT, type SubscriptionRecord } from './subscription.statements';
+
+/**
+ * The hot statements on deliveries and their attempts as fixed text (see sql.runner.ts): fan-out
+ * at confirm, claims, attempt contexts and attempt results. Locking reads keep the lock order
+ * the repository documents (message rows, then delivery rows, each in id order).
+ */
+export const DELIVERY_COLUMNS = [
+  'id', 'message_id', 'subscription_id', 'target_type', 'status', 'attempts', 'generation', 'next_attempt_at', 'lease_until', 'last_error',
+  'last_status_code', 'created_at', 'updated_at', 'delivered_at', 'dead_at',
+] as const;
+
+/** A `deliveries` row as mysql2 returns it (connection.ts), under `DELIVERY_SELECT`'s aliases. */
+export interface DeliveryRecord {
+  /** BIGINT UNSIGNED: a string with `bigNumberStrings`. */
+  d_id: string | number;
+  d_message_id: string;
+  d_subscription_id: string;
+  d_target_type: string;
+  d_status: string;
+  d_attempts: number;
+  d_generation: number;
+  d_next_attempt_at: string | null;
+  d_lease_until: string | null;
+  d_last_error: string | null;
+  d_last_status_code: number | null;
+  d_created_at: string;
+  d_updated_at: string;
+  d_delivered_at: string | null;
+  d_dead_at: string | null;
+}
+
+/** The select list of a whole delivery, for `FROM deliveries d`. */
+const DELIVERY_SELECT = DELIVERY_COLUMNS.map((c) => `d.${c} AS d_${c}`).join(', ');
+
+/** One row of an attempt's context: the delivery, its message, and its subscription if it still exists. */
+export type ContextRecord = DeliveryRecord & MessageRecord & ({ s_id: null } | SubscriptionRecord);
+
+/** `?`: the delivery ids, an array (never empty). */
+export const SELECT_CONTEXTS = `SELECT ${DELIVERY_SELECT}, ${MESSAGE_SELECT}, ${SUBSCRIPTION_SELECT} FROM deliveries d
+  INNER JOIN messages m ON m.id = d.message_id
+  LEFT JOIN subscriptions s ON s.id = d.subscription_id
+  WHERE d.id IN (?)`;
+
+/** Fan-out: `?` takes an array of `newDeliveryValues`. */
+export const INSERT_DELIVERIES = 'INSERT INTO deliveries (message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, created_at, updated_at) VALUES ?';
+
+/** One new delivery of `INSERT_DELIVERIES`: pending, first generation, no attempt yet, due at `runAt`. */
+export function newDeliveryValues(messageId: string, subscriptionId: string, targetType: string, runAt: Date, now: Date): SqlParam[] {
+  return [messageId, subscriptionId, targetType, 'pending', 0, 0, runAt, now, now];
+}
+
+/** Fan-out, the read-back of the new deliveries of the messages (`?`, an array). */
+export const SELECT_NEW_DELIVERIES = 'SELECT id, message_id, subscription_id, target_type FROM deliveries WHERE message_id IN (?) ORDER BY id';
+
+/** A lone claim: lease until, now, id, generation, attempts, now. */
+export const CLAIM_DELIVERY = `UPDATE deliveries SET lease_until = ?, updated_at = ?
+  WHERE id = ? AND status = 'pending' AND generation = ? AND attempts = ? AND (lease_until IS NULL OR lease_until < ?)`;
+
+/** A claim batch, the locking read of its deliveries (`?`, an array), in id order; held rows are skipped. */
+export const LOCK_DELIVERIES_FOR_CLAIM = 'SELECT id, status, generation, attempts, lease_until FROM deliveries WHERE id IN (?) ORDER BY id FOR UPDATE SKIP LOCKED';
+
+/** A claim batch's leases: (id, lease until) × n, then now, then the ids. */
+export function setLeases(n: number): string {
+  return `UPDATE deliveries SET lease_until = ${caseById(n)}, updated_at = ? WHERE id IN (?)`;
+}
+
+/** Every write to a message's deliveries first locks the messages (`?`, an array), in id order. */
+export const LOCK_MESSAGE_IDS = 'SELECT id FROM messages WHERE id IN (?) ORDER BY id FOR UPDATE';
+
+/** `LOCK_MESSAGE_IDS` for a batch: held rows are skipped. */
+export const LOCK_MESSAGE_IDS_SKIP_LOCKED = 'SELECT id FROM messages WHERE id IN (?) ORDER BY id FOR UPDATE SKIP LOCKED';
+
+/** An attempt batch, the locking read of its deliveries (`?`, an array), in id order; held rows are skipped. */
+export const LOCK_DELIVERIES_SKIP_LOCKED = 'SELECT id, status, generation, attempts FROM deliveries WHERE id IN (?) ORDER BY id FOR UPDATE SKIP LOCKED';
+
+/** What an attempt result sets on its delivery. */
+export type AttemptResultSet = Pick<DeliveryRow, 'status' | 'attempts' | 'lastStatusCode' | 'lastError' | 'nextAttemptAt' | 'deliveredAt' | 'deadAt'>;
+
+/** The columns an attempt result sets, each with where its value comes from. */
+const ATTEMPT_RESULT: ReadonlyArray<readonly [column: string, pick: (set: AttemptResultSet) => SqlParam]> = [
+  ['status', (set) => set.status],
+  ['attempts', (set) => set.attempts],
+  ['last_status_code', (set) => set.lastStatusCode],
+  ['last_error', (set) => set.lastError],
+  ['next_attempt_at', (set) => set.nextAttemptAt],
+  ['delivered_at', (set) => set.deliveredAt],
+  ['dead_at', (set) => set.deadAt],
+];
+
+/**
+ * One attempt's result: `attemptResultValues`, now, then id, generation and attempts as the
+ * job knew them — it changes nothing if the row moved on.
+ */
+export const RECORD_ATTEMPT = `UPDATE deliveries SET ${ATTEMPT_RESULT.map(([c]) => `${c} = ?`).join(', ')}, lease_until = NULL, updated_at = ?
+  WHERE id = ? AND generation = ? AND attempts = ? AND status = 'pending'`;
+
+export function attemptResultValues(set: AttemptResultSet): SqlParam[] {
+  return ATTEMPT_RESULT.map(([, pick]) => pick(set));
+}
+
+/** An attempt batch's results for `n` deliveries: `attemptResultCases`, now, then the ids. */
+export function recordAttempts(n: number): string {
+  const when = caseById(n);
+  return `UPDATE deliveries SET ${ATTEMPT_RESULT.map(([c]) => `${c} = ${when}`).join(', ')}, lease_until = NULL, updated_at = ? WHERE id IN (?)`;
+}
+
+/** The values of `recordAttempts`' CASEs: per column, (id, value) for each delivery. */
+export function attemptResultCases(results: ReadonlyArray<{ id: number; set: AttemptResultSet }>): SqlParam[] {
+  const values: SqlParam[] = [];
+  for (const [, pick] of ATTEMPT_RESULT) for (const r of results) values.push(r.id, pick(r.set));
+  return values;
+}
+
+/** `?` takes an array of attempt rows, each in this column order. */
+export const INSERT_ATTEMPTS = 'INSERT INTO delivery_attempts (delivery_id, generation, attempt, started_at, duration_ms, ok, status_code, error, response_excerpt) VALUES ?';
+
+/**
+ * Sets committed messages' status from their deliveries (see `rollUpMessageStatus`): now, then
+ * the message ids (an array).
+ */
+export const ROLL_UP_MESSAGE_STATUS = `
+    UPDATE messages m SET
+      m.status = CASE
+        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id AND d.status = 'dead') THEN 'failed'
+        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id AND d.status = 'pending') THEN 'confirmed'
+        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id) THEN 'delivered'
+        ELSE 'confirmed' END,
+      m.updated_at = ?
+    WHERE m.id IN (?)
+      AND m.status IN ('confirmed', 'delivered', 'failed')`;
+
+/** A delivery row as drizzle's `select().from(deliveries)` gave it. */
+export function toDeliveryRow(r: DeliveryRecord): DeliveryRow {
+  return {
+    id: toNumber(r.d_id),
+    messageId: r.d_message_id,
+    subscriptionId: r.d_subscription_id,
+    targetType: r.d_target_type,
+    status: r.d_status,
+    attempts: r.d_attempts,
+    generation: r.d_generation,
+    nextAttemptAt: toDateOrNull(r.d_next_attempt_at),
+    leaseUntil: toDateOrNull(r.d_lease_until),
+    lastError: r.d_last_error,
+    lastStatusCode: r.d_last_status_code,
+    createdAt: toDate(r.d_created_at),
+    updatedAt: toDate(r.d_updated_at),
+    deliveredAt: toDateOrNull(r.d_delivered_at),
+    deadAt: toDateOrNull(r.d_dead_at),
+  };
+}
+
+/** A delivery's state as the locking reads of a claim or an attempt batch return it. */
+export interface DeliveryStateRecord {
+  id: string | number;
+  status: string;
+  generation: number;
+  attempts: number;
+}
+
+/** The values of one attempt row of `INSERT_ATTEMPTS`. */
+export function attemptValues(a: {
+  deliveryId: number;
+  generation: number;
+  attempt: number;
+  startedAt: Date;
+  durationMs: number;
+  ok: boolean;
+  statusCode?: number | null;
+  error?: string | null;
+  responseExcerpt?: string | null;
+}): SqlParam[] {
+  return [a.deliveryId, a.generation, a.attempt, a.startedAt, a.durationMs, a.ok, a.statusCode ?? null, a.error ?? null, a.responseExcerpt ?? null];
+}
