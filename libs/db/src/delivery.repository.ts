@@ -38,7 +38,7 @@ import {
 import { toMessageRow } from './message.statements';
 import { deliveries, deliveryAttempts, type DeliveryAttemptRow, type DeliveryRow } from './schema/deliveries';
 import { runSql, selectSql, toDateOrNull, toNumber, type SqlExecutor } from './sql.runner';
-import { SubscriptionRepository, toSubscription } from './subscription.repository';
+import { SubscriptionRepository, withSecrets } from './subscription.repository';
 import { toSubscriptionRow } from './subscription.statements';
 import { toMessage } from './message.repository';
 import { WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
@@ -91,8 +91,68 @@ export type AttemptOutcome =
 
 /** The deliveries a confirm created: the jobs to enqueue and the API's view of them. */
 export interface FanOut {
+  /** To schedule: every delivery created, except those leased to this process (`leased`). */
   jobs: DeliveryJobRef[];
   deliveries: DeliverySummary[];
+  /** Created with their lease held by this process, which attempts them once the commit succeeded. */
+  leased?: LeasedDelivery[];
+}
+
+/** A delivery created with its lease taken, and everything its first attempt needs. */
+export interface LeasedDelivery {
+  job: DeliveryJobRef;
+  context: AttemptContext & { subscription: Subscription & SigningSecrets };
+}
+
+/**
+ * A process that attempts deliveries itself as soon as the transaction creating them commits (the
+ * inline dispatcher). That transaction then takes their lease too: the attempt needs no claim
+ * transaction and no context read, and the row is protected from every other worker exactly as
+ * by a claim. If this process dies first, the lease expires and the reconciler enqueues the row.
+ */
+export interface FanOutLeases {
+  /** Promises up to `wanted` attempts, synchronously; returns how many it promised. */
+  reserve(wanted: number): number;
+  /** Gives back promised attempts whose transaction did not commit. */
+  release(count: number): void;
+  /** How long the lease on a delivery to `subscription` lasts (the send's timeout and a margin). */
+  leaseMs(subscription: Subscription): number;
+  /** Starts a leased delivery's attempt, in a promised slot, after its commit. */
+  run(leased: LeasedDelivery): void;
+}
+
+/**
+ * The attempts one transaction promised (one per try of it: a retried transaction takes a new
+ * one). Exactly one of `started` (it committed) or `release` (it did not) follows.
+ */
+export class LeaseHold {
+  private promised = 0;
+
+  constructor(private readonly leases: FanOutLeases) {}
+
+  take(wanted: number): number {
+    const granted = this.leases.reserve(wanted);
+    this.promised += granted;
+    return granted;
+  }
+
+  leaseMs(subscription: Subscription): number {
+    return this.leases.leaseMs(subscription);
+  }
+
+  /** The transaction committed: runs its leased deliveries (the promised slots become runs). */
+  started(leased: readonly LeasedDelivery[]): void {
+    // Every promised slot is handed over exactly once: to a run, or back.
+    this.leases.release(this.promised - leased.length);
+    this.promised = 0;
+    for (const l of leased) this.leases.run(l);
+  }
+
+  /** The transaction failed, or its answer was lost: nothing is run, the rows' leases just expire. */
+  release(): void {
+    this.leases.release(this.promised);
+    this.promised = 0;
+  }
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -176,42 +236,76 @@ export class DeliveryRepository {
 
   /**
    * Fan-out for several messages confirmed in one transaction (group commit): one read of the
-   * subscriptions, one multi-row INSERT and one read-back for all of them.
+   * subscriptions, one multi-row INSERT and one read-back for all of them. With `hold`, the
+   * deliveries due now of the messages given with their `stored` form are created leased to this
+   * process, as many as `hold` grants (see `FanOutLeases`); they come back in `leased`, not `jobs`.
    */
-  static async fanOutMany(tx: Tx, batch: ReadonlyArray<{ id: string; topic: string; delayMs: number }>, now: Date): Promise<Map<string, FanOut>> {
+  static async fanOutMany(
+    tx: Tx,
+    batch: ReadonlyArray<{ id: string; topic: string; delayMs: number; stored?: StoredMessage }>,
+    now: Date,
+    hold?: LeaseHold,
+  ): Promise<Map<string, FanOut>> {
     const result = new Map<string, FanOut>();
     if (batch.length === 0) return result;
     const enabled = await SubscriptionRepository.enabled(tx);
     const runAts = new Map<string, Date>();
-    const values = batch.flatMap((message) => {
+    const planned = batch.flatMap((message) => {
       const runAt = new Date(now.getTime() + message.delayMs);
       runAts.set(message.id, runAt);
-      return enabled
-        .filter((s) => topicMatches(s.topic, message.topic))
-        .map((s) => newDeliveryValues(message.id, s.id, s.target.type, runAt, now));
+      return enabled.filter((s) => topicMatches(s.topic, message.topic)).map((subscription) => ({ message, subscription, runAt, leaseUntil: null as Date | null }));
     });
-    if (values.length === 0) return result;
-    await runSql(tx, INSERT_DELIVERIES, [values]);
+    if (planned.length === 0) return result;
+    const leasable = hold ? planned.filter((p) => p.message.stored && p.message.delayMs === 0) : [];
+    const granted = leasable.length > 0 && hold ? hold.take(leasable.length) : 0;
+    for (const p of leasable.slice(0, granted)) p.leaseUntil = new Date(now.getTime() + (hold as LeaseHold).leaseMs(p.subscription));
+    await runSql(tx, INSERT_DELIVERIES, [planned.map((p) => newDeliveryValues(p.message.id, p.subscription.id, p.subscription.target.type, p.runAt, now, p.leaseUntil))]);
     const rows = await selectSql<{ id: string | number; message_id: string; subscription_id: string; target_type: string }>(tx, SELECT_NEW_DELIVERIES, [[...runAts.keys()]]);
-    for (const r of rows) {
-      const id = toNumber(r.id);
-      const runAt = runAts.get(r.message_id) ?? now;
-      const entry = result.get(r.message_id) ?? { jobs: [], deliveries: [] };
-      entry.jobs.push({ deliveryId: id, generation: 0, attempt: 0, runAt });
+    const ids = new Map(rows.map((r) => [`${r.message_id}\n${r.subscription_id}`, toNumber(r.id)]));
+    for (const p of planned) {
+      const id = ids.get(`${p.message.id}\n${p.subscription.id}`);
+      // The read-back runs in the inserting transaction under the unique (message, subscription) key.
+      if (id === undefined) throw new Error(`delivery of message ${p.message.id} to ${p.subscription.id} missing after its insert`);
+      const job = { deliveryId: id, generation: 0, attempt: 0, runAt: p.runAt };
+      const entry = result.get(p.message.id) ?? { jobs: [], deliveries: [] };
       entry.deliveries.push({
         id,
-        subscriptionId: r.subscription_id,
-        targetType: r.target_type as TargetType,
+        subscriptionId: p.subscription.id,
+        targetType: p.subscription.target.type,
         status: 'pending',
         attempts: 0,
         lastError: null,
         lastStatusCode: null,
-        nextAttemptAt: runAt,
+        nextAttemptAt: p.runAt,
         deliveredAt: null,
         deadAt: null,
       });
-      result.set(r.message_id, entry);
+      if (p.leaseUntil && p.message.stored) {
+        const delivery: DeliveryRow = {
+          id,
+          messageId: p.message.id,
+          subscriptionId: p.subscription.id,
+          targetType: p.subscription.target.type,
+          status: 'pending',
+          attempts: 0,
+          generation: 0,
+          nextAttemptAt: p.runAt,
+          leaseUntil: p.leaseUntil,
+          lastError: null,
+          lastStatusCode: null,
+          createdAt: now,
+          updatedAt: now,
+          deliveredAt: null,
+          deadAt: null,
+        };
+        (entry.leased ??= []).push({ job, context: { delivery, message: p.message.stored, subscription: p.subscription } });
+      } else {
+        entry.jobs.push(job);
+      }
+      result.set(p.message.id, entry);
     }
+    // API order: deliveries by id, as a read of them would list them.
+    for (const entry of result.values()) entry.deliveries.sort((a, b) => a.id - b.id);
     return result;
   }
 
@@ -575,9 +669,7 @@ async function readContexts(db: SqlExecutor, ids: number[]): Promise<Map<number,
     contexts.set(delivery.id, {
       delivery,
       message: toMessage(toMessageRow(row)),
-      subscription: sub
-        ? { ...toSubscription(sub), secret: sub.secret ?? '', previousSecret: sub.previousSecret, previousSecretExpiresAt: sub.previousSecretExpiresAt }
-        : undefined,
+      subscription: sub ? withSecrets(sub) : undefined,
     });
   }
   return contexts;

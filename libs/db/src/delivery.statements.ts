@@ -46,11 +46,14 @@ export const SELECT_CONTEXTS = `SELECT ${DELIVERY_SELECT}, ${MESSAGE_SELECT}, ${
   WHERE d.id IN (?)`;
 
 /** Fan-out: `?` takes an array of `newDeliveryValues`. */
-export const INSERT_DELIVERIES = 'INSERT INTO deliveries (message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, created_at, updated_at) VALUES ?';
+export const INSERT_DELIVERIES = 'INSERT INTO deliveries (message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, lease_until, created_at, updated_at) VALUES ?';
 
-/** One new delivery of `INSERT_DELIVERIES`: pending, first generation, no attempt yet, due at `runAt`. */
-export function newDeliveryValues(messageId: string, subscriptionId: string, targetType: string, runAt: Date, now: Date): SqlParam[] {
-  return [messageId, subscriptionId, targetType, 'pending', 0, 0, runAt, now, now];
+/**
+ * One new delivery of `INSERT_DELIVERIES`: pending, first generation, no attempt yet, due at
+ * `runAt`; with `leaseUntil`, already leased to the process whose transaction creates it.
+ */
+export function newDeliveryValues(messageId: string, subscriptionId: string, targetType: string, runAt: Date, now: Date, leaseUntil: Date | null = null): SqlParam[] {
+  return [messageId, subscriptionId, targetType, 'pending', 0, 0, runAt, leaseUntil, now, now];
 }
 
 /** Fan-out, the read-back of the new deliveries of the messages (`?`, an array). */

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTableConfig } from 'drizzle-orm/mysql-core';
 import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise';
-import { checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttempts, hasErrorCode, insertWeight, insertWeightLimit, migrate, MessageRepository, messages, subscriptions, WriteQueueFullError, type WriteBatchReport } from './index';
+import type { Subscription } from '@herald/domain';
+import { checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttempts, hasErrorCode, insertWeight, insertWeightLimit, migrate, MessageRepository, messages, subscriptions, WriteQueueFullError, type FanOutLeases, type LeasedDelivery, type WriteBatchReport } from './index';
 
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const name = `herald_test_db_${randomBytes(4).toString('hex')}`;
@@ -469,6 +470,97 @@ describe('MessageRepository group commit of direct publishes', () => {
       await holder.query('ROLLBACK').catch(() => undefined);
       holder.release();
     }
+  });
+
+  /** An inline runner with `slots` attempts: what it promised, got back and was handed to run. */
+  const runner = (slots: number, leaseMs: (s: Subscription) => number = () => 30_000) => {
+    const seen = { promised: 0, released: 0, runs: [] as LeasedDelivery[], visibleAtRun: [] as Array<Promise<unknown>> };
+    const leases: FanOutLeases = {
+      reserve: (wanted) => {
+        const granted = Math.max(0, Math.min(wanted, slots - seen.promised + seen.released));
+        seen.promised += granted;
+        return granted;
+      },
+      release: (count) => void (seen.released += count),
+      leaseMs,
+      run: (leased) => {
+        seen.runs.push(leased);
+        // Read from another connection the moment the run is handed over: the row must be committed.
+        seen.visibleAtRun.push(pool.query<RowDataPacket[]>('SELECT lease_until FROM deliveries WHERE id = ?', [leased.job.deliveryId]).then(([rows]) => rows[0]?.lease_until ?? 'missing'));
+      },
+    };
+    return { leases, seen };
+  };
+
+  it('leases the deliveries due now to the inline runner as they are created, as many as it grants, and hands them over after the commit', async () => {
+    const { repo: r } = observed();
+    const { leases, seen } = runner(5);
+    r.leaseFanOut(leases);
+    for (let i = 0; i < 2; i++) await repo.prepare({ id: `lsc-${i}`, topic: 'dir.paid', payload: { c: i }, checkUrl: 'http://x/c' });
+    const results = await Promise.all([
+      r.prepare(direct('lsd-lead', { lead: true })),
+      r.prepare(direct('lsd-0')),
+      r.prepare({ ...direct('lsd-later'), delayMs: 60_000 }),
+      r.decide('lsc-0', 'confirm'),
+      r.decide('lsc-1', 'confirm'),
+    ]);
+    const created = results.map((x) => (x.kind === 'created' || x.kind === 'applied' ? x : undefined));
+    // 2 subscriptions each, 5 slots in all: the lead (alone in its batch) gets both of its own;
+    // the others share the 3 left in the order their batches commit; the delayed one's are not due.
+    const leasedIds = seen.runs.map((l) => l.job.deliveryId);
+    expect(seen.promised).toBe(5);
+    expect(seen.released).toBe(0);
+    expect(seen.runs).toHaveLength(5);
+    expect(new Set(leasedIds).size).toBe(5);
+    expect(seen.runs.filter((l) => l.context.message.id === 'lsd-lead')).toHaveLength(2);
+    expect(seen.runs.some((l) => l.context.message.id === 'lsd-later')).toBe(false);
+    for (const c of created) {
+      expect(c).toBeDefined();
+      const all = c!.deliveries.map((d) => d.id);
+      const jobs = c!.jobs.map((j) => j.deliveryId);
+      // Every delivery is either scheduled or leased, never both, and the API sees them all pending.
+      expect([...jobs, ...(c!.leased ?? []).map((l) => l.job.deliveryId)].sort()).toEqual([...all].sort());
+      expect(jobs.filter((id) => leasedIds.includes(id))).toEqual([]);
+      expect(c!.deliveries.every((d) => d.status === 'pending')).toBe(true);
+    }
+    expect(created[2]?.leased ?? []).toEqual([]);
+    expect(created[2]?.jobs).toHaveLength(2);
+    // Each leased run was handed over after its commit, and carries what its attempt needs.
+    // (dateStrings: a committed lease reads as its text; an uncommitted row would read as 'missing'.)
+    for (const at of await Promise.all(seen.visibleAtRun)) expect(at).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/);
+    const lead = seen.runs.find((l) => l.context.message.id === 'lsd-lead');
+    expect(lead?.context.message).toMatchObject({ payload: { lead: true }, status: 'confirmed' });
+    expect(lead?.context.subscription).toMatchObject({ secret: 'whsec_x', enabled: true });
+    expect(seen.runs.find((l) => l.context.message.id === 'lsc-0')?.context.message).toMatchObject({ payload: { c: 0 }, status: 'confirmed' });
+    for (const l of seen.runs) {
+      expect(l.context.delivery).toMatchObject({ id: l.job.deliveryId, status: 'pending', attempts: 0, generation: 0 });
+      expect(l.job).toMatchObject({ generation: 0, attempt: 0 });
+    }
+    // In MySQL: leased rows carry the lease, the others none.
+    const [rows] = await pool.query<RowDataPacket[]>("SELECT id, lease_until FROM deliveries WHERE message_id LIKE 'ls%'");
+    expect(rows).toHaveLength(10);
+    for (const row of rows) expect(row.lease_until === null).toBe(!leasedIds.includes(Number(row.id)));
+  });
+
+  it('gives promised attempts back and runs none when the transaction fails after promising them; the messages are published on their own', async () => {
+    const { repo: r, reports } = observed();
+    let fail = true;
+    const { leases, seen } = runner(10, () => {
+      if (fail) throw new Error('lease length unavailable');
+      return 30_000;
+    });
+    r.leaseFanOut(leases);
+    const results = await Promise.all([r.prepare(direct('lsf-lead')), r.prepare(direct('lsf-0')), r.prepare(direct('lsf-1'))]);
+    fail = false;
+    expect(results.map((x) => x.kind)).toEqual(['created', 'created', 'created']);
+    expect(reports.map((b) => b.fallbacks)).toEqual([['error'], ['error']]);
+    expect(seen.promised).toBeGreaterThan(0);
+    expect(seen.released).toBe(seen.promised);
+    expect(seen.runs).toEqual([]);
+    // Published on their own, scheduled as usual, none leased.
+    for (const x of results) expect(x.kind === 'created' && x.jobs.length).toBe(2);
+    const [rows] = await pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n, COUNT(lease_until) AS leased FROM deliveries WHERE message_id LIKE 'lsf-%'");
+    expect([Number(rows[0]?.n), Number(rows[0]?.leased)]).toEqual([6, 0]);
   });
 
   it('sheds direct publishes beyond maxQueuedWrites, and publishes the others', async () => {

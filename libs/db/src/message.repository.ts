@@ -17,7 +17,7 @@ import {
 } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { hasErrorCode } from './driver-errors';
-import { BATCH_RETRY, DeliveryRepository, withDeadlockRetry, type DeliveryJobRef, type DeliverySummary, type FanOut } from './delivery.repository';
+import { BATCH_RETRY, DeliveryRepository, LeaseHold, withDeadlockRetry, type DeliveryJobRef, type DeliverySummary, type FanOut, type FanOutLeases, type LeasedDelivery, type Tx } from './delivery.repository';
 import { checkAttempts, messages, type CheckAttemptRow, type MessageRow } from './schema/messages';
 import { CONFIRM_PREPARED, INSERT_MESSAGES, LOCK_MESSAGES_SKIP_LOCKED, messageValues, SELECT_MESSAGE, SELECT_MESSAGES_BY_ID, SELECT_PREPARED_IDS, toMessageRow, type MessageRecord } from './message.statements';
 import { runSql, selectSql } from './sql.runner';
@@ -118,10 +118,8 @@ type InsertAnswer =
 type PublishAnswer = { kind: 'stored'; fanOut: FanOut } | { kind: 'exists'; row: MessageRow } | undefined;
 
 /** A confirm applied by a batch: the message and its deliveries as committed. */
-interface AppliedConfirm {
+interface AppliedConfirm extends FanOut {
   message: StoredMessage;
-  jobs: DeliveryJobRef[];
-  deliveries: DeliverySummary[];
 }
 
 type NewMessageRow = Omit<MessageRow, 'seq'>;
@@ -141,6 +139,7 @@ export class MessageRepository {
   private packetRead?: Promise<void>;
   private readonly confirms?: WriteBatcher<string, AppliedConfirm | undefined>;
   private readonly publishes?: WriteBatcher<NewMessageRow, PublishAnswer>;
+  private fanOutLeases?: FanOutLeases;
 
   constructor(
     private readonly db: HeraldDb,
@@ -158,6 +157,15 @@ export class MessageRepository {
       this.confirms = new WriteBatcher((ids) => this.confirmMany(ids), { maxInFlight, maxBatch: 200, maxQueued });
       this.publishes = new WriteBatcher((rows) => this.publishMany(rows), { maxInFlight, maxBatch: 200, maxQueued, maxWeight: () => this.maxInsertWeight, weight: insertWeight });
     }
+  }
+
+  /**
+   * With a process that attempts deliveries itself (see `FanOutLeases`): confirm and direct-publish
+   * batches create the deliveries due now leased to it, as many as it takes, and hand them over
+   * once committed. Undefined turns it off.
+   */
+  leaseFanOut(leases: FanOutLeases | undefined): void {
+    this.fanOutLeases = leases;
   }
 
   /**
@@ -433,10 +441,10 @@ export class MessageRepository {
       rounds = await insertInRounds(
         [...first.values()].sort((a, b) => (a.id < b.id ? -1 : 1)),
         async (pending) => {
-          fanOut = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
+          fanOut = await withDeadlockRetry(() => this.leasingTransaction(async (tx, hold) => {
             await runSql(tx, INSERT_MESSAGES, [pending.map(messageValues)]);
-            return DeliveryRepository.fanOutMany(tx, pending, now);
-          }), BATCH_RETRY.attempts, BATCH_RETRY.options);
+            return DeliveryRepository.fanOutMany(tx, pending.map((row) => ({ ...row, stored: toMessage({ ...row, seq: 0n }) })), now, hold);
+          }, (fanOuts) => leasedOf(fanOuts.values())), BATCH_RETRY.attempts, BATCH_RETRY.options);
         },
         (ids) => this.findRows(ids),
       );
@@ -461,6 +469,24 @@ export class MessageRepository {
   }
 
   /**
+   * One try of a batch transaction whose fan-out may lease deliveries to this process: what it
+   * leased runs once it committed; if it failed (or its answer was lost), the promised attempts
+   * are given back and nothing runs — the rows' leases then expire and the reconciler takes them.
+   */
+  private async leasingTransaction<T>(work: (tx: Tx, hold: LeaseHold | undefined) => Promise<T>, leased: (result: T) => LeasedDelivery[]): Promise<T> {
+    const hold = this.fanOutLeases && new LeaseHold(this.fanOutLeases);
+    let result: T;
+    try {
+      result = await this.db.transaction((tx) => work(tx, hold));
+    } catch (error) {
+      hold?.release();
+      throw error;
+    }
+    hold?.started(leased(result));
+    return result;
+  }
+
+  /**
    * Group commit of confirms: one transaction locks the batch's messages that are still
    * `prepared` (in id order, the lock order every transaction on a message's deliveries uses),
    * confirms them and creates all their deliveries. Rows are locked with SKIP LOCKED, so a
@@ -480,7 +506,7 @@ export class MessageRepository {
     let statements = 0;
     let confirmed: Map<string, AppliedConfirm>;
     try {
-      confirmed = await withDeadlockRetry(() => this.db.transaction(async (tx) => {
+      confirmed = await withDeadlockRetry(() => this.leasingTransaction(async (tx, hold) => {
         statements = 0;
         fallbacks.delete('skipped-locked');
         const applied = new Map<string, AppliedConfirm>();
@@ -498,12 +524,11 @@ export class MessageRepository {
         statements++;
         // The rows are locked: anything else means the batch's view is wrong, so undo it all.
         if (result.affectedRows !== prepared.length) throw new Error(`confirm batch changed ${result.affectedRows} of ${prepared.length} locked messages`);
-        const fanOut = await DeliveryRepository.fanOutMany(tx, prepared, now);
-        for (const row of prepared) {
-          applied.set(row.id, { message: toMessage({ ...row, ...set }), ...(fanOut.get(row.id) ?? { jobs: [], deliveries: [] }) });
-        }
+        const stored = prepared.map((row) => ({ ...row, stored: toMessage({ ...row, ...set }) }));
+        const fanOut = await DeliveryRepository.fanOutMany(tx, stored, now, hold);
+        for (const row of stored) applied.set(row.id, { message: row.stored, ...(fanOut.get(row.id) ?? { jobs: [], deliveries: [] }) });
         return applied;
-      }), BATCH_RETRY.attempts, BATCH_RETRY.options);
+      }, (applied) => leasedOf(applied.values())), BATCH_RETRY.attempts, BATCH_RETRY.options);
     } catch (error) {
       this.onBatch({ kind: 'confirm', size: ids.length, statements: 0, fallbacks: ['failed'], error });
       return ids.map(() => undefined);
@@ -723,6 +748,11 @@ async function insertInRounds(
     }
   }
   return rounds;
+}
+
+/** The deliveries a batch's fan-outs leased to this process. */
+function leasedOf(fanOuts: Iterable<{ leased?: LeasedDelivery[] }>): LeasedDelivery[] {
+  return [...fanOuts].flatMap((f) => f.leased ?? []);
 }
 
 /** Each id's first row in a batch; later copies answer after it, as its retries would. */

@@ -13,7 +13,7 @@ import { migrate } from './migrator';
 import { deliveries, deliveryAttempts, subscriptions, type SubscriptionRow } from './schema/deliveries';
 import { messages, type MessageRow } from './schema/messages';
 import { formatSql, runSql, selectSql } from './sql.runner';
-import { SubscriptionRepository, toSubscription } from './subscription.repository';
+import { SubscriptionRepository, toSubscription, withSecrets } from './subscription.repository';
 import { SELECT_ENABLED_SUBSCRIPTIONS, SUBSCRIPTION_COLUMNS, toSubscriptionRow, type SubscriptionRecord } from './subscription.statements';
 
 // The hot statements bypass drizzle's builder and decode rows themselves: these tests hold them
@@ -128,7 +128,8 @@ describe('hot statements against drizzle', () => {
     const raw = (await selectSql<SubscriptionRecord>(db, SELECT_ENABLED_SUBSCRIPTIONS, [])).map(toSubscriptionRow).sort((a, b) => a.id.localeCompare(b.id));
     expect(raw).toEqual(viaDrizzle);
     expect(raw.map((s) => s.id)).toEqual(['sub_stm_a', 'sub_stm_b']);
-    expect((await SubscriptionRepository.enabled(db)).sort((a, b) => a.id.localeCompare(b.id))).toEqual(viaDrizzle.map(toSubscription));
+    expect((await SubscriptionRepository.enabled(db)).sort((a, b) => a.id.localeCompare(b.id))).toEqual(viaDrizzle.map(withSecrets));
+    expect((await SubscriptionRepository.enabled(db))[0]).toMatchObject({ secret: 'whsec_a', previousSecret: 'whsec_old' });
   });
 
   it('fan out deliveries that drizzle reads as written, and read attempt contexts as drizzle does (a deleted subscription too)', async () => {

@@ -196,16 +196,20 @@ export class SubscriptionRepository {
     await this.db.update(subscriptions).set({ enabled: false, disabledReason: reason.slice(0, 500), updatedAt: this.now() }).where(eq(subscriptions.id, id));
   }
 
-  /** Enabled subscriptions whose pattern matches `topic`, read through `executor` (a transaction at confirm). */
-  static async matching(executor: SqlExecutor, topic: string): Promise<Subscription[]> {
-    return (await SubscriptionRepository.enabled(executor)).filter((s) => topicMatches(s.topic, topic));
-  }
-
-  /** Every enabled subscription, read through `executor` (a confirm transaction matches them itself). */
-  static async enabled(executor: SqlExecutor): Promise<Subscription[]> {
+  /**
+   * Every enabled subscription with its signing secrets, read through `executor` (a confirm
+   * transaction matches them itself, and hands the secrets to the deliveries it leases). Never
+   * for an API answer: the secrets are only for signing.
+   */
+  static async enabled(executor: SqlExecutor): Promise<Array<Subscription & SigningSecrets>> {
     const rows = await selectSql<SubscriptionRecord>(executor, SELECT_ENABLED_SUBSCRIPTIONS, []);
-    return rows.map((r) => toSubscription(toSubscriptionRow(r)));
+    return rows.map((r) => withSecrets(toSubscriptionRow(r)));
   }
+}
+
+/** A subscription with what signing its deliveries needs. */
+export function withSecrets(row: SubscriptionRow): Subscription & SigningSecrets {
+  return { ...toSubscription(row), secret: row.secret ?? '', previousSecret: row.previousSecret, previousSecretExpiresAt: row.previousSecretExpiresAt };
 }
 
 export function toSubscription(row: SubscriptionRow): Subscription {

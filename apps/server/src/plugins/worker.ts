@@ -76,6 +76,14 @@ export const workerPlugin = fp<{ config: Config }>(
     // again as the queue's worker runs); the queue stays for retries, delays and overflow.
     const inline = new InlineDispatcher(processor, { maxInFlight: config.delivery.concurrency, enqueue: (refs) => app.scheduler.enqueue(refs), log: app.log });
     app.scheduler.runInline((refs) => inline.take(refs));
+    // Confirm and direct-publish batches lease the deliveries due now to this process as they
+    // create them, so the inline run needs no claim transaction and no read of its context.
+    app.messages.leaseFanOut({
+      reserve: (wanted) => inline.reserve(wanted),
+      release: (count) => inline.release(count),
+      leaseMs: (subscription) => processor.leaseMs(subscription),
+      run: ({ job, context }) => inline.runClaimed(job, context),
+    });
 
     /** A BullMQ worker on a Redis connection of its own, logging errors and failed jobs. */
     const startWorker = <T>(queue: string, process: (job: Job<T>) => Promise<unknown>, concurrency: number, whatHappensOnFailure: string) => {
@@ -182,6 +190,7 @@ export const workerPlugin = fp<{ config: Config }>(
       // one budget; with Redis unreachable there is nothing to finish with, so do not wait.
       const redisUp = connection.status === 'ready' && checkConnection.status === 'ready';
       app.scheduler.runInline(undefined);
+      app.messages.leaseFanOut(undefined);
       // Inline runs need MySQL and the endpoint, not Redis: they always get the drain budget, so a
       // send under way is recorded rather than cut off and sent again after its lease.
       await Promise.all([
