@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { and, asc, eq, gt, ne, or, sql } from 'drizzle-orm';
 import type { RowDataPacket } from 'mysql2/promise';
-import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, topicMatches, type BackoffPolicy, type SigningSecrets, type Subscription, type Target } from '@herald/domain';
+import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, type BackoffPolicy, type SigningSecrets, type Subscription, type Target } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { subscriptions, type SubscriptionRow } from './schema/deliveries';
 import { selectSql, type SqlExecutor } from './sql.runner';
