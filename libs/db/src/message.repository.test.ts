@@ -504,7 +504,8 @@ describe('MessageRepository group commit of direct publishes', () => {
       r.decide('lsc-0', 'confirm'),
       r.decide('lsc-1', 'confirm'),
     ]);
-    const created = results.map((x) => (x.kind === 'created' || x.kind === 'applied' ? x : undefined));
+    // At run time the outcomes also carry what was leased (already handed over; not part of the type).
+    const created = results.map((x) => (x.kind === 'created' || x.kind === 'applied' ? (x as typeof x & { leased?: LeasedDelivery[] }) : undefined));
     // 2 subscriptions each, 5 slots in all: the lead (alone in its batch) gets both of its own;
     // the others share the 3 left in the order their batches commit; the delayed one's are not due.
     const leasedIds = seen.runs.map((l) => l.job.deliveryId);
