@@ -17,6 +17,7 @@ import {
   attemptResultValues,
   attemptValues,
   CLAIM_DELIVERY,
+  deliveryInserts,
   INSERT_ATTEMPTS,
   INSERT_DELIVERIES,
   LOCK_DELIVERIES_FOR_CLAIM,
@@ -176,7 +177,8 @@ export class DeliveryRepository {
 
   /**
    * Fan-out for several messages confirmed in one transaction (group commit): one read of the
-   * subscriptions, one multi-row INSERT and one read-back for all of them.
+   * subscriptions, multi-row INSERTs (one unless the rows outweigh `DELIVERY_INSERT_BYTES`) and
+   * one read-back for all of them.
    */
   static async fanOutMany(tx: Tx, batch: ReadonlyArray<{ id: string; topic: string; delayMs: number }>, now: Date): Promise<Map<string, FanOut>> {
     const result = new Map<string, FanOut>();
@@ -191,7 +193,7 @@ export class DeliveryRepository {
         .map((s) => newDeliveryValues(message.id, s.id, s.target.type, runAt, now));
     });
     if (values.length === 0) return result;
-    await runSql(tx, INSERT_DELIVERIES, [values]);
+    for (const chunk of deliveryInserts(values)) await runSql(tx, INSERT_DELIVERIES, [chunk]);
     const rows = await selectSql<{ id: string | number; message_id: string; subscription_id: string; target_type: string }>(tx, SELECT_NEW_DELIVERIES, [[...runAts.keys()]]);
     for (const r of rows) {
       const id = toNumber(r.id);

@@ -477,6 +477,39 @@ describe('MessageRepository group commit of direct publishes', () => {
     expect(results.map((x) => (x.status === 'fulfilled' ? x.value.kind : x.reason instanceof WriteQueueFullError))).toEqual(['created', 'created', 'created', true, true]);
   });
 
+  it('writes a fan-out larger than max_allowed_packet in several INSERTs, so direct-publish and confirm batches do not fail on it', async () => {
+    // One multi-row INSERT of every delivery of a batch exceeded the packet: MariaDB dropped the
+    // connection (ECONNRESET), and every batch on such a topic fell back to one transaction per
+    // message. 200 messages with 128-character ids, each delivery row at least 250 bytes of SQL.
+    const [[limit]] = await pool.query<RowDataPacket[]>('SELECT @@max_allowed_packet AS packet');
+    const fan = Math.ceil((Number(limit?.packet) * 1.25) / (200 * 250));
+    const now = new Date();
+    const ids = Array.from({ length: fan }, (_, i) => `sub_wide_${String(i).padStart(5, '0')}_${randomBytes(12).toString('hex')}`.slice(0, 40));
+    await createDb(pool).insert(subscriptions).values(ids.map((id) => ({
+      id, name: id, topicPattern: 'wide.#', targetType: 'webhook', target: JSON.stringify({ type: 'webhook', url: 'http://x/h' }),
+      maxAttempts: 3, backoffInitialMs: 100, backoffMaxMs: 1000, enabled: true, disabledReason: null, secret: 'whsec_x', previousSecret: null, previousSecretExpiresAt: null, createdAt: now, updatedAt: now,
+    })));
+    try {
+      const longId = (kind: string, i: number) => `${kind}-${String(i).padStart(3, '0')}-`.padEnd(128, 'w');
+      const { repo: r, reports } = observed();
+      const published = await Promise.all([r.prepare(direct('wide-lead', {}, 'wide.fan')), ...Array.from({ length: 200 }, (_, i) => r.prepare(direct(longId('wided', i), {}, 'wide.fan')))]);
+      expect(reports.filter((b) => b.fallbacks.length > 0)).toEqual([]);
+      expect(reports.map((b) => b.size)).toEqual([1, 200]);
+      expect(published.every((x) => x.kind === 'created' && x.deliveries.length === fan)).toBe(true);
+
+      for (let i = 0; i < 201; i++) await r.prepare({ id: longId('widec', i), topic: 'wide.fan', payload: {}, checkUrl: 'http://x/c' });
+      reports.length = 0;
+      const confirmed = await Promise.all(Array.from({ length: 201 }, (_, i) => r.decide(longId('widec', i), 'confirm')));
+      expect(reports.filter((b) => b.fallbacks.length > 0)).toEqual([]);
+      expect(reports.map((b) => b.size)).toEqual([1, 200]);
+      expect(confirmed.every((x) => x.kind === 'applied' && x.deliveries.length === fan)).toBe(true);
+      const [[count]] = await pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM deliveries WHERE message_id LIKE 'wide%'");
+      expect(Number(count?.n)).toBe(402 * fan);
+    } finally {
+      await pool.query('DELETE FROM subscriptions WHERE id IN (?)', [ids]);
+    }
+  }, 120_000);
+
   it('publishes each message in its own transaction with maxBatchesInFlight 0', async () => {
     const { repo: r, reports, moves } = observed({ maxBatchesInFlight: 0 });
     const results = await Promise.all(Array.from({ length: 3 }, (_, i) => r.prepare(direct(`dir0-${i}`))));
