@@ -17,6 +17,7 @@ import {
   attemptResultValues,
   attemptValues,
   CLAIM_DELIVERY,
+  deliveryInserts,
   INSERT_ATTEMPTS,
   INSERT_DELIVERIES,
   LOCK_DELIVERIES_FOR_CLAIM,
@@ -236,9 +237,10 @@ export class DeliveryRepository {
 
   /**
    * Fan-out for several messages confirmed in one transaction (group commit): one read of the
-   * subscriptions, one multi-row INSERT and one read-back for all of them. With `hold`, the
-   * deliveries due now of the messages given with their `stored` form are created leased to this
-   * process, as many as `hold` grants (see `FanOutLeases`); they come back in `leased`, not `jobs`.
+   * subscriptions, multi-row INSERTs (one unless the rows outweigh `DELIVERY_INSERT_BYTES`) and
+   * one read-back for all of them. With `hold`, the deliveries due now of the messages given with
+   * their `stored` form are created leased to this process, as many as `hold` grants (see
+   * `FanOutLeases`); they come back in `leased`, not `jobs`.
    */
   static async fanOutMany(
     tx: Tx,
@@ -259,7 +261,8 @@ export class DeliveryRepository {
     const leasable = hold ? planned.filter((p) => p.message.stored && p.message.delayMs === 0) : [];
     const granted = leasable.length > 0 && hold ? hold.take(leasable.length) : 0;
     for (const p of leasable.slice(0, granted)) p.leaseUntil = new Date(now.getTime() + (hold as LeaseHold).leaseMs(p.subscription));
-    await runSql(tx, INSERT_DELIVERIES, [planned.map((p) => newDeliveryValues(p.message.id, p.subscription.id, p.subscription.target.type, p.runAt, now, p.leaseUntil))]);
+    const values = planned.map((p) => newDeliveryValues(p.message.id, p.subscription.id, p.subscription.target.type, p.runAt, now, p.leaseUntil));
+    for (const chunk of deliveryInserts(values)) await runSql(tx, INSERT_DELIVERIES, [chunk]);
     const rows = await selectSql<{ id: string | number; message_id: string; subscription_id: string; target_type: string }>(tx, SELECT_NEW_DELIVERIES, [[...runAts.keys()]]);
     const ids = new Map(rows.map((r) => [`${r.message_id}\n${r.subscription_id}`, toNumber(r.id)]));
     for (const p of planned) {

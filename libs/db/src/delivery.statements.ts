@@ -56,6 +56,37 @@ export function newDeliveryValues(messageId: string, subscriptionId: string, tar
   return [messageId, subscriptionId, targetType, 'pending', 0, 0, runAt, leaseUntil, now, now];
 }
 
+/**
+ * SQL one `INSERT_DELIVERIES` may carry, in bytes. A group commit's fan-out (up to 200 messages,
+ * each times every matching subscription) can outgrow `@@max_allowed_packet` as one statement,
+ * and MariaDB answers that by dropping the connection, failing the whole batch every time. A
+ * quarter of a MiB stays below any packet size in use (1 MiB is the smallest default) and still
+ * takes hundreds of rows, so a usual batch's deliveries remain one statement.
+ */
+export const DELIVERY_INSERT_BYTES = 256 * 2 ** 10;
+
+/**
+ * `INSERT_DELIVERIES` rows (`newDeliveryValues`) in chunks of at most `DELIVERY_INSERT_BYTES`:
+ * strings counted twice over for escaping, plus room for the dates, numbers and syntax.
+ */
+export function deliveryInserts(rows: SqlParam[][]): SqlParam[][][] {
+  const chunks: SqlParam[][][] = [];
+  let chunk: SqlParam[][] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    const weight = row.reduce<number>((sum, v) => sum + (typeof v === 'string' ? 2 * Buffer.byteLength(v) : 0), 128);
+    if (chunk.length > 0 && bytes + weight > DELIVERY_INSERT_BYTES) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(row);
+    bytes += weight;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
 /** Fan-out, the read-back of the new deliveries of the messages (`?`, an array). */
 export const SELECT_NEW_DELIVERIES = 'SELECT id, message_id, subscription_id, target_type FROM deliveries WHERE message_id IN (?) ORDER BY id';
 

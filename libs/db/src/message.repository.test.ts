@@ -564,11 +564,130 @@ describe('MessageRepository group commit of direct publishes', () => {
     expect([Number(rows[0]?.n), Number(rows[0]?.leased)]).toEqual([6, 0]);
   });
 
+  it('commits a batch\'s messages and deliveries together: a batch that loses its connection while inserting the deliveries leaves no message behind', async () => {
+    const holder = await pool.getConnection();
+    try {
+      // An uncommitted delivery of 'dirz-b' makes the batch's deliveries INSERT wait (a
+      // duplicate check on the unique key) after its messages INSERT went through.
+      await holder.query('BEGIN');
+      await holder.query(
+        "INSERT INTO deliveries (message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, created_at, updated_at) VALUES ('dirz-b', ?, 'webhook', 'pending', 0, 0, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+        [subscriptionIds[0]],
+      );
+      const { repo: r, reports, moves } = observed();
+      const lead = r.prepare(direct('dirz-lead'));
+      const batch = ['dirz-a', 'dirz-b', 'dirz-c'].map((id) => r.prepare(direct(id)));
+      const held = batch[1] as Promise<unknown>;
+      held.catch(() => undefined);
+      expect((await lead).kind).toBe('created');
+      const [waiting] = await waitFor(async () => {
+        const [rows] = await pool.query<RowDataPacket[]>(
+          "SELECT id FROM information_schema.processlist WHERE db = ? AND info LIKE 'insert into deliveries%' AND id <> CONNECTION_ID()",
+          [name],
+        );
+        return rows.length > 0 ? rows : undefined;
+      });
+      await pool.query(`KILL CONNECTION ${Number(waiting?.id)}`);
+      // Had the messages committed without their deliveries, these would find their own rows
+      // (200 duplicate) and stay without deliveries for good.
+      const [a, c] = await Promise.all([batch[0], batch[2]]);
+      expect([a?.kind, c?.kind]).toEqual(['created', 'created']);
+      expect(reports[1]).toMatchObject({ kind: 'direct', size: 3, statements: 1, fallbacks: ['failed'] });
+      await holder.query('ROLLBACK');
+      expect((await batch[1])?.kind).toBe('created');
+      expect(moves).toHaveLength(4);
+      const stored = await deliveryCounts('dirz-');
+      expect(stored.size).toBe(4);
+      for (const [, m] of stored) expect(m).toEqual({ status: 'confirmed', deliveries: 2 });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+    }
+  });
+
+  it('answers 200 with the stored message when a batch\'s COMMIT succeeded but its answer was lost: nothing stored twice, no message without deliveries', async () => {
+    // The real COMMIT runs; then the connection is destroyed and the driver's error for a lost
+    // connection thrown, as when the network drops between the COMMIT and its answer.
+    // The second COMMIT: the first is the lone lead's batch.
+    let commits = 0;
+    const losing = new Proxy(pool, {
+      get(target, prop) {
+        if (prop !== 'getConnection') {
+          const value = Reflect.get(target, prop) as unknown;
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        }
+        return async () => {
+          const conn = await target.getConnection();
+          const query = conn.query.bind(conn) as (q: unknown, v?: unknown) => Promise<unknown>;
+          Object.assign(conn, {
+            query: async (q: unknown, v?: unknown) => {
+              const answer = await query(q, v);
+              if (/^commit$/i.test(typeof q === 'string' ? q : (q as { sql: string }).sql) && ++commits === 2) {
+                conn.destroy();
+                throw Object.assign(new Error('Connection lost: The server closed the connection.'), { fatal: true, code: 'PROTOCOL_CONNECTION_LOST' });
+              }
+              return answer;
+            },
+          });
+          return conn;
+        };
+      },
+    });
+    const reports: WriteBatchReport[] = [];
+    const moves: string[] = [];
+    const r = new MessageRepository(createDb(losing), { maxBatchesInFlight: 1, onBatch: (b) => reports.push(b), onTransition: (from, to) => moves.push(`${from}->${to}`) });
+    const lead = r.prepare(direct('dirx-lead'));
+    const batch = [r.prepare(direct('dirx-a', { a: 1 })), r.prepare(direct('dirx-b')), r.prepare(direct('dirx-a', { a: 1 })), r.prepare(direct('dirx-a', { a: 2 }))];
+    expect((await lead).kind).toBe('created');
+    const results = await Promise.all(batch);
+    expect(reports[1]).toMatchObject({ kind: 'direct', size: 4, statements: 1, fallbacks: ['duplicate', 'failed'] });
+    expect(results.map((x) => x.kind)).toEqual(['duplicate', 'duplicate', 'duplicate', 'conflict']);
+    expect(results[0]?.message).toMatchObject({ id: 'dirx-a', status: 'confirmed', payload: { a: 1 } });
+    // Committed, but not seen to commit: left out of the transition counts.
+    expect(moves).toEqual(['new->confirmed']);
+    const stored = await deliveryCounts('dirx-');
+    expect(stored.size).toBe(3);
+    for (const [, m] of stored) expect(m).toEqual({ status: 'confirmed', deliveries: 2 });
+  });
+
   it('sheds direct publishes beyond maxQueuedWrites, and publishes the others', async () => {
     const { repo: r } = observed({ maxQueuedWrites: 2 });
     const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => r.prepare(direct(`dirq-${i}`))));
     expect(results.map((x) => (x.status === 'fulfilled' ? x.value.kind : x.reason instanceof WriteQueueFullError))).toEqual(['created', 'created', 'created', true, true]);
   });
+
+  it('writes a fan-out larger than max_allowed_packet in several INSERTs, so direct-publish and confirm batches do not fail on it', async () => {
+    // One multi-row INSERT of every delivery of a batch exceeded the packet: MariaDB dropped the
+    // connection (ECONNRESET), and every batch on such a topic fell back to one transaction per
+    // message. 200 messages with 128-character ids, each delivery row at least 250 bytes of SQL.
+    const [[limit]] = await pool.query<RowDataPacket[]>('SELECT @@max_allowed_packet AS packet');
+    const fan = Math.ceil((Number(limit?.packet) * 1.25) / (200 * 250));
+    const now = new Date();
+    const ids = Array.from({ length: fan }, (_, i) => `sub_wide_${String(i).padStart(5, '0')}_${randomBytes(12).toString('hex')}`.slice(0, 40));
+    await createDb(pool).insert(subscriptions).values(ids.map((id) => ({
+      id, name: id, topicPattern: 'wide.#', targetType: 'webhook', target: JSON.stringify({ type: 'webhook', url: 'http://x/h' }),
+      maxAttempts: 3, backoffInitialMs: 100, backoffMaxMs: 1000, enabled: true, disabledReason: null, secret: 'whsec_x', previousSecret: null, previousSecretExpiresAt: null, createdAt: now, updatedAt: now,
+    })));
+    try {
+      const longId = (kind: string, i: number) => `${kind}-${String(i).padStart(3, '0')}-`.padEnd(128, 'w');
+      const { repo: r, reports } = observed();
+      const published = await Promise.all([r.prepare(direct('wide-lead', {}, 'wide.fan')), ...Array.from({ length: 200 }, (_, i) => r.prepare(direct(longId('wided', i), {}, 'wide.fan')))]);
+      expect(reports.filter((b) => b.fallbacks.length > 0)).toEqual([]);
+      expect(reports.map((b) => b.size)).toEqual([1, 200]);
+      expect(published.every((x) => x.kind === 'created' && x.deliveries.length === fan)).toBe(true);
+
+      for (let i = 0; i < 201; i++) await r.prepare({ id: longId('widec', i), topic: 'wide.fan', payload: {}, checkUrl: 'http://x/c' });
+      reports.length = 0;
+      const confirmed = await Promise.all(Array.from({ length: 201 }, (_, i) => r.decide(longId('widec', i), 'confirm')));
+      expect(reports.filter((b) => b.fallbacks.length > 0)).toEqual([]);
+      expect(reports.map((b) => b.size)).toEqual([1, 200]);
+      expect(confirmed.every((x) => x.kind === 'applied' && x.deliveries.length === fan)).toBe(true);
+      const [[count]] = await pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM deliveries WHERE message_id LIKE 'wide%'");
+      expect(Number(count?.n)).toBe(402 * fan);
+    } finally {
+      await pool.query('DELETE FROM subscriptions WHERE id IN (?)', [ids]);
+    }
+  }, 120_000);
 
   it('publishes each message in its own transaction with maxBatchesInFlight 0', async () => {
     const { repo: r, reports, moves } = observed({ maxBatchesInFlight: 0 });

@@ -5,7 +5,7 @@ import { getTableConfig } from 'drizzle-orm/mysql-core';
 import { createConnection, type Pool } from 'mysql2/promise';
 import { createDatabasePool, createDb, type HeraldDb } from './connection';
 import { DeliveryRepository } from './delivery.repository';
-import { attemptValues, DELIVERY_COLUMNS, INSERT_ATTEMPTS } from './delivery.statements';
+import { attemptValues, DELIVERY_COLUMNS, DELIVERY_INSERT_BYTES, deliveryInserts, INSERT_ATTEMPTS, INSERT_DELIVERIES, newDeliveryValues } from './delivery.statements';
 import { hasErrorCode } from './driver-errors';
 import { toMessage } from './message.repository';
 import { INSERT_MESSAGES, MESSAGE_COLUMNS, messageValues, SELECT_MESSAGES_BY_ID, toMessageRow, type MessageRecord } from './message.statements';
@@ -82,6 +82,23 @@ describe('formatSql', () => {
   it('writes an array as a list and an array of arrays as row groups', () => {
     expect(formatSql('WHERE id IN (?)', [['a', 'b']])).toBe("WHERE id IN ('a', 'b')");
     expect(formatSql('VALUES ?', [[['a', 1], ['b', null]]])).toBe("VALUES ('a', 1), ('b', NULL)");
+  });
+});
+
+describe('deliveryInserts', () => {
+  const at = new Date('2026-03-04T05:06:07.089Z');
+  const row = (i: number) => newDeliveryValues(`msg-${i}`.padEnd(128, 'm'), `sub-${i}`.padEnd(40, 's'), 'rabbitmq', at, at);
+
+  it('keeps a usual batch (200 messages, two subscriptions each) one statement', () => {
+    expect(deliveryInserts(Array.from({ length: 400 }, (_, i) => row(i)))).toHaveLength(1);
+  });
+
+  it('splits a fan-out into statements no larger than DELIVERY_INSERT_BYTES of SQL, every row once and in order', () => {
+    const rows = Array.from({ length: 20_000 }, (_, i) => row(i));
+    const chunks = deliveryInserts(rows);
+    expect(chunks.length).toBeGreaterThan(1);
+    for (const chunk of chunks) expect(Buffer.byteLength(formatSql(INSERT_DELIVERIES, [chunk]))).toBeLessThanOrEqual(DELIVERY_INSERT_BYTES);
+    expect(chunks.flat()).toEqual(rows);
   });
 });
 
