@@ -42,7 +42,7 @@ import { runSql, selectSql, toDateOrNull, toNumber, type SqlExecutor } from './s
 import { SubscriptionRepository, withSecrets } from './subscription.repository';
 import { toSubscriptionRow } from './subscription.statements';
 import { toMessage } from './message.repository';
-import { WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
+import { STALLED_BATCH_MS, WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
 
 /** What a job names: one attempt of one delivery. Stale or duplicate jobs no longer match the row. */
 export interface DeliveryJobRef {
@@ -185,10 +185,13 @@ type ClaimAnswer = { context?: AttemptContext; alone?: true } | { error: unknown
 
 export interface DeliveryRepositoryOptions {
   /**
-   * Group commit of attempt results: results that arrive while this many batches are being
-   * written wait and are written together (default 4; 0 writes each on its own).
+   * Group commit of attempt results: results that arrive while a batch is being written wait and
+   * are written together; one batch at a time while batches take less than `stalledBatchMs`,
+   * past that up to this many (default 4; 0 writes each on its own). Claims likewise.
    */
   maxBatchesInFlight?: number;
+  /** How long a batch runs before the next may start beside it (default {@link STALLED_BATCH_MS}). */
+  stalledBatchMs?: number;
   /** Writes that may wait for a batch before new ones are refused (default 2,000). */
   maxQueuedWrites?: number;
   /** Called once per batch of attempt results, with what it did (metrics, logs, tests). */
@@ -213,9 +216,10 @@ export class DeliveryRepository {
   ) {
     const maxInFlight = options.maxBatchesInFlight ?? 4;
     this.onBatch = options.onBatch ?? (() => undefined);
-    if (maxInFlight > 0) this.attempts = new WriteBatcher((ws) => this.writeAttempts(ws), { maxInFlight, maxBatch: 200, maxQueued: options.maxQueuedWrites });
+    const stalledAfterMs = options.stalledBatchMs ?? STALLED_BATCH_MS;
+    if (maxInFlight > 0) this.attempts = new WriteBatcher((ws) => this.writeAttempts(ws), { maxInFlight, maxBatch: 200, maxQueued: options.maxQueuedWrites, stalledAfterMs });
     const maxClaimsInFlight = options.maxClaimBatchesInFlight ?? 2;
-    if (maxClaimsInFlight > 0) this.claims = new WriteBatcher((rs) => this.claimMany(rs), { maxInFlight: maxClaimsInFlight, maxBatch: 200 });
+    if (maxClaimsInFlight > 0) this.claims = new WriteBatcher((rs) => this.claimMany(rs), { maxInFlight: maxClaimsInFlight, maxBatch: 200, stalledAfterMs });
   }
 
   /**

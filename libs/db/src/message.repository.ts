@@ -21,7 +21,7 @@ import { BATCH_RETRY, DeliveryRepository, LeaseHold, withDeadlockRetry, type Del
 import { checkAttempts, messages, type CheckAttemptRow, type MessageRow } from './schema/messages';
 import { CONFIRM_PREPARED, INSERT_MESSAGES, LOCK_MESSAGES_SKIP_LOCKED, messageValues, SELECT_MESSAGE, SELECT_MESSAGES_BY_ID, SELECT_PREPARED_IDS, toMessageRow, type MessageRecord } from './message.statements';
 import { runSql, selectSql } from './sql.runner';
-import { WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
+import { STALLED_BATCH_MS, WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
 
 export type PrepareOutcome =
   /** `deliveries`: those created with a direct publish, as committed (none for a prepare). */
@@ -93,11 +93,14 @@ export interface MessageRepositoryOptions {
   onTransition?: (from: MessageStatus | 'new', to: MessageStatus) => void;
   now?: () => Date;
   /**
-   * Group commit: prepares, direct publishes and confirms that arrive while this many batches of
-   * their kind are being written wait and are written together (default 4; 0 writes each
-   * request on its own).
+   * Group commit: prepares, direct publishes and confirms that arrive while a batch of their kind
+   * is being written wait and are written together. One batch of a kind runs at a time while
+   * batches take less than `stalledBatchMs`; past that, up to this many at once (default 4; 0
+   * writes each request on its own).
    */
   maxBatchesInFlight?: number;
+  /** How long a batch runs before the next of its kind may start beside it (default {@link STALLED_BATCH_MS}). */
+  stalledBatchMs?: number;
   /** Writes of each kind that may wait for a batch before new ones are refused (default 2,000). */
   maxQueuedWrites?: number;
   /** Called once per prepare, direct-publish or confirm batch, with what it did (metrics, logs, tests). */
@@ -152,10 +155,12 @@ export class MessageRepository {
     this.onBatch = options.onBatch ?? (() => undefined);
     const maxInFlight = options.maxBatchesInFlight ?? 4;
     const maxQueued = options.maxQueuedWrites;
+    const stalledAfterMs = options.stalledBatchMs ?? STALLED_BATCH_MS;
     if (maxInFlight > 0) {
-      this.inserts = new WriteBatcher((rows) => this.insertMany(rows), { maxInFlight, maxBatch: 200, maxQueued, maxWeight: () => this.maxInsertWeight, weight: insertWeight });
-      this.confirms = new WriteBatcher((ids) => this.confirmMany(ids), { maxInFlight, maxBatch: 200, maxQueued });
-      this.publishes = new WriteBatcher((rows) => this.publishMany(rows), { maxInFlight, maxBatch: 200, maxQueued, maxWeight: () => this.maxInsertWeight, weight: insertWeight });
+      const batches = { maxInFlight, maxBatch: 200, maxQueued, stalledAfterMs };
+      this.inserts = new WriteBatcher((rows) => this.insertMany(rows), { ...batches, maxWeight: () => this.maxInsertWeight, weight: insertWeight });
+      this.confirms = new WriteBatcher((ids) => this.confirmMany(ids), batches);
+      this.publishes = new WriteBatcher((rows) => this.publishMany(rows), { ...batches, maxWeight: () => this.maxInsertWeight, weight: insertWeight });
     }
   }
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { WriteBatcher, WriteQueueFullError } from './write.batcher';
 
 describe('WriteBatcher', () => {
@@ -92,5 +92,50 @@ describe('WriteBatcher', () => {
     release();
     await Promise.all(all);
     expect(batches).toEqual([['a'], ['b', 'c', 'd', 'e']]);
+  });
+
+  it('with stalledAfterMs, runs one batch at a time while batches are quick, and starts more only once a batch is stuck', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+    const batches: number[][] = [];
+    const gates = new Map<number, () => void>();
+    const batcher = new WriteBatcher<number, number>(
+      async (inputs) => {
+        batches.push(inputs);
+        await new Promise<void>((r) => gates.set(inputs[0] as number, r));
+        return inputs;
+      },
+      { maxInFlight: 3, maxBatch: 100, stalledAfterMs: 100 },
+    );
+    // A fake clock: the test is about elapsed time, which a busy machine must not stretch.
+    const sleep = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+    const answers = [batcher.submit(1), batcher.submit(2), batcher.submit(3)];
+    await sleep(30);
+    // The first is young: the others wait for it, as with one slot.
+    expect(batches).toEqual([[1]]);
+    await sleep(100);
+    // It has run past 100 ms: the waiting writes start as the next batch beside it.
+    expect(batches).toEqual([[1], [2, 3]]);
+    answers.push(batcher.submit(4), batcher.submit(5));
+    await sleep(30);
+    expect(batches).toEqual([[1], [2, 3]]);
+    // A quick batch ending lets the next one start at once.
+    gates.get(2)?.();
+    await sleep(5);
+    expect(batches).toEqual([[1], [2, 3], [4, 5]]);
+    answers.push(batcher.submit(6));
+    await sleep(150);
+    // Both running batches stalled: a third starts, and no more than maxInFlight run at once.
+    expect(batches).toEqual([[1], [2, 3], [4, 5], [6]]);
+    answers.push(batcher.submit(7));
+    await sleep(150);
+    expect(batches).toHaveLength(4);
+    for (const first of [1, 4, 6]) gates.get(first)?.();
+    await sleep(5);
+    gates.get(7)?.();
+    expect(await Promise.all(answers)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

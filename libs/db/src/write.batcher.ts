@@ -41,6 +41,13 @@ export class WriteQueueFullError extends Error {
   }
 }
 
+/**
+ * How long a group-commit batch runs before the next of its kind may start beside it. A batch
+ * takes a few milliseconds; one that takes this long is waiting for something (a row lock, a
+ * connection), and the writes behind it should not wait with it.
+ */
+export const STALLED_BATCH_MS = 50;
+
 /** Default for `maxQueued`: ten full batches of 200 waiting. */
 export const DEFAULT_MAX_QUEUED_WRITES = 2_000;
 
@@ -50,10 +57,18 @@ export const DEFAULT_MAX_QUEUED_WRITES = 2_000;
  * wait and leave together as the next batch, one statement and one commit for all of them.
  * `run` answers each input of a batch on its own, so one bad input cannot fail its neighbours.
  * At most `maxQueued` writes wait; beyond that `submit` rejects with {@link WriteQueueFullError}.
+ *
+ * With `stalledAfterMs`, one batch runs at a time while batches are quick — the fewest, largest
+ * batches, which is what saves round trips — and a batch running longer than that (waiting for a
+ * lock, or on a connection that went away) stops holding the others back: more start, up to
+ * `maxInFlight`, so one stuck batch cannot stall every write of its kind.
  */
 export class WriteBatcher<In, Out> {
   private queue: Array<{ input: In; resolve: (out: Out) => void; reject: (err: unknown) => void }> = [];
   private inFlight = 0;
+  /** Start times of the running batches (only kept with `stalledAfterMs`). */
+  private readonly started = new Set<{ at: number }>();
+  private stallTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly run: (inputs: In[]) => Promise<Out[]>,
@@ -65,6 +80,8 @@ export class WriteBatcher<In, Out> {
       weight?: (input: In) => number;
       /** Writes that may wait for a batch (default {@link DEFAULT_MAX_QUEUED_WRITES}). */
       maxQueued?: number;
+      /** One batch at a time until a running batch is this old (see above); unset: `maxInFlight` at once. */
+      stalledAfterMs?: number;
     },
   ) {}
 
@@ -79,9 +96,11 @@ export class WriteBatcher<In, Out> {
   }
 
   private pump(): void {
-    while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
+    while (this.inFlight < this.options.maxInFlight && this.queue.length > 0 && !this.oneRunsQuickly()) {
       const batch = this.take();
       this.inFlight++;
+      const started = { at: performance.now() };
+      if (this.options.stalledAfterMs !== undefined) this.started.add(started);
       this.run(batch.map((b) => b.input))
         .then(
           (outs) => batch.forEach((b, i) => (i < outs.length ? b.resolve(outs[i] as Out) : b.reject(new Error('write batch answered too few inputs')))),
@@ -89,9 +108,33 @@ export class WriteBatcher<In, Out> {
         )
         .finally(() => {
           this.inFlight--;
+          this.started.delete(started);
           this.pump();
         });
     }
+    this.watchForStall();
+  }
+
+  /** With `stalledAfterMs`: whether a running batch is still young enough to hold the others back. */
+  private oneRunsQuickly(): boolean {
+    const limit = this.options.stalledAfterMs;
+    if (limit === undefined) return false;
+    const now = performance.now();
+    for (const s of this.started) if (now - s.at < limit) return true;
+    return false;
+  }
+
+  /** Writes wait behind a young batch: look again when it would count as stalled. */
+  private watchForStall(): void {
+    const limit = this.options.stalledAfterMs;
+    if (limit === undefined || this.stallTimer || this.queue.length === 0 || this.inFlight >= this.options.maxInFlight) return;
+    const youngest = Math.max(...[...this.started].map((s) => s.at));
+    if (!Number.isFinite(youngest)) return;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      this.pump();
+    }, Math.max(1, youngest + limit - performance.now()));
+    this.stallTimer.unref();
   }
 
   private take() {
