@@ -50,7 +50,12 @@ describe('Dockerfile', () => {
     expect(cmd?.args).toEqual(['npm', 'start']);
     // `exec`: npm's shell is replaced by node, so the SIGTERM npm forwards reaches Herald (with
     // `sh -c` in between, sh dies and node is orphaned without draining; image.test.ts proves it).
-    expect(JSON.parse(readText('package.json')).scripts.start).toBe('exec node dist/apps/server/main.js');
+    // The heap flags bound memory by what Herald keeps rather than by the host's size (README,
+    // "Memory"): a young generation of 2 × 16 MiB (Node 24 takes 2 × 32 MiB on a large host) and
+    // a full collection once the old generation grew by half what survived the last one (instead
+    // of up to 4×). node refuses to start on a flag it does not know, and NODE_OPTIONS refuses
+    // --heap-growing-percent, so they live here, where the image's CMD runs them.
+    expect(JSON.parse(readText('package.json')).scripts.start).toBe('exec node --max-semi-space-size=16 --heap-growing-percent=50 dist/apps/server/main.js');
   });
 
   it('keeps the build context small and free of local state', () => {

@@ -21,6 +21,16 @@ export interface StartHeraldOptions {
   cwd: string;
 }
 
+/**
+ * The node flags `npm start` runs Herald with (package.json's start script, which the image's
+ * CMD runs), so the benchmark measures memory and latency as they ship.
+ */
+export function startScriptNodeFlags(startScript: string): string[] {
+  const match = /^exec node((?:\s+--\S+)*)\s+dist\/apps\/server\/main\.js$/.exec(startScript.trim());
+  if (!match) throw new Error(`package.json's start script is not \`exec node [--flags] dist/apps/server/main.js\` (got "${startScript}")`);
+  return (match[1] ?? '').trim().split(/\s+/).filter(Boolean);
+}
+
 /** A port nobody listens on right now. */
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

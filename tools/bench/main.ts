@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import { createConnection, createPool } from 'mysql2/promise';
 import { Pool, type Dispatcher } from 'undici';
 import { migrate } from '@herald/db';
-import { readCpuMs, readMemory, sampleMemory, startHerald, type HeraldProcess } from './herald.process';
+import { readCpuMs, readMemory, sampleMemory, startHerald, startScriptNodeFlags, type HeraldProcess } from './herald.process';
 import { closedLoop, openLoop, type LoadResult } from './load.generator';
 import { createRawTable, rawAmqpBaseline, rawMysqlBaseline } from './raw.baseline';
 import { markdownTable, svgChart, type BenchRow } from './report';
@@ -32,6 +32,7 @@ const { values: args } = parseArgs({
     soak: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'herald-env': { type: 'string', multiple: true, default: [] },
+    'herald-node-arg': { type: 'string', multiple: true, default: [] },
     url: { type: 'string' },
     'admin-token': { type: 'string' },
     'producer-token': { type: 'string' },
@@ -58,6 +59,8 @@ if (args.help) {
   --soak <s>            run only a steady-load soak of <s> seconds at --rate and report RSS at start and end
   --cpu-prof            run Herald with --cpu-prof (profiles under <out>/profiles)
   --herald-env K=V      extra environment for the Herald process (repeatable)
+  --herald-node-arg <f> a node flag for the Herald process after those of \`npm start\` (repeatable;
+                        a later V8 flag overrides an earlier one, e.g. --heap-growing-percent=100)
   --url <url>           target a running Herald instead (with --admin-token, --producer-token, optional --pid)
   --out <dir>           where JSON and SVG go (default bench/results)
   --label <text>        a note stored with the results
@@ -123,6 +126,8 @@ async function main() {
     HERALD_RATE_LIMIT_PER_MINUTE: '0',
     HERALD_LOG_LEVEL: 'warn',
   };
+  // As `npm start` runs it (no source maps: they are not in production and cost heap).
+  const nodeArgs = [...startScriptNodeFlags(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start), ...args['herald-node-arg']];
   for (const kv of args['herald-env']) {
     const at = kv.indexOf('=');
     if (at > 0) heraldEnv[kv.slice(0, at)] = kv.slice(at + 1);
@@ -138,7 +143,7 @@ async function main() {
             entry,
             cwd: ROOT,
             env: heraldEnv,
-            nodeArgs: ['--enable-source-maps', ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
+            nodeArgs: [...nodeArgs, ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
           }),
         );
       }
@@ -394,7 +399,7 @@ async function main() {
       at: new Date().toISOString(),
       label: args.label,
       machine,
-      conditions: { entry: args.entry, processes: pids.length, baselineConnections: Number(args['baseline-connections']), durationS: durationMs / 1000, concurrencies, rate, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
+      conditions: { entry: args.entry, processes: pids.length, nodeArgs: heralds.length ? nodeArgs : null, baselineConnections: Number(args['baseline-connections']), durationS: durationMs / 1000, concurrencies, rate, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
       memory: { startMiB: startMiB, endMiB: end?.rssMiB ?? null, peakMiB: end?.peakMiB ?? null },
       soak,
       rows,
