@@ -11,6 +11,8 @@ export interface QueueLog {
   debug(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
+  /** pino's: whether a line at `level` would be written (a caller can skip building it). */
+  isLevelEnabled?(level: string): boolean;
 }
 
 /**
