@@ -199,6 +199,36 @@ describe('DeliveryRepository batched claims', () => {
     const again = await Promise.all(jobs.map((job) => claimer.claimWithContext(job, lease(10_000))));
     expect(again.map((c) => c?.delivery.id)).toEqual(jobs.map((job, i) => (i === 10 ? job.deliveryId : undefined)));
   });
+  it('renews a lease this process was given only while it is still that lease, or ran out with nobody else taking the row', async () => {
+    const jobs: DeliveryJobRef[] = [];
+    for (let i = 0; i < 3; i++) {
+      const outcome = await messages.prepare({ id: `renew-${i}`, topic: 'batch.renew', payload: { n: i }, confirm: true });
+      if (outcome.kind !== 'created') throw new Error('not created');
+      jobs.push(outcome.jobs[0]!);
+    }
+    const [mine, expired, taken] = jobs as [DeliveryJobRef, DeliveryJobRef, DeliveryJobRef];
+    const given = new Date(Date.now() + 60_000);
+    const gone = new Date(Date.now() - 1_000);
+    // As a confirm batch leaves them: leased to this process, one lease already over.
+    await pool.query('UPDATE deliveries SET lease_until = ? WHERE id IN (?)', [given, [mine.deliveryId, taken.deliveryId]]);
+    await pool.query('UPDATE deliveries SET lease_until = ? WHERE id = ?', [gone, expired.deliveryId]);
+    // Another worker holds `taken` now (its own lease, as after ours ran out and it claimed).
+    await pool.query('UPDATE deliveries SET lease_until = ? WHERE id = ?', [new Date(Date.now() + 30_000), taken.deliveryId]);
+    const lease = () => 20_000;
+
+    expect((await deliveries.renewClaimWithContext(mine, given, lease))?.delivery.id).toBe(mine.deliveryId);
+    expect((await deliveries.renewClaimWithContext(expired, gone, lease))?.message).toMatchObject({ id: 'renew-1', payload: { n: 1 } });
+    expect(await deliveries.renewClaimWithContext(taken, given, lease)).toBeUndefined();
+    // Renewed: the same lease no longer matches, and a stale job gets nothing.
+    expect(await deliveries.renewClaimWithContext(mine, given, lease)).toBeUndefined();
+    expect(await deliveries.renewClaimWithContext({ ...expired, attempt: 1 }, gone, lease)).toBeUndefined();
+    const [rows] = await pool.query<RowDataPacket[]>(
+      `SELECT id, TIMESTAMPDIFF(MICROSECOND, updated_at, lease_until) / 1000 AS lease_ms FROM deliveries WHERE id IN (?) ORDER BY id`,
+      [[mine.deliveryId, expired.deliveryId]],
+    );
+    expect(rows.map((r) => Number(r.lease_ms))).toEqual([20_000, 20_000]);
+  });
+
   it('does not wait for a delivery row another transaction holds: that claim is made alone once it is free', async () => {
     const reports: WriteBatchReport[] = [];
     const claimer = new DeliveryRepository(createDb(pool), undefined, { maxClaimBatchesInFlight: 1, onBatch: (r) => reports.push(r) });

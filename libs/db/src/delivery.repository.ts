@@ -27,6 +27,7 @@ import {
   newDeliveryValues,
   RECORD_ATTEMPT,
   recordAttempts,
+  RENEW_CLAIM,
   ROLL_UP_MESSAGE_STATUS,
   SELECT_CONTEXTS,
   SELECT_NEW_DELIVERIES,
@@ -343,6 +344,20 @@ export class DeliveryRepository {
     // Waits for the held row on its own, so the batch slot is free for the other claims.
     if (answer.alone) return this.claimOne({ job, leaseMs });
     return answer.context;
+  }
+
+  /**
+   * Claims a delivery whose lease this process was given (`heldUntil`, by the transaction that
+   * created it), reading its context afresh and taking a new lease of `leaseMs(context)`; also if
+   * that lease has run out meanwhile, as long as nobody else took the row since. Undefined if the
+   * job no longer matches the row or another holder has it.
+   */
+  async renewClaimWithContext(job: DeliveryJobRef, heldUntil: Date | null, leaseMs: (context: AttemptContext) => number): Promise<AttemptContext | undefined> {
+    const context = await this.loadContext(job.deliveryId);
+    if (!context || !jobMatches(context.delivery, job)) return undefined;
+    const now = this.now();
+    const result = await runSql(this.db, RENEW_CLAIM, [new Date(now.getTime() + leaseMs(context)), now, job.deliveryId, job.generation, job.attempt, now, heldUntil]);
+    return result.affectedRows === 1 ? context : undefined;
   }
 
   private async claimOne(r: ClaimRequest): Promise<AttemptContext | undefined> {

@@ -94,6 +94,14 @@ export const SELECT_NEW_DELIVERIES = 'SELECT id, message_id, subscription_id, ta
 export const CLAIM_DELIVERY = `UPDATE deliveries SET lease_until = ?, updated_at = ?
   WHERE id = ? AND status = 'pending' AND generation = ? AND attempts = ? AND (lease_until IS NULL OR lease_until < ?)`;
 
+/**
+ * A claim of a delivery this process may already hold: as `CLAIM_DELIVERY`, and also when the
+ * lease is still the one it was given (`lease_until` = that lease). Lease until, now, id,
+ * generation, attempts, now, the lease held.
+ */
+export const RENEW_CLAIM = `UPDATE deliveries SET lease_until = ?, updated_at = ?
+  WHERE id = ? AND status = 'pending' AND generation = ? AND attempts = ? AND (lease_until IS NULL OR lease_until < ? OR lease_until = ?)`;
+
 /** A claim batch, the locking read of its deliveries (`?`, an array), in id order; held rows are skipped. */
 export const LOCK_DELIVERIES_FOR_CLAIM = 'SELECT id, status, generation, attempts, lease_until FROM deliveries WHERE id IN (?) ORDER BY id FOR UPDATE SKIP LOCKED';
 

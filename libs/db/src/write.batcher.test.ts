@@ -74,6 +74,27 @@ describe('WriteBatcher', () => {
     expect(await batcher.submit(5)).toBe(5);
   });
 
+  it('with stalledAfterMs, refuses writes beyond maxQueued while they wait behind a quick batch, though slots are free', async () => {
+    // Quick batches run one at a time: with more arriving than one batch at a time can write,
+    // the queue would otherwise grow without bound (and its wait with it) instead of shedding.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const batcher = new WriteBatcher<number, number>(
+      async (inputs) => {
+        await gate;
+        return inputs;
+      },
+      { maxInFlight: 4, maxBatch: 10, maxQueued: 2, stalledAfterMs: 60_000 },
+    );
+    const running = batcher.submit(1);
+    const queued = [batcher.submit(2), batcher.submit(3)];
+    const fourth = batcher.submit(4).then(() => 'queued', (error: unknown) => error);
+    expect(await Promise.race([fourth, new Promise((r) => setTimeout(() => r('queued'), 50))])).toBeInstanceOf(WriteQueueFullError);
+    release();
+    expect(await Promise.all([running, ...queued])).toEqual([1, 2, 3]);
+    expect(await batcher.submit(5)).toBe(5);
+  });
+
   it('reads a weight limit given as a function for each batch', async () => {
     const batches: string[][] = [];
     let limit = 2;

@@ -87,8 +87,11 @@ export class WriteBatcher<In, Out> {
 
   submit(input: In): Promise<Out> {
     const maxQueued = this.options.maxQueued ?? DEFAULT_MAX_QUEUED_WRITES;
-    // A write that would go out at once never waits, so only a full queue with no free slot sheds.
-    if (this.queue.length >= maxQueued && this.inFlight >= this.options.maxInFlight) return Promise.reject(new WriteQueueFullError(maxQueued));
+    // A write that would go out at once never waits, so only a full queue with no slot to start
+    // a batch in sheds — a slot held back for a quick batch (`stalledAfterMs`) is none: writes
+    // arriving faster than one batch at a time writes them would queue without bound.
+    const wouldStart = this.inFlight < this.options.maxInFlight && !this.oneRunsQuickly();
+    if (this.queue.length >= maxQueued && !wouldStart) return Promise.reject(new WriteQueueFullError(maxQueued));
     return new Promise<Out>((resolve, reject) => {
       this.queue.push({ input, resolve, reject });
       this.pump();

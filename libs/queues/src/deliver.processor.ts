@@ -44,8 +44,26 @@ export class DeliverProcessor {
   }
 
   /**
-   * Makes the attempt of a delivery this process already holds the lease of: claimed by
-   * `process`, or leased by the transaction that created it (see `InlineDispatcher.runClaimed`).
+   * Makes the first attempt of a delivery leased to this process by the transaction that created
+   * it (see `InlineDispatcher.runClaimed`), with the context that transaction built. That lease
+   * was measured from the transaction's start: if the commit came so late that what is left would
+   * not cover the send (a lock wait, a slow fsync, a wait for a connection), the send would still
+   * be under way when the lease ran out and another worker could claim and send the same attempt.
+   * Then the delivery is claimed again first, with its context read afresh (a subscription
+   * disabled, deleted or changed while the transaction waited is seen, as by any claim) — unless
+   * another worker took it meanwhile.
+   */
+  async attemptLeased(ref: DeliveryJobRef, context: AttemptContext): Promise<ProcessResult> {
+    const heldUntil = context.delivery.leaseUntil;
+    const leftMs = (heldUntil?.getTime() ?? 0) - Date.now();
+    if (leftMs >= this.leaseMs(context.subscription) - LEASE_MARGIN_MS / 2) return this.attempt(ref, context);
+    const renewed = await this.deps.deliveries.renewClaimWithContext(ref, heldUntil, (c) => this.leaseMs(c.subscription));
+    return renewed ? this.attempt(ref, renewed) : 'skipped';
+  }
+
+  /**
+   * Makes the attempt of a delivery this process holds a lease on long enough for the send:
+   * claimed by `process`, or by `attemptLeased`.
    */
   async attempt(ref: DeliveryJobRef, context: AttemptContext): Promise<ProcessResult> {
     const { deliveries } = this.deps;

@@ -11,7 +11,7 @@ function heldProcessor() {
   return {
     runs,
     process: (r: DeliveryJobRef) => new Promise<ProcessResult>((resolve, reject) => runs.set(r.deliveryId, { resolve, reject })),
-    attempt: (r: DeliveryJobRef, _context: AttemptContext) => new Promise<ProcessResult>((resolve, reject) => runs.set(-r.deliveryId, { resolve, reject })),
+    attemptLeased: (r: DeliveryJobRef, _context: AttemptContext) => new Promise<ProcessResult>((resolve, reject) => runs.set(-r.deliveryId, { resolve, reject })),
   };
 }
 

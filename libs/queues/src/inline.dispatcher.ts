@@ -26,7 +26,7 @@ export class InlineDispatcher {
   private closed = false;
 
   constructor(
-    private readonly processor: Pick<DeliverProcessor, 'process' | 'attempt'>,
+    private readonly processor: Pick<DeliverProcessor, 'process' | 'attemptLeased'>,
     private readonly options: InlineDispatcherOptions,
   ) {}
 
@@ -59,12 +59,13 @@ export class InlineDispatcher {
 
   /**
    * Runs a delivery whose lease its own committed transaction took (no claim, no context read:
-   * the transaction had both), in a slot `reserve` promised. Runs even after `close` began, since
+   * the transaction had both, unless it committed too late for the lease to cover the send — see
+   * `DeliverProcessor.attemptLeased`), in a slot `reserve` promised. Runs even after `close` began, since
    * the lease keeps everyone else off the row until it expires; `close` waits for it.
    */
   runClaimed(ref: DeliveryJobRef, attemptContext: AttemptContext): void {
     this.reserved = Math.max(0, this.reserved - 1);
-    this.start(ref, () => this.processor.attempt(ref, attemptContext));
+    this.start(ref, () => this.processor.attemptLeased(ref, attemptContext));
   }
 
   /**
