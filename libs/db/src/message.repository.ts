@@ -459,7 +459,7 @@ export class MessageRepository {
       return rows.map(() => undefined);
     }
     const answers = new Map<NewMessageRow, PublishAnswer>();
-    for (const row of rounds.stored) answers.set(row, { kind: 'stored', fanOut: fanOut.get(row.id) ?? { jobs: [], deliveries: [] } });
+    for (const row of rounds.stored) answers.set(row, { kind: 'stored', fanOut: handedOver(fanOut.get(row.id) ?? { jobs: [], deliveries: [] }) });
     for (const [row, stored] of rounds.taken) answers.set(row, { kind: 'exists', row: stored });
     if (rounds.duplicate || rows.length > first.size) fallbacks.add('duplicate');
     // The rest (`rounds.rest`) have no answer: their callers publish them on their own.
@@ -543,7 +543,8 @@ export class MessageRepository {
     return ids.map((id) => {
       if (answered.has(id)) return undefined;
       answered.add(id);
-      return confirmed.get(id);
+      const applied = confirmed.get(id);
+      return applied && handedOver(applied);
     });
   }
 
@@ -753,6 +754,14 @@ async function insertInRounds(
     }
   }
   return rounds;
+}
+
+/**
+ * A fan-out as its caller sees it once the leased deliveries were handed to the inline runner:
+ * without them (they carry the subscription's signing secrets, which have no business in an answer).
+ */
+function handedOver<T extends FanOut>({ leased: _leased, ...rest }: T): Omit<T, 'leased'> {
+  return rest;
 }
 
 /** The deliveries a batch's fan-outs leased to this process. */
