@@ -19,7 +19,9 @@ describe('parseConfig', () => {
       maxSubscriptionsPerTopic: 50,
       authDisabled: false,
       checkDefaults: { checkAfterMs: 30_000, checkIntervalMs: 10_000, maxChecks: 15, onChecksExhausted: 'rollback' },
+      delivery: { concurrency: 128, inlineLimit: 512 },
     });
+    expect(parseConfig({ HERALD_API_KEYS: KEYS, HERALD_INLINE_DELIVERIES: '0' }).delivery.inlineLimit).toBe(0);
     expect(config.apiKeys).toEqual([
       { name: 'ops', role: 'admin', token: '0123456789abcdef0123' },
       { name: 'orders', role: 'producer', token: 'fedcba9876543210fedc' },

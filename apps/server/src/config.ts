@@ -52,6 +52,8 @@ export interface Config {
   };
   delivery: {
     concurrency: number;
+    /** Deliveries due now that run at once in the process that committed them (0: none inline). */
+    inlineLimit: number;
     webhookTimeoutMs: number;
     amqpConfirmTimeoutMs: number;
     reconcileIntervalMs: number;
@@ -119,6 +121,7 @@ export function parseConfig(env: Env): Config {
     },
     delivery: {
       concurrency: int(env, 'HERALD_DELIVERY_CONCURRENCY', 128, 1, 1000),
+      inlineLimit: int(env, 'HERALD_INLINE_DELIVERIES', 512, 0, 10_000),
       webhookTimeoutMs: int(env, 'HERALD_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
       amqpConfirmTimeoutMs: int(env, 'HERALD_AMQP_CONFIRM_TIMEOUT_MS', 10_000, 100, 120_000),
       reconcileIntervalMs: int(env, 'HERALD_RECONCILE_INTERVAL_MS', 5_000, 50, 600_000),

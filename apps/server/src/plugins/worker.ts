@@ -72,9 +72,11 @@ export const workerPlugin = fp<{ config: Config }>(
       tracer: app.tracing.tracer,
     });
 
-    // Deliveries due at once skip the queue in the process that committed them (up to as many
-    // again as the queue's worker runs); the queue stays for retries, delays and overflow.
-    const inline = new InlineDispatcher(processor, { maxInFlight: config.delivery.concurrency, enqueue: (refs) => app.scheduler.enqueue(refs), log: app.log });
+    // Deliveries due at once skip the queue in the process that committed them (up to
+    // HERALD_INLINE_DELIVERIES at once, beside the queue's worker); the queue stays for retries,
+    // delays and overflow. An inline run costs a fraction of a queued job, so a fan-out to
+    // several subscriptions is better kept inline than spilled to Redis.
+    const inline = new InlineDispatcher(processor, { maxInFlight: config.delivery.inlineLimit, enqueue: (refs) => app.scheduler.enqueue(refs), log: app.log });
     app.scheduler.runInline((refs) => inline.take(refs));
     // Confirm and direct-publish batches lease the deliveries due now to this process as they
     // create them, so the inline run needs no claim transaction and no read of its context.
