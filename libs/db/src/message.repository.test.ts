@@ -307,6 +307,37 @@ describe('MessageRepository group commit, observed batch by batch', () => {
     }
   });
 
+  it('runs a prepare again when MySQL picks its INSERT as a deadlock victim, instead of failing it', async () => {
+    const holder = await pool.getConnection();
+    try {
+      await holder.query('BEGIN');
+      // Weigh the holder down, so InnoDB picks Herald's INSERT (the lighter transaction) as the victim.
+      const rows = Array.from({ length: 50 }, (_, i) => [`dl-weight-${i}`, 1, new Date(), 0, 'unknown']);
+      await holder.query('INSERT INTO check_attempts (message_id, check_no, started_at, duration_ms, answer) VALUES ?', [rows]);
+      // Locks the gap of the topic index where the new message's entry goes.
+      await holder.query("SELECT seq FROM messages WHERE topic = 'dl.topic' FOR UPDATE");
+      const { repo: r } = observed();
+      const stored = r.prepare(prepared('dl-victim', {}, 'dl.topic'));
+      let settled = false;
+      stored.then(() => (settled = true), () => (settled = true));
+      // The INSERT holds its new row (and id) and waits on that gap.
+      await waitFor(async () => {
+        const [waiting] = await pool.query<RowDataPacket[]>("SELECT 1 FROM information_schema.processlist WHERE db = ? AND info LIKE 'insert into%messages%'", [name]);
+        return waiting.length > 0 ? true : undefined;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(settled).toBe(false);
+      // Now the holder wants that id: a cycle, and InnoDB rolls the INSERT back.
+      await holder.query("SELECT id FROM messages WHERE id = 'dl-victim' FOR UPDATE");
+      await holder.query('COMMIT');
+      expect((await stored).kind).toBe('created');
+      expect((await r.findById('dl-victim'))?.topic).toBe('dl.topic');
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+    }
+  });
+
   it('weighs a row by its UTF-8 bytes, doubled for escaping', () => {
     const row = { id: 'w', topic: 'tt', key: null, payload: JSON.stringify('水'.repeat(100)), headers: '{}', checkUrl: null, traceParent: null };
     // 1 + 2 + 302 (100 × 3 bytes and two quotes) + 2 bytes of text.

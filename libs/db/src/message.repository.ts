@@ -325,7 +325,9 @@ export class MessageRepository {
   private async insertMany(rows: NewMessageRow[]): Promise<InsertAnswer[]> {
     await this.readPacketLimit();
     const first = firstCopies(rows);
-    const rounds = await insertInRounds([...first.values()], (pending) => runSql(this.db, INSERT_MESSAGES, [pending.map(messageValues)]), (ids) => this.findRows(ids));
+    // A deadlocked INSERT (a victim of gap locks near its ids) was rolled back whole: run it again.
+    const insert = (pending: NewMessageRow[]) => withDeadlockRetry(() => runSql(this.db, INSERT_MESSAGES, [pending.map(messageValues)]), BATCH_RETRY.attempts, BATCH_RETRY.options);
+    const rounds = await insertInRounds([...first.values()], insert, (ids) => this.findRows(ids));
     const answers = new Map<NewMessageRow, InsertAnswer>();
     for (const row of rounds.stored) answers.set(row, { kind: 'stored' });
     for (const [row, stored] of rounds.taken) answers.set(row, { kind: 'exists', row: stored });
