@@ -268,7 +268,7 @@ export class DeliveryRepository {
     for (const p of leasable.slice(0, granted)) p.leaseUntil = new Date(now.getTime() + (hold as LeaseHold).leaseMs(p.subscription));
     const values = planned.map((p) => newDeliveryValues(p.message.id, p.subscription.id, p.subscription.target.type, p.runAt, now, p.leaseUntil));
     for (const chunk of deliveryInserts(values)) await runSql(tx, INSERT_DELIVERIES, [chunk]);
-    const rows = await selectSql<{ id: string | number; message_id: string; subscription_id: string; target_type: string }>(tx, SELECT_NEW_DELIVERIES, [[...runAts.keys()]]);
+    const rows = await selectSql<{ id: string | number; message_id: string; subscription_id: string }>(tx, SELECT_NEW_DELIVERIES, [[...runAts.keys()]]);
     const ids = new Map(rows.map((r) => [`${r.message_id}\n${r.subscription_id}`, toNumber(r.id)]));
     for (const p of planned) {
       const id = ids.get(`${p.message.id}\n${p.subscription.id}`);

@@ -87,8 +87,11 @@ export function deliveryInserts(rows: SqlParam[][]): SqlParam[][][] {
   return chunks;
 }
 
-/** Fan-out, the read-back of the new deliveries of the messages (`?`, an array). */
-export const SELECT_NEW_DELIVERIES = 'SELECT id, message_id, subscription_id, target_type FROM deliveries WHERE message_id IN (?) ORDER BY id';
+/**
+ * Fan-out, the read-back of the new deliveries' ids by (message, subscription) for the messages
+ * (`?`, an array); the fan-out knows the rest of each row and orders them itself.
+ */
+export const SELECT_NEW_DELIVERIES = 'SELECT id, message_id, subscription_id FROM deliveries WHERE message_id IN (?)';
 
 /** A lone claim: lease until, now, id, generation, attempts, now. */
 export const CLAIM_DELIVERY = `UPDATE deliveries SET lease_until = ?, updated_at = ?
