@@ -79,7 +79,7 @@ const OFF: Tracing = { traceParentFor: () => null, joinMessage: () => undefined 
 
 /**
  * The SDK, the OTLP exporter and the semantic conventions, imported only when tracing is on.
- * Tracing is off by default, and loaded for nothing they held about 2.5 MiB of heap (code and
+ * Tracing is off by default, and loaded for nothing they held a few MiB of heap (code and
  * the conventions' tables); `@opentelemetry/api`, which the libs use, is a no-op without them.
  */
 async function loadSdk() {
