@@ -609,8 +609,8 @@ describe('MessageRepository group commit of direct publishes', () => {
       );
       const { repo: r, reports, moves } = observed();
       const lead = r.prepare(direct('dirz-lead'));
-      const batch = ['dirz-a', 'dirz-b', 'dirz-c'].map((id) => r.prepare(direct(id)));
-      const held = batch[1] as Promise<unknown>;
+      const batch = ['dirz-b', 'dirz-c', 'dirz-d'].map((id) => r.prepare(direct(id)));
+      const held = batch[0] as Promise<unknown>;
       held.catch(() => undefined);
       expect((await lead).kind).toBe('created');
       const [waiting] = await waitFor(async () => {
@@ -621,13 +621,16 @@ describe('MessageRepository group commit of direct publishes', () => {
         return rows.length > 0 ? rows : undefined;
       });
       await pool.query(`KILL CONNECTION ${Number(waiting?.id)}`);
+      await waitFor(async () => (reports.length > 1 ? true : undefined));
+      // Let the held row go before awaiting the neighbours: 'dirz-b', published on its own, waits
+      // for it while holding gap locks on the message index (its duplicate check met the batch's
+      // rolled-back rows), which the neighbours' own INSERTs would queue behind.
+      await holder.query('ROLLBACK');
       // Had the messages committed without their deliveries, these would find their own rows
       // (200 duplicate) and stay without deliveries for good.
-      const [a, c] = await Promise.all([batch[0], batch[2]]);
-      expect([a?.kind, c?.kind]).toEqual(['created', 'created']);
+      const [b, c, d] = await Promise.all(batch);
+      expect([b?.kind, c?.kind, d?.kind]).toEqual(['created', 'created', 'created']);
       expect(reports[1]).toMatchObject({ kind: 'direct', size: 3, statements: 1, fallbacks: ['failed'] });
-      await holder.query('ROLLBACK');
-      expect((await batch[1])?.kind).toBe('created');
       expect(moves).toHaveLength(4);
       const stored = await deliveryCounts('dirz-');
       expect(stored.size).toBe(4);
