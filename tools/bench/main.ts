@@ -44,6 +44,7 @@ const { values: args } = parseArgs({
     'baseline-connections': { type: 'string', default: '32' },
     'herald-output': { type: 'string' },
     processes: { type: 'string', default: '1' },
+    roles: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -69,7 +70,9 @@ if (args.help) {
   --baseline-connections <n>  MySQL connections of the raw baseline, at most (default 32: the server is shared)
   --herald-output <file>  write the Herald process's last output (its warnings, at the default log level) to <file>
   --processes <n>       run n Herald processes (replicas on one database, each on its own port); each closed-loop
-                        caller and each open-loop pair uses one of them, in turn (default 1)`);
+                        caller and each open-loop pair uses one of them, in turn (default 1)
+  --roles <list>        one Herald process per entry, with that HERALD_ROLE (all, api, worker), e.g. api,worker
+                        for the split of deploy/k8s; requests go to the processes that serve the API`);
   process.exit(0);
 }
 
@@ -109,7 +112,9 @@ async function main() {
   const rawChannel = await amqp.createConfirmChannel();
 
   const heralds: HeraldProcess[] = [];
-  const processCount = Math.max(1, Number(args.processes) || 1);
+  const roles = args.roles ? args.roles.split(',').map((r) => r.trim()) : Array.from({ length: Math.max(1, Number(args.processes) || 1) }, () => undefined);
+  if (roles.some((r) => r !== undefined && !['all', 'api', 'worker'].includes(r))) throw new Error(`--roles takes all, api and worker (got ${args.roles})`);
+  if (roles.every((r) => r === 'worker')) throw new Error('--roles needs at least one process that serves the API (all or api)');
   let urls = args.url ? [args.url] : [];
   let pids = args.pid ? [Number(args.pid)] : [];
   const adminToken = args['admin-token'] ?? BENCH_ADMIN_TOKEN;
@@ -137,12 +142,12 @@ async function main() {
     if (!existsSync(entry)) throw new Error(`${args.entry} is missing: run \`npm run build\` (npm run bench does)`);
     const profileDir = join(outDir, 'profiles');
     try {
-      for (let i = 0; i < processCount; i++) {
+      for (const role of roles) {
         heralds.push(
           await startHerald({
             entry,
             cwd: ROOT,
-            env: heraldEnv,
+            env: role ? { ...heraldEnv, HERALD_ROLE: role } : heraldEnv,
             nodeArgs: [...nodeArgs, ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
           }),
         );
@@ -153,7 +158,7 @@ async function main() {
       await dropBenchState();
       throw err;
     }
-    urls = heralds.map((h) => h.url);
+    urls = heralds.filter((_, i) => roles[i] !== 'worker').map((h) => h.url);
     pids = heralds.map((h) => h.pid);
     log(`Herald started (${heralds.map((h) => `pid ${h.pid} at ${h.url}`).join(', ')}), database ${name}`);
   }
@@ -399,7 +404,7 @@ async function main() {
       at: new Date().toISOString(),
       label: args.label,
       machine,
-      conditions: { entry: args.entry, processes: pids.length, nodeArgs: heralds.length ? nodeArgs : null, baselineConnections: Number(args['baseline-connections']), durationS: durationMs / 1000, concurrencies, rate, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
+      conditions: { entry: args.entry, processes: pids.length, roles: args.roles ?? null, nodeArgs: heralds.length ? nodeArgs : null, baselineConnections: Number(args['baseline-connections']), durationS: durationMs / 1000, concurrencies, rate, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
       memory: { startMiB: startMiB, endMiB: end?.rssMiB ?? null, peakMiB: end?.peakMiB ?? null },
       soak,
       rows,
