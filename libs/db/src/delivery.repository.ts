@@ -27,7 +27,6 @@ import {
   newDeliveryValues,
   RECORD_ATTEMPT,
   recordAttempts,
-  RENEW_CLAIM,
   ROLL_UP_MESSAGE_STATUS,
   SELECT_CONTEXTS,
   SELECT_NEW_DELIVERIES,
@@ -321,9 +320,9 @@ export class DeliveryRepository {
    * Takes the delivery for one attempt if the job still matches the row and nobody else holds
    * it. Of two workers holding the same job, only one gets the lease.
    */
-  async claim(job: DeliveryJobRef, leaseMs: number): Promise<boolean> {
+  async claim(job: DeliveryJobRef, leaseMs: number, heldUntil: Date | null = null): Promise<boolean> {
     const now = this.now();
-    const result = await runSql(this.db, CLAIM_DELIVERY, [new Date(now.getTime() + leaseMs), now, job.deliveryId, job.generation, job.attempt, now]);
+    const result = await runSql(this.db, CLAIM_DELIVERY, [new Date(now.getTime() + leaseMs), now, job.deliveryId, job.generation, job.attempt, now, heldUntil]);
     return result.affectedRows === 1;
   }
 
@@ -353,18 +352,15 @@ export class DeliveryRepository {
    * job no longer matches the row or another holder has it.
    */
   async renewClaimWithContext(job: DeliveryJobRef, heldUntil: Date | null, leaseMs: (context: AttemptContext) => number): Promise<AttemptContext | undefined> {
-    const context = await this.loadContext(job.deliveryId);
-    if (!context || !jobMatches(context.delivery, job)) return undefined;
-    const now = this.now();
-    const result = await runSql(this.db, RENEW_CLAIM, [new Date(now.getTime() + leaseMs(context)), now, job.deliveryId, job.generation, job.attempt, now, heldUntil]);
-    return result.affectedRows === 1 ? context : undefined;
+    return this.claimOne({ job, leaseMs }, heldUntil);
   }
 
-  private async claimOne(r: ClaimRequest): Promise<AttemptContext | undefined> {
+  /** `heldUntil`: a lease this process was given, which the claim may replace (see `CLAIM_DELIVERY`). */
+  private async claimOne(r: ClaimRequest, heldUntil: Date | null = null): Promise<AttemptContext | undefined> {
     const context = await this.loadContext(r.job.deliveryId);
     // Cheap early exit for duplicates and stale jobs; the conditional claim is what guarantees it.
     if (!context || !jobMatches(context.delivery, r.job)) return undefined;
-    return (await this.claim(r.job, r.leaseMs(context))) ? context : undefined;
+    return (await this.claim(r.job, r.leaseMs(context), heldUntil)) ? context : undefined;
   }
 
   /**

@@ -93,16 +93,12 @@ export function deliveryInserts(rows: SqlParam[][]): SqlParam[][][] {
  */
 export const SELECT_NEW_DELIVERIES = 'SELECT id, message_id, subscription_id FROM deliveries WHERE message_id IN (?)';
 
-/** A lone claim: lease until, now, id, generation, attempts, now. */
-export const CLAIM_DELIVERY = `UPDATE deliveries SET lease_until = ?, updated_at = ?
-  WHERE id = ? AND status = 'pending' AND generation = ? AND attempts = ? AND (lease_until IS NULL OR lease_until < ?)`;
-
 /**
- * A claim of a delivery this process may already hold: as `CLAIM_DELIVERY`, and also when the
- * lease is still the one it was given (`lease_until` = that lease). Lease until, now, id,
- * generation, attempts, now, the lease held.
+ * A lone claim: taken if the row is unleased, its lease ran out, or it is still the lease this
+ * process was given (`lease_until` = the last parameter; NULL matches nothing, for a plain claim).
+ * Lease until, now, id, generation, attempts, now, the lease held or NULL.
  */
-export const RENEW_CLAIM = `UPDATE deliveries SET lease_until = ?, updated_at = ?
+export const CLAIM_DELIVERY = `UPDATE deliveries SET lease_until = ?, updated_at = ?
   WHERE id = ? AND status = 'pending' AND generation = ? AND attempts = ? AND (lease_until IS NULL OR lease_until < ? OR lease_until = ?)`;
 
 /** A claim batch, the locking read of its deliveries (`?`, an array), in id order; held rows are skipped. */
