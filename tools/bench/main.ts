@@ -18,7 +18,7 @@ import { closedLoop, openLoop, type LoadResult } from './load.generator';
 import { createRawTable, rawAmqpBaseline, rawMysqlBaseline } from './raw.baseline';
 import { markdownTable, svgChart, type BenchRow } from './report';
 import { startBenchAmqpConsumer, startBenchWebhookSink, type Arrivals } from './sinks';
-import { summarize } from './stats';
+import { summarize, type LatencySummary } from './stats';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -234,6 +234,41 @@ async function main() {
     return { latency: summarize(latencies), undelivered, deliveredPerSec: (doneAt.size - undelivered) / seconds };
   }
 
+  /**
+   * Adds a window's row to the table and returns Herald's rate. The ratio takes what Herald
+   * sustained end to end — what reached the endpoint or the broker's consumer — since accepting
+   * faster than it delivers only builds a backlog.
+   */
+  function addRow(
+    scenario: string,
+    concurrency: BenchRow['concurrency'],
+    load: LoadResult,
+    d: ReturnType<typeof delivered>,
+    requestLatencies: number[],
+    cpuStart: number | undefined,
+    baseline: { name: string; perSec: number; latency: LatencySummary } | null | undefined,
+  ): number {
+    const perSec = load.ok / load.seconds;
+    rows.push({
+      scenario,
+      concurrency,
+      heraldPerSec: perSec,
+      deliveredPerSec: d.deliveredPerSec,
+      errors: load.errors,
+      undelivered: d.undelivered,
+      latency: d.latency,
+      requestLatency: summarize(requestLatencies),
+      baseline: baseline?.name ?? null,
+      baselinePerSec: baseline?.perSec ?? null,
+      baselineLatency: baseline?.latency ?? null,
+      ratio: baseline ? Math.min(perSec, d.deliveredPerSec) / baseline.perSec : null,
+      rssMaxMiB: rss(),
+      heraldCpuMsPerOp: cpuPerOp(cpuStart, load.ok),
+      ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
+    });
+    return perSec;
+  }
+
   /** prepare + confirm pairs on `topic`; each pair's confirm 200 time is kept for the latency. */
   const pairs = (topic: string, tag: string, doneAt: Map<string, number>, requestLatencies: number[]) => async (seq: number) => {
     const id = `${runId}-${tag.replace(/[^A-Za-z0-9_:-]/g, '_')}-${seq}`;
@@ -253,26 +288,7 @@ async function main() {
     const load = await closedLoop(concurrency, durationMs, pairs(topic, `${topic}-${concurrency}`, doneAt, requestLatencies));
     await drain(doneAt.keys(), sink.arrivals, copies);
     const d = delivered(load, doneAt, sink.arrivals, copies);
-    const perSec = load.ok / load.seconds;
-    rows.push({
-      scenario,
-      concurrency,
-      heraldPerSec: perSec,
-      deliveredPerSec: d.deliveredPerSec,
-      errors: load.errors,
-      undelivered: d.undelivered,
-      latency: d.latency,
-      requestLatency: summarize(requestLatencies),
-      baseline: 'MySQL INSERT+UPDATE',
-      baselinePerSec: baseline?.perSec ?? null,
-      baselineLatency: baseline?.latency ?? null,
-      // The ratio takes what Herald sustained end to end: accepting faster than it delivers
-      // only builds a backlog.
-      ratio: baseline ? Math.min(perSec, d.deliveredPerSec) / baseline.perSec : null,
-      rssMaxMiB: rss(),
-      heraldCpuMsPerOp: cpuPerOp(cpuStart, load.ok),
-      ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
-    });
+    const perSec = addRow(scenario, concurrency, load, d, requestLatencies, cpuStart, baseline && { name: 'MySQL INSERT+UPDATE', ...baseline });
     log(`  ${perSec.toFixed(0)} pairs/s, ${load.errors} errors, p99 confirm→delivered ${d.latency.p99} ms, undelivered ${d.undelivered}`);
   }
 
@@ -295,25 +311,7 @@ async function main() {
     });
     await drain(doneAt.keys(), consumer.arrivals, 1);
     const d = delivered(load, doneAt, consumer.arrivals, 1);
-    const perSec = load.ok / load.seconds;
-    rows.push({
-      scenario: 'direct publish → RabbitMQ',
-      concurrency,
-      heraldPerSec: perSec,
-      deliveredPerSec: d.deliveredPerSec,
-      errors: load.errors,
-      undelivered: d.undelivered,
-      latency: d.latency,
-      requestLatency: summarize(requestLatencies),
-      baseline: 'amqplib confirmed publish',
-      baselinePerSec: rawPerSec,
-      baselineLatency: summarize(raw.latencies),
-      // Herald's figure for this ratio is what reached the broker's consumer, not what it accepted.
-      ratio: Math.min(perSec, d.deliveredPerSec) / rawPerSec,
-      rssMaxMiB: rss(),
-      heraldCpuMsPerOp: cpuPerOp(cpuStart, load.ok),
-      ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
-    });
+    const perSec = addRow('direct publish → RabbitMQ', concurrency, load, d, requestLatencies, cpuStart, { name: 'amqplib confirmed publish', perSec: rawPerSec, latency: summarize(raw.latencies) });
     log(`  raw ${rawPerSec.toFixed(0)}/s; Herald ${perSec.toFixed(0)} accepted/s, ${d.deliveredPerSec.toFixed(0)} delivered/s, p99 ${d.latency.p99} ms`);
   }
 
@@ -328,24 +326,7 @@ async function main() {
     clearInterval(ticker);
     await drain(doneAt.keys(), sink.arrivals, 1);
     const d = delivered(load, doneAt, sink.arrivals, 1);
-    const perSec = load.ok / load.seconds;
-    rows.push({
-      scenario: `prepare+confirm at ${rate}/s → webhook`,
-      concurrency: 'open',
-      heraldPerSec: perSec,
-      deliveredPerSec: d.deliveredPerSec,
-      errors: load.errors,
-      undelivered: d.undelivered,
-      latency: d.latency,
-      requestLatency: summarize(requestLatencies),
-      baseline: null,
-      baselinePerSec: null,
-      baselineLatency: null,
-      ratio: null,
-      rssMaxMiB: rss(),
-      heraldCpuMsPerOp: cpuPerOp(cpuStart, load.ok),
-      ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
-    });
+    const perSec = addRow(`prepare+confirm at ${rate}/s → webhook`, 'open', load, d, requestLatencies, cpuStart, null);
     log(`  ${perSec.toFixed(0)} pairs/s, ${load.errors} errors, confirm→delivered p50/p95/p99 ${d.latency.p50}/${d.latency.p95}/${d.latency.p99} ms`);
   }
 
