@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { LeaseSlots } from '@herald/db';
 import type { Config } from './config';
 import { authPlugin } from './plugins/auth';
 import { installDrain } from './plugins/drain';
@@ -51,11 +52,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   installDrain(app);
   installRequestLogBindings(app);
 
+  // A process that sends runs deliveries in these slots: confirms lease into them as they commit.
+  const sends = config.role !== 'api' && options.worker !== false;
+  const slots = sends ? new LeaseSlots(config.delivery.inlineLimit, { webhookTimeoutMs: config.delivery.webhookTimeoutMs, amqpConfirmTimeoutMs: config.delivery.amqpConfirmTimeoutMs }) : undefined;
+
   await app.register(metricsPlugin);
   await app.register(tracingPlugin, { config: config.tracing });
-  await app.register(mysqlPlugin, { url: config.databaseUrl, poolSize: config.dbPoolSize, checkDefaults: config.checkDefaults, checkIntervalCapMs: config.checks.intervalCapMs });
+  await app.register(mysqlPlugin, { url: config.databaseUrl, poolSize: config.dbPoolSize, checkDefaults: config.checkDefaults, checkIntervalCapMs: config.checks.intervalCapMs, slots });
   await app.register(redisPlugin, { url: config.redisUrl });
-  await app.register(queuesPlugin, { redisUrl: config.redisUrl, prefix: config.queuePrefix });
+  await app.register(queuesPlugin, { config, slots });
   await app.register(limitsPlugin, { ...config.limits, redisUrl: config.redisUrl, redisPrefix: config.queuePrefix });
   await app.register(authPlugin, { keys: config.apiKeys, disabled: config.authDisabled });
   await app.register(swaggerPlugin);
@@ -65,7 +70,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(messageRoutes, { allowPrivateUrls: config.allowPrivateUrls });
     await app.register(subscriptionRoutes, { allowPrivateUrls: config.allowPrivateUrls, maxPerTopic: config.maxSubscriptionsPerTopic });
   }
-  if (config.role !== 'api' && options.worker !== false) await app.register(workerPlugin, { config });
+  if (sends) await app.register(workerPlugin, { config });
   return app;
 }
 

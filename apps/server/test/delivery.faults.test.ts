@@ -30,9 +30,9 @@ function tally(ids: string[], answeredOk: string[]) {
 
 describe('zero loss under faults', () => {
   it('delivers everything after every Herald key is wiped from Redis while deliveries are pending', async () => {
-    const env = { HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300', HERALD_WEBHOOK_TIMEOUT_MS: '2000' };
+    const prefix = unique('herald_t_wipe');
+    const env = { HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300', HERALD_WEBHOOK_TIMEOUT_MS: '2000', HERALD_QUEUE_PREFIX: prefix };
     const app = await buildTestApp(db.url, env);
-    const prefix = (app as unknown as { deliveryQueue: { opts: { prefix: string } } }).deliveryQueue.opts.prefix;
     let healthy = false;
     const answeredOk: string[] = [];
     const sink = await startWebhookSink((hit, res) => {

@@ -2,16 +2,19 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import type { FastifyInstance } from 'fastify';
-import { asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue, prepareBody } from './helpers';
+import { Queue } from 'bullmq';
+import { DELIVERY_QUEUE } from '@herald/queues';
+import { asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue, prepareBody, REDIS_URL } from './helpers';
 import { startAmqpConsumer, startWebhookSink, waitFor } from './sinks';
 
 let app: FastifyInstance;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let sink: Awaited<ReturnType<typeof startWebhookSink>>;
+const queuePrefix = `herald_t_${randomBytes(3).toString('hex')}`;
 
 beforeAll(async () => {
   db = await createTestDatabase('dlv');
-  app = await buildTestApp(db.url, { HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '500', HERALD_WEBHOOK_TIMEOUT_MS: '2000' });
+  app = await buildTestApp(db.url, { HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '500', HERALD_WEBHOOK_TIMEOUT_MS: '2000', HERALD_QUEUE_PREFIX: queuePrefix });
   sink = await startWebhookSink();
 });
 afterAll(async () => {
@@ -280,7 +283,12 @@ describe('webhook delivery', () => {
     const id = await publish(topic, { n: 1 }, { delayMs: 300 });
     const [row] = (await app.mysql.query('SELECT id FROM deliveries WHERE message_id = ?', [id]))[0] as Array<{ id: string }>;
     // Extra jobs for the same attempt, under other ids, as a confused replica might add.
-    for (let i = 0; i < 5; i++) await app.deliveryQueue.add('deliver', { deliveryId: Number(row!.id), generation: 0, attempt: 0 }, { jobId: `dup-${id}-${i}`, delay: 300 });
+    const queue = new Queue(DELIVERY_QUEUE, { connection: { url: REDIS_URL }, prefix: queuePrefix });
+    try {
+      for (let i = 0; i < 5; i++) await queue.add('deliver', { deliveryId: Number(row!.id), generation: 0, attempt: 0 }, { jobId: `dup-${id}-${i}`, delay: 300 });
+    } finally {
+      await queue.close();
+    }
     await waitFor(statusIs(id, 'delivered'), 'delivered');
     await new Promise((r) => setTimeout(r, 800));
     expect(sink.hitsFor(id)).toHaveLength(1);

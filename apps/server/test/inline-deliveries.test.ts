@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { asAdmin, asProducer, buildTestApp, createTestDatabase } from './helpers';
+import { Queue } from 'bullmq';
+import { DELIVERY_QUEUE } from '@herald/queues';
+import { asAdmin, asProducer, buildTestApp, createTestDatabase, REDIS_URL } from './helpers';
 import { startWebhookSink, waitFor } from './sinks';
 
 /**
@@ -38,9 +40,14 @@ async function finish(app: FastifyInstance, id: string): Promise<void> {
   await waitFor(async () => (await app.inject({ url: `/v1/messages/${id}`, headers: asProducer })).json().status === 'delivered', 'delivered');
 }
 
-const queuedJobs = async (app: FastifyInstance) => {
-  const counts = await app.deliveryQueue.getJobCounts('active', 'waiting', 'delayed', 'prioritized');
-  return Object.values(counts).reduce((a, b) => a + b, 0);
+const queuedJobs = async (prefix: string) => {
+  const queue = new Queue(DELIVERY_QUEUE, { connection: { url: REDIS_URL }, prefix });
+  try {
+    const counts = await queue.getJobCounts('active', 'waiting', 'delayed', 'prioritized');
+    return Object.values(counts).reduce((a, b) => a + b, 0);
+  } finally {
+    await queue.close();
+  }
 };
 
 describe('HERALD_INLINE_DELIVERIES', () => {
@@ -49,10 +56,11 @@ describe('HERALD_INLINE_DELIVERIES', () => {
     ['at 0, sends every delivery through the queue', { HERALD_INLINE_DELIVERIES: '0' }, 1],
   ] as const)('%s', async (_, env, jobs) => {
     const db = await createTestDatabase('inl');
-    const app = await buildTestApp(db.url, env);
+    const prefix = `herald_t_${randomBytes(3).toString('hex')}`;
+    const app = await buildTestApp(db.url, { ...env, HERALD_QUEUE_PREFIX: prefix });
     try {
       const id = await sendUnderWay(app);
-      expect(await queuedJobs(app)).toBe(jobs);
+      expect(await queuedJobs(prefix)).toBe(jobs);
       await finish(app, id);
     } finally {
       for (const res of held.splice(0)) res.destroy();

@@ -2,8 +2,9 @@ import { createConnection, createPool, type Pool, type PoolOptions } from 'mysql
 import { drizzle, type MySql2Database } from 'drizzle-orm/mysql2';
 import * as messageSchema from './schema/messages';
 import * as deliverySchema from './schema/deliveries';
+import * as subscriptionSchema from './schema/subscriptions';
 
-const schema = { ...messageSchema, ...deliverySchema };
+const schema = { ...messageSchema, ...deliverySchema, ...subscriptionSchema };
 
 export type HeraldDb = MySql2Database<typeof schema> & { $client: Pool };
 

@@ -1,46 +1,20 @@
-import type { DeliveryRow } from './schema/deliveries';
-import { MESSAGE_SELECT, type MessageRecord } from './message.statements';
-import { caseById, toDate, toDateOrNull, toNumber, type SqlParam } from './sql.runner';
-import { SUBSCRIPTION_SELECT, type SubscriptionRecord } from './subscription.statements';
+import { deliveries, type DeliveryRow } from './schema/deliveries';
+import { MESSAGE_ROW } from './message.statements';
+import { rowCodec } from './row.codec';
+import { caseById, type SqlParam } from './sql.runner';
+import { SUBSCRIPTION_ROW } from './subscription.statements';
 
-/**
- * The hot statements on deliveries and their attempts as fixed text (see sql.runner.ts): fan-out
- * at confirm, claims, attempt contexts and attempt results. Locking reads keep the lock order
- * the repository documents (message rows, then delivery rows, each in id order).
- */
-export const DELIVERY_COLUMNS = [
-  'id', 'message_id', 'subscription_id', 'target_type', 'status', 'attempts', 'generation', 'next_attempt_at', 'lease_until', 'last_error',
-  'last_status_code', 'created_at', 'updated_at', 'delivered_at', 'dead_at',
-] as const;
+// The hot statements on deliveries and their attempts as fixed text (see sql.runner.ts). Locking
+// reads keep one lock order: message rows, then delivery rows, each in id order.
 
-/** A `deliveries` row as mysql2 returns it (connection.ts), under `DELIVERY_SELECT`'s aliases. */
-export interface DeliveryRecord {
-  /** BIGINT UNSIGNED: a string with `bigNumberStrings`. */
-  d_id: string | number;
-  d_message_id: string;
-  d_subscription_id: string;
-  d_target_type: string;
-  d_status: string;
-  d_attempts: number;
-  d_generation: number;
-  d_next_attempt_at: string | null;
-  d_lease_until: string | null;
-  d_last_error: string | null;
-  d_last_status_code: number | null;
-  d_created_at: string;
-  d_updated_at: string;
-  d_delivered_at: string | null;
-  d_dead_at: string | null;
-}
-
-/** The select list of a whole delivery, for `FROM deliveries d`. */
-const DELIVERY_SELECT = DELIVERY_COLUMNS.map((c) => `d.${c} AS d_${c}`).join(', ');
+/** A whole delivery, each column aliased `d_…` to share a row with its message and subscription. */
+export const DELIVERY_ROW = rowCodec(deliveries, 'deliveries', 'd', 'd_');
 
 /** One row of an attempt's context: the delivery, its message, and its subscription if it still exists. */
-export type ContextRecord = DeliveryRecord & MessageRecord & ({ s_id: null } | SubscriptionRecord);
+export type ContextRecord = Record<string, unknown> & { s_id: string | null };
 
 /** `?`: the delivery ids, an array (never empty). */
-export const SELECT_CONTEXTS = `SELECT ${DELIVERY_SELECT}, ${MESSAGE_SELECT}, ${SUBSCRIPTION_SELECT} FROM deliveries d
+export const SELECT_CONTEXTS = `SELECT ${DELIVERY_ROW.select}, ${MESSAGE_ROW.select}, ${SUBSCRIPTION_ROW.select} FROM deliveries d
   INNER JOIN messages m ON m.id = d.message_id
   LEFT JOIN subscriptions s ON s.id = d.subscription_id
   WHERE d.id IN (?)`;
@@ -173,27 +147,6 @@ export const ROLL_UP_MESSAGE_STATUS = `
       m.updated_at = ?
     WHERE m.id IN (?)
       AND m.status IN ('confirmed', 'delivered', 'failed')`;
-
-/** A delivery row as drizzle's `select().from(deliveries)` gave it. */
-export function toDeliveryRow(r: DeliveryRecord): DeliveryRow {
-  return {
-    id: toNumber(r.d_id),
-    messageId: r.d_message_id,
-    subscriptionId: r.d_subscription_id,
-    targetType: r.d_target_type,
-    status: r.d_status,
-    attempts: r.d_attempts,
-    generation: r.d_generation,
-    nextAttemptAt: toDateOrNull(r.d_next_attempt_at),
-    leaseUntil: toDateOrNull(r.d_lease_until),
-    lastError: r.d_last_error,
-    lastStatusCode: r.d_last_status_code,
-    createdAt: toDate(r.d_created_at),
-    updatedAt: toDate(r.d_updated_at),
-    deliveredAt: toDateOrNull(r.d_delivered_at),
-    deadAt: toDateOrNull(r.d_dead_at),
-  };
-}
 
 /** A delivery's state as the locking reads of a claim or an attempt batch return it. */
 export interface DeliveryStateRecord {

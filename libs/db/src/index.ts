@@ -1,9 +1,17 @@
 export * from './connection';
 export * from './driver-errors';
 export * from './migrator';
+export * from './lease-slots';
+export * from './rows';
+export { type FanOut, type LeasedDelivery } from './fan-out';
 export * from './message.repository';
+export * from './check.repository';
 export * from './subscription.repository';
 export * from './delivery.repository';
+export * from './claim.repository';
+export * from './attempt.repository';
+export { withDeadlockRetry } from './transactions';
 export { messages, checkAttempts, type MessageRow } from './schema/messages';
-export { subscriptions, deliveries, deliveryAttempts } from './schema/deliveries';
+export { deliveries, deliveryAttempts, type DeliveryRow } from './schema/deliveries';
+export { subscriptions } from './schema/subscriptions';
 export { WriteBatcher, WriteQueueFullError, DEFAULT_MAX_QUEUED_WRITES, STALLED_BATCH_MS, type OnWriteBatch, type WriteBatchFallback, type WriteBatchKind, type WriteBatchReport } from './write.batcher';

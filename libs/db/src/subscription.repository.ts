@@ -3,9 +3,9 @@ import { and, asc, eq, gt, ne, or, sql } from 'drizzle-orm';
 import type { RowDataPacket } from 'mysql2/promise';
 import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, type BackoffPolicy, type SigningSecrets, type Subscription, type Target } from '@herald/domain';
 import type { HeraldDb } from './connection';
-import { subscriptions, type SubscriptionRow } from './schema/deliveries';
+import { subscriptions, type SubscriptionRow } from './schema/subscriptions';
 import { selectSql, type SqlExecutor } from './sql.runner';
-import { SELECT_ENABLED_SUBSCRIPTIONS, toSubscriptionRow, type SubscriptionRecord } from './subscription.statements';
+import { SELECT_ENABLED_SUBSCRIPTIONS, SUBSCRIPTION_ROW } from './subscription.statements';
 
 export interface NewSubscription {
   name: string;
@@ -202,8 +202,8 @@ export class SubscriptionRepository {
    * for an API answer: the secrets are only for signing.
    */
   static async enabled(executor: SqlExecutor): Promise<Array<Subscription & SigningSecrets>> {
-    const rows = await selectSql<SubscriptionRecord>(executor, SELECT_ENABLED_SUBSCRIPTIONS, []);
-    return rows.map((r) => withSecrets(toSubscriptionRow(r)));
+    const rows = await selectSql<object>(executor, SELECT_ENABLED_SUBSCRIPTIONS, []);
+    return rows.map((r) => withSecrets(SUBSCRIPTION_ROW.decode(r)));
   }
 }
 

@@ -43,3 +43,10 @@ export function resolveCheckPolicy(requested: Partial<CheckPolicy>, defaults: Ch
     onChecksExhausted: requested.onChecksExhausted ?? defaults.onChecksExhausted,
   };
 }
+
+/** One check round of one message, claimed by one sweeper: the job that makes check `check`. */
+export interface CheckJobRef {
+  seq: bigint;
+  messageId: string;
+  check: number;
+}

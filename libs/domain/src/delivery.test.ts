@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { committedStatus } from './delivery';
+import { attemptVerdict, deliveryLeaseMs } from './delivery';
 import { backoffDelayMs, nextAttemptDelayMs, parseRetryAfter } from './retry-policy';
-import { isTopicPattern, topicMatches } from './topic-pattern';
+import { TOPIC_PATTERN_GRAMMAR, topicMatches } from './topic-pattern';
 
 describe('topicMatches', () => {
   it.each([
@@ -38,9 +38,10 @@ describe('topicMatches', () => {
     expect(performance.now() - started).toBeLessThan(500);
   });
 
-  it('validates pattern grammar', () => {
-    for (const ok of ['a', 'a.b', '*', '#', 'a.*.#', 'x-y_z.*']) expect(isTopicPattern(ok), ok).toBe(true);
-    for (const bad of ['', 'a..b', '.a', 'a.', 'a*', 'a.b#', '**', 'a b', 'x'.repeat(201)]) expect(isTopicPattern(bad), bad).toBe(false);
+  it('has a grammar that takes words and wildcards and refuses empty or glued ones', () => {
+    const grammar = new RegExp(TOPIC_PATTERN_GRAMMAR);
+    for (const ok of ['a', 'a.b', '*', '#', 'a.*.#', 'x-y_z.*']) expect(grammar.test(ok), ok).toBe(true);
+    for (const bad of ['', 'a..b', '.a', 'a.', 'a*', 'a.b#', '**', 'a b']) expect(grammar.test(bad), bad).toBe(false);
   });
 });
 
@@ -75,12 +76,36 @@ describe('parseRetryAfter', () => {
   });
 });
 
-describe('committedStatus', () => {
-  it('is failed while any delivery is dead, delivered when all are, confirmed otherwise', () => {
-    expect(committedStatus([])).toBe('confirmed');
-    expect(committedStatus([{ status: 'pending' }, { status: 'delivered' }])).toBe('confirmed');
-    expect(committedStatus([{ status: 'delivered' }, { status: 'delivered' }])).toBe('delivered');
-    expect(committedStatus([{ status: 'delivered' }, { status: 'dead' }])).toBe('failed');
-    expect(committedStatus([{ status: 'pending' }, { status: 'dead' }])).toBe('failed');
+describe('attemptVerdict', () => {
+  const now = new Date('2026-01-01T00:00:00Z');
+  const sub = { maxAttempts: 3, backoff: { initialMs: 1_000, maxMs: 8_000 } };
+  const half = () => 0.5;
+
+  it('delivers on success, whatever the attempt', () => {
+    expect(attemptVerdict({ ok: true, durationMs: 1 }, 3, sub, now)).toEqual({ kind: 'delivered' });
+  });
+
+  it('retries a failure before the last attempt after the backoff, or a longer Retry-After', () => {
+    expect(attemptVerdict({ ok: false, durationMs: 1, error: 'HTTP 500' }, 2, sub, now, half)).toEqual({ kind: 'retry', runAt: new Date(now.getTime() + 1_500) });
+    expect(attemptVerdict({ ok: false, durationMs: 1, retryAfterMs: 60_000 }, 1, sub, now, half)).toEqual({ kind: 'retry', runAt: new Date(now.getTime() + 60_000) });
+  });
+
+  it('gives up at the last attempt, and at once on a permanent failure or 410 Gone', () => {
+    expect(attemptVerdict({ ok: false, durationMs: 1, error: 'HTTP 500' }, 3, sub, now)).toEqual({ kind: 'dead', reason: 'gave up after 3 attempts: HTTP 500' });
+    expect(attemptVerdict({ ok: false, durationMs: 1, error: 'HTTP 410', gone: true }, 1, sub, now)).toEqual({ kind: 'dead', reason: 'HTTP 410' });
+    expect(attemptVerdict({ ok: false, durationMs: 1, permanent: true }, 1, sub, now)).toEqual({ kind: 'dead', reason: 'permanent failure' });
+  });
+
+  it('treats an attempt whose subscription vanished as the last', () => {
+    expect(attemptVerdict({ ok: false, durationMs: 1 }, 1, undefined, now).kind).toBe('dead');
+  });
+});
+
+describe('deliveryLeaseMs', () => {
+  const timeouts = { webhookTimeoutMs: 10_000, amqpConfirmTimeoutMs: 7_000 };
+  it("outlives the send: the webhook's own timeout, else the default, plus a margin", () => {
+    expect(deliveryLeaseMs({ type: 'webhook', url: 'https://x.example', timeoutMs: 2_000 }, timeouts)).toBe(7_000);
+    expect(deliveryLeaseMs({ type: 'webhook', url: 'https://x.example' }, timeouts)).toBe(15_000);
+    expect(deliveryLeaseMs({ type: 'rabbitmq', exchange: 'x' }, timeouts)).toBe(12_000);
   });
 });

@@ -45,7 +45,3 @@ export function isUndecided(status: MessageStatus): boolean {
 export function isCommitted(status: MessageStatus): boolean {
   return (COMMITTED_STATUSES as readonly MessageStatus[]).includes(status);
 }
-
-export function isMessageStatus(value: string): value is MessageStatus {
-  return (MESSAGE_STATUSES as readonly string[]).includes(value);
-}

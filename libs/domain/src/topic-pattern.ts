@@ -5,12 +5,6 @@
  */
 export const TOPIC_PATTERN_GRAMMAR = '^([A-Za-z0-9_-]+|\\*|#)(\\.([A-Za-z0-9_-]+|\\*|#))*$';
 
-const GRAMMAR = new RegExp(TOPIC_PATTERN_GRAMMAR);
-
-export function isTopicPattern(pattern: string): boolean {
-  return pattern.length >= 1 && pattern.length <= 200 && GRAMMAR.test(pattern);
-}
-
 export function topicMatches(pattern: string, topic: string): boolean {
   if (!pattern.includes('*') && !pattern.includes('#')) return pattern === topic;
   const p = pattern.split('.');

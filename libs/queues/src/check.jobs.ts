@@ -1,5 +1,5 @@
 import type { JobsOptions } from 'bullmq';
-import type { CheckJobRef } from '@herald/db';
+import type { CheckJobRef } from '@herald/domain';
 
 /** The check-back queue: one repeatable `sweep` job (a BullMQ job scheduler) and `check` jobs. */
 export const CHECK_QUEUE = 'checks';

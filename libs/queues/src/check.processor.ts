@@ -1,16 +1,18 @@
 import type { Tracer } from '@opentelemetry/api';
-import { parseCheckAnswer, type AttemptResult, type CheckAnswer } from '@herald/domain';
-import type { CheckJobRef, CheckOutcome, DeliveryJobRef, MessageRepository } from '@herald/db';
+import { parseCheckAnswer, type AttemptResult, type CheckAnswer, type CheckJobRef } from '@herald/domain';
+import type { CheckOutcome, CheckRepository, MessageRepository } from '@herald/db';
 import { traceHeaders, type WebhookSender } from '@herald/delivery';
+import type { DeliveryDispatcher } from './delivery.dispatcher';
 import { endSpan, SpanKind, startMessageSpan, traceFields, type QueueLog } from './observability';
 
 export interface CheckProcessorDeps {
-  messages: MessageRepository;
+  messages: Pick<MessageRepository, 'findById'>;
+  checks: Pick<CheckRepository, 'record'>;
   sender: WebhookSender;
   /** The whsec_ secret check calls are signed with (HERALD_CHECK_SECRET). */
   secret: string;
   timeoutMs: number;
-  scheduleDeliveries: (jobs: readonly DeliveryJobRef[], messageId: string) => Promise<void>;
+  dispatcher: Pick<DeliveryDispatcher, 'dispatch'>;
   onCheck?: (answer: CheckAnswer, durationMs: number) => void;
   log?: QueueLog;
   /** With tracing on: each call is a span in the message's trace, and its context is sent on. */
@@ -59,7 +61,7 @@ export class CheckProcessor {
       const parsed = result.statusCode === undefined ? { answer: 'unknown' as const, reason: result.error } : parseCheckAnswer(result.statusCode, result.responseExcerpt);
       answer = parsed.answer;
       this.deps.onCheck?.(answer, result.durationMs);
-      outcome = await this.deps.messages.recordCheck(ref, {
+      outcome = await this.deps.checks.record(ref, {
         startedAt,
         durationMs: result.durationMs,
         answer,
@@ -78,7 +80,7 @@ export class CheckProcessor {
         answer === undefined ? 'recording the check failed' : answer === 'unknown' ? 'the producer did not answer commit or rollback' : undefined,
       );
     }
-    if (outcome.kind === 'confirmed') await this.deps.scheduleDeliveries(outcome.jobs, message.id);
+    if (outcome.kind === 'confirmed') await this.deps.dispatcher.dispatch(outcome, message.id);
     return outcome;
   }
 }

@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
-import type { MessageRepository } from '@herald/db';
+import type { CheckRepository } from '@herald/db';
 import { checkJob } from './check.jobs';
-import { requeue } from './requeue';
+import { restoreJobs } from './restore-jobs';
 
 export interface CheckSweeperOptions {
   batchSize: number;
@@ -17,7 +17,7 @@ export interface CheckSweeperOptions {
  */
 export class CheckSweeper {
   constructor(
-    private readonly messages: MessageRepository,
+    private readonly checks: Pick<CheckRepository, 'claimDue'>,
     private readonly queue: Queue,
     private readonly options: CheckSweeperOptions,
   ) {}
@@ -26,10 +26,10 @@ export class CheckSweeper {
   async sweep(): Promise<number> {
     let total = 0;
     for (let batch = 0; batch < 20; batch++) {
-      const claimed = await this.messages.claimDueChecks(this.options.batchSize, this.options.leaseMs);
+      const claimed = await this.checks.claimDue(this.options.batchSize, this.options.leaseMs);
       // A round is claimed again only when its job did not run within the lease: replace an
       // orphaned job under the same id rather than trust its existence.
-      if (claimed.length > 0) await requeue(this.queue, claimed.map(checkJob));
+      if (claimed.length > 0) await restoreJobs(this.queue, claimed.map(checkJob));
       total += claimed.length;
       if (claimed.length < this.options.batchSize) break;
     }

@@ -1,21 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Span, Tracer } from '@opentelemetry/api';
-import { activeSecrets, type AttemptResult, type Subscription, type TargetType } from '@herald/domain';
-import type { AttemptContext, AttemptOutcome, DeliveryJobRef, DeliveryRepository, SubscriptionRepository } from '@herald/db';
+import { activeSecrets, deliveryLeaseMs, LEASE_MARGIN_MS, type AttemptResult, type DeliveryJobRef, type SendTimeouts, type TargetType } from '@herald/domain';
+import type { AttemptContext, AttemptOutcome, AttemptRepository, ClaimRepository, SubscriptionRepository } from '@herald/db';
 import { traceHeaders, withTraceHeaders, type RabbitPublisher, type WebhookSender } from '@herald/delivery';
-import type { DeliveryScheduler } from './delivery.scheduler';
 import { endSpan, SpanKind, startMessageSpan, traceFields, type QueueLog } from './observability';
 
 export interface DeliverProcessorDeps {
-  deliveries: DeliveryRepository;
+  claims: ClaimRepository;
+  attempts: AttemptRepository;
   subscriptions: SubscriptionRepository;
   webhook: WebhookSender;
   rabbit: RabbitPublisher;
-  scheduler: DeliveryScheduler;
-  /** Webhook timeout when the subscription sets none. */
-  defaultTimeoutMs: number;
-  /** The RabbitMQ publisher's confirm timeout. */
-  rabbitConfirmTimeoutMs: number;
+  /** The webhook timeout when a subscription sets none, and the RabbitMQ confirm timeout. */
+  timeouts: SendTimeouts;
   onAttempt?: (target: TargetType, result: AttemptResult) => void;
   onFinished?: (target: TargetType, status: 'delivered' | 'dead') => void;
   log?: QueueLog;
@@ -23,42 +20,38 @@ export interface DeliverProcessorDeps {
   tracer?: Tracer;
 }
 
-export type ProcessResult = 'delivered' | 'retry' | 'dead' | 'skipped';
+/** What an attempt came to; a retry names the next attempt, for the dispatcher to schedule. */
+export type ProcessResult = { kind: 'delivered' | 'dead' | 'skipped' } | { kind: 'retry'; next: DeliveryJobRef };
 
-const LEASE_MARGIN_MS = 5_000;
+const SKIPPED: ProcessResult = { kind: 'skipped' };
 
 /**
  * Makes one attempt of one delivery. Idempotent: the claim (a conditional UPDATE on the row's
  * generation, attempt count and lease) lets exactly one holder of a job send, and a duplicate,
- * stale or already-finished job does nothing.
+ * stale or already-finished job does nothing. It schedules nothing: the dispatcher does.
  */
 export class DeliverProcessor {
   constructor(private readonly deps: DeliverProcessorDeps) {}
 
   async process(ref: DeliveryJobRef): Promise<ProcessResult> {
-    const { deliveries } = this.deps;
     // Duplicate, stale and already-finished jobs get no context: the claim is conditional on the row.
-    const context = await deliveries.claimWithContext(ref, (c) => this.leaseMs(c.subscription));
-    if (!context) return 'skipped';
+    const context = await this.deps.claims.claimWithContext(ref, (c) => this.leaseMs(c));
+    if (!context) return SKIPPED;
     return this.attempt(ref, context);
   }
 
   /**
    * Makes the first attempt of a delivery leased to this process by the transaction that created
-   * it (see `InlineDispatcher.runClaimed`), with the context that transaction built. That lease
-   * was measured from the transaction's start: if the commit came so late that what is left would
-   * not cover the send (a lock wait, a slow fsync, a wait for a connection), the send would still
-   * be under way when the lease ran out and another worker could claim and send the same attempt.
-   * Then the delivery is claimed again first, with its context read afresh (a subscription
-   * disabled, deleted or changed while the transaction waited is seen, as by any claim) — unless
-   * another worker took it meanwhile.
+   * it, with the context that transaction built. If the commit came so late that the rest of the
+   * lease would not cover the send, the delivery is claimed afresh first (its context read again),
+   * unless another worker took it meanwhile.
    */
   async attemptLeased(ref: DeliveryJobRef, context: AttemptContext): Promise<ProcessResult> {
     const heldUntil = context.delivery.leaseUntil;
     const leftMs = (heldUntil?.getTime() ?? 0) - Date.now();
-    if (leftMs >= this.leaseMs(context.subscription) - LEASE_MARGIN_MS / 2) return this.attempt(ref, context);
-    const renewed = await this.deps.deliveries.renewClaimWithContext(ref, heldUntil, (c) => this.leaseMs(c.subscription));
-    return renewed ? this.attempt(ref, renewed) : 'skipped';
+    if (leftMs >= this.leaseMs(context) - LEASE_MARGIN_MS / 2) return this.attempt(ref, context);
+    const renewed = await this.deps.claims.renewClaimWithContext(ref, heldUntil, (c) => this.leaseMs(c));
+    return renewed ? this.attempt(ref, renewed) : SKIPPED;
   }
 
   /**
@@ -66,7 +59,7 @@ export class DeliverProcessor {
    * claimed by `process`, or by `attemptLeased`.
    */
   async attempt(ref: DeliveryJobRef, context: AttemptContext): Promise<ProcessResult> {
-    const { deliveries } = this.deps;
+    const { attempts } = this.deps;
     const row = context.delivery;
     const target = row.targetType as TargetType;
     const sub = context.subscription;
@@ -76,11 +69,11 @@ export class DeliverProcessor {
     const log = once(() => this.deps.log?.child({ messageId: context.message.id, deliveryId: ref.deliveryId, subscriptionId: row.subscriptionId, attempt: ref.attempt + 1 }));
     if (!sub || !sub.enabled) {
       const reason = !sub ? 'subscription was deleted' : `subscription is disabled${sub.disabledReason ? `: ${sub.disabledReason}` : ''}`;
-      if (await deliveries.markDead(ref, context.message.id, reason)) {
+      if (await attempts.markDead(ref, context.message.id, reason)) {
         this.deps.onFinished?.(target, 'dead');
         log()?.warn({ target, reason }, 'delivery is dead without an attempt');
       }
-      return 'dead';
+      return { kind: 'dead' };
     }
 
     const startedAt = new Date();
@@ -91,7 +84,7 @@ export class DeliverProcessor {
     try {
       result = await this.send(context, ref, traceHeaders(span));
       this.deps.onAttempt?.(target, result);
-      outcome = await deliveries.recordAttempt(ref, context, result, startedAt);
+      outcome = await attempts.record(ref, context, result, startedAt);
     } finally {
       endSpan(
         span,
@@ -106,31 +99,21 @@ export class DeliverProcessor {
     switch (outcome.kind) {
       case 'retry':
         attemptLog()?.info({ ...seen, error: result.error, nextAttemptAt: outcome.job.runAt.toISOString() }, 'delivery attempt failed; retrying later');
-        await this.deps.scheduler.schedule([outcome.job]).catch((err: Error) => {
-          // MySQL already has the next attempt; the reconciler will enqueue it.
-          attemptLog()?.warn({ err: { message: err.message } }, 'could not enqueue the next attempt');
-        });
-        return 'retry';
+        return { kind: 'retry', next: outcome.job };
       case 'delivered':
       case 'dead':
         this.deps.onFinished?.(target, outcome.kind);
         if (outcome.kind === 'dead') attemptLog()?.warn({ ...seen, reason: outcome.reason }, 'delivery is dead');
         else if (this.deps.log?.isLevelEnabled?.('debug') !== false) attemptLog()?.debug(seen, 'delivered');
-        return outcome.kind;
+        return { kind: outcome.kind };
       default:
         attemptLog()?.debug(seen, 'attempt not recorded: the delivery was replayed or finished meanwhile');
-        return 'skipped';
+        return SKIPPED;
     }
   }
 
-  /**
-   * How long a lease on a delivery to `subscription` lasts: it outlives the send's own timeout, so
-   * it is never taken from a live sender, and expires soon after, so a killed sender's delivery
-   * is retried promptly.
-   */
-  leaseMs(subscription: Pick<Subscription, 'target'> | undefined): number {
-    const target = subscription?.target;
-    return (target?.type === 'webhook' ? target.timeoutMs ?? this.deps.defaultTimeoutMs : this.deps.rabbitConfirmTimeoutMs) + LEASE_MARGIN_MS;
+  private leaseMs(context: AttemptContext): number {
+    return deliveryLeaseMs(context.subscription?.target, this.deps.timeouts);
   }
 
   /** A span per attempt in the message's trace (none with tracing off). No URL: it may carry a token. */
@@ -173,7 +156,7 @@ export class DeliverProcessor {
         // With tracing on the trace headers point at this attempt's span, replacing any the message or subscription carries.
         headers: withTraceHeaders({ ...message.headers, ...sub.target.headers }, trace),
         secrets: activeSecrets(sub, new Date()),
-        timeoutMs: sub.target.timeoutMs ?? this.deps.defaultTimeoutMs,
+        timeoutMs: sub.target.timeoutMs ?? this.deps.timeouts.webhookTimeoutMs,
       });
     }
     return this.deps.rabbit.publish({

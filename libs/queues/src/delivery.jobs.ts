@@ -1,5 +1,5 @@
 import type { JobsOptions } from 'bullmq';
-import type { DeliveryJobRef } from '@herald/db';
+import type { DeliveryJobRef } from '@herald/domain';
 
 /** The delivery queue's name; keys live under HERALD_QUEUE_PREFIX. */
 export const DELIVERY_QUEUE = 'deliveries';

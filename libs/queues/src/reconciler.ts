@@ -1,5 +1,5 @@
 import type { DeliveryRepository } from '@herald/db';
-import type { DeliveryScheduler } from './delivery.scheduler';
+import type { DeliveryDispatcher } from './delivery.dispatcher';
 
 export interface ReconcilerOptions {
   intervalMs: number;
@@ -20,8 +20,8 @@ export class Reconciler {
   private running?: Promise<number>;
 
   constructor(
-    private readonly deliveries: DeliveryRepository,
-    private readonly scheduler: DeliveryScheduler,
+    private readonly deliveries: Pick<DeliveryRepository, 'overdue'>,
+    private readonly dispatcher: Pick<DeliveryDispatcher, 'recover'>,
     private readonly options: ReconcilerOptions,
   ) {}
 
@@ -41,9 +41,9 @@ export class Reconciler {
 
   /** One pass of at most one batch; returns how many deliveries it handed to the queue. */
   async sweep(): Promise<number> {
-    const due = await this.deliveries.due(this.options.batchSize, this.options.graceMs);
-    await this.scheduler.reschedule(due.map((ref) => ({ ...ref, runAt: new Date() })));
-    return due.length;
+    const overdue = await this.deliveries.overdue(this.options.batchSize, this.options.graceMs);
+    await this.dispatcher.recover(overdue);
+    return overdue.length;
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,16 @@
 import fp from 'fastify-plugin';
-import { createDatabasePool, createDb, DeliveryRepository, MessageRepository, SubscriptionRepository, type OnWriteBatch } from '@herald/db';
+import {
+  AttemptRepository,
+  CheckRepository,
+  ClaimRepository,
+  createDatabasePool,
+  createDb,
+  DeliveryRepository,
+  MessageRepository,
+  SubscriptionRepository,
+  type LeaseSlots,
+  type OnWriteBatch,
+} from '@herald/db';
 import type { CheckPolicy } from '@herald/domain';
 import type { Pool } from 'mysql2/promise';
 import { loggable } from './errors';
@@ -8,8 +19,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     mysql: Pool;
     messages: MessageRepository;
+    checks: CheckRepository;
     subscriptions: SubscriptionRepository;
     deliveries: DeliveryRepository;
+    claims: ClaimRepository;
+    attempts: AttemptRepository;
   }
 }
 
@@ -18,6 +32,8 @@ export interface MysqlPluginOptions {
   poolSize: number;
   checkDefaults: CheckPolicy;
   checkIntervalCapMs: number;
+  /** In processes that send: confirms and direct publishes create deliveries due now leased to this process. */
+  slots?: LeaseSlots;
 }
 
 /** The MySQL pool and the repositories on it. Creating the pool opens no connection yet. */
@@ -32,18 +48,16 @@ export const mysqlPlugin = fp<MysqlPluginOptions>(
       for (const reason of report.fallbacks) app.metrics.writeBatchFallbacks.inc({ kind: report.kind, reason });
       app.log.debug({ kind: report.kind, size: report.size, fallbacks: report.fallbacks, ...(report.error !== undefined && { err: loggable(report.error) }) }, 'write batch fell back');
     };
-    const messages = new MessageRepository(db, {
-      defaults: options.checkDefaults,
-      checkIntervalCapMs: options.checkIntervalCapMs,
-      // Counted after the commit answered: a batch that committed but whose answer was lost
-      // (the connection dropped during COMMIT) leaves its transitions uncounted.
-      onTransition: (from, to) => app.metrics.transitions.inc({ from, to }),
-      onBatch,
-    });
+    // Counted after the commit answered: a batch that committed but whose answer was lost
+    // (the connection dropped during COMMIT) leaves its transitions uncounted.
+    const onTransition = (from: string, to: string) => app.metrics.transitions.inc({ from, to });
     app.decorate('mysql', pool);
-    app.decorate('messages', messages);
+    app.decorate('messages', new MessageRepository(db, { defaults: options.checkDefaults, onTransition, onBatch, slots: options.slots }));
+    app.decorate('checks', new CheckRepository(db, { checkIntervalCapMs: options.checkIntervalCapMs, onTransition }));
     app.decorate('subscriptions', new SubscriptionRepository(db));
-    app.decorate('deliveries', new DeliveryRepository(db, undefined, { onBatch }));
+    app.decorate('deliveries', new DeliveryRepository(db));
+    app.decorate('claims', new ClaimRepository(db, { onBatch }));
+    app.decorate('attempts', new AttemptRepository(db, { onBatch }));
     app.addHook('onClose', async () => {
       // A MySQL that stopped answering must not turn a clean shutdown into a failed one: every
       // 2xx was already committed, and the process exit drops the sockets anyway.

@@ -3,29 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Gauge } from 'prom-client';
-import { RabbitPublisher, WebhookSender } from '@herald/delivery';
-import {
-  CHECK_QUEUE,
-  CHECK_SWEEP_SCHEDULER,
-  CheckProcessor,
-  CheckSweeper,
-  DELIVERY_QUEUE,
-  DeliverProcessor,
-  InlineDispatcher,
-  Reconciler,
-  type CheckJobData,
-  type DeliveryJobData,
-} from '@herald/queues';
+import { CHECK_QUEUE, CHECK_SWEEP_SCHEDULER, CheckProcessor, CheckSweeper, DELIVERY_QUEUE, Reconciler, type CheckJobData, type DeliveryJobData } from '@herald/queues';
 import type { Config } from '../config';
 import { boundedReading } from './metrics';
 import { outageLog } from './outage-log';
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** Present in processes that deliver: opens (or checks) the RabbitMQ confirm channel. */
-    rabbitPing?: () => Promise<void>;
-  }
-}
 
 /** The ids a failed job's log line needs to be found with its message or delivery (jobs carry ids only). */
 function jobIds(data: unknown): Record<string, unknown> {
@@ -45,48 +26,15 @@ async function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
 }
 
 /**
- * The worker role: processes delivery jobs and runs the reconciler. Registered after the
- * infrastructure plugins, so on close it stops first: no new jobs, active ones finish, then
- * the pools it uses are closed.
+ * The worker role: BullMQ workers hand delivery jobs to the dispatcher and run check calls; the
+ * reconciler and the check sweeper rebuild the schedule from MySQL. Registered after the
+ * infrastructure plugins, so on close it stops first: no new jobs, active ones and inline runs
+ * finish, then the pools it uses are closed.
  */
 export const workerPlugin = fp<{ config: Config }>(
   async (app, { config }) => {
-    const webhook = new WebhookSender({ allowPrivateUrls: config.allowPrivateUrls });
-    const rabbit = new RabbitPublisher({ url: config.amqpUrl, confirmTimeoutMs: config.delivery.amqpConfirmTimeoutMs });
-    app.decorate('rabbitPing', () => rabbit.ping());
-    const m = app.metrics;
-    const processor = new DeliverProcessor({
-      deliveries: app.deliveries,
-      subscriptions: app.subscriptions,
-      webhook,
-      rabbit,
-      scheduler: app.scheduler,
-      defaultTimeoutMs: config.delivery.webhookTimeoutMs,
-      rabbitConfirmTimeoutMs: config.delivery.amqpConfirmTimeoutMs,
-      onAttempt: (target, result) => {
-        m.deliveryAttempts.inc({ target, outcome: result.ok ? 'success' : 'failure' });
-        m.deliveryAttemptSeconds.observe({ target }, result.durationMs / 1000);
-      },
-      onFinished: (target, status) => m.deliveriesFinished.inc({ target, status }),
-      log: app.log,
-      tracer: app.tracing.tracer,
-    });
-
-    // Deliveries due at once skip the queue in the process that committed them (up to
-    // HERALD_INLINE_DELIVERIES at once, beside the queue's worker); the queue stays for retries,
-    // delays and overflow. An inline run costs a fraction of a queued job, so a fan-out to
-    // several subscriptions is better kept inline than spilled to Redis.
-    const inline = new InlineDispatcher(processor, { maxInFlight: config.delivery.inlineLimit, enqueue: (refs) => app.scheduler.enqueue(refs), log: app.log });
-    app.scheduler.runInline((refs) => inline.take(refs));
-    // Confirm and direct-publish batches lease the deliveries due now to this process as they
-    // create them, so the inline run needs no claim transaction and no read of its context.
-    app.messages.leaseFanOut({
-      reserve: (wanted) => inline.reserve(wanted),
-      release: (count) => inline.release(count),
-      leaseMs: (subscription) => processor.leaseMs(subscription),
-      run: ({ job, context }) => inline.runClaimed(job, context),
-    });
-
+    const { dispatcher, senders, metrics: m } = app;
+    if (!senders) throw new Error('the worker needs the senders: register the queues plugin with slots');
     /** A BullMQ worker on a Redis connection of its own, logging errors and failed jobs. */
     const startWorker = <T>(queue: string, process: (job: Job<T>) => Promise<unknown>, concurrency: number, whatHappensOnFailure: string) => {
       // BullMQ workers block on Redis and must retry forever: maxRetriesPerRequest null.
@@ -113,12 +61,12 @@ export const workerPlugin = fp<{ config: Config }>(
 
     const { worker, redis: connection } = startWorker<DeliveryJobData>(
       DELIVERY_QUEUE,
-      async (job) => processor.process({ ...job.data, runAt: new Date() }),
+      async (job) => (await dispatcher.runQueued({ ...job.data, runAt: new Date() })).kind,
       config.delivery.concurrency,
       'BullMQ retries it, or, after its last try, the reconciler re-enqueues the delivery',
     );
 
-    const reconciler = new Reconciler(app.deliveries, app.scheduler, {
+    const reconciler = new Reconciler(app.deliveries, dispatcher, {
       intervalMs: config.delivery.reconcileIntervalMs,
       graceMs: config.delivery.reconcileGraceMs,
       batchSize: 500,
@@ -152,13 +100,14 @@ export const workerPlugin = fp<{ config: Config }>(
         if (counts) for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     });
-    const sweeper = new CheckSweeper(app.messages, checkQueue, { batchSize: 200, leaseMs: config.checks.timeoutMs + 5_000 });
+    const sweeper = new CheckSweeper(app.checks, checkQueue, { batchSize: 200, leaseMs: config.checks.timeoutMs + 5_000 });
     const checker = new CheckProcessor({
       messages: app.messages,
-      sender: webhook,
+      checks: app.checks,
+      sender: senders.webhook,
       secret: checkSecret,
       timeoutMs: config.checks.timeoutMs,
-      scheduleDeliveries: app.scheduleDeliveries,
+      dispatcher,
       onCheck: (answer, durationMs) => {
         m.checks.inc({ answer });
         m.checkSeconds.observe(durationMs / 1000);
@@ -191,19 +140,16 @@ export const workerPlugin = fp<{ config: Config }>(
       // Let active jobs finish (their results are recorded in MySQL), both workers at once within
       // one budget; with Redis unreachable there is nothing to finish with, so do not wait.
       const redisUp = connection.status === 'ready' && checkConnection.status === 'ready';
-      app.scheduler.runInline(undefined);
-      app.messages.leaseFanOut(undefined);
       // Inline runs need MySQL and the endpoint, not Redis: they always get the drain budget, so a
       // send under way is recorded rather than cut off and sent again after its lease.
       await Promise.all([
         settleWithin(Promise.all([worker.close(!redisUp), checkWorker.close(!redisUp)]), redisUp ? config.shutdownTimeoutMs - 2_000 : 1_000),
-        settleWithin(inline.close(), config.shutdownTimeoutMs - 2_000),
+        settleWithin(dispatcher.close(), config.shutdownTimeoutMs - 2_000),
       ]);
       connection.disconnect();
       checkConnection.disconnect();
       await settleWithin(Promise.all([checkQueue.close(), checkQueueReader.close()]), 1_000);
       gaugeRedis.disconnect();
-      await Promise.all([webhook.close(), rabbit.close()]);
     });
   },
   { name: 'herald-worker', dependencies: ['herald-queues', 'herald-mysql', 'herald-metrics', 'herald-tracing'] },

@@ -41,9 +41,9 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       case 'conflict':
         throw new HttpProblem(409, `message ${id} is ${result.message.status}; it cannot be ${verb}`);
       case 'applied':
-        // Committed: the deliveries exist in MySQL whatever happens to this enqueue.
-        await app.scheduleDeliveries(result.jobs, id);
-        return toApiMessage(result.message, result.deliveries);
+        // Committed: the deliveries exist in MySQL whatever becomes of this dispatch.
+        await app.dispatcher.dispatch(result.fanOut, id);
+        return toApiMessage(result.message, result.fanOut.deliveries);
       default:
         return withDeliveries(result.message);
     }
@@ -85,8 +85,8 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       throw new HttpProblem(409, `message ${outcome.message.id} already exists with different content`, 'id');
     }
     if (outcome.kind === 'created') {
-      await app.scheduleDeliveries(outcome.jobs, outcome.message.id);
-      return reply.code(201).send(toApiMessage(outcome.message, outcome.deliveries));
+      await app.dispatcher.dispatch(outcome.fanOut, outcome.message.id);
+      return reply.code(201).send(toApiMessage(outcome.message, outcome.fanOut.deliveries));
     }
     return reply.code(200).send(await withDeliveries(outcome.message));
   });
@@ -127,7 +127,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
   }, async (request) => {
     const message = await app.messages.findById(request.params.id);
     if (!message) throw new HttpProblem(404, `message ${request.params.id} not found`);
-    const checkAttempts = await app.messages.checkAttempts(message.id);
+    const checkAttempts = await app.checks.attempts(message.id);
     return { ...(await withDeliveries(message)), checkAttempts: checkAttempts.map((c) => ({ ...c, at: c.at.toISOString() })) };
   });
 
@@ -174,8 +174,8 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
     if (!message) throw new HttpProblem(404, `message ${id} not found`);
     app.tracing.joinMessage(request, message);
     if (!isCommitted(message.status)) throw new HttpProblem(409, `message ${id} is ${message.status}; only confirmed messages have deliveries`);
-    const jobs = await app.deliveries.requeueMessage(id, request.body?.all === true);
-    await app.scheduleDeliveries(jobs, id);
+    const jobs = await app.deliveries.replayMessage(id, request.body?.all === true);
+    await app.dispatcher.dispatch({ jobs }, id);
     return reply.code(202).send({ requeued: jobs.length });
   });
 

@@ -176,8 +176,8 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
     if (!(await app.subscriptions.get(id))) throw notFound(id);
     const since = request.body?.since ? new Date(request.body.since) : undefined;
     const until = request.body?.until ? new Date(request.body.until) : undefined;
-    const jobs = await app.deliveries.requeueSubscription(id, since, until);
-    await app.scheduleDeliveries(jobs, `subscription:${id}`);
+    const jobs = await app.deliveries.replaySubscription(id, since, until);
+    await app.dispatcher.dispatch({ jobs }, `subscription:${id}`);
     return reply.code(202).send({ requeued: jobs.length });
   });
 };

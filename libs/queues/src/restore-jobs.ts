@@ -3,13 +3,12 @@ import type { JobsOptions, Queue } from 'bullmq';
 const LIVE = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
 
 /**
- * Adds jobs with deterministic ids for the recovery paths (reconciler, check sweeper), making
- * sure an id is not held by a job that will never run. BullMQ ignores an add whose job key
- * exists, and after Redis loses keys mid-operation (a wipe, a failover) a job hash can survive
- * outside every list — half written, or finished but never removed. Such an orphan would block
- * its id forever; it is removed first. A live job (queued or running) is left as it is.
+ * Adds jobs with deterministic ids for the recovery paths (reconciler, check sweeper). BullMQ
+ * ignores an add whose job key exists, and after Redis loses keys mid-operation a job hash can
+ * survive outside every list and block its id forever: such an orphan is removed first. A live
+ * job (queued or running) is left as it is.
  */
-export async function requeue(queue: Queue, jobs: ReadonlyArray<{ name: string; data: unknown; opts: JobsOptions }>): Promise<number> {
+export async function restoreJobs(queue: Queue, jobs: ReadonlyArray<{ name: string; data: unknown; opts: JobsOptions }>): Promise<number> {
   const fresh: typeof jobs[number][] = [];
   await Promise.all(
     jobs.map(async (job) => {

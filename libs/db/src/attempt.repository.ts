@@ -1,0 +1,202 @@
+import { and, eq } from 'drizzle-orm';
+import { attemptVerdict, type AttemptResult, type DeliveryJobRef } from '@herald/domain';
+import type { HeraldDb } from './connection';
+import {
+  attemptResultCases,
+  attemptResultValues,
+  attemptValues,
+  INSERT_ATTEMPTS,
+  LOCK_DELIVERIES_SKIP_LOCKED,
+  LOCK_MESSAGE_IDS_SKIP_LOCKED,
+  RECORD_ATTEMPT,
+  recordAttempts,
+  type AttemptResultSet,
+  type DeliveryStateRecord,
+} from './delivery.statements';
+import { ERROR_MAX, type AttemptContext } from './rows';
+import { deliveries, deliveryAttempts } from './schema/deliveries';
+import { runSql, selectSql, toNumber } from './sql.runner';
+import { BATCH_RETRY, lockMessages, rollUpMessageStatus, withDeadlockRetry } from './transactions';
+import { STALLED_BATCH_MS, WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
+
+export type AttemptOutcome =
+  | { kind: 'delivered' }
+  | { kind: 'retry'; job: DeliveryJobRef }
+  | { kind: 'dead'; reason: string }
+  /** The delivery was replayed or finished meanwhile: this result no longer applies. */
+  | { kind: 'stale' };
+
+/** One attempt's result, ready to write: what the row becomes, and the attempt record. */
+interface AttemptWrite {
+  job: DeliveryJobRef;
+  messageId: string;
+  outcome: AttemptOutcome;
+  now: Date;
+  set: AttemptResultSet;
+  attempt: typeof deliveryAttempts.$inferInsert;
+}
+
+/** A batch's answer for one write: undefined sends the write its own way (`writeOne`). */
+type AttemptAnswer = AttemptOutcome | undefined;
+
+export interface AttemptRepositoryOptions {
+  /** Attempt results written at once once a batch has stalled (default 4; 0: each on its own). */
+  maxBatchesInFlight?: number;
+  stalledBatchMs?: number;
+  maxQueuedWrites?: number;
+  onBatch?: OnWriteBatch;
+  now?: () => Date;
+}
+
+/**
+ * Attempt results: each attempt is recorded and its delivery moved on (delivered, retried or
+ * dead, decided by `attemptVerdict`) in one transaction with its message's status.
+ */
+export class AttemptRepository {
+  private readonly batches?: WriteBatcher<AttemptWrite, AttemptAnswer>;
+  private readonly onBatch: OnWriteBatch;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly db: HeraldDb,
+    options: AttemptRepositoryOptions = {},
+  ) {
+    this.now = options.now ?? (() => new Date());
+    this.onBatch = options.onBatch ?? (() => undefined);
+    const maxInFlight = options.maxBatchesInFlight ?? 4;
+    if (maxInFlight > 0) {
+      this.batches = new WriteBatcher((ws) => this.writeMany(ws), { maxInFlight, maxBatch: 200, maxQueued: options.maxQueuedWrites, stalledAfterMs: options.stalledBatchMs ?? STALLED_BATCH_MS });
+    }
+  }
+
+  async record(job: DeliveryJobRef, context: AttemptContext, result: AttemptResult, startedAt: Date, random?: () => number): Promise<AttemptOutcome> {
+    const now = this.now();
+    const attemptNo = job.attempt + 1;
+    const verdict = attemptVerdict(result, attemptNo, context.subscription, now, random);
+    const error = result.error?.slice(0, ERROR_MAX) ?? null;
+    const outcome: AttemptOutcome =
+      verdict.kind === 'retry' ? { kind: 'retry', job: { deliveryId: job.deliveryId, generation: job.generation, attempt: attemptNo, runAt: verdict.runAt } } : verdict;
+    const write: AttemptWrite = {
+      job,
+      messageId: context.message.id,
+      outcome,
+      now,
+      set: {
+        status: verdict.kind === 'retry' ? 'pending' : verdict.kind,
+        attempts: attemptNo,
+        lastStatusCode: result.statusCode ?? null,
+        lastError: verdict.kind === 'dead' ? verdict.reason.slice(0, ERROR_MAX) : error,
+        nextAttemptAt: verdict.kind === 'retry' ? verdict.runAt : null,
+        deliveredAt: verdict.kind === 'delivered' ? now : null,
+        deadAt: verdict.kind === 'dead' ? now : null,
+      },
+      attempt: {
+        deliveryId: job.deliveryId,
+        generation: job.generation,
+        attempt: attemptNo,
+        startedAt,
+        durationMs: Math.max(0, Math.round(result.durationMs)),
+        ok: result.ok,
+        statusCode: result.statusCode ?? null,
+        error,
+        responseExcerpt: result.responseExcerpt?.slice(0, 1024) ?? null,
+      },
+    };
+    if (!this.batches) return this.writeOne(write);
+    // Left out of its batch (a row another transaction held, or the batch failed): on its own.
+    return (await this.batches.submit(write)) ?? this.writeOne(write);
+  }
+
+  /** Marks a delivery dead without an attempt (its subscription was deleted or disabled). */
+  async markDead(job: DeliveryJobRef, messageId: string, reason: string): Promise<boolean> {
+    const now = this.now();
+    return withDeadlockRetry(() =>
+      this.db.transaction(async (tx) => {
+        await lockMessages(tx, [messageId]);
+        const [result] = await tx
+          .update(deliveries)
+          .set({ status: 'dead', deadAt: now, nextAttemptAt: null, leaseUntil: null, lastError: reason.slice(0, ERROR_MAX), updatedAt: now })
+          .where(and(eq(deliveries.id, job.deliveryId), eq(deliveries.generation, job.generation), eq(deliveries.attempts, job.attempt), eq(deliveries.status, 'pending')));
+        if (result.affectedRows === 1) await rollUpMessageStatus(tx, [messageId], now);
+        return result.affectedRows === 1;
+      }),
+    );
+  }
+
+  /** One attempt in its own transaction (a batch of one, or a write its batch left out). */
+  private writeOne(w: AttemptWrite): Promise<AttemptOutcome> {
+    return withDeadlockRetry(() =>
+      this.db.transaction(async (tx) => {
+        await lockMessages(tx, [w.messageId]);
+        const updated = await runSql(tx, RECORD_ATTEMPT, [...attemptResultValues(w.set), w.now, w.job.deliveryId, w.job.generation, w.job.attempt]);
+        // Someone replayed or finished it meanwhile: this attempt's result no longer applies.
+        if (updated.affectedRows !== 1) return { kind: 'stale' } as const;
+        await runSql(tx, INSERT_ATTEMPTS, [[attemptValues(w.attempt)]]);
+        if (w.outcome.kind !== 'retry') await rollUpMessageStatus(tx, [w.messageId], w.now);
+        return w.outcome;
+      }),
+    );
+  }
+
+  /**
+   * A batch of results in one transaction: locks its messages, then its deliveries (id order,
+   * SKIP LOCKED: a held row's write answers undefined and goes alone), keeps the writes whose job
+   * still matches, and records them with one UPDATE, one INSERT and one roll-up.
+   */
+  private async writeMany(ws: AttemptWrite[]): Promise<AttemptAnswer[]> {
+    const only = ws.length === 1 ? ws[0] : undefined;
+    // A batch of one is written in the batch's slot, so that writes arriving meanwhile group.
+    if (only) return [await this.writeOne(only)];
+    const fallbacks = new Set<WriteBatchFallback>();
+    let statements = 0;
+    let answers: AttemptAnswer[];
+    try {
+      answers = await withDeadlockRetry(
+        () =>
+          this.db.transaction(async (tx) => {
+            fallbacks.clear();
+            statements = 0;
+            const messageIds = [...new Set(ws.map((w) => w.messageId))].sort();
+            const lockedMessages = await selectSql<{ id: string }>(tx, LOCK_MESSAGE_IDS_SKIP_LOCKED, [messageIds]);
+            const heldMessages = new Set(lockedMessages.map((r) => r.id));
+            const ids = [...new Set(ws.filter((w) => heldMessages.has(w.messageId)).map((w) => w.job.deliveryId))].sort((a, b) => a - b);
+            const rows = ids.length === 0 ? [] : (await selectSql<DeliveryStateRecord>(tx, LOCK_DELIVERIES_SKIP_LOCKED, [ids])).map((r) => ({ ...r, id: toNumber(r.id) }));
+            const held = new Set(rows.map((r) => r.id));
+            const current = new Map(rows.map((r) => [r.id, r]));
+            const live: AttemptWrite[] = [];
+            const result = ws.map((w): AttemptAnswer => {
+              // Not locked: held by another transaction (or gone) — the single path waits or finds out.
+              if (!heldMessages.has(w.messageId) || !held.has(w.job.deliveryId)) {
+                fallbacks.add('skipped-locked');
+                return undefined;
+              }
+              const row = current.get(w.job.deliveryId);
+              if (!row || row.status !== 'pending' || row.generation !== w.job.generation || row.attempts !== w.job.attempt) return { kind: 'stale' };
+              // A second write for the same attempt finds the row moved on by the first.
+              current.delete(w.job.deliveryId);
+              live.push(w);
+              return w.outcome;
+            });
+            if (live.length === 0) return result;
+            const cases = attemptResultCases(live.map((w) => ({ id: w.job.deliveryId, set: w.set })));
+            const updated = await runSql(tx, recordAttempts(live.length), [...cases, live[0]?.now ?? this.now(), live.map((w) => w.job.deliveryId)]);
+            statements++;
+            // The rows are locked and were checked: anything else means the batch is wrong, undo it.
+            if (updated.affectedRows !== live.length) throw new Error(`attempt batch changed ${updated.affectedRows} of ${live.length} deliveries`);
+            await runSql(tx, INSERT_ATTEMPTS, [live.map((w) => attemptValues(w.attempt))]);
+            const settled = live.filter((w) => w.outcome.kind !== 'retry');
+            if (settled.length > 0) await rollUpMessageStatus(tx, [...new Set(settled.map((w) => w.messageId))], settled[0]?.now ?? this.now());
+            return result;
+          }),
+        BATCH_RETRY.attempts,
+        BATCH_RETRY.options,
+      );
+    } catch (error) {
+      // Nothing of the batch committed (or its COMMIT answer was lost, and each write finds its row moved on).
+      this.onBatch({ kind: 'attempt', size: ws.length, statements: 0, fallbacks: ['failed'], error });
+      return ws.map(() => undefined);
+    }
+    this.onBatch({ kind: 'attempt', size: ws.length, statements, fallbacks: [...fallbacks] });
+    return answers;
+  }
+}

@@ -1,0 +1,136 @@
+import { topicMatches, type DeliveryJobRef, type SigningSecrets, type StoredMessage, type Subscription } from '@herald/domain';
+import type { HeraldDb } from './connection';
+import { deliveryInserts, INSERT_DELIVERIES, newDeliveryValues, SELECT_NEW_DELIVERIES } from './delivery.statements';
+import type { LeaseSlots } from './lease-slots';
+import type { AttemptContext, DeliverySummary } from './rows';
+import type { DeliveryRow } from './schema/deliveries';
+import { runSql, selectSql, toNumber } from './sql.runner';
+import { SubscriptionRepository } from './subscription.repository';
+import type { Tx } from './transactions';
+
+/** A delivery created with its lease held by this process, and everything its first attempt needs. */
+export interface LeasedDelivery {
+  job: DeliveryJobRef;
+  context: AttemptContext & { subscription: Subscription & SigningSecrets };
+}
+
+/** The deliveries one message's commit created. */
+export interface FanOut {
+  /** For the dispatcher: every delivery created but those in `leased`. */
+  jobs: DeliveryJobRef[];
+  /** The API's view of all of them, by id. */
+  deliveries: DeliverySummary[];
+  /** Created leased to this process (each holds one slot): the dispatcher runs them. */
+  leased: LeasedDelivery[];
+}
+
+
+
+/** The slots one try of a transaction took: given back if it fails, handed over with its leases if it commits. */
+export class SlotHold {
+  private taken = 0;
+
+  constructor(readonly slots: LeaseSlots) {}
+
+  take(wanted: number): number {
+    const granted = this.slots.take(wanted);
+    this.taken += granted;
+    return granted;
+  }
+
+  /** Gives back what the committed try took beyond its leased deliveries (each of those keeps its slot). */
+  settle(leased: number): void {
+    this.slots.give(this.taken - leased);
+    this.taken = 0;
+  }
+}
+
+/**
+ * One try of a transaction whose fan-out may create leased deliveries. If it fails (or its answer
+ * is lost) its slots are given back and the rows' leases just expire: the reconciler takes them.
+ */
+export async function leasingTransaction<T>(db: HeraldDb, slots: LeaseSlots | undefined, work: (tx: Tx, hold: SlotHold | undefined) => Promise<T>, leased: (result: T) => number): Promise<T> {
+  const hold = slots && new SlotHold(slots);
+  let result: T;
+  try {
+    result = await db.transaction((tx) => work(tx, hold));
+  } catch (error) {
+    hold?.settle(0);
+    throw error;
+  }
+  hold?.settle(leased(result));
+  return result;
+}
+
+/** A message whose deliveries a commit creates; `stored` (its API form) lets them be leased. */
+export interface FanOutSource {
+  id: string;
+  topic: string;
+  delayMs: number;
+  stored?: StoredMessage;
+}
+
+/**
+ * Creates one pending delivery per enabled subscription matching each message's topic, inside
+ * the transaction that commits the messages: one read of the subscriptions, multi-row INSERTs
+ * and one read-back for the whole batch. With `hold`, deliveries due now of messages given with
+ * `stored` are created leased to this process, as many as it has slots for.
+ */
+export async function fanOut(tx: Tx, batch: readonly FanOutSource[], now: Date, hold?: SlotHold): Promise<Map<string, FanOut>> {
+  const result = new Map<string, FanOut>();
+  if (batch.length === 0) return result;
+  const enabled = await SubscriptionRepository.enabled(tx);
+  const runAts = new Map<string, Date>();
+  const planned = batch.flatMap((message) => {
+    const runAt = new Date(now.getTime() + message.delayMs);
+    runAts.set(message.id, runAt);
+    return enabled.filter((s) => topicMatches(s.topic, message.topic)).map((subscription) => ({ message, subscription, runAt, leaseUntil: null as Date | null }));
+  });
+  if (planned.length === 0) return result;
+  const leasable = hold ? planned.filter((p) => p.message.stored && p.message.delayMs === 0) : [];
+  const granted = hold && leasable.length > 0 ? hold.take(leasable.length) : 0;
+  for (const p of leasable.slice(0, granted)) p.leaseUntil = new Date(now.getTime() + (hold as SlotHold).slots.leaseMs(p.subscription.target));
+  const values = planned.map((p) => newDeliveryValues(p.message.id, p.subscription.id, p.subscription.target.type, p.runAt, now, p.leaseUntil));
+  for (const chunk of deliveryInserts(values)) await runSql(tx, INSERT_DELIVERIES, [chunk]);
+  const rows = await selectSql<{ id: string | number; message_id: string; subscription_id: string }>(tx, SELECT_NEW_DELIVERIES, [[...runAts.keys()]]);
+  const ids = new Map(rows.map((r) => [`${r.message_id}\n${r.subscription_id}`, toNumber(r.id)]));
+  for (const p of planned) {
+    const id = ids.get(`${p.message.id}\n${p.subscription.id}`);
+    // The read-back runs in the inserting transaction under the unique (message, subscription) key.
+    if (id === undefined) throw new Error(`delivery of message ${p.message.id} to ${p.subscription.id} missing after its insert`);
+    const job = { deliveryId: id, generation: 0, attempt: 0, runAt: p.runAt };
+    const entry = result.get(p.message.id) ?? { jobs: [], deliveries: [], leased: [] };
+    entry.deliveries.push({ id, subscriptionId: p.subscription.id, targetType: p.subscription.target.type, status: 'pending', attempts: 0, lastError: null, lastStatusCode: null, nextAttemptAt: p.runAt, deliveredAt: null, deadAt: null });
+    if (p.leaseUntil && p.message.stored) {
+      const delivery: DeliveryRow = {
+        id,
+        messageId: p.message.id,
+        subscriptionId: p.subscription.id,
+        targetType: p.subscription.target.type,
+        status: 'pending',
+        attempts: 0,
+        generation: 0,
+        nextAttemptAt: p.runAt,
+        leaseUntil: p.leaseUntil,
+        lastError: null,
+        lastStatusCode: null,
+        createdAt: now,
+        updatedAt: now,
+        deliveredAt: null,
+        deadAt: null,
+      };
+      entry.leased.push({ job, context: { delivery, message: p.message.stored, subscription: p.subscription } });
+    } else {
+      entry.jobs.push(job);
+    }
+    result.set(p.message.id, entry);
+  }
+  // API order: deliveries by id, as a read of them would list them.
+  for (const entry of result.values()) entry.deliveries.sort((a, b) => a.id - b.id);
+  return result;
+}
+
+/** The fan-out of one message (see `fanOut`). */
+export async function fanOutOne(tx: Tx, message: FanOutSource, now: Date): Promise<FanOut> {
+  return (await fanOut(tx, [message], now)).get(message.id) ?? { jobs: [], deliveries: [], leased: [] };
+}
