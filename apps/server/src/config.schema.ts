@@ -7,7 +7,7 @@ import { CHECK_POLICY_LIMITS, DEFAULT_CHECK_POLICY } from '@herald/domain';
  *
  * Besides JSON Schema, a variable may carry these keywords (config.ts teaches them to Ajv):
  * - `protocols`: a URL's accepted schemes, e.g. `['redis:', 'rediss:']`;
- * - `mustBe`: what a value matching `pattern` looks like, in words, for the error message;
+ * - `mustBe`: what a valid value looks like, in words, for the error message and the table;
  * - `reveal`: how much of a wrong value an error may show (a key or secret: nothing);
  * - `note`: a reason added to the error message;
  * - `tracingOnly`: read, and so checked, only when tracing is on.
@@ -18,6 +18,7 @@ export type Reveal = 'value' | 'redacted' | 'never';
 
 interface Extra extends SchemaOptions {
   description: string;
+  mustBe?: string;
   reveal?: Reveal;
   note?: string;
   tracingOnly?: boolean;
@@ -54,7 +55,7 @@ const checkLimits = CHECK_POLICY_LIMITS;
 export const EnvSchema = Type.Object(
   {
     PORT: integer(0, 65535, 3000, { description: 'HTTP port' }),
-    HOST: Type.String({ default: '0.0.0.0', description: 'address the HTTP server listens on' }),
+    HOST: Type.String({ default: '0.0.0.0', mustBe: 'a host name or IP address', description: 'address the HTTP server listens on' }),
     DATABASE_URL: url(['mysql:'], {
       default: 'mysql://root@127.0.0.1:3306/herald',
       reveal: 'never',
@@ -66,7 +67,8 @@ export const EnvSchema = Type.Object(
     HERALD_API_KEYS: Type.Optional(
       Type.String({
         reveal: 'never',
-        description: 'comma-separated `name:role:token` entries; role `admin` or `producer`, token at least 16 characters without spaces. Required unless HERALD_INSECURE_NO_AUTH=true',
+        mustBe: 'comma-separated `name:role:token` entries',
+        description: 'the API keys; role `admin` or `producer`, token at least 16 characters without spaces. Required unless HERALD_INSECURE_NO_AUTH=true',
       }),
     ),
     HERALD_INSECURE_NO_AUTH: flag(false, { description: '`true` runs without authentication, every caller being admin: local development only, and refused together with HERALD_API_KEYS' }),
@@ -126,7 +128,7 @@ export const EnvSchema = Type.Object(
         reveal: 'redacted',
         note: 'OTLP over HTTP',
         tracingOnly: true,
-        description: 'the collector\'s traces URL, used as it is (default `http://localhost:4318/v1/traces`)',
+        description: 'the collector\'s traces URL, used as it is; with neither endpoint set, `http://localhost:4318/v1/traces`',
       }),
     ),
     OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(
