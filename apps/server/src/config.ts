@@ -1,7 +1,11 @@
-import { CHECK_POLICY_LIMITS, DEFAULT_CHECK_POLICY, type CheckPolicy } from '@herald/domain';
+import { Ajv, type ErrorObject } from 'ajv';
+import envSchema from 'env-schema';
+import { type Static, type TObject, Type } from '@sinclair/typebox';
+import type { CheckPolicy } from '@herald/domain';
+import { ANNOTATIONS, EnvSchema, envVariables, type EnvValues, type EnvVariable } from './config.schema';
 
 export type Role = 'admin' | 'producer';
-export type ProcessRole = 'api' | 'worker' | 'all';
+export type ProcessRole = EnvValues['HERALD_ROLE'];
 
 export interface ApiKey {
   name: string;
@@ -18,49 +22,8 @@ export interface TracingConfig {
   scheduleDelayMs: number;
 }
 
-export interface Config {
-  port: number;
-  host: string;
-  databaseUrl: string;
-  dbPoolSize: number;
-  redisUrl: string;
-  amqpUrl: string;
-  apiKeys: ApiKey[];
-  /** Only with HERALD_INSECURE_NO_AUTH=true: every request is treated as admin. */
-  authDisabled: boolean;
-  queuePrefix: string;
-  allowPrivateUrls: boolean;
-  role: ProcessRole;
-  maxBodyBytes: number;
-  /** Subscriptions one topic pattern may have (abuse limit: each adds a delivery per message). */
-  maxSubscriptionsPerTopic: number;
-  shutdownTimeoutMs: number;
-  logLevel: string;
-  checkDefaults: CheckPolicy;
-  limits: {
-    ratePerMinute: number;
-    maxEventLoopDelayMs: number;
-    sampleIntervalMs: number;
-  };
-  checks: {
-    /** Signs check calls; null means a random per-process secret (development only). */
-    secret: string | null;
-    timeoutMs: number;
-    sweepIntervalMs: number;
-    intervalCapMs: number;
-    concurrency: number;
-  };
-  delivery: {
-    concurrency: number;
-    /** Deliveries due now that run at once in the process that committed them (0: none inline). */
-    inlineLimit: number;
-    webhookTimeoutMs: number;
-    amqpConfirmTimeoutMs: number;
-    reconcileIntervalMs: number;
-    reconcileGraceMs: number;
-  };
-  tracing: TracingConfig | null;
-}
+/** The configuration the app reads: the validated environment (config.schema.ts), arranged by concern. */
+export type Config = ReturnType<typeof arrange>;
 
 /** A configuration mistake; the message names the variable, and the process stops. */
 export class ConfigError extends Error {
@@ -71,10 +34,16 @@ type Env = Record<string, string | undefined>;
 
 const MIN_TOKEN_LENGTH = 16;
 
-/** Parses the environment once at start-up (DESIGN.md section 5). Throws ConfigError on any wrong value. */
+/** Parses the environment once at start-up. Throws ConfigError naming every wrong variable. */
 export function parseConfig(env: Env): Config {
-  const apiKeys = parseApiKeys(env.HERALD_API_KEYS);
-  const authDisabled = bool(env, 'HERALD_INSECURE_NO_AUTH', false);
+  const data = decode(env, EnvSchema);
+  const tracingOn = tracingWanted(data);
+  // Tracing variables are standard OpenTelemetry names other software may set; unread, they are not judged.
+  if (!tracingOn) for (const [name, variable] of envVariables()) if (variable.tracingOnly) delete data[name];
+  const values = validate(EnvSchema, data);
+
+  const apiKeys = parseApiKeys(values.HERALD_API_KEYS);
+  const authDisabled = values.HERALD_INSECURE_NO_AUTH;
   if (authDisabled && apiKeys.length > 0) {
     throw new ConfigError('HERALD_INSECURE_NO_AUTH=true with HERALD_API_KEYS set would silently ignore the keys; set one or the other');
   }
@@ -84,96 +53,8 @@ export function parseConfig(env: Env): Config {
         'or set HERALD_INSECURE_NO_AUTH=true to run without authentication for local development only',
     );
   }
-  const limits = CHECK_POLICY_LIMITS;
-  return {
-    port: int(env, 'PORT', 3000, 0, 65535),
-    host: str(env, 'HOST', '0.0.0.0'),
-    databaseUrl: url(env, 'DATABASE_URL', 'mysql://root@127.0.0.1:3306/herald', ['mysql:']),
-    dbPoolSize: int(env, 'HERALD_DB_POOL_SIZE', 20, 1, 1000),
-    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
-    amqpUrl: url(env, 'AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:']),
-    apiKeys,
-    authDisabled,
-    queuePrefix: match(env, 'HERALD_QUEUE_PREFIX', 'herald', /^[A-Za-z0-9_-]{1,64}$/, '1–64 characters of A-Z a-z 0-9 _ -'),
-    allowPrivateUrls: bool(env, 'HERALD_ALLOW_PRIVATE_URLS', false),
-    role: oneOf(env, 'HERALD_ROLE', 'all', ['api', 'worker', 'all'] as const),
-    maxBodyBytes: int(env, 'HERALD_MAX_BODY_BYTES', 1_048_576, 1024, 64 * 1_048_576),
-    maxSubscriptionsPerTopic: int(env, 'HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC', 50, 1, 100_000),
-    shutdownTimeoutMs: int(env, 'HERALD_SHUTDOWN_TIMEOUT_MS', 25_000, 1_000, 600_000),
-    logLevel: oneOf(env, 'HERALD_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
-    checkDefaults: {
-      checkAfterMs: int(env, 'HERALD_CHECK_AFTER_MS', DEFAULT_CHECK_POLICY.checkAfterMs, limits.checkAfterMs.min, limits.checkAfterMs.max),
-      checkIntervalMs: int(env, 'HERALD_CHECK_INTERVAL_MS', DEFAULT_CHECK_POLICY.checkIntervalMs, limits.checkIntervalMs.min, limits.checkIntervalMs.max),
-      maxChecks: int(env, 'HERALD_MAX_CHECKS', DEFAULT_CHECK_POLICY.maxChecks, limits.maxChecks.min, limits.maxChecks.max),
-      onChecksExhausted: oneOf(env, 'HERALD_ON_CHECKS_EXHAUSTED', DEFAULT_CHECK_POLICY.onChecksExhausted, ['rollback', 'hold'] as const),
-    },
-    limits: {
-      ratePerMinute: int(env, 'HERALD_RATE_LIMIT_PER_MINUTE', 60_000, 0, 100_000_000),
-      maxEventLoopDelayMs: int(env, 'HERALD_MAX_EVENT_LOOP_DELAY_MS', 1_000, 0, 60_000),
-      sampleIntervalMs: int(env, 'HERALD_PRESSURE_SAMPLE_INTERVAL_MS', 500, 10, 60_000),
-    },
-    checks: {
-      secret: checkSecret(env.HERALD_CHECK_SECRET),
-      timeoutMs: int(env, 'HERALD_CHECK_TIMEOUT_MS', 10_000, 100, 120_000),
-      sweepIntervalMs: int(env, 'HERALD_CHECK_SWEEP_INTERVAL_MS', 1_000, 50, 600_000),
-      intervalCapMs: int(env, 'HERALD_CHECK_INTERVAL_CAP_MS', 600_000, 100, 24 * 3600_000),
-      concurrency: int(env, 'HERALD_CHECK_CONCURRENCY', 16, 1, 1000),
-    },
-    delivery: {
-      concurrency: int(env, 'HERALD_DELIVERY_CONCURRENCY', 128, 1, 1000),
-      inlineLimit: int(env, 'HERALD_INLINE_DELIVERIES', 512, 0, 10_000),
-      webhookTimeoutMs: int(env, 'HERALD_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
-      amqpConfirmTimeoutMs: int(env, 'HERALD_AMQP_CONFIRM_TIMEOUT_MS', 10_000, 100, 120_000),
-      reconcileIntervalMs: int(env, 'HERALD_RECONCILE_INTERVAL_MS', 5_000, 50, 600_000),
-      reconcileGraceMs: int(env, 'HERALD_RECONCILE_GRACE_MS', 2_000, 0, 600_000),
-    },
-    tracing: parseTracing(env),
-  };
-}
-
-/**
- * Off unless asked for: HERALD_TRACING=otlp, or (HERALD_TRACING unset) one of the standard
- * OTLP endpoint variables is set. OTEL_SDK_DISABLED=true turns it off, as in any OpenTelemetry SDK.
- */
-function parseTracing(env: Env): TracingConfig | null {
-  const mode = env.HERALD_TRACING?.trim().toLowerCase() || undefined;
-  if (mode !== undefined && mode !== 'otlp' && mode !== 'off') throw new ConfigError(`HERALD_TRACING must be otlp or off (got "${mode}")`);
-  const disabled = bool(env, 'OTEL_SDK_DISABLED', false);
-  if (mode === 'otlp' && disabled) throw new ConfigError('HERALD_TRACING=otlp with OTEL_SDK_DISABLED=true: set one or the other');
-  const tracesEndpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
-  const baseEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
-  const on = mode === 'otlp' || (mode === undefined && !disabled && Boolean(tracesEndpoint || baseEndpoint));
-  if (!on) return null;
-  // As the OTLP spec says: the signal-specific URL is used as it is; the base URL gets /v1/traces.
-  const endpoint = tracesEndpoint
-    ? httpUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', tracesEndpoint)
-    : baseEndpoint
-      ? `${httpUrl('OTEL_EXPORTER_OTLP_ENDPOINT', baseEndpoint).replace(/\/+$/, '')}/v1/traces`
-      : 'http://localhost:4318/v1/traces';
-  return {
-    endpoint,
-    serviceName: match(env, 'OTEL_SERVICE_NAME', 'herald', /^[\x21-\x7e]{1,128}$/, '1–128 printable ASCII characters without spaces'),
-    scheduleDelayMs: int(env, 'OTEL_BSP_SCHEDULE_DELAY', 5_000, 1, 600_000),
-  };
-}
-
-function httpUrl(name: string, value: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(value);
-  } catch {
-    throw new ConfigError(`${name} is not a valid URL (got "${redactedUrl(value)}")`);
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(`${name} must start with http:// or https:// (OTLP over HTTP; got "${redactedUrl(value)}")`);
-  return value;
-}
-
-/**
- * A URL fit for an error message: credentials (`user:token@`) and the query string, where tokens
- * also travel, are replaced. Textual, so it works on values that do not parse as URLs too.
- */
-function redactedUrl(value: string): string {
-  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#]*@/i, '$1[redacted]@').replace(/[?#].*$/s, (rest) => (rest.startsWith('?') ? '?[redacted]' : ''));
+  if (values.HERALD_TRACING === 'otlp' && values.OTEL_SDK_DISABLED) throw new ConfigError('HERALD_TRACING=otlp with OTEL_SDK_DISABLED=true: set one or the other');
+  return arrange(values, apiKeys, tracingOn ? tracing(values) : null);
 }
 
 /**
@@ -181,14 +62,85 @@ function redactedUrl(value: string): string {
  * without the API keys and secrets the serving process requires.
  */
 export function parseMigrationConfig(env: Env): Pick<Config, 'databaseUrl' | 'logLevel'> {
+  const values = validate(MigrationEnvSchema, decode(env, MigrationEnvSchema));
+  return { databaseUrl: values.DATABASE_URL, logLevel: values.HERALD_LOG_LEVEL };
+}
+
+const MigrationEnvSchema = Type.Pick(EnvSchema, ['DATABASE_URL', 'HERALD_LOG_LEVEL'], { additionalProperties: false });
+
+function arrange(env: EnvValues, apiKeys: ApiKey[], tracing: TracingConfig | null) {
   return {
-    databaseUrl: url(env, 'DATABASE_URL', 'mysql://root@127.0.0.1:3306/herald', ['mysql:']),
-    logLevel: oneOf(env, 'HERALD_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+    port: env.PORT,
+    host: env.HOST,
+    databaseUrl: env.DATABASE_URL,
+    dbPoolSize: env.HERALD_DB_POOL_SIZE,
+    redisUrl: env.REDIS_URL,
+    amqpUrl: env.AMQP_URL,
+    apiKeys,
+    /** Only with HERALD_INSECURE_NO_AUTH=true: every request is treated as admin. */
+    authDisabled: env.HERALD_INSECURE_NO_AUTH,
+    queuePrefix: env.HERALD_QUEUE_PREFIX,
+    allowPrivateUrls: env.HERALD_ALLOW_PRIVATE_URLS,
+    role: env.HERALD_ROLE,
+    maxBodyBytes: env.HERALD_MAX_BODY_BYTES,
+    /** Subscriptions one topic pattern may have (abuse limit: each adds a delivery per message). */
+    maxSubscriptionsPerTopic: env.HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC,
+    requestTimeoutMs: env.HERALD_REQUEST_TIMEOUT_MS,
+    shutdownTimeoutMs: env.HERALD_SHUTDOWN_TIMEOUT_MS,
+    logLevel: env.HERALD_LOG_LEVEL,
+    checkDefaults: {
+      checkAfterMs: env.HERALD_CHECK_AFTER_MS,
+      checkIntervalMs: env.HERALD_CHECK_INTERVAL_MS,
+      maxChecks: env.HERALD_MAX_CHECKS,
+      onChecksExhausted: env.HERALD_ON_CHECKS_EXHAUSTED,
+    } satisfies CheckPolicy as CheckPolicy,
+    limits: {
+      ratePerMinute: env.HERALD_RATE_LIMIT_PER_MINUTE,
+      maxEventLoopDelayMs: env.HERALD_MAX_EVENT_LOOP_DELAY_MS,
+      sampleIntervalMs: env.HERALD_PRESSURE_SAMPLE_INTERVAL_MS,
+    },
+    checks: {
+      /** Signs check calls; null means a random per-process secret (development only). */
+      secret: env.HERALD_CHECK_SECRET ?? null,
+      timeoutMs: env.HERALD_CHECK_TIMEOUT_MS,
+      sweepIntervalMs: env.HERALD_CHECK_SWEEP_INTERVAL_MS,
+      intervalCapMs: env.HERALD_CHECK_INTERVAL_CAP_MS,
+      concurrency: env.HERALD_CHECK_CONCURRENCY,
+    },
+    delivery: {
+      concurrency: env.HERALD_DELIVERY_CONCURRENCY,
+      /** Deliveries due now that run at once in the process that committed them (0: none inline). */
+      inlineLimit: env.HERALD_INLINE_DELIVERIES,
+      webhookTimeoutMs: env.HERALD_WEBHOOK_TIMEOUT_MS,
+      amqpConfirmTimeoutMs: env.HERALD_AMQP_CONFIRM_TIMEOUT_MS,
+      reconcileIntervalMs: env.HERALD_RECONCILE_INTERVAL_MS,
+      reconcileGraceMs: env.HERALD_RECONCILE_GRACE_MS,
+    },
+    tracing,
   };
 }
 
+/**
+ * Off unless asked for: HERALD_TRACING=otlp, or (HERALD_TRACING unset) one of the standard
+ * OTLP endpoint variables is set. OTEL_SDK_DISABLED=true turns it off, as in any OpenTelemetry SDK.
+ * Decided on the decoded, not yet validated, values: it says which variables get validated.
+ */
+function tracingWanted(data: Record<string, unknown>): boolean {
+  const mode = data.HERALD_TRACING;
+  const endpointSet = data.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT !== undefined || data.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined;
+  return mode === 'otlp' || (mode === undefined && data.OTEL_SDK_DISABLED !== true && endpointSet);
+}
+
+function tracing(env: EnvValues): TracingConfig {
+  // As the OTLP spec says: the signal-specific URL is used as it is; the base URL gets /v1/traces.
+  const endpoint =
+    env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+    (env.OTEL_EXPORTER_OTLP_ENDPOINT ? `${env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces` : 'http://localhost:4318/v1/traces');
+  return { endpoint, serviceName: env.OTEL_SERVICE_NAME, scheduleDelayMs: env.OTEL_BSP_SCHEDULE_DELAY };
+}
+
 function parseApiKeys(raw: string | undefined): ApiKey[] {
-  if (!raw?.trim()) return [];
+  if (!raw) return [];
   const keys = raw.split(',').map((entry, i) => {
     const [name, role, ...rest] = entry.trim().split(':');
     const token = rest.join(':');
@@ -208,59 +160,106 @@ function parseApiKeys(raw: string | undefined): ApiKey[] {
   return keys;
 }
 
-function checkSecret(raw: string | undefined): string | null {
-  const value = raw?.trim();
-  if (!value) return null;
-  const key = value.startsWith('whsec_') ? Buffer.from(value.slice(6), 'base64') : undefined;
-  if (!key || key.length < 24 || !/^whsec_[A-Za-z0-9+/]+=*$/.test(value)) {
-    throw new ConfigError('HERALD_CHECK_SECRET must be whsec_ followed by at least 24 random bytes in base64 (e.g. whsec_$(openssl rand -base64 32))');
+/**
+ * Environment text to the schema's types, strictly: Ajv's own coercion would take "1e6", " 0x10"
+ * or "-1" as integers. A value that does not convert stays text, so Ajv reports it with its type.
+ * Blank counts as unset, so the default applies.
+ */
+function decode(env: Env, schema: TObject): Record<string, unknown> {
+  const data: Record<string, unknown> = {};
+  for (const [name, variable] of Object.entries(schema.properties) as [string, EnvVariable][]) {
+    const raw = env[name]?.trim();
+    if (raw) data[name] = fromText(raw, variable);
   }
-  return value;
+  return data;
 }
 
-function str(env: Env, name: string, fallback: string): string {
-  const value = env[name]?.trim();
-  return value ? value : fallback;
+const TRUE = new Set(['true', '1', 'yes']);
+const FALSE = new Set(['false', '0', 'no']);
+
+function fromText(raw: string, variable: EnvVariable): unknown {
+  if (variable.type === 'integer') return /^\d+$/.test(raw) ? Number(raw) : raw;
+  if (variable.type === 'boolean') {
+    const word = raw.toLowerCase();
+    return TRUE.has(word) ? true : FALSE.has(word) ? false : raw;
+  }
+  // OpenTelemetry reads its enumerated variables case-insensitively; Herald's follow suit.
+  if (variable.enum) return raw.toLowerCase();
+  return raw;
 }
 
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name]?.trim();
-  if (!raw) return fallback;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number (got "${raw}")`);
-  const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max} (got ${value})`);
-  return value;
-}
+const ajv = new Ajv({ allErrors: true, useDefaults: true, removeAdditional: true, coerceTypes: false, strict: true });
+ajv.addVocabulary([...ANNOTATIONS]);
+ajv.addFormat('url', { type: 'string', validate: (value: string) => URL.canParse(value) });
+ajv.addKeyword({
+  keyword: 'protocols',
+  type: 'string',
+  schemaType: 'array',
+  // An unparsable value is the `url` format's failure; one message per variable is enough.
+  validate: (protocols: string[], value: string) => !URL.canParse(value) || protocols.includes(new URL(value).protocol),
+});
 
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name]?.trim().toLowerCase();
-  if (!raw) return fallback;
-  if (['true', '1', 'yes'].includes(raw)) return true;
-  if (['false', '0', 'no'].includes(raw)) return false;
-  throw new ConfigError(`${name} must be true or false (got "${raw}")`);
-}
-
-function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
-  const raw = env[name]?.trim();
-  if (!raw) return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`);
-  return raw as T;
-}
-
-function match(env: Env, name: string, fallback: string, pattern: RegExp, description: string): string {
-  const value = str(env, name, fallback);
-  if (!pattern.test(value)) throw new ConfigError(`${name} must be ${description} (got "${value}")`);
-  return value;
-}
-
-function url(env: Env, name: string, fallback: string, protocols: string[]): string {
-  const value = str(env, name, fallback);
-  let parsed: URL;
+/** Validates decoded values against the schema, filling defaults; every wrong variable is named. */
+function validate<T extends TObject>(schema: T, data: Record<string, unknown>): Static<T> {
   try {
-    parsed = new URL(value);
-  } catch {
-    throw new ConfigError(`${name} is not a valid URL`);
+    return envSchema<Static<T>>({ schema, data, env: false, dotenv: false, ajv });
+  } catch (error) {
+    const errors = (error as { errors?: ErrorObject[] }).errors;
+    if (!errors) throw error;
+    const problems = new Map<string, string>();
+    for (const e of errors) {
+      const name = e.instancePath.slice(1);
+      const variable = (schema.properties as Record<string, EnvVariable>)[name];
+      if (!variable || problems.has(name)) continue;
+      problems.set(name, describeProblem(name, variable, e.keyword, data[name]));
+    }
+    if (problems.size === 0) throw error;
+    throw new ConfigError([...problems.values()].join('; '));
   }
-  if (!protocols.includes(parsed.protocol)) throw new ConfigError(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
-  return value;
+}
+
+function describeProblem(name: string, variable: EnvVariable, keyword: string, value: unknown): string {
+  const got = shown(variable, value);
+  const aside = (...parts: (string | undefined)[]) => {
+    const kept = parts.filter(Boolean);
+    return kept.length ? ` (${kept.join('; ')})` : '';
+  };
+  switch (keyword) {
+    case 'minimum':
+    case 'maximum':
+      return `${name} must be between ${variable.minimum} and ${variable.maximum} (got ${String(value)})`;
+    case 'type':
+      if (variable.type === 'integer') return `${name} must be a whole number from ${variable.minimum} to ${variable.maximum}${aside(got)}`;
+      return `${name} must be ${variable.type === 'boolean' ? 'true or false' : `a ${variable.type}`}${aside(got)}`;
+    case 'enum':
+      return `${name} must be ${alternatives(variable.enum ?? [])}${aside(got)}`;
+    case 'format':
+      return `${name} is not a valid URL${aside(got)}`;
+    case 'protocols':
+      return `${name} must start with ${(variable.protocols ?? []).map((p) => `${p}//`).join(' or ')}${aside(variable.note, got)}`;
+    case 'pattern':
+      return `${name} must be ${variable.mustBe ?? `like ${variable.pattern}`}${aside(got)}`;
+    default:
+      return `${name} is wrong (${keyword})`;
+  }
+}
+
+function alternatives(values: string[]): string {
+  return values.length === 2 ? `${values[0]} or ${values[1]}` : `one of ${values.join(', ')}`;
+}
+
+/** The wrong value as an error message may show it, or undefined when it must not be shown. */
+function shown(variable: EnvVariable, value: unknown): string | undefined {
+  const reveal = variable.reveal ?? 'value';
+  if (reveal === 'never') return undefined;
+  const text = String(value);
+  return `got "${reveal === 'redacted' ? redactedUrl(text) : text}"`;
+}
+
+/**
+ * A URL fit for an error message: credentials (`user:token@`) and the query string, where tokens
+ * also travel, are replaced. Textual, so it works on values that do not parse as URLs too.
+ */
+function redactedUrl(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#]*@/i, '$1[redacted]@').replace(/[?#].*$/s, (rest) => (rest.startsWith('?') ? '?[redacted]' : ''));
 }
