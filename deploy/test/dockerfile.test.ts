@@ -50,7 +50,7 @@ describe('Dockerfile', () => {
     expect(cmd?.args).toEqual(['npm', 'start']);
     // `exec`: npm's shell is replaced by node, so the SIGTERM npm forwards reaches Herald (with
     // `sh -c` in between, sh dies and node is orphaned without draining; image.test.ts proves it).
-    // The heap flags bound memory by what Herald keeps rather than by the host's size (README,
+    // The heap flags bound memory by what Herald keeps rather than by the host's size (docs/performance.md,
     // "Memory"): a young generation of 2 × 16 MiB (Node 24 takes 2 × 32 MiB on a large host) and
     // a full collection once the old generation grew by half what survived the last one (instead
     // of up to 4×). node refuses to start on a flag it does not know, and NODE_OPTIONS refuses

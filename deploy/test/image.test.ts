@@ -194,7 +194,10 @@ describe('the production image, assembled from the Dockerfile without Docker', (
     const worker = await startImage(image, workerEnv);
     running.push(worker);
     for (const [name, r] of [['api', api], ['worker', worker]] as const) {
-      expect((await fetch(`${r.url}/healthz`)).status, name).toBe(200);
+      const live = await fetch(`${r.url}/healthz`);
+      expect(live.status, name).toBe(200);
+      // The bundle carries package.json's version (esbuild inlines it; the image has no workspace).
+      expect(((await live.json()) as { version: string }).version, name).toBe((JSON.parse(readText('package.json')) as { version: string }).version);
       const ready = await fetch(`${r.url}/readyz`);
       expect(ready.status, `${name}: ${await ready.clone().text()}`).toBe(200);
       // npm's own banner would break log shippers that expect one JSON object per line.

@@ -7,8 +7,13 @@ the business write and a row in `herald_barrier` commit in one transaction, and 
 answers from that table alone (no row -> insert a `rollback` row and answer rollback, so a late
 local commit can no longer succeed).
 
-  python3 herald_example.py --herald http://127.0.0.1:3000 --token TOKEN --check-secret whsec_... \
-      --topic order.paid --order 1001 --mode commit
+  python3 examples/python/herald_example.py --herald http://localhost:3000 \
+      --token herald-dev-producer-token-NOT-FOR-PRODUCTION \
+      --check-secret whsec_ZGV2ZWxvcG1lbnQtb25seS1jaGVjay1zZWNyZXQtaGVyYWxk
+
+That is `npm run up`'s development producer token and check-back secret (HERALD_CHECK_SECRET):
+published in the repository, for a local Herald only. The check endpoint listens on 127.0.0.1, so
+Herald must allow private URLs (HERALD_ALLOW_PRIVATE_URLS=true, which `npm run up` sets).
 
 Modes: commit (the happy path), rollback (the local transaction fails -> cancel),
 crash-after-commit (commit locally, never confirm: the check-back commits),

@@ -1,6 +1,6 @@
 /**
  * Herald's benchmark: Herald beside the raw MySQL and RabbitMQ limits of the same machine, in one
- * run. See the README's Performance section. `npm run bench -- --help` lists the options.
+ * run. See docs/performance.md. `npm run bench -- --help` lists the options.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';

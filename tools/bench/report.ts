@@ -27,7 +27,7 @@ export interface BenchRow {
 const fmt = (v: number | null | undefined, digits = 0) => (v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits));
 const lat = (l: LatencySummary | null) => (l && l.count ? `${fmt(l.p50, 1)} / ${fmt(l.p95, 1)} / ${fmt(l.p99, 1)}` : '–');
 
-/** The table as Markdown, so the same text goes to the terminal and into the README. */
+/** The table as Markdown, so the same text goes to the terminal and into docs/performance.md. */
 export function markdownTable(rows: readonly BenchRow[]): string {
   const header = [
     'scenario',

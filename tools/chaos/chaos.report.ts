@@ -43,7 +43,7 @@ export function faultRows(records: FaultRecord[], counts: FaultCounts): ChaosRes
   return rows;
 }
 
-/** The table printed at the end of a run (and reproduced in the README). */
+/** The table printed at the end of a run (and reproduced in docs/performance.md). */
 export function renderTable(result: ChaosResult): string {
   const lines: string[] = [];
   const w = Math.max(...result.faults.map((f) => f.fault.length), 28);

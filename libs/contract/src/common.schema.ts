@@ -56,9 +56,6 @@ export const Errors = {
   },
 } as const;
 
-/** The version of the HTTP contract in the OpenAPI document. */
-export const API_VERSION = '1.0.0';
-
 /** A string enum as JSON Schema `enum`, so a wrong value is answered with the allowed ones. */
 export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}): TUnsafe<T[number]> {
   return Type.Unsafe<T[number]>({ ...options, type: 'string', enum: [...values] });

@@ -1,6 +1,9 @@
 import { Type } from '@sinclair/typebox';
 
-export const Liveness = Type.Object({ status: Type.Literal('ok') });
+export const Liveness = Type.Object({
+  status: Type.Literal('ok'),
+  version: Type.String({ description: 'The Herald release this process runs', examples: ['0.1.0'] }),
+});
 
 export const Readiness = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('unavailable')]),

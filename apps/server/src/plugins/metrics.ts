@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { HERALD_VERSION } from '../version';
 
 /** How long one gauge may take to read its value when Prometheus scrapes. */
 export const GAUGE_READ_DEADLINE_MS = 1_000;
@@ -58,6 +59,8 @@ export const metricsPlugin = fp(
   async (app) => {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
+    // Always 1; the label tells dashboards which release each process runs during a rollout.
+    new Gauge({ name: 'herald_build_info', help: 'The Herald release this process runs (value always 1)', labelNames: ['version'] as const, registers: [registry] }).set({ version: HERALD_VERSION }, 1);
     const requests = new Counter({
       name: 'herald_http_requests_total',
       help: 'HTTP requests by method, route and status code',

@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { API_VERSION, ErrorResponse, Message, Subscription } from '@herald/contract';
+import { ErrorResponse, Message, Subscription } from '@herald/contract';
+import { HERALD_VERSION } from '../version';
 
 /**
  * The OpenAPI document is generated from the routes' TypeBox schemas; openapi.yaml at the
@@ -17,7 +18,7 @@ export const swaggerPlugin = fp(
         openapi: '3.1.0',
         info: {
           title: 'Herald',
-          version: API_VERSION,
+          version: HERALD_VERSION,
           description:
             'Reliable messages between systems. Prepare a half message, run your local transaction, then confirm or cancel; ' +
             'Herald checks back with the producer when it hears nothing, and delivers every confirmed message at least once.',

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorResponse, Liveness, Readiness } from '@herald/contract';
 import { Type } from '@sinclair/typebox';
+import { HERALD_VERSION } from '../version';
 
 const PROBE_TIMEOUT_MS = 1_000;
 
@@ -34,7 +35,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/healthz', {
     config: open,
     schema: { operationId: 'liveness', summary: 'Liveness: the process is up', tags: ['operations'], response: { 200: Liveness, 503: ShuttingDown } },
-  }, async () => ({ status: 'ok' as const }));
+  }, async () => ({ status: 'ok' as const, version: HERALD_VERSION }));
 
   app.get('/readyz', {
     config: open,
