@@ -1,28 +1,9 @@
 import { format, type ResultSetHeader } from 'mysql2/promise';
 import { DB_TIMEZONE } from './connection';
 
-/**
- * Fixed SQL text for the hot statements (group commits, claims, attempt results).
- *
- * drizzle's builder walks every column and parameter of a statement through its `is()` checks
- * and value mappers each time it is built, which cost about a fifth of Herald's CPU under load
- * (a 200-row INSERT of 20 columns is 4,000 parameters). These statements are written once as
- * text with `?` placeholders instead, and run through the same drizzle database or transaction
- * object, so transactions, retries and errors behave as before: drizzle still wraps a driver
- * error in `DrizzleQueryError` with the driver's error (code, errno, `fatal`) as its `cause`.
- *
- * The values are escaped by mysql2's own `format`, which is what mysql2 does client-side with
- * `query(text, values)` anyway (it does not use server-side prepared statements there), with
- * the pool's settings: time zone `DB_TIMEZONE` (a Date is written as its UTC
- * `YYYY-MM-DD HH:MM:SS.mmm`, as drizzle wrote it; an invalid Date would become NULL where
- * drizzle threw, but these dates are all the clock plus whole milliseconds), objects never
- * expanded into `SET` lists. Quotes are escaped with backslashes, which holds because the
- * session's sql_mode (connection.ts) has no NO_BACKSLASH_ESCAPES — as it did for mysql2 before.
- * An array is written as a list, `(?)` for `IN`, and an array of arrays as row groups,
- * `VALUES ?` for a multi-row INSERT. The formatted text then goes to drizzle as raw SQL with no
- * parameters. Reaching the transaction's mysql2 connection directly would save mysql2's second
- * look at the text, but drizzle keeps its session private; this stays on its public API.
- */
+// Fixed SQL text for the hot statements, escaped by mysql2's own `format` (backslash escapes:
+// the session's sql_mode has no NO_BACKSLASH_ESCAPES) and run as drizzle raw SQL, so errors and
+// transactions behave as drizzle's. Why: docs/design.md, "Group commit".
 
 /** A value a statement may carry: no plain objects, which mysql2 would expand into `a = …` lists. */
 export type SqlParam = string | number | bigint | boolean | Date | null | SqlParam[];
