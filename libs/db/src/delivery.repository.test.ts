@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise';
-import { createDatabasePool, createDb, DeliveryRepository, migrate, MessageRepository, subscriptions, type DeliveryJobRef, type WriteBatchReport } from './index';
+import type { DeliveryJobRef } from '@herald/domain';
+import { AttemptRepository, ClaimRepository, createDatabasePool, createDb, migrate, MessageRepository, subscriptions, type WriteBatchReport } from './index';
 
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const name = `herald_test_dlv_${randomBytes(4).toString('hex')}`;
 const url = `${server}/${name}`;
 let pool: Pool;
 let messages: MessageRepository;
-let deliveries: DeliveryRepository;
+let claims: ClaimRepository;
+let attempts: AttemptRepository;
 
 beforeAll(async () => {
   await migrate({ url });
@@ -16,7 +18,8 @@ beforeAll(async () => {
   const db = createDb(pool);
   messages = new MessageRepository(db);
   // One batch in flight at a time: writes that arrive meanwhile are grouped.
-  deliveries = new DeliveryRepository(db, undefined, { maxBatchesInFlight: 1 });
+  attempts = new AttemptRepository(db, { maxBatchesInFlight: 1 });
+  claims = new ClaimRepository(db);
   const now = new Date();
   const sub = (id: string) => ({
     id, name: id, topicPattern: 'batch.#', targetType: 'webhook', target: JSON.stringify({ type: 'webhook', url: 'http://x/h' }),
@@ -32,21 +35,21 @@ afterAll(async () => {
   await c.end();
 });
 
-describe('DeliveryRepository group commit of attempt results', () => {
+describe('AttemptRepository group commit of attempt results', () => {
   it('records concurrent results each on its own terms: delivered, retry, dead, stale and a duplicate', async () => {
     const jobs: Array<{ messageId: string; job: DeliveryJobRef }> = [];
     for (let i = 0; i < 12; i++) {
       const outcome = await messages.prepare({ id: `batch-${i}`, topic: 'batch.paid', payload: i, confirm: true });
       if (outcome.kind !== 'created') throw new Error('not created');
-      for (const job of outcome.jobs) jobs.push({ messageId: `batch-${i}`, job });
+      for (const job of outcome.fanOut.jobs) jobs.push({ messageId: `batch-${i}`, job });
     }
     expect(jobs).toHaveLength(24);
     const ok = { ok: true, durationMs: 3, statusCode: 200 };
     const failed = { ok: false, durationMs: 3, statusCode: 500, error: 'endpoint answered HTTP 500' };
-    const contexts = new Map(await Promise.all(jobs.map(async (j) => [j.job.deliveryId, await deliveries.loadContext(j.job.deliveryId)] as const)));
+    const contexts = new Map(await Promise.all(jobs.map(async (j) => [j.job.deliveryId, await claims.loadContext(j.job.deliveryId)] as const)));
     // Submitted in one tick, so all but the first share a batch.
     const write = (j: (typeof jobs)[number], result: typeof ok | typeof failed, asJob = j.job) =>
-      deliveries.recordAttempt(asJob, contexts.get(j.job.deliveryId)!, result, new Date(), () => 0.5);
+      attempts.record(asJob, contexts.get(j.job.deliveryId)!, result, new Date(), () => 0.5);
 
     const results = await Promise.all([
       ...jobs.slice(0, 20).map((j) => write(j, ok)),
@@ -69,8 +72,8 @@ describe('DeliveryRepository group commit of attempt results', () => {
     for (const j of jobs.slice(0, 20)) expect(byId.get(j.job.deliveryId)).toMatchObject({ status: 'delivered', attempts: 1, lease_until: null, last_status_code: 200 });
     expect(byId.get(jobs[20]!.job.deliveryId)).toMatchObject({ status: 'dead', attempts: 2, last_status_code: 500 });
     expect(byId.get(jobs[21]!.job.deliveryId)).toMatchObject({ status: 'pending', attempts: 0 });
-    const [attempts] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM delivery_attempts');
-    expect(Number(attempts[0]?.n)).toBe(20 + 2 + 1);
+    const [attemptRows] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM delivery_attempts');
+    expect(Number(attemptRows[0]?.n)).toBe(20 + 2 + 1);
 
     const status = async (id: string) => (await messages.findById(id))?.status;
     for (let i = 0; i < 10; i++) expect(await status(`batch-${i}`)).toBe('delivered'); // both deliveries of messages 0–9
@@ -84,7 +87,7 @@ describe('DeliveryRepository group commit of attempt results', () => {
     for (const id of ids) {
       const outcome = await messages.prepare({ id, topic: 'batch.mix', payload: id, confirm: true });
       if (outcome.kind !== 'created') throw new Error('not created');
-      jobs.set(id, outcome.jobs);
+      jobs.set(id, outcome.fanOut.jobs);
     }
     return jobs;
   };
@@ -92,11 +95,11 @@ describe('DeliveryRepository group commit of attempt results', () => {
   it('writes exactly each result of a mixed batch with one UPDATE … CASE', async () => {
     const now = new Date('2026-05-06T07:08:09.123Z');
     const reports: WriteBatchReport[] = [];
-    const clocked = new DeliveryRepository(createDb(pool), () => now, { maxBatchesInFlight: 1, onBatch: (r) => reports.push(r) });
+    const clocked = new AttemptRepository(createDb(pool), { maxBatchesInFlight: 1, onBatch: (r) => reports.push(r), now: () => now });
     const jobs = await confirmed(['mix-0', 'mix-1', 'mix-2']);
     const job = (id: string, i: number) => jobs.get(id)![i]!;
-    const contexts = await Promise.all([job('mix-0', 0), job('mix-0', 1), job('mix-1', 0), job('mix-1', 1), job('mix-2', 0)].map((j) => clocked.loadContext(j.deliveryId)));
-    const send = (n: number, j: DeliveryJobRef, result: Parameters<DeliveryRepository['recordAttempt']>[2]) => clocked.recordAttempt(j, contexts[n]!, result, now, () => 0.5);
+    const contexts = await Promise.all([job('mix-0', 0), job('mix-0', 1), job('mix-1', 0), job('mix-1', 1), job('mix-2', 0)].map((j) => claims.loadContext(j.deliveryId)));
+    const send = (n: number, j: DeliveryJobRef, result: Parameters<AttemptRepository['record']>[2]) => clocked.record(j, contexts[n]!, result, now, () => 0.5);
     const results = await Promise.all([
       send(0, job('mix-0', 0), { ok: true, durationMs: 1, statusCode: 204 }), // alone: the batch others wait behind
       send(1, job('mix-0', 1), { ok: true, durationMs: 2, statusCode: 200 }),
@@ -136,16 +139,16 @@ describe('DeliveryRepository group commit of attempt results', () => {
 
   it('does not wait for a message another transaction holds: its result is written alone once it is free', async () => {
     const reports: WriteBatchReport[] = [];
-    const observed = new DeliveryRepository(createDb(pool), undefined, { maxBatchesInFlight: 1, onBatch: (r) => reports.push(r) });
+    const observed = new AttemptRepository(createDb(pool), { maxBatchesInFlight: 1, onBatch: (r) => reports.push(r) });
     const jobs = await confirmed(['lkd-0', 'lkd-1', 'lkd-2', 'lkd-3']);
     const picked = ['lkd-0', 'lkd-1', 'lkd-2', 'lkd-3'].map((id) => jobs.get(id)![0]!);
-    const contexts = await Promise.all(picked.map((j) => observed.loadContext(j.deliveryId)));
+    const contexts = await Promise.all(picked.map((j) => claims.loadContext(j.deliveryId)));
     const ok = { ok: true, durationMs: 1, statusCode: 200 };
     const holder = await pool.getConnection();
     try {
       await holder.query('BEGIN');
       await holder.query("SELECT id FROM messages WHERE id = 'lkd-2' FOR UPDATE");
-      const send = (n: number) => observed.recordAttempt(picked[n]!, contexts[n]!, ok, new Date());
+      const send = (n: number) => observed.record(picked[n]!, contexts[n]!, ok, new Date());
       const lead = send(0);
       const others = [send(1), send(3)];
       const held = send(2);
@@ -161,14 +164,14 @@ describe('DeliveryRepository group commit of attempt results', () => {
   });
 });
 
-describe('DeliveryRepository batched claims', () => {
+describe('ClaimRepository batched claims', () => {
   it('leases each pending job once, with its context and its own lease; stale, duplicate and leased jobs get nothing', async () => {
-    const claimer = new DeliveryRepository(createDb(pool), undefined, { maxClaimBatchesInFlight: 1 });
+    const claimer = new ClaimRepository(createDb(pool), { maxClaimBatchesInFlight: 1 });
     const jobs: DeliveryJobRef[] = [];
     for (let i = 0; i < 6; i++) {
       const outcome = await messages.prepare({ id: `claim-${i}`, topic: 'batch.claimed', payload: { n: i }, confirm: true });
       if (outcome.kind !== 'created') throw new Error('not created');
-      jobs.push(...outcome.jobs);
+      jobs.push(...outcome.fanOut.jobs);
     }
     expect(jobs).toHaveLength(12);
     // Already leased by another worker: the batch must not take it.
@@ -204,7 +207,7 @@ describe('DeliveryRepository batched claims', () => {
     for (let i = 0; i < 3; i++) {
       const outcome = await messages.prepare({ id: `renew-${i}`, topic: 'batch.renew', payload: { n: i }, confirm: true });
       if (outcome.kind !== 'created') throw new Error('not created');
-      jobs.push(outcome.jobs[0]!);
+      jobs.push(outcome.fanOut.jobs[0]!);
     }
     const [mine, expired, taken] = jobs as [DeliveryJobRef, DeliveryJobRef, DeliveryJobRef];
     const given = new Date(Date.now() + 60_000);
@@ -216,12 +219,12 @@ describe('DeliveryRepository batched claims', () => {
     await pool.query('UPDATE deliveries SET lease_until = ? WHERE id = ?', [new Date(Date.now() + 30_000), taken.deliveryId]);
     const lease = () => 20_000;
 
-    expect((await deliveries.renewClaimWithContext(mine, given, lease))?.delivery.id).toBe(mine.deliveryId);
-    expect((await deliveries.renewClaimWithContext(expired, gone, lease))?.message).toMatchObject({ id: 'renew-1', payload: { n: 1 } });
-    expect(await deliveries.renewClaimWithContext(taken, given, lease)).toBeUndefined();
+    expect((await claims.renewClaimWithContext(mine, given, lease))?.delivery.id).toBe(mine.deliveryId);
+    expect((await claims.renewClaimWithContext(expired, gone, lease))?.message).toMatchObject({ id: 'renew-1', payload: { n: 1 } });
+    expect(await claims.renewClaimWithContext(taken, given, lease)).toBeUndefined();
     // Renewed: the same lease no longer matches, and a stale job gets nothing.
-    expect(await deliveries.renewClaimWithContext(mine, given, lease)).toBeUndefined();
-    expect(await deliveries.renewClaimWithContext({ ...expired, attempt: 1 }, gone, lease)).toBeUndefined();
+    expect(await claims.renewClaimWithContext(mine, given, lease)).toBeUndefined();
+    expect(await claims.renewClaimWithContext({ ...expired, attempt: 1 }, gone, lease)).toBeUndefined();
     const [rows] = await pool.query<RowDataPacket[]>(
       `SELECT id, TIMESTAMPDIFF(MICROSECOND, updated_at, lease_until) / 1000 AS lease_ms FROM deliveries WHERE id IN (?) ORDER BY id`,
       [[mine.deliveryId, expired.deliveryId]],
@@ -231,12 +234,12 @@ describe('DeliveryRepository batched claims', () => {
 
   it('does not wait for a delivery row another transaction holds: that claim is made alone once it is free', async () => {
     const reports: WriteBatchReport[] = [];
-    const claimer = new DeliveryRepository(createDb(pool), undefined, { maxClaimBatchesInFlight: 1, onBatch: (r) => reports.push(r) });
+    const claimer = new ClaimRepository(createDb(pool), { maxClaimBatchesInFlight: 1, onBatch: (r) => reports.push(r) });
     const jobs: DeliveryJobRef[] = [];
     for (let i = 0; i < 3; i++) {
       const outcome = await messages.prepare({ id: `claim-held-${i}`, topic: 'batch.held', payload: { n: i }, confirm: true });
       if (outcome.kind !== 'created') throw new Error('not created');
-      jobs.push(...outcome.jobs);
+      jobs.push(...outcome.fanOut.jobs);
     }
     const heldJob = jobs[3]!;
     const holder = await pool.getConnection();
@@ -256,7 +259,7 @@ describe('DeliveryRepository batched claims', () => {
       // A later batch is not stuck behind the held row either.
       const more = await messages.prepare({ id: 'claim-held-late', topic: 'batch.held', payload: {}, confirm: true });
       if (more.kind !== 'created') throw new Error('not created');
-      const late = await Promise.race([Promise.all(more.jobs.map((j) => claimer.claimWithContext(j, lease))), timeout]);
+      const late = await Promise.race([Promise.all(more.fanOut.jobs.map((j) => claimer.claimWithContext(j, lease))), timeout]);
       expect(late).not.toBe('timeout');
       await holder.query('COMMIT');
       expect((await held)?.delivery.id).toBe(heldJob.deliveryId);

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTableConfig } from 'drizzle-orm/mysql-core';
 import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise';
-import type { Subscription } from '@herald/domain';
-import { checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttempts, hasErrorCode, insertWeight, insertWeightLimit, migrate, MessageRepository, messages, subscriptions, WriteQueueFullError, type FanOutLeases, type LeasedDelivery, type WriteBatchReport } from './index';
+import type { Target } from '@herald/domain';
+import { checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttempts, hasErrorCode, LeaseSlots, migrate, MessageRepository, messages, subscriptions, WriteQueueFullError, type DecisionResult, type LeasedDelivery, type PrepareOutcome, type WriteBatchReport } from './index';
+import { insertWeight, insertWeightLimit } from './insert-rounds';
 
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const name = `herald_test_db_${randomBytes(4).toString('hex')}`;
@@ -160,8 +161,8 @@ describe('MessageRepository', () => {
         expect(r.kind === 'applied' || (i === 7 && r.kind === 'already')).toBe(true);
         if (r.kind === 'applied') {
           expect(r.message).toMatchObject({ id: `gcc-${i}`, status: 'confirmed', nextCheckAt: null });
-          expect(r.deliveries).toEqual([expect.objectContaining({ subscriptionId, status: 'pending', attempts: 0 })]);
-          expect(r.jobs).toEqual([expect.objectContaining({ deliveryId: r.deliveries[0]?.id, generation: 0, attempt: 0 })]);
+          expect(r.fanOut.deliveries).toEqual([expect.objectContaining({ subscriptionId, status: 'pending', attempts: 0 })]);
+          expect(r.fanOut.jobs).toEqual([expect.objectContaining({ deliveryId: r.fanOut.deliveries[0]?.id, generation: 0, attempt: 0 })]);
         }
       }
       expect([results[7]?.kind, results[20]?.kind].sort()).toEqual(['already', 'applied']);
@@ -352,7 +353,7 @@ describe('MessageRepository group commit, observed batch by batch', () => {
 });
 
 describe('MessageRepository group commit of direct publishes', () => {
-  const observed = (options: { maxBatchesInFlight?: number; maxQueuedWrites?: number } = {}) => {
+  const observed = (options: { maxBatchesInFlight?: number; maxQueuedWrites?: number; slots?: LeaseSlots } = {}) => {
     const reports: WriteBatchReport[] = [];
     const moves: string[] = [];
     const r = new MessageRepository(createDb(pool), { maxBatchesInFlight: 1, ...options, onBatch: (b) => reports.push(b), onTransition: (from, to) => moves.push(`${from}->${to}`) });
@@ -400,13 +401,13 @@ describe('MessageRepository group commit of direct publishes', () => {
       if (x.kind !== 'created') continue;
       expect(x.message).toMatchObject({ id: i === 0 ? 'dirc-lead' : `dirc-${i - 1}`, status: 'confirmed', nextCheckAt: null });
       // Its own two deliveries, not a neighbour's: one per matching subscription.
-      expect(x.deliveries.map((d) => d.subscriptionId).sort()).toEqual(subscriptionIds.slice(0, 2).sort());
-      expect(x.jobs.map((j) => j.deliveryId)).toEqual(x.deliveries.map((d) => d.id));
-      for (const d of x.deliveries) seen.add(d.id);
+      expect(x.fanOut.deliveries.map((d) => d.subscriptionId).sort()).toEqual(subscriptionIds.slice(0, 2).sort());
+      expect(x.fanOut.jobs.map((j) => j.deliveryId)).toEqual(x.fanOut.deliveries.map((d) => d.id));
+      for (const d of x.fanOut.deliveries) seen.add(d.id);
     }
     expect(seen.size).toBe(42);
     const [owners] = await pool.query<RowDataPacket[]>('SELECT id, message_id FROM deliveries WHERE id IN (?)', [[...seen]]);
-    for (const x of results) if (x.kind === 'created') for (const d of x.deliveries) expect(owners.find((o) => Number(o.id) === d.id)?.message_id).toBe(x.message.id);
+    for (const x of results) if (x.kind === 'created') for (const d of x.fanOut.deliveries) expect(owners.find((o) => Number(o.id) === d.id)?.message_id).toBe(x.message.id);
     const stored = await deliveryCounts('dirc-');
     expect(stored.size).toBe(21);
     for (const [, m] of stored) expect(m).toEqual({ status: 'confirmed', deliveries: 2 });
@@ -456,7 +457,7 @@ describe('MessageRepository group commit of direct publishes', () => {
     const stored = await deliveryCounts('dirl-');
     expect(stored.size).toBe(7);
     for (const [, m] of stored) expect(m).toEqual({ status: 'confirmed', deliveries: 2 });
-    for (const x of results) if (x.status === 'fulfilled' && x.value.kind === 'created') expect(x.value.jobs).toHaveLength(2);
+    for (const x of results) if (x.status === 'fulfilled' && x.value.kind === 'created') expect(x.value.fanOut.jobs).toHaveLength(2);
   });
 
   it('falls back to publishing each message alone when the batch loses its connection: every caller answered, none without its deliveries', async () => {
@@ -492,7 +493,7 @@ describe('MessageRepository group commit of direct publishes', () => {
       await holder.query('ROLLBACK');
       const mine = await held;
       expect(mine.kind).toBe('created');
-      expect(mine.kind === 'created' && mine.deliveries).toHaveLength(2);
+      expect(mine.kind === 'created' && mine.fanOut.deliveries).toHaveLength(2);
       expect(moves).toHaveLength(7);
       const stored = await deliveryCounts('dirk-');
       expect(stored.size).toBe(7);
@@ -503,70 +504,79 @@ describe('MessageRepository group commit of direct publishes', () => {
     }
   });
 
-  /** An inline runner with `slots` attempts: what it promised, got back and was handed to run. */
-  const runner = (slots: number, leaseMs: (s: Subscription) => number = () => 30_000) => {
-    const seen = { promised: 0, released: 0, runs: [] as LeasedDelivery[], visibleAtRun: [] as Array<Promise<unknown>> };
-    const leases: FanOutLeases = {
-      reserve: (wanted) => {
-        const granted = Math.max(0, Math.min(wanted, slots - seen.promised + seen.released));
-        seen.promised += granted;
-        return granted;
-      },
-      release: (count) => void (seen.released += count),
-      leaseMs,
-      run: (leased) => {
-        seen.runs.push(leased);
-        // Read from another connection the moment the run is handed over: the row must be committed.
-        seen.visibleAtRun.push(pool.query<RowDataPacket[]>('SELECT lease_until FROM deliveries WHERE id = ?', [leased.job.deliveryId]).then(([rows]) => rows[0]?.lease_until ?? 'missing'));
-      },
-    };
-    return { leases, seen };
-  };
+  /** Slots for inline runs that count every slot a transaction took, and can make leasing fail. */
+  class CountedSlots extends LeaseSlots {
+    taken = 0;
+    failLeases = false;
+    override take(wanted: number): number {
+      const granted = super.take(wanted);
+      this.taken += granted;
+      return granted;
+    }
+    override leaseMs(target: Target | undefined): number {
+      if (this.failLeases) throw new Error('lease length unavailable');
+      return super.leaseMs(target);
+    }
+  }
+  const TIMEOUTS = { webhookTimeoutMs: 25_000, amqpConfirmTimeoutMs: 10_000 };
+  const fanOutOf = (x: PrepareOutcome | DecisionResult) => (x.kind === 'created' || x.kind === 'applied' ? x.fanOut : undefined);
 
-  it('leases the deliveries due now to the inline runner as they are created, as many as it grants, and hands them over after the commit', async () => {
-    const { repo: r } = observed();
-    const { leases, seen } = runner(5);
-    r.leaseFanOut(leases);
+  it('leases the deliveries due now to this process as they are created, as many as it has slots for, and returns them once committed', async () => {
+    const slots = new CountedSlots(5, TIMEOUTS);
+    const { repo: r } = observed({ slots });
     for (let i = 0; i < 2; i++) await repo.prepare({ id: `lsc-${i}`, topic: 'dir.paid', payload: { c: i }, checkUrl: 'http://x/c' });
+    // Read from another connection the moment a call returns its leased deliveries: the rows must be committed.
+    const visibleAtReturn: Array<Promise<unknown>> = [];
+    const returned = <T extends PrepareOutcome | DecisionResult>(call: Promise<T>) =>
+      call.then((x) => {
+        for (const l of fanOutOf(x)?.leased ?? []) {
+          visibleAtReturn.push(pool.query<RowDataPacket[]>('SELECT lease_until FROM deliveries WHERE id = ?', [l.job.deliveryId]).then(([rows]) => rows[0]?.lease_until ?? 'missing'));
+        }
+        return x;
+      });
     const results = await Promise.all([
-      r.prepare(direct('lsd-lead', { lead: true })),
-      r.prepare(direct('lsd-0')),
-      r.prepare({ ...direct('lsd-later'), delayMs: 60_000 }),
-      r.decide('lsc-0', 'confirm'),
-      r.decide('lsc-1', 'confirm'),
+      returned(r.prepare(direct('lsd-lead', { lead: true }))),
+      returned(r.prepare(direct('lsd-0'))),
+      returned(r.prepare({ ...direct('lsd-later'), delayMs: 60_000 })),
+      returned(r.decide('lsc-0', 'confirm')),
+      returned(r.decide('lsc-1', 'confirm')),
     ]);
     const created = results.map((x) => (x.kind === 'created' || x.kind === 'applied' ? x : undefined));
+    const runs: LeasedDelivery[] = created.flatMap((c) => c?.fanOut.leased ?? []);
     // 2 subscriptions each, 5 slots in all: the lead (alone in its batch) gets both of its own;
     // the others share the 3 left in the order their batches commit; the delayed one's are not due.
-    const leasedIds = seen.runs.map((l) => l.job.deliveryId);
-    expect(seen.promised).toBe(5);
-    expect(seen.released).toBe(0);
-    expect(seen.runs).toHaveLength(5);
+    const leasedIds = runs.map((l) => l.job.deliveryId);
+    expect(slots.taken).toBe(5);
+    // None given back: each leased delivery keeps its slot until its run ends.
+    expect(slots.inUse).toBe(5);
+    expect(runs).toHaveLength(5);
     expect(new Set(leasedIds).size).toBe(5);
-    expect(seen.runs.filter((l) => l.context.message.id === 'lsd-lead')).toHaveLength(2);
-    expect(seen.runs.some((l) => l.context.message.id === 'lsd-later')).toBe(false);
+    expect(runs.filter((l) => l.context.message.id === 'lsd-lead')).toHaveLength(2);
+    expect(runs.some((l) => l.context.message.id === 'lsd-later')).toBe(false);
     for (const c of created) {
       expect(c).toBeDefined();
-      const all = c!.deliveries.map((d) => d.id);
-      const jobs = c!.jobs.map((j) => j.deliveryId);
+      const all = c!.fanOut.deliveries.map((d) => d.id);
+      const jobs = c!.fanOut.jobs.map((j) => j.deliveryId);
       // Every delivery is either scheduled or leased, never both, and the API sees them all pending.
-      const leasedHere = seen.runs.filter((l) => l.context.message.id === c!.message.id).map((l) => l.job.deliveryId);
+      const leasedHere = c!.fanOut.leased.map((l) => l.job.deliveryId);
+      expect(c!.fanOut.leased.every((l) => l.context.message.id === c!.message.id)).toBe(true);
       expect([...jobs, ...leasedHere].sort()).toEqual([...all].sort());
-      // What was handed to the runner (with the signing secrets) is not part of the answer.
-      expect(c).not.toHaveProperty('leased');
+      // The signing secrets travel with the leased runs only, never in the API's view of the call.
+      expect(JSON.stringify([c!.message, c!.fanOut.deliveries, c!.fanOut.jobs])).not.toContain('whsec_');
       expect(jobs.filter((id) => leasedIds.includes(id))).toEqual([]);
-      expect(c!.deliveries.every((d) => d.status === 'pending')).toBe(true);
+      expect(c!.fanOut.deliveries.every((d) => d.status === 'pending')).toBe(true);
     }
-    expect(seen.runs.filter((l) => l.context.message.id === 'lsd-later')).toEqual([]);
-    expect(created[2]?.jobs).toHaveLength(2);
-    // Each leased run was handed over after its commit, and carries what its attempt needs.
+    expect(created[2]?.fanOut.leased).toEqual([]);
+    expect(created[2]?.fanOut.jobs).toHaveLength(2);
+    // Each leased delivery was returned after its commit, and carries what its attempt needs.
     // (dateStrings: a committed lease reads as its text; an uncommitted row would read as 'missing'.)
-    for (const at of await Promise.all(seen.visibleAtRun)) expect(at).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/);
-    const lead = seen.runs.find((l) => l.context.message.id === 'lsd-lead');
+    expect(visibleAtReturn).toHaveLength(5);
+    for (const at of await Promise.all(visibleAtReturn)) expect(at).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/);
+    const lead = runs.find((l) => l.context.message.id === 'lsd-lead');
     expect(lead?.context.message).toMatchObject({ payload: { lead: true }, status: 'confirmed' });
     expect(lead?.context.subscription).toMatchObject({ secret: 'whsec_x', enabled: true });
-    expect(seen.runs.find((l) => l.context.message.id === 'lsc-0')?.context.message).toMatchObject({ payload: { c: 0 }, status: 'confirmed' });
-    for (const l of seen.runs) {
+    expect(runs.find((l) => l.context.message.id === 'lsc-0')?.context.message).toMatchObject({ payload: { c: 0 }, status: 'confirmed' });
+    for (const l of runs) {
       expect(l.context.delivery).toMatchObject({ id: l.job.deliveryId, status: 'pending', attempts: 0, generation: 0 });
       expect(l.job).toMatchObject({ generation: 0, attempt: 0 });
     }
@@ -574,25 +584,22 @@ describe('MessageRepository group commit of direct publishes', () => {
     const [rows] = await pool.query<RowDataPacket[]>("SELECT id, lease_until FROM deliveries WHERE message_id LIKE 'ls%'");
     expect(rows).toHaveLength(10);
     for (const row of rows) expect(row.lease_until === null).toBe(!leasedIds.includes(Number(row.id)));
+    slots.give(slots.inUse);
   });
 
-  it('gives promised attempts back and runs none when the transaction fails after promising them; the messages are published on their own', async () => {
-    const { repo: r, reports } = observed();
-    let fail = true;
-    const { leases, seen } = runner(10, () => {
-      if (fail) throw new Error('lease length unavailable');
-      return 30_000;
-    });
-    r.leaseFanOut(leases);
+  it('gives the slots back and returns nothing leased when the transaction fails after taking them; the messages are published on their own', async () => {
+    const slots = new CountedSlots(10, TIMEOUTS);
+    const { repo: r, reports } = observed({ slots });
+    slots.failLeases = true;
     const results = await Promise.all([r.prepare(direct('lsf-lead')), r.prepare(direct('lsf-0')), r.prepare(direct('lsf-1'))]);
-    fail = false;
+    slots.failLeases = false;
     expect(results.map((x) => x.kind)).toEqual(['created', 'created', 'created']);
     expect(reports.map((b) => b.fallbacks)).toEqual([['error'], ['error']]);
-    expect(seen.promised).toBeGreaterThan(0);
-    expect(seen.released).toBe(seen.promised);
-    expect(seen.runs).toEqual([]);
+    expect(slots.taken).toBeGreaterThan(0);
+    expect(slots.inUse).toBe(0);
+    expect(results.flatMap((x) => fanOutOf(x)?.leased ?? [])).toEqual([]);
     // Published on their own, scheduled as usual, none leased.
-    for (const x of results) expect(x.kind === 'created' && x.jobs.length).toBe(2);
+    for (const x of results) expect(x.kind === 'created' && x.fanOut.jobs.length).toBe(2);
     const [rows] = await pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n, COUNT(lease_until) AS leased FROM deliveries WHERE message_id LIKE 'lsf-%'");
     expect([Number(rows[0]?.n), Number(rows[0]?.leased)]).toEqual([6, 0]);
   });
@@ -710,14 +717,14 @@ describe('MessageRepository group commit of direct publishes', () => {
       const published = await Promise.all([r.prepare(direct('wide-lead', {}, 'wide.fan')), ...Array.from({ length: 200 }, (_, i) => r.prepare(direct(longId('wided', i), {}, 'wide.fan')))]);
       expect(reports.filter((b) => b.fallbacks.length > 0)).toEqual([]);
       expect(reports.map((b) => b.size)).toEqual([1, 200]);
-      expect(published.every((x) => x.kind === 'created' && x.deliveries.length === fan)).toBe(true);
+      expect(published.every((x) => x.kind === 'created' && x.fanOut.deliveries.length === fan)).toBe(true);
 
       for (let i = 0; i < 201; i++) await r.prepare({ id: longId('widec', i), topic: 'wide.fan', payload: {}, checkUrl: 'http://x/c' });
       reports.length = 0;
       const confirmed = await Promise.all(Array.from({ length: 201 }, (_, i) => r.decide(longId('widec', i), 'confirm')));
       expect(reports.filter((b) => b.fallbacks.length > 0)).toEqual([]);
       expect(reports.map((b) => b.size)).toEqual([1, 200]);
-      expect(confirmed.every((x) => x.kind === 'applied' && x.deliveries.length === fan)).toBe(true);
+      expect(confirmed.every((x) => x.kind === 'applied' && x.fanOut.deliveries.length === fan)).toBe(true);
       const [[count]] = await pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM deliveries WHERE message_id LIKE 'wide%'");
       expect(Number(count?.n)).toBe(402 * fan);
     } finally {
@@ -728,7 +735,7 @@ describe('MessageRepository group commit of direct publishes', () => {
   it('publishes each message in its own transaction with maxBatchesInFlight 0', async () => {
     const { repo: r, reports, moves } = observed({ maxBatchesInFlight: 0 });
     const results = await Promise.all(Array.from({ length: 3 }, (_, i) => r.prepare(direct(`dir0-${i}`))));
-    expect(results.every((x) => x.kind === 'created' && x.deliveries.length === 2)).toBe(true);
+    expect(results.every((x) => x.kind === 'created' && x.fanOut.deliveries.length === 2)).toBe(true);
     expect(reports).toEqual([]);
     expect(moves).toEqual(['new->confirmed', 'new->confirmed', 'new->confirmed']);
   });

@@ -4,17 +4,19 @@ import { asc, eq, inArray } from 'drizzle-orm';
 import { getTableConfig } from 'drizzle-orm/mysql-core';
 import { createConnection, type Pool } from 'mysql2/promise';
 import { createDatabasePool, createDb, type HeraldDb } from './connection';
-import { DeliveryRepository } from './delivery.repository';
-import { attemptValues, DELIVERY_COLUMNS, DELIVERY_INSERT_BYTES, deliveryInserts, INSERT_ATTEMPTS, INSERT_DELIVERIES, newDeliveryValues } from './delivery.statements';
+import { ClaimRepository } from './claim.repository';
+import { attemptValues, DELIVERY_INSERT_BYTES, DELIVERY_ROW, deliveryInserts, INSERT_ATTEMPTS, INSERT_DELIVERIES, newDeliveryValues } from './delivery.statements';
 import { hasErrorCode } from './driver-errors';
-import { toMessage } from './message.repository';
-import { INSERT_MESSAGES, MESSAGE_COLUMNS, messageValues, SELECT_MESSAGES_BY_ID, toMessageRow, type MessageRecord } from './message.statements';
+import { fanOut } from './fan-out';
+import { INSERT_MESSAGES, MESSAGE_ROW, SELECT_MESSAGES_BY_ID } from './message.statements';
 import { migrate } from './migrator';
-import { deliveries, deliveryAttempts, subscriptions, type SubscriptionRow } from './schema/deliveries';
+import { toMessage } from './rows';
+import { deliveries, deliveryAttempts } from './schema/deliveries';
 import { messages, type MessageRow } from './schema/messages';
+import { subscriptions, type SubscriptionRow } from './schema/subscriptions';
 import { formatSql, runSql, selectSql } from './sql.runner';
 import { SubscriptionRepository, toSubscription, withSecrets } from './subscription.repository';
-import { SELECT_ENABLED_SUBSCRIPTIONS, SUBSCRIPTION_COLUMNS, toSubscriptionRow, type SubscriptionRecord } from './subscription.statements';
+import { SELECT_ENABLED_SUBSCRIPTIONS, SUBSCRIPTION_ROW } from './subscription.statements';
 
 // The hot statements bypass drizzle's builder and decode rows themselves: these tests hold them
 // to what drizzle wrote and read, value for value, in both directions.
@@ -104,16 +106,16 @@ describe('deliveryInserts', () => {
 
 describe('hot statements against drizzle', () => {
   it.each([
-    ['messages', MESSAGE_COLUMNS, messages],
-    ['deliveries', DELIVERY_COLUMNS, deliveries],
-    ['subscriptions', SUBSCRIPTION_COLUMNS, subscriptions],
+    ['messages', MESSAGE_ROW.columns, messages],
+    ['deliveries', DELIVERY_ROW.columns, deliveries],
+    ['subscriptions', SUBSCRIPTION_ROW.columns, subscriptions],
   ] as const)('list the columns of %s as the drizzle schema does, in its order', (_, columns, table) => {
     expect([...columns]).toEqual(getTableConfig(table).columns.map((c) => c.name));
   });
 
   it('store a message that drizzle reads back exactly as written (dates, nulls, hostile text)', async () => {
     const rows = [messageRow('stm-in-full', true), messageRow('stm-in-empty', false)];
-    await runSql(db, INSERT_MESSAGES, [rows.map(messageValues)]);
+    await runSql(db, INSERT_MESSAGES, [rows.map(MESSAGE_ROW.values)]);
     const read = await db.select().from(messages).where(inArray(messages.id, rows.map((r) => r.id))).orderBy(asc(messages.seq));
     expect(read).toEqual(rows.map((r) => ({ ...r, seq: expect.any(BigInt) })));
   });
@@ -123,7 +125,7 @@ describe('hot statements against drizzle', () => {
     await db.insert(messages).values(rows);
     const ids = rows.map((r) => r.id);
     const viaDrizzle = await db.select().from(messages).where(inArray(messages.id, ids)).orderBy(asc(messages.seq));
-    const raw = (await selectSql<MessageRecord>(db, SELECT_MESSAGES_BY_ID, [ids])).map(toMessageRow).sort((a, b) => (a.seq < b.seq ? -1 : 1));
+    const raw = (await selectSql<object>(db, SELECT_MESSAGES_BY_ID, [ids])).map(MESSAGE_ROW.decode).sort((a, b) => (a.seq < b.seq ? -1 : 1));
     expect(raw).toEqual(viaDrizzle);
     expect(typeof raw[0]?.seq).toBe('bigint');
     expect(raw.map(toMessage)).toEqual(viaDrizzle.map(toMessage));
@@ -142,7 +144,7 @@ describe('hot statements against drizzle', () => {
       sub('sub_stm_c', false, { disabledReason: 'gone' }),
     ]);
     const viaDrizzle = await db.select().from(subscriptions).where(eq(subscriptions.enabled, true)).orderBy(asc(subscriptions.id));
-    const raw = (await selectSql<SubscriptionRecord>(db, SELECT_ENABLED_SUBSCRIPTIONS, [])).map(toSubscriptionRow).sort((a, b) => a.id.localeCompare(b.id));
+    const raw = (await selectSql<object>(db, SELECT_ENABLED_SUBSCRIPTIONS, [])).map(SUBSCRIPTION_ROW.decode).sort((a, b) => a.id.localeCompare(b.id));
     expect(raw).toEqual(viaDrizzle);
     expect(raw.map((s) => s.id)).toEqual(['sub_stm_a', 'sub_stm_b']);
     expect((await SubscriptionRepository.enabled(db)).sort((a, b) => a.id.localeCompare(b.id))).toEqual(viaDrizzle.map(withSecrets));
@@ -153,8 +155,8 @@ describe('hot statements against drizzle', () => {
     const now = new Date('2026-05-06T07:08:09.010Z');
     const message = { ...messageRow('stm-fan', true), topic: 'stm.paid', delayMs: 1_500 };
     await db.insert(messages).values(message);
-    const fanOut = await db.transaction((tx) => DeliveryRepository.fanOutMany(tx, [message], now));
-    const jobs = fanOut.get(message.id)?.jobs ?? [];
+    const fanOuts = await db.transaction((tx) => fanOut(tx, [message], now));
+    const jobs = fanOuts.get(message.id)?.jobs ?? [];
     expect(jobs).toHaveLength(2);
     const runAt = new Date(now.getTime() + 1_500);
     const written = await db.select().from(deliveries).where(eq(deliveries.messageId, message.id)).orderBy(asc(deliveries.id));
@@ -162,7 +164,7 @@ describe('hot statements against drizzle', () => {
       id: jobs[i]?.deliveryId, messageId: message.id, subscriptionId, targetType: 'webhook', status: 'pending', attempts: 0, generation: 0,
       nextAttemptAt: runAt, leaseUntil: null, lastError: null, lastStatusCode: null, createdAt: now, updatedAt: now, deliveredAt: null, deadAt: null,
     })));
-    expect(fanOut.get(message.id)?.deliveries.map((d) => d.id)).toEqual(written.map((d) => d.id));
+    expect(fanOuts.get(message.id)?.deliveries.map((d) => d.id)).toEqual(written.map((d) => d.id));
 
     // Every nullable column of the first delivery set, so that each is decoded from a value too.
     const [first, second] = written;
@@ -172,7 +174,7 @@ describe('hot statements against drizzle', () => {
     }).where(eq(deliveries.id, first!.id));
     await db.delete(subscriptions).where(eq(subscriptions.id, 'sub_stm_b'));
 
-    const repo = new DeliveryRepository(db);
+    const repo = new ClaimRepository(db);
     const [viaDrizzle] = await db.select().from(deliveries).where(eq(deliveries.id, first!.id));
     const [storedMessage] = await db.select().from(messages).where(eq(messages.id, message.id));
     const [storedSub] = await db.select().from(subscriptions).where(eq(subscriptions.id, 'sub_stm_a'));
@@ -202,7 +204,7 @@ describe('hot statements against drizzle', () => {
   it('take a lease that drizzle reads back at the millisecond', async () => {
     const now = new Date('2026-05-06T07:08:09.010Z');
     const [row] = await db.select().from(deliveries).where(eq(deliveries.messageId, 'stm-fan')).orderBy(asc(deliveries.id)).limit(1).offset(1);
-    const repo = new DeliveryRepository(db, () => now);
+    const repo = new ClaimRepository(db, { now: () => now });
     expect(await repo.claim({ deliveryId: row!.id, generation: 0, attempt: 0, runAt: now }, 12_345)).toBe(true);
     const [after] = await db.select().from(deliveries).where(eq(deliveries.id, row!.id));
     expect(after).toEqual({ ...row, leaseUntil: new Date(now.getTime() + 12_345), updatedAt: now });
@@ -210,13 +212,13 @@ describe('hot statements against drizzle', () => {
 
   it('report driver errors as drizzle did: wrapped, with the code in the cause chain', async () => {
     const row = messageRow('stm-dup', false);
-    await runSql(db, INSERT_MESSAGES, [[messageValues(row)]]);
-    const duplicate = await runSql(db, INSERT_MESSAGES, [[messageValues(row)]]).catch((e: unknown) => e);
+    await runSql(db, INSERT_MESSAGES, [[MESSAGE_ROW.values(row)]]);
+    const duplicate = await runSql(db, INSERT_MESSAGES, [[MESSAGE_ROW.values(row)]]).catch((e: unknown) => e);
     expect(hasErrorCode(duplicate, ['ER_DUP_ENTRY'])).toBe(true);
     expect((duplicate as Error).cause).toMatchObject({ code: 'ER_DUP_ENTRY', errno: 1062 });
     const viaDrizzle = await db.insert(messages).values(row).catch((e: unknown) => e);
     expect((duplicate as Error).constructor).toBe((viaDrizzle as Error).constructor);
-    const tooLong = await runSql(db, INSERT_MESSAGES, [[messageValues({ ...row, id: 'stm-long', topic: 'x'.repeat(201) })]]).catch((e: unknown) => e);
+    const tooLong = await runSql(db, INSERT_MESSAGES, [[MESSAGE_ROW.values({ ...row, id: 'stm-long', topic: 'x'.repeat(201) })]]).catch((e: unknown) => e);
     expect(hasErrorCode(tooLong, ['ER_DATA_TOO_LONG'])).toBe(true);
   });
 });

@@ -3,9 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createConnection, type Pool } from 'mysql2/promise';
-import { createDatabasePool, createDb, DeliveryRepository, MessageRepository, migrate, SubscriptionRepository } from '@herald/db';
-import { checkJob, checkJobId, deliveryJob, deliveryJobId, requeue } from './index';
-import { DeliveryScheduler } from './delivery.scheduler';
+import { ClaimRepository, createDatabasePool, createDb, DeliveryRepository, MessageRepository, migrate, SubscriptionRepository } from '@herald/db';
+import { checkJob, checkJobId, deliveryJob, deliveryJobId, restoreJobs } from './index';
+import { DeliveryDispatcher } from './delivery.dispatcher';
+import { DeliveryQueue } from './delivery.queue';
 import { Reconciler } from './reconciler';
 
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
@@ -70,7 +71,7 @@ describe('job options', () => {
   });
 });
 
-describe('requeue', () => {
+describe('restoreJobs', () => {
   it('replaces an orphaned job hash (left by Redis losing keys mid-operation) that would block its id forever', async () => {
     const job = deliveryJob({ deliveryId: 123, generation: 0, attempt: 1, runAt: new Date() });
     const key = `${prefix}:deliveries:${job.opts.jobId}`;
@@ -78,10 +79,10 @@ describe('requeue', () => {
     await redis.hset(key, { delay: '0', processedOn: String(Date.now()), ats: '1' });
     await queue.add(job.name, job.data, job.opts);
     expect(await queue.getJobState(job.opts.jobId as string)).toBe('unknown'); // the plain add was ignored
-    expect(await requeue(queue, [job])).toBe(1);
+    expect(await restoreJobs(queue, [job])).toBe(1);
     expect(await queue.getJobState(job.opts.jobId as string)).toBe('waiting');
     // A live job is left alone, not duplicated.
-    expect(await requeue(queue, [job])).toBe(0);
+    expect(await restoreJobs(queue, [job])).toBe(0);
     await queue.remove(job.opts.jobId as string);
   });
 });
@@ -99,32 +100,33 @@ describe('Reconciler', () => {
     const db = createDb(pool);
     await new SubscriptionRepository(db).create({ name: 's', topic: 'r.t', target: { type: 'webhook', url: 'https://example.com/h' } });
     const prepared = await new MessageRepository(db).prepare({ id: 'rec-1', topic: 'r.t', payload: {}, confirm: true });
-    expect(prepared.kind === 'created' && prepared.jobs).toHaveLength(1);
+    expect(prepared.kind === 'created' && prepared.fanOut.jobs).toHaveLength(1);
     // The enqueue after commit never happened (Redis lost it): nothing is queued.
     expect(await queue.getJobCounts('waiting', 'delayed')).toEqual({ waiting: 0, delayed: 0 });
     await new Promise((r) => setTimeout(r, 50));
 
-    const reconciler = new Reconciler(new DeliveryRepository(db), new DeliveryScheduler(queue), { intervalMs: 1_000, graceMs: 0, batchSize: 100 });
+    const reconciler = new Reconciler(new DeliveryRepository(db), new DeliveryDispatcher({ queue: new DeliveryQueue(queue) }), { intervalMs: 1_000, graceMs: 0, batchSize: 100 });
     expect(await reconciler.sweep()).toBe(1);
     expect(await reconciler.sweep()).toBe(1);
     expect(await reconciler.sweep()).toBe(1);
     const jobs = await queue.getJobs(['waiting', 'delayed']);
-    expect(jobs.map((j) => j.id)).toEqual([deliveryJobId({ deliveryId: (prepared.kind === 'created' && prepared.jobs[0]!.deliveryId) || 0, generation: 0, attempt: 0 })]);
+    expect(jobs.map((j) => j.id)).toEqual([deliveryJobId({ deliveryId: (prepared.kind === 'created' && prepared.fanOut.jobs[0]!.deliveryId) || 0, generation: 0, attempt: 0 })]);
   });
 
   it('leaves a leased delivery (a worker is sending it) alone', async () => {
     const db = createDb(pool);
     const deliveries = new DeliveryRepository(db);
     const prepared = await new MessageRepository(db).prepare({ id: 'rec-2', topic: 'r.t', payload: {}, confirm: true });
-    const ref = prepared.kind === 'created' ? prepared.jobs[0]! : undefined;
-    expect(await deliveries.claim(ref!, 60_000)).toBe(true);
-    expect(await deliveries.claim(ref!, 60_000)).toBe(false);
-    const due = await deliveries.due(100, 0);
+    const claims = new ClaimRepository(db);
+    const ref = prepared.kind === 'created' ? prepared.fanOut.jobs[0]! : undefined;
+    expect(await claims.claim(ref!, 60_000)).toBe(true);
+    expect(await claims.claim(ref!, 60_000)).toBe(false);
+    const due = await deliveries.overdue(100, 0);
     expect(due.map((d) => d.deliveryId)).not.toContain(ref!.deliveryId);
   });
 });
 
-describe('DeliveryScheduler', () => {
+describe('DeliveryQueue', () => {
   it('adds concurrent callers’ jobs together, every job once, each with its own delay', async () => {
     const batched = new Queue(`sched-${randomBytes(3).toString('hex')}`, { connection: redis, prefix });
     const addBulk = batched.addBulk.bind(batched);
@@ -134,14 +136,14 @@ describe('DeliveryScheduler', () => {
       return addBulk(jobs);
     };
     try {
-      const scheduler = new DeliveryScheduler(batched, 5_000);
+      const deliveryQueue = new DeliveryQueue(batched, 5_000);
       const now = Date.now();
       const ref = (id: number, delayMs = 0) => ({ deliveryId: id, generation: 0, attempt: 0, runAt: new Date(now + delayMs) });
       // One tick: the first two calls go at once (two adds in flight at most); the eight after them wait and leave together.
       await Promise.all([
-        scheduler.schedule([ref(1), ref(2)]),
-        ...Array.from({ length: 9 }, (_, i) => scheduler.schedule([ref(10 + i, i === 0 ? 60_000 : 0)])),
-        scheduler.schedule([]),
+        deliveryQueue.add([ref(1), ref(2)]),
+        ...Array.from({ length: 9 }, (_, i) => deliveryQueue.add([ref(10 + i, i === 0 ? 60_000 : 0)])),
+        deliveryQueue.add([]),
       ]);
       expect(bulkSizes).toEqual([2, 1, 8]);
       const counts = await batched.getJobCounts('waiting', 'delayed');

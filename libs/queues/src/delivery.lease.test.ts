@@ -3,11 +3,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise';
-import { createDatabasePool, createDb, DeliveryRepository, MessageRepository, migrate, SubscriptionRepository } from '@herald/db';
+import { AttemptRepository, ClaimRepository, createDatabasePool, createDb, DeliveryRepository, LeaseSlots, MessageRepository, migrate, SubscriptionRepository } from '@herald/db';
 import { WebhookSender, type RabbitPublisher } from '@herald/delivery';
 import { DeliverProcessor } from './deliver.processor';
-import type { DeliveryScheduler } from './delivery.scheduler';
-import { InlineDispatcher } from './inline.dispatcher';
+import { DeliveryDispatcher } from './delivery.dispatcher';
+import type { DeliveryQueue } from './delivery.queue';
 
 /**
  * Deliveries a confirm batch leases to this process, against the real MariaDB: the lease they
@@ -53,32 +53,27 @@ afterAll(async () => {
   await c.end();
 });
 
-/** A worker process as worker.ts wires it: confirm batches lease deliveries to its inline runner. */
+/** A worker process as the server wires it: confirm batches lease deliveries in the slots its dispatcher runs them in. */
 function workerProcess() {
   const db = createDb(pool);
+  const timeouts = { webhookTimeoutMs: TIMEOUT_MS, amqpConfirmTimeoutMs: TIMEOUT_MS };
+  const slots = new LeaseSlots(8, timeouts);
   const deliveries = new DeliveryRepository(db);
   const subscriptions = new SubscriptionRepository(db);
-  const messages = new MessageRepository(db);
-  const scheduled: number[] = [];
-  const scheduler = { schedule: async (refs: Array<{ deliveryId: number }>) => void scheduled.push(...refs.map((r) => r.deliveryId)) } as unknown as DeliveryScheduler;
+  const messages = new MessageRepository(db, { slots });
   const webhook = new WebhookSender({ allowPrivateUrls: true });
   const processor = new DeliverProcessor({
-    deliveries,
+    claims: new ClaimRepository(db),
+    attempts: new AttemptRepository(db),
     subscriptions,
     webhook,
     rabbit: {} as RabbitPublisher,
-    scheduler,
-    defaultTimeoutMs: TIMEOUT_MS,
-    rabbitConfirmTimeoutMs: TIMEOUT_MS,
+    timeouts,
   });
-  const inline = new InlineDispatcher(processor, { maxInFlight: 8, enqueue: async () => undefined });
-  messages.leaseFanOut({
-    reserve: (wanted) => inline.reserve(wanted),
-    release: (count) => inline.release(count),
-    leaseMs: (subscription) => processor.leaseMs(subscription),
-    run: ({ job, context }) => inline.runClaimed(job, context),
-  });
-  return { deliveries, subscriptions, messages, processor, inline, webhook };
+  const queued: number[] = [];
+  const queue = { add: async (refs: Array<{ deliveryId: number }>) => void queued.push(...refs.map((r) => r.deliveryId)) } as unknown as DeliveryQueue;
+  const dispatcher = new DeliveryDispatcher({ queue, sender: { processor, slots } });
+  return { deliveries, subscriptions, messages, processor, dispatcher, slots, queued, webhook };
 }
 
 async function waitFor<T>(read: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
@@ -103,7 +98,7 @@ describe('deliveries leased by a slow confirm batch', () => {
     // any long lock wait, a slow fsync, or a wait for a pooled connection.
     const holder = await pool.getConnection();
     const startedAt = Date.now();
-    let confirming: Promise<unknown> | undefined;
+    let confirming: ReturnType<typeof herald.messages.decide> | undefined;
     try {
       await holder.query('BEGIN');
       await holder.query(
@@ -123,7 +118,11 @@ describe('deliveries leased by a slow confirm batch', () => {
       // The lease (now + timeout + 5 s) has 1 s left when the batch commits.
       await new Promise((r) => setTimeout(r, Math.max(0, startedAt + TIMEOUT_MS + 4_000 - Date.now())));
       await holder.query('ROLLBACK');
-      expect(await confirming).toMatchObject({ kind: 'applied' });
+      const confirmed = await confirming;
+      expect(confirmed).toMatchObject({ kind: 'applied' });
+      // Both deliveries were leased to this process by the batch, and are run by its dispatcher.
+      expect(confirmed?.kind === 'applied' && confirmed.fanOut.leased).toHaveLength(2);
+      if (confirmed?.kind === 'applied') await herald.dispatcher.dispatch(confirmed.fanOut, 'slow-1');
     } finally {
       await holder.query('ROLLBACK').catch(() => undefined);
       holder.release();
@@ -132,15 +131,17 @@ describe('deliveries leased by a slow confirm batch', () => {
     // What the reconciler and a queue worker of any replica do once the batch's lease is over,
     // while the inline send is still under way.
     await new Promise((r) => setTimeout(r, Math.max(0, startedAt + TIMEOUT_MS + 5_000 + 200 - Date.now())));
-    const overdue = await herald.deliveries.due(10, 0);
+    const overdue = await herald.deliveries.overdue(10, 0);
     const others = await Promise.all(overdue.map((ref) => herald.processor.process(ref)));
-    await herald.inline.close();
+    await herald.dispatcher.close();
     await herald.webhook.close();
 
     // One send of the attempt, not two at once; none to the subscription disabled before the commit.
     expect(received).toEqual(['/kept']);
     expect(mostOpen).toBe(1);
-    expect(others.filter((o) => o !== 'skipped')).toEqual([]);
+    expect(others.filter((o) => o.kind !== 'skipped')).toEqual([]);
+    expect(herald.slots.inUse).toBe(0);
+    expect(herald.queued).toEqual([]);
     const [rows] = await pool.query<RowDataPacket[]>('SELECT subscription_id, status, attempts, last_error FROM deliveries WHERE message_id = ? ORDER BY subscription_id', ['slow-1']);
     const bySub = new Map(rows.map((r) => [r.subscription_id as string, r]));
     expect(bySub.get(kept.id)).toMatchObject({ status: 'delivered', attempts: 1 });
