@@ -14,7 +14,7 @@ import {
   type DeliveryStateRecord,
 } from './delivery.statements';
 import { ERROR_MAX, type AttemptContext } from './rows';
-import { deliveries, deliveryAttempts } from './schema/deliveries';
+import { deliveries, type deliveryAttempts } from './schema/deliveries';
 import { runSql, selectSql, toNumber } from './sql.runner';
 import { BATCH_RETRY, lockMessages, rollUpMessageStatus, withDeadlockRetry } from './transactions';
 import { STALLED_BATCH_MS, WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
