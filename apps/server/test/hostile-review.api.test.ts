@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { asAdmin, asProducer, buildTestApp, createTestDatabase, prepareBody } from './helpers';
+
+let app: FastifyInstance;
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let subscriptionId: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase('hostile');
+  app = await buildTestApp(db.url);
+  const sub = await app.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name: 'h', topic: 'hostile.one', target: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } } });
+  subscriptionId = sub.json().id;
+  const published = await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: { ...prepareBody('hostile-1'), topic: 'hostile.one', confirm: true } });
+  expect(published.statusCode, published.body).toBe(201);
+});
+afterAll(async () => {
+  await app.close();
+  await db.drop();
+});
+
+function expect400(res: { statusCode: number; body: string; json: () => { field?: string; message: string } }, field: string) {
+  expect(res.statusCode, res.body).toBe(400);
+  expect(res.json().field).toBe(field);
+  expect(res.json().message).toContain(field);
+}
+
+describe('optional bodies are validated (a 500 or a silent acceptance before)', () => {
+  it('refuses a graceMs that is not a whole number of milliseconds ≥ 0', async () => {
+    for (const graceMs of ['abc', -1, 1.5]) {
+      const res = await app.inject({ method: 'POST', url: `/v1/subscriptions/${subscriptionId}/rotate-secret`, headers: asAdmin, payload: { graceMs } });
+      expect400(res, 'graceMs');
+    }
+  });
+
+  it('refuses since/until that are not times, and an all that is not a boolean', async () => {
+    expect400(await app.inject({ method: 'POST', url: `/v1/subscriptions/${subscriptionId}/redeliver`, headers: asAdmin, payload: { since: 'garbage' } }), 'since');
+    expect400(await app.inject({ method: 'POST', url: `/v1/subscriptions/${subscriptionId}/redeliver`, headers: asAdmin, payload: { until: 7 } }), 'until');
+    expect400(await app.inject({ method: 'POST', url: '/v1/messages/hostile-1/redeliver', headers: asAdmin, payload: { all: 'yes' } }), 'all');
+    expect400(await app.inject({ method: 'POST', url: '/v1/messages/hostile-1/redeliver', headers: asAdmin, payload: { every: true } }), 'every');
+  });
+
+  it('still accepts the bodies when they are absent or valid', async () => {
+    expect((await app.inject({ method: 'POST', url: '/v1/messages/hostile-1/redeliver', headers: asAdmin })).statusCode).toBe(202);
+    expect((await app.inject({ method: 'POST', url: '/v1/messages/hostile-1/redeliver', headers: asAdmin, payload: { all: true } })).statusCode).toBe(202);
+    expect((await app.inject({ method: 'POST', url: `/v1/subscriptions/${subscriptionId}/redeliver`, headers: asAdmin, payload: { since: '2026-01-01T00:00:00Z' } })).statusCode).toBe(202);
+  });
+});
+
+describe('times and numbers Herald cannot hold are refused (a 500 or a stored null before)', () => {
+  it('answers 400 to a leap second, which no JavaScript date can hold', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/messages?createdBefore=2026-12-31T23:59:60Z', headers: asProducer });
+    expect(res.statusCode, res.body).toBe(400);
+    expect(res.json().field).toBe('createdBefore');
+    const body = await app.inject({ method: 'POST', url: `/v1/subscriptions/${subscriptionId}/redeliver`, headers: asAdmin, payload: { since: '2026-12-31T23:59:60Z' } });
+    expect400(body, 'since');
+  });
+
+  it('answers 400 to a payload number beyond a double (1e400 would be stored as null)', async () => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/messages',
+      headers: { ...asProducer, 'content-type': 'application/json' },
+      payload: '{"id":"huge-number","topic":"hostile.one","confirm":true,"payload":{"n":1e400}}',
+    });
+    expect400(res, 'payload');
+    expect((await app.inject({ method: 'GET', url: '/v1/messages/huge-number', headers: asProducer })).statusCode).toBe(404);
+  });
+});
+
+describe('the signing secret', () => {
+  it('is not in a PATCH answer, only in create and rotate answers', async () => {
+    const patched = await app.inject({ method: 'PATCH', url: `/v1/subscriptions/${subscriptionId}`, headers: asAdmin, payload: { name: 'x' } });
+    expect(patched.statusCode, patched.body).toBe(200);
+    expect(patched.json().name).toBe('x');
+    expect(patched.body).not.toMatch(/whsec_|secret/i);
+    const rotated = await app.inject({ method: 'POST', url: `/v1/subscriptions/${subscriptionId}/rotate-secret`, headers: asAdmin, payload: { graceMs: 0 } });
+    expect(rotated.json().secret).toMatch(/^whsec_/);
+  });
+});
