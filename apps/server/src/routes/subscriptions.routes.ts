@@ -24,7 +24,12 @@ const SubscriptionRef = Type.Ref(Subscription);
 const DEFAULT_ROTATION_GRACE_MS = 24 * 3600_000;
 const SubscriptionLimit = { ...Errors[409], description: 'The topic pattern already has HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC subscriptions' };
 
-function toApiSubscription(s: StoredSubscription, secret?: string | null) {
+/**
+ * The API shape of a subscription. Repository reads may carry the signing secrets along; they are
+ * dropped here, so only answers that pass `secret` on purpose (create, rotate) ever show one.
+ */
+function toApiSubscription(stored: StoredSubscription, secret?: string | null) {
+  const { secret: _s, previousSecret: _p, previousSecretExpiresAt: _e, ...s } = stored as StoredSubscription & { secret?: unknown; previousSecret?: unknown; previousSecretExpiresAt?: unknown };
   return { ...s, createdAt: s.createdAt.toISOString(), updatedAt: s.updatedAt.toISOString(), ...(secret ? { secret } : {}) };
 }
 
@@ -102,8 +107,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
   }, async (request) => {
     const found = await app.subscriptions.get(request.params.id);
     if (!found) throw notFound(request.params.id);
-    const { secret: _s, previousSecret: _p, previousSecretExpiresAt: _e, ...subscription } = found;
-    return toApiSubscription(subscription);
+    return toApiSubscription(found);
   });
 
   app.patch('/v1/subscriptions/:id', {
