@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { asAdmin, asProducer, buildTestApp, createTestDatabase, prepareBody } from './helpers';
+import { startWebhookSink, waitFor } from './sinks';
 
 let app: FastifyInstance;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -76,5 +77,33 @@ describe('the signing secret', () => {
     expect(patched.body).not.toMatch(/whsec_|secret/i);
     const rotated = await app.inject({ method: 'POST', url: `/v1/subscriptions/${subscriptionId}/rotate-secret`, headers: asAdmin, payload: { graceMs: 0 } });
     expect(rotated.json().secret).toMatch(/^whsec_/);
+  });
+});
+
+describe('delivery headers', () => {
+  it("keeps the subscription's value when a message repeats its header in another letter case (the attacker's Authorization reached the consumer)", async () => {
+    const sink = await startWebhookSink();
+    try {
+      const sub = await app.inject({
+        method: 'POST',
+        url: '/v1/subscriptions',
+        headers: asAdmin,
+        payload: { name: 'auth', topic: 'hostile.auth', target: { type: 'webhook', url: sink.url('/auth'), headers: { authorization: 'Bearer consumer-token' } } },
+      });
+      expect(sub.statusCode, sub.body).toBe(201);
+      const sent = await app.inject({
+        method: 'POST',
+        url: '/v1/messages',
+        headers: asProducer,
+        payload: { id: 'hostile-auth', topic: 'hostile.auth', payload: {}, confirm: true, headers: { Authorization: 'Bearer attacker', 'X-Trace': 'kept' } },
+      });
+      expect(sent.statusCode, sent.body).toBe(201);
+      await waitFor(async () => sink.hitsFor('hostile-auth').length > 0, 'delivered');
+      const raw = sink.hitsFor('hostile-auth')[0]!.headers;
+      expect(raw.authorization).toBe('Bearer consumer-token');
+      expect(raw['x-trace']).toBe('kept');
+    } finally {
+      await sink.close();
+    }
   });
 });

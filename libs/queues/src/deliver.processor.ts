@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Span, Tracer } from '@opentelemetry/api';
 import { activeSecrets, type AttemptResult, type Subscription, type TargetType } from '@herald/domain';
 import type { AttemptContext, AttemptOutcome, DeliveryJobRef, DeliveryRepository, SubscriptionRepository } from '@herald/db';
-import { traceHeaders, withTraceHeaders, type RabbitPublisher, type WebhookSender } from '@herald/delivery';
+import { mergeHeaders, traceHeaders, withTraceHeaders, type RabbitPublisher, type WebhookSender } from '@herald/delivery';
 import type { DeliveryScheduler } from './delivery.scheduler';
 import { endSpan, SpanKind, startMessageSpan, traceFields, type QueueLog } from './observability';
 
@@ -171,7 +171,7 @@ export class DeliverProcessor {
         attempt,
         body,
         // With tracing on the trace headers point at this attempt's span, replacing any the message or subscription carries.
-        headers: withTraceHeaders({ ...message.headers, ...sub.target.headers }, trace),
+        headers: withTraceHeaders(mergeHeaders(message.headers, sub.target.headers), trace),
         secrets: activeSecrets(sub, new Date()),
         timeoutMs: sub.target.timeoutMs ?? this.deps.defaultTimeoutMs,
       });
