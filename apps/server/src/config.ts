@@ -32,6 +32,8 @@ export interface Config {
   allowPrivateUrls: boolean;
   role: ProcessRole;
   maxBodyBytes: number;
+  /** A request whose body has not fully arrived by then is answered 408 and its connection closed. */
+  requestTimeoutMs: number;
   /** Subscriptions one topic pattern may have (abuse limit: each adds a delivery per message). */
   maxSubscriptionsPerTopic: number;
   shutdownTimeoutMs: number;
@@ -98,6 +100,7 @@ export function parseConfig(env: Env): Config {
     allowPrivateUrls: bool(env, 'HERALD_ALLOW_PRIVATE_URLS', false),
     role: oneOf(env, 'HERALD_ROLE', 'all', ['api', 'worker', 'all'] as const),
     maxBodyBytes: int(env, 'HERALD_MAX_BODY_BYTES', 1_048_576, 1024, 64 * 1_048_576),
+    requestTimeoutMs: int(env, 'HERALD_REQUEST_TIMEOUT_MS', 30_000, 100, 600_000),
     maxSubscriptionsPerTopic: int(env, 'HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC', 50, 1, 100_000),
     shutdownTimeoutMs: int(env, 'HERALD_SHUTDOWN_TIMEOUT_MS', 25_000, 1_000, 600_000),
     logLevel: oneOf(env, 'HERALD_LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),

@@ -53,8 +53,12 @@ export function loggable(error: unknown): object {
  */
 export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number): void {
   app.setErrorHandler((error: FastifyError | HttpProblem, request, reply) => {
-    const send = (statusCode: number, message: string, field?: string) =>
-      reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, ...(field !== undefined && { field }) });
+    const send = (statusCode: number, message: string, field?: string) => {
+      // A refused request (no token, body too large, or any refusal before its body was read)
+      // closes its connection: else the client could keep it open sending the rest of the body.
+      if (statusCode === 401 || statusCode === 413 || !request.raw.complete) void reply.header('connection', 'close');
+      return reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, ...(field !== undefined && { field }) });
+    };
 
     if ('validation' in error && error.validation) {
       const { field, message } = describeValidationError(error.validation, error.validationContext);
