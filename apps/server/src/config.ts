@@ -41,6 +41,7 @@ export interface Config {
   checkDefaults: CheckPolicy;
   limits: {
     ratePerMinute: number;
+    unauthenticatedPerMinute: number;
     maxEventLoopDelayMs: number;
     sampleIntervalMs: number;
   };
@@ -112,6 +113,7 @@ export function parseConfig(env: Env): Config {
     },
     limits: {
       ratePerMinute: int(env, 'HERALD_RATE_LIMIT_PER_MINUTE', 60_000, 0, 100_000_000),
+      unauthenticatedPerMinute: int(env, 'HERALD_UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE', 60, 0, 100_000_000),
       maxEventLoopDelayMs: int(env, 'HERALD_MAX_EVENT_LOOP_DELAY_MS', 1_000, 0, 60_000),
       sampleIntervalMs: int(env, 'HERALD_PRESSURE_SAMPLE_INTERVAL_MS', 500, 10, 60_000),
     },
