@@ -107,3 +107,32 @@ describe('delivery headers', () => {
     }
   });
 });
+
+describe('listing pages', () => {
+  it('end early once their payloads pass 1 MiB, and the cursor walks every message once (52 MB answers before)', async () => {
+    const big = 'x'.repeat(400_000);
+    for (let i = 0; i < 3; i++) {
+      const res = await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: { id: `big-${i}`, topic: 'hostile.big', payload: { big }, confirm: true } });
+      expect(res.statusCode, res.body).toBe(201);
+    }
+    const seen: string[][] = [];
+    let cursor: string | null = null;
+    do {
+      const res = await app.inject({ url: `/v1/messages?topic=hostile.big&limit=200${cursor ? `&cursor=${cursor}` : ''}`, headers: asProducer });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.body.length).toBeLessThan(1_100_000);
+      const page = res.json() as { items: Array<{ id: string }>; nextCursor: string | null };
+      seen.push(page.items.map((m) => m.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual([['big-2', 'big-1'], ['big-0']]);
+  });
+
+  it('still carries up to `limit` small messages in one page', async () => {
+    for (let i = 0; i < 5; i++) await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: { id: `small-${i}`, topic: 'hostile.small', payload: { i }, confirm: true } });
+    const res = await app.inject({ url: '/v1/messages?topic=hostile.small&limit=200', headers: asProducer });
+    const page = res.json() as { items: Array<{ id: string }>; nextCursor: string | null };
+    expect(page.items.map((m) => m.id)).toEqual(['small-4', 'small-3', 'small-2', 'small-1', 'small-0']);
+    expect(page.nextCursor).toBeNull();
+  });
+});

@@ -2,6 +2,7 @@ export * from './connection';
 export * from './driver-errors';
 export * from './migrator';
 export * from './message.repository';
+export * from './message-page';
 export * from './subscription.repository';
 export * from './delivery.repository';
 export { messages, checkAttempts, type MessageRow } from './schema/messages';

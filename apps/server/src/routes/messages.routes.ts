@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { DeliveryList, Errors, ListMessagesQuery, Message, MessageIdParams, MessageList, PrepareMessageBody, RedeliverBody, Requeued } from '@herald/contract';
 import { checkUrlProblem, decodeCursor, encodeCursor, headersProblem, isCommitted, payloadProblem, type StoredMessage } from '@herald/domain';
-import type { DecisionResult, DeliverySummary } from '@herald/db';
+import { createDb, fitMessagePage, type DecisionResult, type DeliverySummary } from '@herald/db';
 import { privateUrlProblem } from '@herald/delivery';
 import { badRequest, HttpProblem } from '../plugins/errors';
 import { bindMessageLog } from '../plugins/logging';
@@ -12,6 +12,9 @@ const security = [{ bearer: [] }];
 const MessageRef = Type.Ref(Message);
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+/** Stored payload bytes a listing page may carry; it ends early (with nextCursor) beyond them. */
+export const LIST_PAGE_MAX_BYTES = 1_048_576;
 
 /** The API shape of a stored message with the summary of its deliveries. */
 export function toApiMessage(message: StoredMessage, deliveries: readonly DeliverySummary[]) {
@@ -29,6 +32,7 @@ export function toApiMessage(message: StoredMessage, deliveries: readonly Delive
 }
 
 export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolean }> = async (app, options) => {
+  const db = createDb(app.mysql);
   // Deliveries exist only once a message is committed (they are created by the confirm), so an
   // undecided or cancelled message needs no query for them.
   const withDeliveries = async (message: StoredMessage) =>
@@ -194,7 +198,9 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
     const { status, topic, createdBefore, limit = 50, cursor } = request.query;
     const position = cursor === undefined ? undefined : decodeCursor(cursor);
     if (cursor !== undefined && !position) throw badRequest({ field: 'cursor', reason: 'is not a cursor this service issued' }, 'querystring');
-    const page = await app.messages.list({ status, topic, limit, beforeSeq: position?.seq, createdBefore: createdBefore ? new Date(createdBefore) : undefined });
+    const filter = { status, topic, limit, beforeSeq: position?.seq, createdBefore: createdBefore ? new Date(createdBefore) : undefined };
+    // Sized first: 200 payloads of 1 MiB each read at once held 200 MB per request.
+    const page = await app.messages.list({ ...filter, ...(await fitMessagePage(db, filter, LIST_PAGE_MAX_BYTES)) });
     const deliveries = await app.deliveries.forMessages(page.items.map((m) => m.id));
     return {
       items: page.items.map((m) => toApiMessage(m, deliveries.get(m.id) ?? [])),
