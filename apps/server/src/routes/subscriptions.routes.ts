@@ -13,7 +13,7 @@ import {
   SubscriptionIdParams,
   SubscriptionList,
 } from '@herald/contract';
-import { headersProblem, targetUrlProblem, type Subscription as StoredSubscription, type Target } from '@herald/domain';
+import { canonicalTopicPattern, headersProblem, targetUrlProblem, type Subscription as StoredSubscription, type Target } from '@herald/domain';
 import { privateUrlProblem } from '@herald/delivery';
 import { SubscriptionLimitError } from '@herald/db';
 import { badRequest, HttpProblem } from '../plugins/errors';
@@ -39,6 +39,13 @@ function checkTarget(target: Target | undefined, allowPrivateUrls: boolean): voi
   if (problem) throw badRequest(problem);
   const privateUrl = allowPrivateUrls ? undefined : privateUrlProblem(target.url);
   if (privateUrl) throw badRequest({ field: 'target.url', reason: privateUrl });
+}
+
+/** One spelling per pattern: `a.#.#` next to `a.#` would double the per-pattern cap. */
+function checkTopic(topic: string | undefined): void {
+  if (topic === undefined) return;
+  const canonical = canonicalTopicPattern(topic);
+  if (canonical !== topic) throw badRequest({ field: 'topic', reason: `matches exactly what "${canonical}" matches; write it that way` });
 }
 
 const notFound = (id: string) => new HttpProblem(404, `subscription ${id} not found`);
@@ -83,6 +90,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
       response: { 201: SubscriptionRef, ...errors, 409: SubscriptionLimit, 413: Errors[413], 415: Errors[415] },
     },
   }, async (request, reply) => {
+    checkTopic(request.body.topic);
     checkTarget(request.body.target, options.allowPrivateUrls);
     const { subscription, secret } = await withinLimit(app.subscriptions.create(request.body, options.maxPerTopic));
     return reply.code(201).send(toApiSubscription(subscription, secret));
@@ -122,6 +130,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
       response: { 200: SubscriptionRef, 404: Errors[404], 409: SubscriptionLimit, ...errors },
     },
   }, async (request) => {
+    checkTopic(request.body.topic);
     checkTarget(request.body.target as Target | undefined, options.allowPrivateUrls);
     const updated = await withinLimit(app.subscriptions.update(request.params.id, request.body as Parameters<typeof app.subscriptions.update>[1], options.maxPerTopic));
     if (!updated) throw notFound(request.params.id);
