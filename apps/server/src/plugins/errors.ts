@@ -101,8 +101,24 @@ export function installJsonParser(app: FastifyInstance): void {
     if (text.trim() === '') return done(null, undefined);
     parse(request, text, (error, value) => {
       // Only the request body's own syntax error is the client's: say so with a 400.
-      if (error) return done(new HttpProblem(400, `body is not valid JSON: ${error.message}`, ''), undefined);
+      if (error) {
+        // Fastify's parser also refuses valid JSON with these members (prototype poisoning), with
+        // the same error: JSON.parse tells the two apart, on this failure path only.
+        if (isJson(text)) {
+          return done(new HttpProblem(400, 'body must not contain a "__proto__" member or a "constructor" member holding "prototype" (prototype poisoning)', ''), undefined);
+        }
+        return done(new HttpProblem(400, `body is not valid JSON: ${error.message}`, ''), undefined);
+      }
       done(null, value);
     });
   });
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
