@@ -136,3 +136,36 @@ describe('listing pages', () => {
     expect(page.nextCursor).toBeNull();
   });
 });
+
+describe('smaller findings', () => {
+  it('refuses a second spelling of a topic pattern, which counted apart against the per-pattern cap', async () => {
+    for (const [topic, canonical] of [['capx.#.#', 'capx.#'], ['capx.#.*', 'capx.*.#']] as const) {
+      const res = await app.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name: 'cap', topic, target: { type: 'rabbitmq', exchange: 'x' } } });
+      expect400(res, 'topic');
+      expect(res.json().message).toContain(`"${canonical}"`);
+    }
+    const patched = await app.inject({ method: 'PATCH', url: `/v1/subscriptions/${subscriptionId}`, headers: asAdmin, payload: { topic: 'hostile.#.#' } });
+    expect400(patched, 'topic');
+  });
+
+  it('says why a payload with __proto__ is refused instead of calling it invalid JSON', async () => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/messages',
+      headers: { ...asProducer, 'content-type': 'application/json' },
+      payload: '{"id":"proto","topic":"hostile.one","confirm":true,"payload":{"__proto__":{"x":1}}}',
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toMatch(/"__proto__".*prototype poisoning/);
+    expect(res.json().message).not.toMatch(/not valid JSON/);
+  });
+
+  it('refuses subscription names with text-direction overrides or zero-width characters', async () => {
+    for (const name of ['pay\u202Emoc.liame', 'a\u200Bb', '\u2066x\u2069', '\uFEFFx']) {
+      const res = await app.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name, topic: 'hostile.names', target: { type: 'rabbitmq', exchange: 'x' } } });
+      expect400(res, 'name');
+    }
+    const ok = await app.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name: 'Coupons — zß水 ✓', topic: 'hostile.names', target: { type: 'rabbitmq', exchange: 'x' } } });
+    expect(ok.statusCode, ok.body).toBe(201);
+  });
+});
