@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { LeaseSlots } from '@herald/db';
@@ -32,6 +33,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const app = Fastify({
     logger: options.logger === undefined ? loggerOptions(config) : options.logger,
     bodyLimit: config.maxBodyBytes,
+    // A body trickled in a byte at a time must not hold a connection for ever: Node answers 408
+    // (through clientErrorHandler) and closes it. It checks every connectionsCheckingInterval.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: Math.min(config.requestTimeoutMs, 60_000),
+      connectionsCheckingInterval: Math.min(config.requestTimeoutMs, 1_000),
+    },
+    clientErrorHandler: answerClientError(config.requestTimeoutMs),
     // Ids are up to 128 characters; Fastify's default of 100 would turn long ids into 404s.
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: false },
     return503OnClosing: true,
@@ -72,6 +82,32 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   }
   if (sends) await app.register(workerPlugin, { config });
   return app;
+}
+
+/**
+ * Answers what Node refuses before Fastify sees a request (a body too slow, headers too large) in
+ * Herald's error shape, then closes the connection. The socket is ended rather than destroyed:
+ * destroying it with the client's bytes still unread sends a reset, and the client would see
+ * ECONNRESET instead of the answer.
+ */
+function answerClientError(requestTimeoutMs: number) {
+  const answered = new WeakSet<Socket>();
+  return function (this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
+    // The parser reports its error again for every later chunk: answer once.
+    if (error.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return;
+    answered.add(socket);
+    const [statusCode, message] =
+      error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, `the request did not arrive in full within ${requestTimeoutMs} ms (HERALD_REQUEST_TIMEOUT_MS)`]
+      : error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'request headers are larger than the server accepts']
+      : [400, 'malformed HTTP request'];
+    if (socket.writable) {
+      const body = JSON.stringify({ statusCode, error: STATUS_CODES[statusCode], message });
+      socket.end(`HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+    // Whatever else the client sends is read and dropped until it closes, at most a few seconds.
+    socket.resume();
+    setTimeout(() => socket.destroy(), 5_000).unref();
+  };
 }
 
 export function loggerOptions(config: Config) {

@@ -80,7 +80,7 @@ export const EnvSchema = Type.Object(
     HERALD_ROLE: oneOf(['api', 'worker', 'all'], { default: 'all', description: '`api` serves the HTTP API; `worker` runs deliveries, checks and the reconciler and serves only health, readiness and metrics; `all` does both' }),
     HERALD_MAX_BODY_BYTES: integer(1024, 64 * MIB, MIB, { description: 'request body limit; a larger body is refused with 413' }),
     HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC: integer(1, 100_000, 50, { description: 'subscriptions one topic pattern may have, as each adds a delivery to every matching message; beyond it a create, or a PATCH moving one there, is 409' }),
-    HERALD_REQUEST_TIMEOUT_MS: integer(SECOND, 600_000, 30_000, { description: 'longest time an HTTP request may take before the server gives up on it' }),
+    HERALD_REQUEST_TIMEOUT_MS: integer(SECOND, 600_000, 30_000, { description: 'a request whose body has not fully arrived by then is answered 408 and its connection closed' }),
     HERALD_SHUTDOWN_TIMEOUT_MS: integer(SECOND, 600_000, 25_000, { description: 'deadline for draining on SIGTERM or SIGINT; past it the process exits with 1' }),
     HERALD_LOG_LEVEL: oneOf(LOG_LEVELS, { default: 'info', description: 'pino log level; logs are JSON lines on stdout' }),
     HERALD_CHECK_AFTER_MS: integer(checkLimits.checkAfterMs.min, checkLimits.checkAfterMs.max, DEFAULT_CHECK_POLICY.checkAfterMs, {
@@ -97,6 +97,7 @@ export const EnvSchema = Type.Object(
       description: 'default outcome once the checks are spent: cancel the message, or hold it for an operator',
     }),
     HERALD_RATE_LIMIT_PER_MINUTE: integer(0, 100_000_000, 60_000, { description: 'requests per minute per bearer token, counted in Redis across replicas (429 beyond it); `0` turns it off' }),
+    HERALD_UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE: integer(0, 100_000_000, 60, { description: 'requests without a valid token per minute per client address (429 beyond it); `0` turns it off' }),
     HERALD_MAX_EVENT_LOOP_DELAY_MS: integer(0, 60_000, SECOND, { description: 'event-loop lag above which the API sheds requests with 503; `0` turns it off' }),
     HERALD_PRESSURE_SAMPLE_INTERVAL_MS: integer(10, 60_000, 500, { description: 'how often the event-loop lag is sampled' }),
     HERALD_CHECK_SECRET: Type.Optional(

@@ -96,6 +96,7 @@ function arrange(env: EnvValues, apiKeys: ApiKey[], tracing: TracingConfig | nul
     } satisfies CheckPolicy as CheckPolicy,
     limits: {
       ratePerMinute: env.HERALD_RATE_LIMIT_PER_MINUTE,
+      unauthenticatedPerMinute: env.HERALD_UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE,
       maxEventLoopDelayMs: env.HERALD_MAX_EVENT_LOOP_DELAY_MS,
       sampleIntervalMs: env.HERALD_PRESSURE_SAMPLE_INTERVAL_MS,
     },

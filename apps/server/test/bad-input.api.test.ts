@@ -175,15 +175,19 @@ describe('private URLs (HERALD_ALLOW_PRIVATE_URLS off, the default)', () => {
     const strict = await buildApp(parseConfig(testEnv(db.url, { HERALD_ALLOW_PRIVATE_URLS: 'false' })), { logger: false, worker: false });
     await strict.ready();
     try {
-      for (const checkUrl of ['http://127.0.0.1:8080/check', 'http://169.254.169.254/latest/meta-data/', 'http://[::1]/c', 'http://192.168.0.10/c', 'http://localhost/c']) {
+      // The IPv6 forms embed an internal IPv4 address or are not global unicast (they passed before).
+      const ipv6Forms = ['http://[64:ff9b::a9fe:a9fe]/', 'http://[2002:7f00:1::]/', 'http://[::127.0.0.1]/', 'http://[::ffff:0:7f00:1]/', 'http://[fec0::1]/'];
+      for (const checkUrl of ['http://127.0.0.1:8080/check', 'http://169.254.169.254/latest/meta-data/', 'http://[::1]/c', 'http://192.168.0.10/c', 'http://localhost/c', ...ipv6Forms]) {
         const res = await strict.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: prepareBody('ssrf', { checkUrl }) });
         expect(res.statusCode, checkUrl).toBe(400);
         expect(res.json()).toMatchObject({ field: 'checkUrl' });
         expect(res.json().message).toMatch(/HERALD_ALLOW_PRIVATE_URLS/);
       }
-      const sub = await strict.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name: 'x', topic: 'a', target: { type: 'webhook', url: 'http://10.0.0.7/hook' } } });
-      expect(sub.statusCode).toBe(400);
-      expect(sub.json().field).toBe('target.url');
+      for (const url of ['http://10.0.0.7/hook', ...ipv6Forms]) {
+        const sub = await strict.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name: 'x', topic: 'a', target: { type: 'webhook', url } } });
+        expect(sub.statusCode, url).toBe(400);
+        expect(sub.json().field).toBe('target.url');
+      }
       const ok = await strict.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: prepareBody('ssrf-ok', { checkUrl: 'https://orders.example.com/check' }) });
       expect(ok.statusCode).toBe(201);
     } finally {

@@ -54,7 +54,13 @@ export const Backoff = Type.Object(
 
 export const CreateSubscriptionBody = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001F\\u007F]*$', description: '1–200 characters without control characters' }),
+    // Bidi overrides and zero-width characters would make a name read as another in a console or log.
+    name: Type.String({
+      minLength: 1,
+      maxLength: 200,
+      pattern: '^[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\uFEFF]*$',
+      description: '1–200 characters without control, invisible (zero-width) or text-direction characters',
+    }),
     topic: TopicPattern,
     target: Target,
     maxAttempts: Type.Optional(Type.Integer({ minimum: L.maxAttempts.min, maximum: L.maxAttempts.max, description: 'attempts before the delivery is dead (default 12)' })),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, desc, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
 import { decide, resolveCheckPolicy, targetStatus, type CheckPolicy, type Decision, type MessageStatus, type PrepareRequest, type StoredMessage } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { fanOut, fanOutOne, type FanOut } from './fan-out';
@@ -38,6 +38,8 @@ export interface ListFilter {
   /** Return messages older than this sequence number (exclusive). */
   beforeSeq?: bigint;
   createdBefore?: Date;
+  /** Payload bytes the page may carry: it ends early beyond them (always with at least one message). */
+  maxBytes?: number;
 }
 
 export interface MessageRepositoryOptions extends MessageBatchOptions {
@@ -143,15 +145,28 @@ export class MessageRepository {
     if (filter.topic) where.push(eq(messages.topic, filter.topic));
     if (filter.beforeSeq !== undefined) where.push(lt(messages.seq, filter.beforeSeq));
     if (filter.createdBefore !== undefined) where.push(lt(messages.createdAt, filter.createdBefore));
+    let limit = filter.limit;
+    if (filter.maxBytes !== undefined) {
+      // Sized first, reading lengths only: a page of large payloads is never held to learn it is too large.
+      const sizes = await this.db
+        .select({ seq: messages.seq, bytes: sql<string>`LENGTH(${messages.payload})` })
+        .from(messages)
+        .where(where.length ? and(...where) : undefined)
+        .orderBy(desc(messages.seq))
+        .limit(filter.limit);
+      limit = fitting(sizes.map((r) => Number(r.bytes)), filter.maxBytes);
+      // Messages stored after the sizing are left for the next page, unmeasured ones never read.
+      if (sizes[0]) where.push(lte(messages.seq, sizes[0].seq));
+    }
     const rows = await this.db
       .select()
       .from(messages)
       .where(where.length ? and(...where) : undefined)
       .orderBy(desc(messages.seq))
-      .limit(filter.limit + 1);
-    const page = rows.slice(0, filter.limit);
+      .limit(limit + 1);
+    const page = rows.slice(0, limit);
     const last = page.at(-1);
-    return { items: page.map(toMessage), nextBeforeSeq: rows.length > filter.limit && last ? last.seq : null };
+    return { items: page.map(toMessage), nextBeforeSeq: rows.length > limit && last ? last.seq : null };
   }
 
   /** How many rows have `status`, counting no further than `cap` (a scrape reads a bounded range). */
@@ -218,6 +233,18 @@ export class MessageRepository {
     const [row] = await selectSql<object>(this.db, SELECT_MESSAGE, [id]);
     return row && MESSAGE_ROW.decode(row);
   }
+}
+
+/** How many of `sizes` (newest first) fit in `maxBytes`: at least one, so a listing always moves on. */
+function fitting(sizes: number[], maxBytes: number): number {
+  let n = 0;
+  let total = 0;
+  for (const size of sizes) {
+    total += size;
+    if (n > 0 && total > maxBytes) break;
+    n++;
+  }
+  return Math.max(1, n);
 }
 
 /** A prepare whose id is already stored: a retry if the content is the same, else a conflict. */

@@ -9,12 +9,36 @@ describe('isPrivateAddress', () => {
     'refuses %s',
     (ip) => expect(isPrivateAddress(ip)).toBe(true),
   );
-  it.each(['8.8.8.8', '1.1.1.1', '172.32.0.1', '93.184.216.34', '2606:4700:4700::1111', '::ffff:8.8.8.8'])('allows %s', (ip) => expect(isPrivateAddress(ip)).toBe(false));
+  it.each(['8.8.8.8', '1.1.1.1', '172.32.0.1', '93.184.216.34', '2606:4700:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808'])('allows %s', (ip) => expect(isPrivateAddress(ip)).toBe(false));
+
+  // IPv6 forms that carry an internal IPv4 address, or are not global unicast, all passed before.
+  it.each([
+    ['NAT64 of the metadata address', '64:ff9b::a9fe:a9fe'],
+    ['NAT64 written with the IPv4 address', '64:ff9b::169.254.169.254'],
+    ['local-use NAT64', '64:ff9b:1::808:808'],
+    ['6to4 of 127.0.0.1', '2002:7f00:1::'],
+    ['6to4 of a public address', '2002:808:808::1'],
+    ['Teredo', '2001:0:4136:e378:8000:63bf:3fff:fdd2'],
+    ['IPv4-compatible loopback', '::127.0.0.1'],
+    ['IPv4-compatible, in hex', '::7f00:1'],
+    ['IPv4-compatible public', '::8.8.8.8'],
+    ['IPv4-translated (::ffff:0:a.b.c.d)', '::ffff:0:7f00:1'],
+    ['site-local', 'fec0::1'],
+    ['unique-local', 'fd12:3456::1'],
+    ['documentation', '2001:db8::1'],
+    ['discard-only', '100::1'],
+    ['outside 2000::/3', '4000::1'],
+    ['IPv4 reserved', '240.0.0.1'],
+    ['IPv4 benchmarking', '198.18.0.1'],
+  ])('refuses %s (%s)', (_what, ip) => expect(isPrivateAddress(ip)).toBe(true));
 });
 
 describe('privateUrlProblem', () => {
   it('refuses literal private addresses and localhost names', () => {
-    for (const url of ['http://127.0.0.1:8080/x', 'http://169.254.169.254/latest/meta-data/', 'http://[::1]/x', 'https://10.0.0.5/hook', 'http://LOCALHOST/x', 'http://api.localhost/x', 'http://[::ffff:7f00:1]/x']) {
+    for (const url of [
+      'http://127.0.0.1:8080/x', 'http://169.254.169.254/latest/meta-data/', 'http://[::1]/x', 'https://10.0.0.5/hook', 'http://LOCALHOST/x', 'http://api.localhost/x', 'http://[::ffff:7f00:1]/x',
+      'http://[64:ff9b::a9fe:a9fe]/', 'http://[2002:7f00:1::]/', 'http://[::127.0.0.1]/', 'http://[::ffff:0:7f00:1]/', 'http://[fec0::1]/',
+    ]) {
       expect(privateUrlProblem(url), url).toMatch(/HERALD_ALLOW_PRIVATE_URLS/);
     }
   });
@@ -43,7 +67,7 @@ describe('WebhookSender with private URLs refused', () => {
       expect(byName.ok).toBe(false);
       expect(byName.error).toMatch(/resolves to 127\.0\.0\.1, a private address/);
       const byAddress = await send(strict, '127.0.0.1');
-      expect(byAddress.error).toMatch(/loopback, private or link-local/);
+      expect(byAddress.error).toMatch(/loopback, private, link-local or other non-public/);
       expect(hits).toBe(0);
       expect((await send(open, 'vm')).ok).toBe(true);
       expect(hits).toBe(1);

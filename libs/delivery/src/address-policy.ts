@@ -1,31 +1,28 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
+import ipaddr from 'ipaddr.js';
 
 /**
- * Addresses Herald refuses to call unless HERALD_ALLOW_PRIVATE_URLS is set: anything that is not
- * the public internet (loopback, private, carrier-grade NAT, link-local — cloud metadata lives
- * at 169.254.169.254 — multicast, reserved and documentation ranges), in IPv4 and IPv6, including
- * IPv4 addresses written as IPv6 (::ffff:127.0.0.1).
+ * Herald calls only global unicast addresses unless HERALD_ALLOW_PRIVATE_URLS is set: ipaddr.js
+ * names every special-purpose range (loopback, private, carrier-grade NAT, link-local — cloud
+ * metadata lives at 169.254.169.254 —, multicast, reserved, documentation, unique-local,
+ * site-local, 6to4, Teredo, NAT64...) and only what it calls plain `unicast` passes; in IPv6 only
+ * inside 2000::/3, so IPv4-compatible forms (::a.b.c.d) and unassigned space are refused too.
+ * An IPv4-mapped address (::ffff:a.b.c.d) and the well-known NAT64 prefix (64:ff9b::/96, where
+ * DNS64 puts public IPv4 hosts for IPv6-only networks) are judged by the IPv4 address they carry.
  */
-const blocked = new BlockList();
-for (const [net, prefix] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.88.99.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24],
-  ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) blocked.addSubnet(net, prefix, 'ipv4');
-for (const [net, prefix] of [
-  ['::', 128], ['::1', 128], ['64:ff9b:1::', 48], ['100::', 64], ['2001:db8::', 32], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
-] as const) blocked.addSubnet(net, prefix, 'ipv6');
+const GLOBAL_UNICAST = ipaddr.parseCIDR('2000::/3');
+const NAT64_WELL_KNOWN = ipaddr.parseCIDR('64:ff9b::/96');
 
 export function isPrivateAddress(address: string): boolean {
   const family = isIP(address);
-  if (family === 4) return blocked.check(address, 'ipv4');
-  if (family === 6) {
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-    if (mapped?.[1]) return blocked.check(mapped[1], 'ipv4');
-    return blocked.check(address, 'ipv6');
-  }
-  return false;
+  if (family === 4) return ipaddr.IPv4.parse(address).range() !== 'unicast';
+  if (family !== 6) return false;
+  // ipaddr.js reads "::a.b.c.d" as IPv4-mapped; the WHATWG URL parser writes it in hex first.
+  const v6 = ipaddr.IPv6.parse(address.includes('.') ? new URL(`http://[${address}]/`).hostname.slice(1, -1) : address);
+  if (v6.isIPv4MappedAddress()) return isPrivateAddress(v6.toIPv4Address().toString());
+  if (v6.match(NAT64_WELL_KNOWN)) return isPrivateAddress(ipaddr.fromByteArray(v6.toByteArray().slice(12)).toString());
+  return v6.range() !== 'unicast' || !v6.match(GLOBAL_UNICAST);
 }
 
 /**
@@ -40,7 +37,7 @@ export function privateUrlProblem(url: string): string | undefined {
     return undefined; // syntax is reported elsewhere
   }
   if (host === 'localhost' || host.endsWith('.localhost') || isPrivateAddress(host)) {
-    return 'must not point at a loopback, private or link-local address (set HERALD_ALLOW_PRIVATE_URLS=true to allow it)';
+    return 'must not point at a loopback, private, link-local or other non-public address (set HERALD_ALLOW_PRIVATE_URLS=true to allow it)';
   }
   return undefined;
 }

@@ -77,3 +77,18 @@ describe('WebhookSender timeout', () => {
     expect(left).toBe(0);
   });
 });
+
+describe('headers', () => {
+  it("sends Herald's own headers whatever letter case a message or subscription header uses (a User-Agent could replace Herald's)", async () => {
+    let seen: string[] = [];
+    const url = await endpoint((req, res) => {
+      seen = req.rawHeaders;
+      res.writeHead(200).end();
+    });
+    const result = await sender().send({ ...request(url, 5_000), headers: { 'User-Agent': 'evil/1', 'X-Extra': 'kept' } });
+    expect(result.ok).toBe(true);
+    const values = (name: string) => seen.filter((_v, i) => i % 2 === 1 && seen[i - 1]!.toLowerCase() === name);
+    expect(values('user-agent')).toEqual(['Herald-Webhooks/1']);
+    expect(values('x-extra')).toEqual(['kept']);
+  });
+});

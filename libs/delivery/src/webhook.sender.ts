@@ -1,6 +1,7 @@
 import { Agent, errors, request } from 'undici';
 import { parseRetryAfter, type AttemptResult } from '@herald/domain';
 import { privateUrlProblem, publicOnlyLookup } from './address-policy';
+import { mergeHeaders } from './header-merge';
 import { signatureHeader } from './signature';
 
 export interface WebhookRequest {
@@ -12,7 +13,7 @@ export interface WebhookRequest {
   attempt: number;
   /** The message payload as stored JSON text: signed and sent byte for byte. */
   body: string;
-  /** The message's headers and the subscription's extra headers. */
+  /** The message's headers and the subscription's extra headers (see mergeHeaders). */
   headers: Record<string, string>;
   secrets: readonly string[];
   timeoutMs: number;
@@ -57,8 +58,8 @@ export class WebhookSender {
     const refused = this.allowPrivateUrls ? undefined : privateUrlProblem(req.url);
     if (refused) return { ok: false, durationMs: 0, error: `URL ${refused}` };
     const timestamp = Math.floor(Date.now() / 1000);
-    const headers: Record<string, string> = {
-      ...req.headers,
+    // Herald's own headers win over the message's and the subscription's, in any letter case.
+    const headers = mergeHeaders(req.headers, {
       'content-type': 'application/json',
       'user-agent': this.userAgent,
       'webhook-id': req.messageId,
@@ -67,7 +68,7 @@ export class WebhookSender {
       'herald-topic': req.topic,
       'herald-attempt': String(req.attempt),
       ...(req.key !== null && { 'herald-key': req.key }),
-    };
+    });
     // The whole exchange, connecting included, within the timeout. Not AbortSignal.timeout: its
     // timer stays armed for the full timeout after the answer came (until a full collection
     // frees the signal), about 1 KiB per send that outlived it, at hundreds of sends a second.

@@ -1,12 +1,34 @@
 import { describe, expect, it } from 'vitest';
-import { afterUnknown, nextCheckDelayMs, parseCheckAnswer } from './check-answer';
+import { afterUnknown, CHECK_ANSWER_MAX_BYTES, nextCheckDelayMs, parseCheckAnswer } from './check-answer';
 import { DEFAULT_CHECK_POLICY } from './check-policy';
 
 describe('parseCheckAnswer', () => {
   it('takes exactly commit, rollback or unknown from a 200 JSON body', () => {
     expect(parseCheckAnswer(200, '{"status":"commit"}')).toEqual({ answer: 'commit' });
-    expect(parseCheckAnswer(200, '{"status":"rollback","note":"refunded"}')).toEqual({ answer: 'rollback' });
+    expect(parseCheckAnswer(200, ' { "status" : "rollback" }\n')).toEqual({ answer: 'rollback' });
     expect(parseCheckAnswer(200, '{"status":"unknown"}')).toEqual({ answer: 'unknown' });
+    expect(parseCheckAnswer(200, '{"st\\u0061tus":"commit"}')).toEqual({ answer: 'commit' });
+  });
+
+  // JSON.parse keeps the last repeat and ignores extras: read loosely, these committed.
+  it.each([
+    ['{"status":"rollback","status":"commit"}', /duplicate member "status"/],
+    ['{"status":"commit","status":"commit"}', /duplicate member "status"/],
+    ['{"status":"commit","x":1}', /extra member "x"/],
+    ['{"x":{"status":"rollback","y":[1,"]"]},"status":"commit"}', /extra member "x"/],
+    ['{"status":"commit","__proto__":{}}', /extra member "__proto__"/],
+    ['{"status":"rollback","note":"refunded"}', /extra member "note"/],
+  ])('counts %s as unknown, saying why', (body, reason) => {
+    const result = parseCheckAnswer(200, body);
+    expect(result.answer).toBe('unknown');
+    expect(result.reason).toMatch(reason);
+  });
+
+  it('calls an answer longer than the limit too large, not "not JSON"', () => {
+    const big = `{"status":"commit","pad":"${'x'.repeat(65_000)}"}`;
+    expect(parseCheckAnswer(200, big.slice(0, CHECK_ANSWER_MAX_BYTES + 1))).toEqual({ answer: 'unknown', reason: expect.stringMatching(/too large/) });
+    const padded = `{"status":"commit"}${' '.repeat(CHECK_ANSWER_MAX_BYTES - 19)}`;
+    expect(parseCheckAnswer(200, padded)).toEqual({ answer: 'commit' });
   });
   it.each([
     [500, '{"status":"commit"}', /HTTP 500/],

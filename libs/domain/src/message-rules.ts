@@ -21,15 +21,19 @@ const RESERVED_HEADERS = new Set([
 export const MAX_HEADERS_BYTES = 16_384;
 
 /**
- * Refuses payloads nested deeper than MAX_PAYLOAD_DEPTH, and integers JSON numbers cannot carry
- * exactly in JavaScript (beyond 2^53): Herald would otherwise store and deliver a different
- * number than the producer sent. Such values must be sent as strings.
+ * Refuses payloads nested deeper than MAX_PAYLOAD_DEPTH, numbers beyond a double's range, and
+ * integers JSON numbers cannot carry exactly in JavaScript (beyond 2^53): Herald would otherwise
+ * store and deliver a different number than the producer sent. Such values must be sent as strings.
  */
 export function payloadProblem(payload: unknown): FieldProblem | undefined {
   // Iterative walk: a hostile payload must not be able to overflow the stack here either.
   const stack: Array<[unknown, number]> = [[payload, 1]];
   while (stack.length > 0) {
     const [value, depth] = stack.pop() as [unknown, number];
+    // 1e400 parses to Infinity, which JSON.stringify would store as null.
+    if (typeof value === 'number' && !Number.isFinite(value)) {
+      return { field: 'payload', reason: 'must not contain numbers beyond ±1.7976931348623157e308 (JSON numbers Herald can carry); send them as strings' };
+    }
     if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
       return { field: 'payload', reason: `must not contain integers beyond ±${Number.MAX_SAFE_INTEGER} (send them as strings): ${value} would not survive unchanged` };
     }

@@ -24,3 +24,28 @@ export function topicMatches(pattern: string, topic: string): boolean {
   }
   return next[0] === true;
 }
+
+/**
+ * The one way of writing what `pattern` matches: in each run of wildcards, the `*`s first, then
+ * one `#` if the run has any (`#.#` matches what `#` does; `#.*` what `*.#` does). Patterns are
+ * counted against the per-pattern cap as written, so equivalent spellings must not be accepted.
+ */
+export function canonicalTopicPattern(pattern: string): string {
+  const words = pattern.split('.');
+  const out: string[] = [];
+  for (let i = 0; i < words.length; ) {
+    if (words[i] !== '*' && words[i] !== '#') {
+      out.push(words[i] as string);
+      i++;
+      continue;
+    }
+    let stars = 0;
+    let hash = false;
+    for (; i < words.length && (words[i] === '*' || words[i] === '#'); i++) {
+      if (words[i] === '*') stars++;
+      else hash = true;
+    }
+    out.push(...Array<string>(stars).fill('*'), ...(hash ? ['#'] : []));
+  }
+  return out.join('.');
+}

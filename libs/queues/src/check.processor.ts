@@ -1,5 +1,5 @@
 import type { Tracer } from '@opentelemetry/api';
-import { parseCheckAnswer, type AttemptResult, type CheckAnswer, type CheckJobRef } from '@herald/domain';
+import { CHECK_ANSWER_MAX_BYTES, parseCheckAnswer, type AttemptResult, type CheckAnswer, type CheckJobRef } from '@herald/domain';
 import type { CheckOutcome, CheckRepository, MessageRepository } from '@herald/db';
 import { traceHeaders, type WebhookSender } from '@herald/delivery';
 import type { DeliveryDispatcher } from './delivery.dispatcher';
@@ -18,9 +18,6 @@ export interface CheckProcessorDeps {
   /** With tracing on: each call is a span in the message's trace, and its context is sent on. */
   tracer?: Tracer;
 }
-
-/** A producer's answer may be a little JSON, never a document. */
-const ANSWER_MAX_BYTES = 16_384;
 
 /**
  * Makes one check-back call: POST { id, topic, key, check } to the message's checkUrl, signed
@@ -56,7 +53,8 @@ export class CheckProcessor {
         headers: { 'herald-message-id': message.id, ...traceHeaders(span) },
         secrets: [this.deps.secret],
         timeoutMs: this.deps.timeoutMs,
-        responseBytes: ANSWER_MAX_BYTES,
+        // One byte more than an answer may have, so a longer one is seen as too large.
+        responseBytes: CHECK_ANSWER_MAX_BYTES + 1,
       });
       const parsed = result.statusCode === undefined ? { answer: 'unknown' as const, reason: result.error } : parseCheckAnswer(result.statusCode, result.responseExcerpt);
       answer = parsed.answer;

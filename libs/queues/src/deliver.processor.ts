@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Span, Tracer } from '@opentelemetry/api';
 import { activeSecrets, deliveryLeaseMs, LEASE_MARGIN_MS, type AttemptResult, type DeliveryJobRef, type SendTimeouts, type TargetType } from '@herald/domain';
 import type { AttemptContext, AttemptOutcome, AttemptRepository, ClaimRepository, SubscriptionRepository } from '@herald/db';
-import { traceHeaders, withTraceHeaders, type RabbitPublisher, type WebhookSender } from '@herald/delivery';
+import { mergeHeaders, traceHeaders, withTraceHeaders, type RabbitPublisher, type WebhookSender } from '@herald/delivery';
 import { endSpan, SpanKind, startMessageSpan, traceFields, type QueueLog } from './observability';
 
 export interface DeliverProcessorDeps {
@@ -154,7 +154,7 @@ export class DeliverProcessor {
         attempt,
         body,
         // With tracing on the trace headers point at this attempt's span, replacing any the message or subscription carries.
-        headers: withTraceHeaders({ ...message.headers, ...sub.target.headers }, trace),
+        headers: withTraceHeaders(mergeHeaders(message.headers, sub.target.headers), trace),
         secrets: activeSecrets(sub, new Date()),
         timeoutMs: sub.target.timeoutMs ?? this.deps.timeouts.webhookTimeoutMs,
       });

@@ -16,6 +16,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     caller?: { name: string; role: Role };
+    /** Why the caller may not use the route; answered once the rate limit has counted the request. */
+    refusal?: HttpProblem;
   }
 }
 
@@ -27,9 +29,11 @@ export interface AuthOptions {
 const digest = (token: string) => createHash('sha256').update(token).digest();
 
 /**
- * Bearer-token auth, checked in `onRequest` so an unauthenticated request is refused before its
- * body is read. Tokens are compared as SHA-256 digests with timingSafeEqual against every key,
- * so neither a token's length nor which key matched shows in the timing. Tokens are never logged.
+ * Bearer-token auth, checked in `onRequest` and refused in `preParsing`, before the body is read.
+ * The gap between them is for the rate limit (a route-level `onRequest` hook, so it runs after
+ * this one): it counts a request by its caller, and one without a valid token by its address.
+ * Tokens are compared as SHA-256 digests with timingSafeEqual against every key, so neither a
+ * token's length nor which key matched shows in the timing. Tokens are never logged.
  */
 export const authPlugin = fp<AuthOptions>(
   async (app, options) => {
@@ -48,13 +52,23 @@ export const authPlugin = fp<AuthOptions>(
       }
       const header = request.headers.authorization;
       const match = header ? /^Bearer[ ]+(\S+)\s*$/i.exec(header) : null;
-      if (!match?.[1]) throw new HttpProblem(401, 'missing bearer token: send Authorization: Bearer <token>');
+      if (!match?.[1]) {
+        request.refusal = new HttpProblem(401, 'missing bearer token: send Authorization: Bearer <token>');
+        return;
+      }
       const presented = digest(match[1]);
       let found: (typeof keys)[number] | undefined;
       for (const key of keys) if (timingSafeEqual(presented, key.digest)) found = key;
-      if (!found) throw new HttpProblem(401, 'unknown bearer token');
-      if (access === 'admin' && found.role !== 'admin') throw new HttpProblem(403, `the ${found.role} role may not use this route; it needs admin`);
+      if (!found) {
+        request.refusal = new HttpProblem(401, 'unknown bearer token');
+        return;
+      }
       request.caller = { name: found.name, role: found.role };
+      if (access === 'admin' && found.role !== 'admin') request.refusal = new HttpProblem(403, `the ${found.role} role may not use this route; it needs admin`);
+    });
+
+    app.addHook('preParsing', async (request) => {
+      if (request.refusal) throw request.refusal;
     });
   },
   { name: 'herald-auth' },

@@ -53,8 +53,12 @@ export function loggable(error: unknown): object {
  */
 export function installErrorHandling(app: FastifyInstance, maxBodyBytes: number): void {
   app.setErrorHandler((error: FastifyError | HttpProblem, request, reply) => {
-    const send = (statusCode: number, message: string, field?: string) =>
-      reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, ...(field !== undefined && { field }) });
+    const send = (statusCode: number, message: string, field?: string) => {
+      // A refused request (no token, body too large, or any refusal before its body was read)
+      // closes its connection: else the client could keep it open sending the rest of the body.
+      if (statusCode === 401 || statusCode === 413 || !request.raw.complete) void reply.header('connection', 'close');
+      return reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, ...(field !== undefined && { field }) });
+    };
 
     if ('validation' in error && error.validation) {
       const { field, message } = describeValidationError(error.validation, error.validationContext);
@@ -97,8 +101,24 @@ export function installJsonParser(app: FastifyInstance): void {
     if (text.trim() === '') return done(null, undefined);
     parse(request, text, (error, value) => {
       // Only the request body's own syntax error is the client's: say so with a 400.
-      if (error) return done(new HttpProblem(400, `body is not valid JSON: ${error.message}`, ''), undefined);
+      if (error) {
+        // Fastify's parser also refuses valid JSON with these members (prototype poisoning), with
+        // the same error: JSON.parse tells the two apart, on this failure path only.
+        if (isJson(text)) {
+          return done(new HttpProblem(400, 'body must not contain a "__proto__" member or a "constructor" member holding "prototype" (prototype poisoning)', ''), undefined);
+        }
+        return done(new HttpProblem(400, `body is not valid JSON: ${error.message}`, ''), undefined);
+      }
       done(null, value);
     });
   });
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -6,8 +6,10 @@ import underPressure from '@fastify/under-pressure';
 import { HttpProblem } from './errors';
 
 export interface LimitsOptions {
-  /** Requests per minute per bearer token (per client address without one); 0 turns it off. */
+  /** Requests per minute per bearer token; 0 turns it off. */
   ratePerMinute: number;
+  /** Requests per minute per client address without a valid token (each answered 401); 0 turns it off. */
+  unauthenticatedPerMinute: number;
   /** Shed load (503) when the event loop lags more than this; 0 turns it off. */
   maxEventLoopDelayMs: number;
   sampleIntervalMs: number;
@@ -23,7 +25,7 @@ export interface LimitsOptions {
  */
 export const limitsPlugin = fp<LimitsOptions>(
   async (app, options) => {
-    if (options.ratePerMinute > 0) {
+    if (options.ratePerMinute > 0 || options.unauthenticatedPerMinute > 0) {
       // A client of its own that fails at once while Redis is down (no offline queue): the limit
       // is then skipped without adding a reconnect wait to every request.
       const redis = new Redis(options.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 });
@@ -35,21 +37,32 @@ export const limitsPlugin = fp<LimitsOptions>(
       app.addHook('onClose', async () => {
         redis.disconnect();
       });
+      // Runs after the auth hook (route-level hooks follow app-level ones): a caller is known by
+      // then. Without a valid token the request is counted against its address, on a budget of
+      // its own, so guessing tokens (a new one each time) is limited too.
+      const unauthenticated = (key: string) => key.startsWith('ip:');
       await app.register(rateLimit, {
         global: true,
-        max: options.ratePerMinute,
+        max: (_request, key) => (unauthenticated(key) ? options.unauthenticatedPerMinute : options.ratePerMinute),
         timeWindow: 60_000,
         redis,
         nameSpace: `${options.redisPrefix}:ratelimit:`,
         skipOnError: true,
         // The token's digest, never the token, names the bucket.
         keyGenerator: (request) => {
+          if (!request.caller) return `ip:${request.ip}`;
           const token = /^Bearer[ ]+(\S+)/i.exec(request.headers.authorization ?? '')?.[1];
-          return token ? `t:${createHash('sha256').update(token).digest('hex').slice(0, 32)}` : `ip:${request.ip}`;
+          return token ? `t:${createHash('sha256').update(token).digest('hex').slice(0, 32)}` : `anon:${request.ip}`;
         },
-        allowList: (request) => request.routeOptions.config.access === 'public',
-        errorResponseBuilder: (_request, context) =>
-          new HttpProblem(429, `rate limit of ${context.max} requests per minute for this token exceeded; retry in ${context.after}`),
+        allowList: (request, key) =>
+          request.routeOptions.config.access === 'public' || (unauthenticated(key) ? options.unauthenticatedPerMinute : options.ratePerMinute) === 0,
+        errorResponseBuilder: (request, context) =>
+          new HttpProblem(
+            429,
+            request.caller
+              ? `rate limit of ${context.max} requests per minute for this token exceeded; retry in ${context.after}`
+              : `rate limit of ${context.max} requests per minute without a valid token from this address exceeded; retry in ${context.after}`,
+          ),
       });
     }
     if (options.maxEventLoopDelayMs > 0) {

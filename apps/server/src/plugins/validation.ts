@@ -13,8 +13,18 @@ export function installValidators(app: FastifyInstance): void {
   const coercing = makeAjv(true);
   app.setValidatorCompiler(({ schema, httpPart }) => {
     const validate = (httpPart === 'body' ? strict : coercing).compile(schema);
-    // A body declared Type.Optional(...) may be absent altogether (POST with no body).
-    if (httpPart === 'body' && OptionalKind in schema) return (data: unknown) => data === undefined || validate(data);
+    // A body declared Type.Optional(...) may be absent altogether (POST with no body; Fastify
+    // hands an absent body over as null). Fastify reads the errors off the function it is
+    // given, so the wrapper must carry them.
+    if (httpPart === 'body' && OptionalKind in schema) {
+      const optional = (data: unknown) => {
+        const valid = data === undefined || data === null || validate(data);
+        optional.errors = valid ? null : validate.errors;
+        return valid;
+      };
+      optional.errors = null as typeof validate.errors;
+      return optional;
+    }
     return validate;
   });
 }
@@ -30,6 +40,10 @@ function makeAjv(coerceTypes: boolean): Ajv {
     discriminator: true,
   });
   addFormats.default(ajv, ['uri', 'date-time']);
+  // RFC 3339 allows a leap second (23:59:60) that JavaScript dates cannot hold: `new Date()` of
+  // one is Invalid Date, so a time Herald accepts must also be one it can compute with.
+  const rfc3339 = ajv.formats['date-time'] as { validate: (value: string) => boolean };
+  ajv.addFormat('date-time', { type: 'string', validate: (value: string) => rfc3339.validate(value) && !Number.isNaN(Date.parse(value)) });
   return ajv;
 }
 

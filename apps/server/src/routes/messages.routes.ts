@@ -13,6 +13,9 @@ const MessageRef = Type.Ref(Message);
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
+/** Stored payload bytes a listing page may carry; it ends early (with nextCursor) beyond them. */
+export const LIST_PAGE_MAX_BYTES = 1_048_576;
+
 /** The API shape of a stored message with the summary of its deliveries. */
 export function toApiMessage(message: StoredMessage, deliveries: readonly DeliverySummary[]) {
   // The stored trace context is Herald's own business, not part of the contract.
@@ -194,7 +197,8 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
     const { status, topic, createdBefore, limit = 50, cursor } = request.query;
     const position = cursor === undefined ? undefined : decodeCursor(cursor);
     if (cursor !== undefined && !position) throw badRequest({ field: 'cursor', reason: 'is not a cursor this service issued' }, 'querystring');
-    const page = await app.messages.list({ status, topic, limit, beforeSeq: position?.seq, createdBefore: createdBefore ? new Date(createdBefore) : undefined });
+    // Bounded in bytes too: 200 payloads of 1 MiB each read at once held 200 MB per request.
+    const page = await app.messages.list({ status, topic, limit, beforeSeq: position?.seq, createdBefore: createdBefore ? new Date(createdBefore) : undefined, maxBytes: LIST_PAGE_MAX_BYTES });
     const deliveries = await app.deliveries.forMessages(page.items.map((m) => m.id));
     return {
       items: page.items.map((m) => toApiMessage(m, deliveries.get(m.id) ?? [])),

@@ -13,7 +13,7 @@ import {
   SubscriptionIdParams,
   SubscriptionList,
 } from '@herald/contract';
-import { headersProblem, targetUrlProblem, type Subscription as StoredSubscription, type Target } from '@herald/domain';
+import { canonicalTopicPattern, headersProblem, targetUrlProblem, type Subscription as StoredSubscription, type Target } from '@herald/domain';
 import { privateUrlProblem } from '@herald/delivery';
 import { SubscriptionLimitError } from '@herald/db';
 import { badRequest, HttpProblem } from '../plugins/errors';
@@ -24,7 +24,12 @@ const SubscriptionRef = Type.Ref(Subscription);
 const DEFAULT_ROTATION_GRACE_MS = 24 * 3600_000;
 const SubscriptionLimit = { ...Errors[409], description: 'The topic pattern already has HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC subscriptions' };
 
-function toApiSubscription(s: StoredSubscription, secret?: string | null) {
+/**
+ * The API shape of a subscription. Repository reads may carry the signing secrets along; they are
+ * dropped here, so only answers that pass `secret` on purpose (create, rotate) ever show one.
+ */
+function toApiSubscription(stored: StoredSubscription, secret?: string | null) {
+  const { secret: _s, previousSecret: _p, previousSecretExpiresAt: _e, ...s } = stored as StoredSubscription & { secret?: unknown; previousSecret?: unknown; previousSecretExpiresAt?: unknown };
   return { ...s, createdAt: s.createdAt.toISOString(), updatedAt: s.updatedAt.toISOString(), ...(secret ? { secret } : {}) };
 }
 
@@ -34,6 +39,13 @@ function checkTarget(target: Target | undefined, allowPrivateUrls: boolean): voi
   if (problem) throw badRequest(problem);
   const privateUrl = allowPrivateUrls ? undefined : privateUrlProblem(target.url);
   if (privateUrl) throw badRequest({ field: 'target.url', reason: privateUrl });
+}
+
+/** One spelling per pattern: `a.#.#` next to `a.#` would double the per-pattern cap. */
+function checkTopic(topic: string | undefined): void {
+  if (topic === undefined) return;
+  const canonical = canonicalTopicPattern(topic);
+  if (canonical !== topic) throw badRequest({ field: 'topic', reason: `matches exactly what "${canonical}" matches; write it that way` });
 }
 
 const notFound = (id: string) => new HttpProblem(404, `subscription ${id} not found`);
@@ -78,6 +90,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
       response: { 201: SubscriptionRef, ...errors, 409: SubscriptionLimit, 413: Errors[413], 415: Errors[415] },
     },
   }, async (request, reply) => {
+    checkTopic(request.body.topic);
     checkTarget(request.body.target, options.allowPrivateUrls);
     const { subscription, secret } = await withinLimit(app.subscriptions.create(request.body, options.maxPerTopic));
     return reply.code(201).send(toApiSubscription(subscription, secret));
@@ -102,8 +115,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
   }, async (request) => {
     const found = await app.subscriptions.get(request.params.id);
     if (!found) throw notFound(request.params.id);
-    const { secret: _s, previousSecret: _p, previousSecretExpiresAt: _e, ...subscription } = found;
-    return toApiSubscription(subscription);
+    return toApiSubscription(found);
   });
 
   app.patch('/v1/subscriptions/:id', {
@@ -118,6 +130,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
       response: { 200: SubscriptionRef, 404: Errors[404], 409: SubscriptionLimit, ...errors },
     },
   }, async (request) => {
+    checkTopic(request.body.topic);
     checkTarget(request.body.target as Target | undefined, options.allowPrivateUrls);
     const updated = await withinLimit(app.subscriptions.update(request.params.id, request.body as Parameters<typeof app.subscriptions.update>[1], options.maxPerTopic));
     if (!updated) throw notFound(request.params.id);
