@@ -345,7 +345,7 @@ describe('every route of openapi.yaml, generated from the document', () => {
       { numRuns: 5_500, seed },
     );
     const report = [...violations.entries()].sort((a, b) => b[1].count - a[1].count).map(([kind, v]) => `${v.count}× ${kind}\n    e.g. ${v.examples.join('\n    e.g. ')}`);
-    if (report.length) console.log(`[hostile/openapi] seed ${seed}: ${report.length} kinds of violation\n${report.join('\n')}`);
+    console.log(`[hostile/openapi] seed ${seed} (HERALD_FUZZ_SEED replays it): ${report.length} kinds of violation\n${report.join('\n')}`);
     expect(report).toEqual([]);
   }, 240_000);
 
