@@ -20,11 +20,11 @@ import { arbitraries, type Document, INVALID_DATE_TIMES, jsonText, judge, type O
 // The first suites below generated ~11,400 requests and still never sent an optional body: their
 // generators were written by hand for four request shapes (prepare, raw prepare text, message
 // paths and list queries, subscription create/patch), so redeliver, rotate-secret and the
-// subscription replay were never called with a body at all, and the only verdict was "< 500", so
-// an invalid body that a route silently accepted (200 to `graceMs: -5`) passed anyway. The last
-// suite walks openapi.yaml instead: every operation, parameter and body the document lists, valid
-// and invalid values built from its schemas, and a request the document calls invalid must be
-// refused, not merely survived.
+// subscription replay were never called at all; and outside prepare and create the only verdict
+// was "< 500", so an invalid body a route silently accepted (200 to `graceMs: -5`) would have
+// passed anyway. The last suite walks openapi.yaml instead: every operation, parameter and body
+// the document lists, valid and invalid values built from its schemas, and a request the
+// document calls invalid must be refused, not merely survived.
 const contract = new Ajv({ discriminator: true, strict: false, allErrors: true });
 addFormats.default(contract, ['uri', 'date-time']);
 const validPrepare = contract.compile(PrepareMessageBody);
