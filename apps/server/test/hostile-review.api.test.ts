@@ -41,6 +41,15 @@ describe('optional bodies are validated (a 500 or a silent acceptance before)', 
     expect400(await app.inject({ method: 'POST', url: '/v1/messages/hostile-1/redeliver', headers: asAdmin, payload: { every: true } }), 'every');
   });
 
+  it('refuses a literal null where the body is optional, which the fuzzer saw taken for no body', async () => {
+    const routes = ['/v1/messages/hostile-1/redeliver', `/v1/subscriptions/${subscriptionId}/redeliver`, `/v1/subscriptions/${subscriptionId}/rotate-secret`];
+    for (const url of routes) {
+      const res = await app.inject({ method: 'POST', url, headers: { ...asAdmin, 'content-type': 'application/json' }, payload: 'null' });
+      expect(res.statusCode, url).toBe(400);
+      expect(res.json().message, url).toBe('body must be object (got null)');
+    }
+  });
+
   it('still accepts the bodies when they are absent or valid', async () => {
     expect((await app.inject({ method: 'POST', url: '/v1/messages/hostile-1/redeliver', headers: asAdmin })).statusCode).toBe(202);
     expect((await app.inject({ method: 'POST', url: '/v1/messages/hostile-1/redeliver', headers: asAdmin, payload: { all: true } })).statusCode).toBe(202);

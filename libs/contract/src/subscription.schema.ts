@@ -22,7 +22,7 @@ export const WebhookTarget = Type.Object(
     headers: Type.Optional(HeaderMap),
     timeoutMs: Type.Optional(Type.Integer({ minimum: L.timeoutMs.min, maximum: L.timeoutMs.max, description: 'Total time allowed per attempt (default HERALD_WEBHOOK_TIMEOUT_MS)' })),
   },
-  { additionalProperties: false },
+  { $id: 'WebhookTarget', additionalProperties: false },
 );
 
 export const RabbitMqTarget = Type.Object(
@@ -31,11 +31,13 @@ export const RabbitMqTarget = Type.Object(
     exchange: Type.String({ maxLength: 255, pattern: '^[A-Za-z0-9_.:-]*$', description: 'exchange name (A-Z a-z 0-9 _ . : -); empty for the default exchange', examples: ['orders'] }),
     routingKey: Type.Optional(Type.String({ maxLength: 255, pattern: '^[^\\u0000-\\u001F\\u007F]*$', description: 'routing key without control characters; default: the message topic' })),
   },
-  { additionalProperties: false },
+  { $id: 'RabbitMqTarget', additionalProperties: false },
 );
 
 // oneOf with a discriminator, so a bad target is reported against the branch its `type` names.
 // `type: 'object'` first: the discriminator must never look inside a non-object (it threw → 500).
+// The branches carry an $id so the OpenAPI document names them (a discriminator selects named
+// schemas only); the swagger plugin adds the mapping there, which Ajv itself does not accept.
 export const Target = Type.Unsafe<Static<typeof WebhookTarget> | Static<typeof RabbitMqTarget>>({
   type: 'object',
   required: ['type'],

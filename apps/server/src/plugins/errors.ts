@@ -109,6 +109,8 @@ export function installJsonParser(app: FastifyInstance): void {
         }
         return done(new HttpProblem(400, `body is not valid JSON: ${error.message}`, ''), undefined);
       }
+      // Every body is an object; a literal null would pass for an absent optional body (Fastify's null).
+      if (value === null) return done(new HttpProblem(400, 'body must be object (got null)', ''), undefined);
       done(null, value);
     });
   });

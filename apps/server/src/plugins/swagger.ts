@@ -1,8 +1,10 @@
 import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { OptionalKind } from '@sinclair/typebox';
 import { ErrorResponse, Message, Subscription } from '@herald/contract';
 import { HERALD_VERSION } from '../version';
+import { finishDocument, operationKey } from './openapi-document';
 
 /**
  * The OpenAPI document is generated from the routes' TypeBox schemas; openapi.yaml at the
@@ -13,6 +15,7 @@ export const swaggerPlugin = fp(
     app.addSchema(ErrorResponse);
     app.addSchema(Message);
     app.addSchema(Subscription);
+    const optionalBodies = new Set<string>();
     await app.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -22,7 +25,10 @@ export const swaggerPlugin = fp(
           description:
             'Reliable messages between systems. Prepare a half message, run your local transaction, then confirm or cancel; ' +
             'Herald checks back with the producer when it hears nothing, and delivers every confirmed message at least once.',
+          license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
         },
+        // Relative: Swagger UI and clients call the Herald that serves the document.
+        servers: [{ url: '/', description: 'The Herald instance serving this document' }],
         tags: [
           { name: 'messages', description: 'Prepare, confirm, cancel and inspect transactional messages' },
           { name: 'subscriptions', description: 'Where confirmed messages are delivered (admin)' },
@@ -32,6 +38,15 @@ export const swaggerPlugin = fp(
           securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token from HERALD_API_KEYS' } },
         },
       },
+      transform: ({ schema, url, route }) => {
+        const body = (schema as { body?: object } | undefined)?.body;
+        if (body && OptionalKind in body) {
+          for (const method of [route.method].flat()) optionalBodies.add(operationKey(method, url));
+        }
+        return { schema, url };
+      },
+      transformObject: (document) =>
+        'openapiObject' in document ? (finishDocument(document.openapiObject as Record<string, unknown>, optionalBodies) as typeof document.openapiObject) : document.swaggerObject,
       refResolver: {
         buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
       },

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ErrorResponse, Liveness, Readiness } from '@herald/contract';
+import { ErrorResponse, errorResponse, Errors, Liveness, Readiness } from '@herald/contract';
 import { Type } from '@sinclair/typebox';
 import { HERALD_VERSION } from '../version';
 
@@ -27,26 +27,40 @@ async function probe(check: () => Promise<unknown>): Promise<{ ok: boolean; late
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
 /** Fastify answers every request 503 once the process has begun shutting down. */
-const ShuttingDown = { ...Type.Ref(ErrorResponse), description: 'The process is shutting down' };
+const ShuttingDown = errorResponse('The process is shutting down', { statusCode: 503, error: 'Service Unavailable', message: 'Service Unavailable' });
+// Public: no bearer token (an empty list says so; leaving security out would say nothing).
+const open = { security: [], tags: ['operations'] };
 
 export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const open = { access: 'public' as const };
+  const config = { access: 'public' as const };
 
   app.get('/healthz', {
-    config: open,
-    schema: { operationId: 'liveness', summary: 'Liveness: the process is up', tags: ['operations'], response: { 200: Liveness, 503: ShuttingDown } },
+    config,
+    schema: { ...open, operationId: 'liveness', summary: 'Liveness: the process is up', response: { 200: Liveness, 431: Errors[431], 503: ShuttingDown } },
   }, async () => ({ status: 'ok' as const, version: HERALD_VERSION }));
 
   app.get('/readyz', {
-    config: open,
+    config,
     schema: {
+      ...open,
       operationId: 'readiness',
       summary: 'Readiness: MySQL, Redis and (when used) RabbitMQ answer',
       description: 'Each backing service is probed with a 1 s timeout; RabbitMQ only in a process that delivers and only while an enabled subscription targets it. 503 with the readiness body while any fails; 503 with the error body while the process shuts down.',
-      tags: ['operations'],
       // Fastify answers requests that arrive while the process shuts down itself, before any route
       // runs, in the error shape: both shapes are documented rather than one that is sometimes wrong.
-      response: { 200: Readiness, 503: Type.Union([Readiness, Type.Ref(ErrorResponse)], { description: 'A backing service failed (Readiness), or the process is shutting down (error shape)' }) },
+      response: {
+        200: Readiness,
+        431: Errors[431],
+        503: {
+          description: 'A backing service failed (Readiness), or the process is shutting down (error shape)',
+          content: {
+            'application/json': {
+              schema: Type.Union([Readiness, Type.Ref(ErrorResponse)]),
+              example: { status: 'unavailable', checks: { mysql: { ok: false, latencyMs: 1000, error: 'timeout' }, redis: { ok: true, latencyMs: 0.4 } } },
+            },
+          },
+        },
+      },
     },
   }, async (_request, reply) => {
     const rabbitPing = app.rabbitPing;
@@ -68,15 +82,16 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/metrics', {
-    config: open,
+    config,
     schema: {
+      ...open,
       operationId: 'metrics',
       summary: 'Prometheus metrics',
-      tags: ['operations'],
       produces: ['text/plain'],
       response: {
         200: { type: 'string', description: 'Prometheus text exposition format' },
-        503: { description: ShuttingDown.description, content: { 'application/json': { schema: Type.Ref(ErrorResponse) } } },
+        431: Errors[431],
+        503: ShuttingDown,
       },
     },
   }, async (_request, reply) => {

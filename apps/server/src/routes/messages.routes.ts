@@ -1,6 +1,23 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { DeliveryList, Errors, ListMessagesQuery, Message, MessageIdParams, MessageList, PrepareMessageBody, RedeliverBody, Requeued } from '@herald/contract';
+import {
+  CancelledMessageExample,
+  ConfirmedMessageExample,
+  DeliveredMessageExample,
+  DeliveryList,
+  DeliveryListExample,
+  Errors,
+  jsonResponse,
+  ListMessagesQuery,
+  Message,
+  MessageIdParams,
+  MessageList,
+  MessageListExample,
+  PrepareMessageBody,
+  PreparedMessageExample,
+  RedeliverBody,
+  Requeued,
+} from '@herald/contract';
 import { checkUrlProblem, decodeCursor, encodeCursor, headersProblem, isCommitted, payloadProblem, type StoredMessage } from '@herald/domain';
 import type { DecisionResult, DeliverySummary } from '@herald/db';
 import { privateUrlProblem } from '@herald/delivery';
@@ -10,6 +27,11 @@ import { bindMessageLog } from '../plugins/logging';
 const producer = { access: 'producer' as const };
 const security = [{ bearer: [] }];
 const MessageRef = Type.Ref(Message);
+// Answered before any handler runs: 431 on every route, 414 where the path carries an id, and
+// 413/415 wherever Fastify reads a body (every POST, whether or not the route declares one).
+const anyRoute = { 431: Errors[431] };
+const idRoute = { ...anyRoute, 414: Errors[414] };
+const withBody = { 413: Errors[413], 415: Errors[415] };
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
@@ -64,9 +86,9 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       security,
       body: PrepareMessageBody,
       response: {
-        201: { ...MessageRef, description: 'Stored' },
-        200: { ...MessageRef, description: 'Already stored with the same content (idempotent retry)' },
-        400: Errors[400], 401: Errors[401], 403: Errors[403], 409: Errors[409], 413: Errors[413], 415: Errors[415], 429: Errors[429], 503: Errors[503],
+        201: jsonResponse(MessageRef, 'Stored', PreparedMessageExample),
+        200: jsonResponse(MessageRef, 'Already stored with the same content (idempotent retry)', PreparedMessageExample),
+        400: Errors[400], 401: Errors[401], 403: Errors[403], 409: Errors[409], 429: Errors[429], 503: Errors[503], ...withBody, ...anyRoute,
       },
     },
   }, async (request, reply) => {
@@ -95,8 +117,8 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
   });
 
   const decisions = [
-    { verb: 'confirm', done: 'confirmed', operationId: 'confirmMessage', summary: 'Confirm (commit) a prepared message', description: 'Idempotent. Also resolves an `unresolved` message. Creates one delivery per matching subscription in the same transaction. 409 if the message was cancelled.' },
-    { verb: 'cancel', done: 'cancelled', operationId: 'cancelMessage', summary: 'Cancel (roll back) a prepared message', description: 'Idempotent. Also resolves an `unresolved` message. 409 if the message was confirmed (or delivered, or failed).' },
+    { verb: 'confirm', done: 'confirmed', example: ConfirmedMessageExample, operationId: 'confirmMessage', summary: 'Confirm (commit) a prepared message', description: 'Idempotent. Also resolves an `unresolved` message. Creates one delivery per matching subscription in the same transaction. 409 if the message was cancelled.' },
+    { verb: 'cancel', done: 'cancelled', example: CancelledMessageExample, operationId: 'cancelMessage', summary: 'Cancel (roll back) a prepared message', description: 'Idempotent. Also resolves an `unresolved` message. 409 if the message was confirmed (or delivered, or failed).' },
   ] as const;
   for (const d of decisions) {
     app.post(`/v1/messages/:id/${d.verb}`, {
@@ -108,7 +130,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
         tags: ['messages'],
         security,
         params: MessageIdParams,
-        response: { 200: MessageRef, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 429: Errors[429], 503: Errors[503] },
+        response: { 200: jsonResponse(MessageRef, `The message, ${d.done}`, d.example), 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 429: Errors[429], 503: Errors[503], ...withBody, ...idRoute },
       },
     }, async (request) => {
       const result = await app.messages.decide(request.params.id, d.verb);
@@ -125,7 +147,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       tags: ['messages'],
       security,
       params: MessageIdParams,
-      response: { 200: MessageRef, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 429: Errors[429], 503: Errors[503] },
+      response: { 200: jsonResponse(MessageRef, 'The message with its check-back calls', DeliveredMessageExample), 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 429: Errors[429], 503: Errors[503], ...idRoute },
     },
   }, async (request) => {
     const message = await app.messages.findById(request.params.id);
@@ -143,7 +165,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       tags: ['messages'],
       security,
       params: MessageIdParams,
-      response: { 200: DeliveryList, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 429: Errors[429], 503: Errors[503] },
+      response: { 200: jsonResponse(DeliveryList, 'The deliveries, each with its attempts', DeliveryListExample), 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 429: Errors[429], 503: Errors[503], ...idRoute },
     },
   }, async (request) => {
     if (!(await app.messages.findById(request.params.id))) throw new HttpProblem(404, `message ${request.params.id} not found`);
@@ -169,7 +191,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       security,
       params: MessageIdParams,
       body: Type.Optional(RedeliverBody),
-      response: { 202: Requeued, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 429: Errors[429], 503: Errors[503] },
+      response: { 202: Requeued, 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 429: Errors[429], 503: Errors[503], ...withBody, ...idRoute },
     },
   }, async (request, reply) => {
     const { id } = request.params;
@@ -191,7 +213,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       tags: ['messages'],
       security,
       querystring: ListMessagesQuery,
-      response: { 200: MessageList, 400: Errors[400], 401: Errors[401], 403: Errors[403], 429: Errors[429], 503: Errors[503] },
+      response: { 200: jsonResponse(MessageList, 'One page, newest first', MessageListExample), 400: Errors[400], 401: Errors[401], 403: Errors[403], 429: Errors[429], 503: Errors[503], ...anyRoute },
     },
   }, async (request) => {
     const { status, topic, createdBefore, limit = 50, cursor } = request.query;

@@ -2,14 +2,18 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import {
   BulkRedeliverBody,
+  CreatedSubscriptionExample,
   CreateSubscriptionBody,
   Errors,
+  errorResponse,
+  jsonResponse,
   ListSubscriptionsQuery,
   PatchSubscriptionBody,
   Requeued,
   RotateSecretBody,
   RotatedSecret,
   Subscription,
+  SubscriptionExample,
   SubscriptionIdParams,
   SubscriptionList,
 } from '@herald/contract';
@@ -22,7 +26,18 @@ const admin = { access: 'admin' as const };
 const security = [{ bearer: [] }];
 const SubscriptionRef = Type.Ref(Subscription);
 const DEFAULT_ROTATION_GRACE_MS = 24 * 3600_000;
-const SubscriptionLimit = { ...Errors[409], description: 'The topic pattern already has HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC subscriptions' };
+const SubscriptionLimit = errorResponse('The topic pattern already has HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC subscriptions', {
+  statusCode: 409,
+  error: 'Conflict',
+  message: 'topic pattern "order.paid" already has 50 subscriptions, the most allowed (HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC); delete one or use another pattern',
+  field: 'topic',
+});
+const NotFound = errorResponse('No such subscription', { statusCode: 404, error: 'Not Found', message: 'subscription sub_0123456789abcdef0123 not found' });
+const NotWebhook = errorResponse('Not a webhook subscription: it has no secret', { statusCode: 409, error: 'Conflict', message: 'subscription sub_0123456789abcdef0123 is not a webhook subscription; it has no secret' });
+// Answered before any handler runs: 414 where the path carries an id (431 is in `errors`), and
+// 413/415 wherever Fastify reads a body (every POST, PATCH and DELETE).
+const idRoute = { 404: NotFound, 414: Errors[414] };
+const withBody = { 413: Errors[413], 415: Errors[415] };
 
 /**
  * The API shape of a subscription. Repository reads may carry the signing secrets along; they are
@@ -75,7 +90,7 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } | undefin
 
 export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolean; maxPerTopic: number }> = async (app, options) => {
   const base = { tags: ['subscriptions'], security };
-  const errors = { 400: Errors[400], 401: Errors[401], 403: Errors[403], 429: Errors[429], 503: Errors[503] };
+  const errors = { 400: Errors[400], 401: Errors[401], 403: Errors[403], 429: Errors[429], 431: Errors[431], 503: Errors[503] };
 
   app.post('/v1/subscriptions', {
     config: admin,
@@ -87,7 +102,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
         'Messages whose topic matches `topic` are delivered to `target`. A webhook subscription’s response includes its `whsec_` signing secret, shown only here and on rotation. ' +
         'One topic pattern may have at most `HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC` subscriptions (default 50); beyond that the answer is 409.',
       body: CreateSubscriptionBody,
-      response: { 201: SubscriptionRef, ...errors, 409: SubscriptionLimit, 413: Errors[413], 415: Errors[415] },
+      response: { 201: jsonResponse(SubscriptionRef, 'Created; a webhook subscription’s answer carries its signing secret', CreatedSubscriptionExample), ...errors, 409: SubscriptionLimit, ...withBody },
     },
   }, async (request, reply) => {
     checkTopic(request.body.topic);
@@ -98,7 +113,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
 
   app.get('/v1/subscriptions', {
     config: admin,
-    schema: { ...base, operationId: 'listSubscriptions', summary: 'List subscriptions, oldest first', querystring: ListSubscriptionsQuery, response: { 200: SubscriptionList, ...errors } },
+    schema: { ...base, operationId: 'listSubscriptions', summary: 'List subscriptions, oldest first', querystring: ListSubscriptionsQuery, response: { 200: jsonResponse(SubscriptionList, 'One page, oldest first', { items: [SubscriptionExample], nextCursor: null }), ...errors } },
   }, async (request) => {
     const { limit = 100, cursor } = request.query;
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
@@ -111,7 +126,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
 
   app.get('/v1/subscriptions/:id', {
     config: admin,
-    schema: { ...base, operationId: 'getSubscription', summary: 'Get a subscription (without its secret)', params: SubscriptionIdParams, response: { 200: SubscriptionRef, 404: Errors[404], ...errors } },
+    schema: { ...base, operationId: 'getSubscription', summary: 'Get a subscription (without its secret)', params: SubscriptionIdParams, response: { 200: jsonResponse(SubscriptionRef, 'The subscription, without its secret', SubscriptionExample), ...idRoute, ...errors } },
   }, async (request) => {
     const found = await app.subscriptions.get(request.params.id);
     if (!found) throw notFound(request.params.id);
@@ -127,7 +142,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
       description: 'Any field of the create body. Setting `enabled` clears a reason Herald recorded when it disabled the subscription. Deliveries already created go to the subscription as it is when they are attempted; while it is disabled they become dead (replay them after re-enabling). Moving it to a topic pattern that already has `HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC` subscriptions is 409.',
       params: SubscriptionIdParams,
       body: PatchSubscriptionBody,
-      response: { 200: SubscriptionRef, 404: Errors[404], 409: SubscriptionLimit, ...errors },
+      response: { 200: jsonResponse(SubscriptionRef, 'The subscription as changed, without its secret', SubscriptionExample), ...idRoute, 409: SubscriptionLimit, ...errors, ...withBody },
     },
   }, async (request) => {
     checkTopic(request.body.topic);
@@ -145,7 +160,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
       summary: 'Delete a subscription',
       description: 'Its pending deliveries become dead ("subscription was deleted") when next attempted; their history stays.',
       params: SubscriptionIdParams,
-      response: { 204: Type.Null({ description: 'Deleted' }), 404: Errors[404], ...errors },
+      response: { 204: Type.Null({ description: 'Deleted' }), ...idRoute, ...errors, ...withBody },
     },
   }, async (request, reply) => {
     if (!(await app.subscriptions.delete(request.params.id))) throw notFound(request.params.id);
@@ -161,7 +176,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
       description: 'Returns the new secret. For `graceMs` (default 24 h) each delivery carries two signatures, one per secret, so consumers can switch without a gap.',
       params: SubscriptionIdParams,
       body: Type.Optional(RotateSecretBody),
-      response: { 200: RotatedSecret, 404: Errors[404], 409: Errors[409], ...errors },
+      response: { 200: RotatedSecret, ...idRoute, 409: NotWebhook, ...errors, ...withBody },
     },
   }, async (request) => {
     const id = request.params.id;
@@ -182,7 +197,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
       description: 'Requeues every dead delivery of this subscription that died within [`since`, `until`). Answers how many were requeued.',
       params: SubscriptionIdParams,
       body: Type.Optional(BulkRedeliverBody),
-      response: { 202: Requeued, 404: Errors[404], ...errors },
+      response: { 202: Requeued, ...idRoute, ...errors, ...withBody },
     },
   }, async (request, reply) => {
     const id = request.params.id;
