@@ -9,16 +9,14 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const readText = (path: string): string => readFileSync(`${ROOT}/${path}`, 'utf8');
 
 /**
- * Every environment variable Herald's config reads, taken from apps/server/src/config.ts
- * itself (the deploy project may not import the app, so its source is read): the helpers are
- * called as `int(env, 'NAME', …)` and the rest as `env.NAME`. A name in a manifest that is
- * not here is a typo Herald would silently ignore.
+ * Every environment variable Herald's config reads: the keys of the environment schema in
+ * apps/server/src/config.schema.ts (the deploy project may not import the app, so its source is
+ * read). A name in a manifest that is not here is a typo Herald would silently ignore.
  */
 export function heraldEnvNames(): Set<string> {
-  const source = readText('apps/server/src/config.ts');
+  const source = readText('apps/server/src/config.schema.ts');
   const names = new Set<string>();
-  for (const m of source.matchAll(/\(env, '([A-Z][A-Z0-9_]*)'/g)) names.add(m[1] as string);
-  for (const m of source.matchAll(/\benv\.([A-Z][A-Z0-9_]*)\b/g)) names.add(m[1] as string);
+  for (const m of source.matchAll(/^ {4}([A-Z][A-Z0-9_]*): /gm)) names.add(m[1] as string);
   return names;
 }
 
