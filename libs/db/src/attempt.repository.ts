@@ -75,7 +75,11 @@ export class AttemptRepository {
     const verdict = attemptVerdict(result, attemptNo, context.subscription, now, random);
     const error = result.error?.slice(0, ERROR_MAX) ?? null;
     const outcome: AttemptOutcome =
-      verdict.kind === 'retry' ? { kind: 'retry', job: { deliveryId: job.deliveryId, generation: job.generation, attempt: attemptNo, runAt: verdict.runAt } } : verdict;
+      verdict.kind === 'retry'
+        ? { kind: 'retry', job: { deliveryId: job.deliveryId, generation: job.generation, attempt: attemptNo, runAt: verdict.runAt } }
+        : verdict.kind === 'dead'
+          ? { kind: 'dead', reason: verdict.reason.slice(0, ERROR_MAX) }
+          : verdict;
     const write: AttemptWrite = {
       job,
       messageId: context.message.id,
@@ -85,7 +89,7 @@ export class AttemptRepository {
         status: verdict.kind === 'retry' ? 'pending' : verdict.kind,
         attempts: attemptNo,
         lastStatusCode: result.statusCode ?? null,
-        lastError: verdict.kind === 'dead' ? verdict.reason.slice(0, ERROR_MAX) : error,
+        lastError: outcome.kind === 'dead' ? outcome.reason : error,
         nextAttemptAt: verdict.kind === 'retry' ? verdict.runAt : null,
         deliveredAt: verdict.kind === 'delivered' ? now : null,
         deadAt: verdict.kind === 'dead' ? now : null,

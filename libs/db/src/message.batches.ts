@@ -55,7 +55,15 @@ export class MessageBatches {
     private readonly db: HeraldDb,
     private readonly options: MessageBatchOptions = {},
   ) {
-    this.onBatch = options.onBatch ?? (() => undefined);
+    const onBatch = options.onBatch;
+    // A report is for metrics and logs: it must never fail a batch that committed (and leased).
+    this.onBatch = (report) => {
+      try {
+        onBatch?.(report);
+      } catch {
+        // ignored on purpose: see above
+      }
+    };
     this.now = options.now ?? (() => new Date());
     this.weightLimit = new InsertWeightLimit(db);
     const batches = { maxInFlight: options.maxBatchesInFlight ?? 4, maxBatch: 200, maxQueued: options.maxQueuedWrites, stalledAfterMs: options.stalledBatchMs ?? STALLED_BATCH_MS };

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, desc, eq, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import { decide, resolveCheckPolicy, targetStatus, type CheckPolicy, type Decision, type MessageStatus, type PrepareRequest, type StoredMessage } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { fanOut, fanOutOne, type FanOut } from './fan-out';
@@ -64,7 +64,15 @@ export class MessageRepository {
     private readonly db: HeraldDb,
     private readonly options: MessageRepositoryOptions = {},
   ) {
-    this.onTransition = options.onTransition ?? (() => undefined);
+    const onTransition = options.onTransition;
+    // Metrics only: a throwing counter must not turn a committed write into an error.
+    this.onTransition = (from, to) => {
+      try {
+        onTransition?.(from, to);
+      } catch {
+        // ignored on purpose: see above
+      }
+    };
     this.now = options.now ?? (() => new Date());
     if ((options.maxBatchesInFlight ?? 4) > 0) this.batches = new MessageBatches(db, options);
   }
@@ -145,28 +153,30 @@ export class MessageRepository {
     if (filter.topic) where.push(eq(messages.topic, filter.topic));
     if (filter.beforeSeq !== undefined) where.push(lt(messages.seq, filter.beforeSeq));
     if (filter.createdBefore !== undefined) where.push(lt(messages.createdAt, filter.createdBefore));
-    let limit = filter.limit;
-    if (filter.maxBytes !== undefined) {
-      // Sized first, reading lengths only: a page of large payloads is never held to learn it is too large.
-      const sizes = await this.db
-        .select({ seq: messages.seq, bytes: sql<string>`LENGTH(${messages.payload})` })
-        .from(messages)
-        .where(where.length ? and(...where) : undefined)
-        .orderBy(desc(messages.seq))
-        .limit(filter.limit);
-      limit = fitting(sizes.map((r) => Number(r.bytes)), filter.maxBytes);
-      // Messages stored after the sizing are left for the next page, unmeasured ones never read.
-      if (sizes[0]) where.push(lte(messages.seq, sizes[0].seq));
+    if (filter.maxBytes === undefined) {
+      const rows = await this.db.select().from(messages).where(where.length ? and(...where) : undefined).orderBy(desc(messages.seq)).limit(filter.limit + 1);
+      const page = rows.slice(0, filter.limit);
+      const last = page.at(-1);
+      return { items: page.map(toMessage), nextBeforeSeq: rows.length > filter.limit && last ? last.seq : null };
     }
-    const rows = await this.db
-      .select()
+    // Sized first, reading lengths only: a page of large payloads is never held to learn it is too large.
+    const sizes = await this.db
+      .select({ seq: messages.seq, bytes: sql<string>`LENGTH(${messages.payload})` })
       .from(messages)
       .where(where.length ? and(...where) : undefined)
       .orderBy(desc(messages.seq))
-      .limit(limit + 1);
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
-    return { items: page.map(toMessage), nextBeforeSeq: rows.length > limit && last ? last.seq : null };
+      .limit(filter.limit + 1);
+    const fit = fitting(sizes.slice(0, filter.limit).map((r) => Number(r.bytes)), filter.maxBytes);
+    const kept = sizes.slice(0, fit);
+    if (kept.length === 0) return { items: [], nextBeforeSeq: null };
+    // Exactly the measured rows: a row that changed meanwhile is left out rather than read unmeasured.
+    const rows = await this.db
+      .select()
+      .from(messages)
+      .where(inArray(messages.seq, kept.map((r) => r.seq)))
+      .orderBy(desc(messages.seq));
+    const last = kept.at(-1) as { seq: bigint };
+    return { items: rows.map(toMessage), nextBeforeSeq: sizes.length > fit ? last.seq : null };
   }
 
   /** How many rows have `status`, counting no further than `cap` (a scrape reads a bounded range). */

@@ -28,6 +28,17 @@ function recordingQueue() {
 }
 
 describe('DeliveryDispatcher', () => {
+  it('queues leased deliveries it cannot send (a process without a sender) instead of dropping them', async () => {
+    const { queue, enqueued } = recordingQueue();
+    const warnings: string[] = [];
+    const log = { child: () => log, debug: () => undefined, info: () => undefined, warn: (_o: object, msg: string) => void warnings.push(msg) };
+    const dispatcher = new DeliveryDispatcher({ queue, log });
+    const now = new Date();
+    await dispatcher.dispatch({ jobs: [ref(1, now)], leased: [leased(ref(2, now))] }, 'm-0');
+    expect(enqueued.map((r) => r.deliveryId).sort()).toEqual([1, 2]);
+    expect(warnings).toHaveLength(1);
+  });
+
   it('runs due deliveries in its free slots and queues the rest (not due, over the slots, after close)', async () => {
     const processor = heldProcessor();
     const { queue, enqueued } = recordingQueue();

@@ -41,9 +41,13 @@ export class DeliveryDispatcher {
   /** Never rejects: a failure to enqueue is logged and left to the reconciler. */
   async dispatch(committed: CommittedDeliveries, about: string): Promise<void> {
     const inline = this.options.sender;
-    // A leased delivery runs even once closing began: its lease keeps everyone else off the row.
-    if (inline) for (const { job, context: attemptContext } of committed.leased ?? []) this.start(job, () => inline.processor.attemptLeased(job, attemptContext));
     const rest: DeliveryJobRef[] = [];
+    for (const { job, context: attemptContext } of committed.leased ?? []) {
+      // A leased delivery runs even once closing began: its lease keeps everyone else off the row.
+      if (inline) this.start(job, () => inline.processor.attemptLeased(job, attemptContext));
+      else rest.push(job);
+    }
+    if (!inline && rest.length > 0) this.options.log?.warn({ about, deliveries: rest.length }, 'leased deliveries reached a dispatcher that does not send: queued (run once their lease expires); check the wiring');
     const now = Date.now();
     for (const ref of committed.jobs) {
       if (inline && !this.closed && ref.runAt.getTime() <= now && inline.slots.take(1) === 1) this.start(ref, () => inline.processor.process(ref));
@@ -72,7 +76,8 @@ export class DeliveryDispatcher {
     slots?.close();
     await Promise.allSettled([...this.running]);
     while ((slots?.inUse ?? 0) > 0 || this.running.size > 0) {
-      await new Promise((r) => setTimeout(r, 20));
+      // unref: a slot leaked by a bug must not keep the process alive after its drain budget.
+      await new Promise((r) => setTimeout(r, 20).unref());
       await Promise.allSettled([...this.running]);
     }
   }

@@ -66,8 +66,6 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       case 'conflict':
         throw new HttpProblem(409, `message ${id} is ${result.message.status}; it cannot be ${verb}`);
       case 'applied':
-        // Committed: the deliveries exist in MySQL whatever becomes of this dispatch.
-        await app.dispatcher.dispatch(result.fanOut, id);
         return toApiMessage(result.message, result.fanOut.deliveries);
       default:
         return withDeliveries(result.message);
@@ -104,13 +102,15 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
     // Bound before the write, so an error line from it (MySQL down: 503) names the message too.
     if (body.id !== undefined) bindMessageLog(request, reply, body.id);
     const outcome = await app.messages.prepare(body, { traceParent: app.tracing.traceParentFor(request) });
+    // Dispatched first: the deliveries it leased hold slots until the dispatcher runs them.
+    const dispatched = outcome.kind === 'created' ? app.dispatcher.dispatch(outcome.fanOut, outcome.message.id) : undefined;
     if (body.id === undefined) bindMessageLog(request, reply, outcome.message.id);
     app.tracing.joinMessage(request, outcome.message);
     if (outcome.kind === 'conflict') {
       throw new HttpProblem(409, `message ${outcome.message.id} already exists with different content`, 'id');
     }
     if (outcome.kind === 'created') {
-      await app.dispatcher.dispatch(outcome.fanOut, outcome.message.id);
+      await dispatched;
       return reply.code(201).send(toApiMessage(outcome.message, outcome.fanOut.deliveries));
     }
     return reply.code(200).send(await withDeliveries(outcome.message));
@@ -134,7 +134,10 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       },
     }, async (request) => {
       const result = await app.messages.decide(request.params.id, d.verb);
+      // Dispatched first: the deliveries it leased hold slots until the dispatcher runs them.
+      const dispatched = result.kind === 'applied' ? app.dispatcher.dispatch(result.fanOut, request.params.id) : undefined;
       if (result.kind !== 'not_found') app.tracing.joinMessage(request, result.message);
+      await dispatched;
       return decisionReply(result, request.params.id, d.done);
     });
   }
