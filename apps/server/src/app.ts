@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { LeaseSlots } from '@herald/db';
 import type { Config } from './config';
 import { authPlugin } from './plugins/auth';
+import { consoleAssets, consolePlugin } from './plugins/console';
 import { installDrain } from './plugins/drain';
 import { limitsPlugin } from './plugins/limits';
 import { installRequestLogBindings } from './plugins/logging';
@@ -16,6 +17,7 @@ import { swaggerPlugin } from './plugins/swagger';
 import { tracingPlugin } from './plugins/tracing';
 import { installValidators } from './plugins/validation';
 import { workerPlugin } from './plugins/worker';
+import { consoleRoutes } from './routes/console.routes';
 import { healthRoutes } from './routes/health.routes';
 import { messageRoutes } from './routes/messages.routes';
 import { subscriptionRoutes } from './routes/subscriptions.routes';
@@ -69,6 +71,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (config.role !== 'worker') {
     await app.register(messageRoutes, { allowPrivateUrls: config.allowPrivateUrls });
     await app.register(subscriptionRoutes, { allowPrivateUrls: config.allowPrivateUrls, maxPerTopic: config.maxSubscriptionsPerTopic });
+    await app.register(consoleRoutes);
+    await app.register(consolePlugin, { root: consoleAssets() });
   }
   if (sends) await app.register(workerPlugin, { config });
   return app;
