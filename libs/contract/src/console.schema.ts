@@ -57,3 +57,22 @@ export const Caller = Type.Object({
   name: Type.String({ description: 'the key’s name' }),
   role: Type.String({ description: 'the key’s role', examples: ['admin'] }),
 });
+
+export const SubscriptionHealth = Type.Object({
+  subscriptionId: Type.String(),
+  delivered: Type.Integer({ description: 'deliveries delivered in the window' }),
+  dead: Type.Integer({ description: 'deliveries that died in the window' }),
+  failureRate: Type.Number({ description: 'dead / (delivered + dead) in the window; 0 when there were none' }),
+  lastError: Type.Union([Type.String(), Type.Null()], { description: 'the error of the delivery that died last' }),
+  lastDeadAt: Type.Union([Timestamp, Type.Null()]),
+});
+
+export const SubscriptionHealthList = Type.Object({
+  windowMs: Type.Integer(),
+  items: Type.Array(SubscriptionHealth),
+});
+
+export const SubscriptionHealthQuery = Type.Object(
+  { windowMs: Type.Optional(Type.Integer({ minimum: 60_000, maximum: 7 * 24 * 3600_000, default: 3600_000, description: 'the window, 1 minute to 7 days (default 1 hour)' })) },
+  { additionalProperties: false },
+);

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { AuditList, Caller, Errors, ListAuditQuery, MinuteRates } from '@herald/contract';
+import { AuditList, Caller, Errors, ListAuditQuery, MinuteRates, SubscriptionHealthList, SubscriptionHealthQuery } from '@herald/contract';
 import { badRequest, HttpProblem } from '../plugins/errors';
 
 const security = [{ bearer: [] }];
@@ -21,7 +21,7 @@ export const consoleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       description: 'Lets a client (the console) offer only what the key may do.',
       tags: ['operations'],
       security,
-      response: { 200: Caller, 401: Errors[401], 429: Errors[429] },
+      response: { 200: Caller, ...errors },
     },
   }, async (request) => {
     if (!request.caller) throw new HttpProblem(401, 'missing bearer token: send Authorization: Bearer <token>');
@@ -63,5 +63,30 @@ export const consoleRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async () => {
     const rates = await app.rates.perMinute(60);
     return { ...rates, minutes: rates.minutes.map((m) => m.toISOString()) };
+  });
+
+  app.get('/v1/stats/subscriptions', {
+    config: { access: 'admin' as const },
+    schema: {
+      operationId: 'getSubscriptionHealth',
+      summary: 'Each subscription’s delivered and dead counts and last error',
+      description: 'Over the last `windowMs` (default 1 hour), for the first 500 subscriptions: the failure rate is dead / (delivered + dead).',
+      tags: ['operations'],
+      security,
+      querystring: SubscriptionHealthQuery,
+      response: { 200: SubscriptionHealthList, ...errors },
+    },
+  }, async (request) => {
+    const windowMs = request.query.windowMs ?? 3600_000;
+    const subscriptions = await app.subscriptions.list(500);
+    const health = await app.rates.subscriptionHealth(subscriptions.map((s) => s.id), windowMs);
+    return {
+      windowMs,
+      items: health.map((h) => ({
+        ...h,
+        failureRate: h.delivered + h.dead === 0 ? 0 : h.dead / (h.delivered + h.dead),
+        lastDeadAt: h.lastDeadAt ? h.lastDeadAt.toISOString() : null,
+      })),
+    };
   });
 };
