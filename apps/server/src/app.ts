@@ -27,6 +27,8 @@ export interface BuildOptions {
   logger?: boolean | Record<string, unknown>;
   /** false: never start the delivery worker (writing openapi.yaml, API-only tests). */
   worker?: boolean;
+  /** The built console's directory; default: dist/apps/console beside the server (tests build their own). */
+  consoleDir?: string;
 }
 
 /** Builds the Herald app: config, then infrastructure plugins, then routes. Opens no connection. */
@@ -72,7 +74,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(messageRoutes, { allowPrivateUrls: config.allowPrivateUrls });
     await app.register(subscriptionRoutes, { allowPrivateUrls: config.allowPrivateUrls, maxPerTopic: config.maxSubscriptionsPerTopic });
     await app.register(consoleRoutes);
-    await app.register(consolePlugin, { root: consoleAssets() });
+    await app.register(consolePlugin, { root: options.consoleDir ?? consoleAssets() });
   }
   if (sends) await app.register(workerPlugin, { config });
   return app;

@@ -10,10 +10,13 @@ export function BulkRedeliver(props: { subscriptionId: string; onDone: () => voi
   const [since, setSince] = useState('');
   const [until, setUntil] = useState('');
   const [count, setCount] = useState<{ dead: number; range: string } | { error: string }>();
+  // Kept here: the reason form goes away with the count it acted on.
+  const [done, setDone] = useState<string>();
   const range = { since: toInstant(since), until: toInstant(until) };
   const key = JSON.stringify(range);
   const countNow = async () => {
     const { data, error, response } = await api.GET('/v1/subscriptions/{id}/dead-deliveries/count', { params: { path: { id: props.subscriptionId }, query: range } });
+    setDone(undefined);
     setCount(data ? { dead: data.dead, range: key } : { error: problemText(error, response) });
   };
   const counted = count && 'dead' in count && count.range === key ? count : undefined;
@@ -41,15 +44,18 @@ export function BulkRedeliver(props: { subscriptionId: string; onDone: () => voi
               label: 'Redeliver',
               run: async (reason) => {
                 const { data, error, response } = await api.POST('/v1/subscriptions/{id}/redeliver', { params: { path: { id: props.subscriptionId } }, body: { ...range, reason } });
-                setCount(undefined);
-                props.onDone();
                 if (!data) throw new Error(problemText(error, response));
-                return `${data.requeued} ${data.requeued === 1 ? 'delivery' : 'deliveries'} requeued.`;
+                const text = `${data.requeued} ${data.requeued === 1 ? 'delivery' : 'deliveries'} requeued.`;
+                setCount(undefined);
+                setDone(text);
+                props.onDone();
+                return text;
               },
             },
           ]}
         />
       )}
+      {done && <Notice>{done}</Notice>}
     </details>
   );
 }
