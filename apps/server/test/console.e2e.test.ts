@@ -77,7 +77,8 @@ describe('the operator console, signed in as admin', () => {
     const counts = page.getByRole('region', { name: 'Counts' });
     await expect.poll(() => counts.textContent()).toMatch(/Stats not available|backlog/);
     // The token is held in sessionStorage only: never in a cookie or the URL.
-    const held = await page.evaluate(() => ({ session: sessionStorage.getItem('herald.token'), local: localStorage.length, cookie: document.cookie, url: location.href }));
+    // (A string: this file is compiled without the DOM's types.)
+    const held = (await page.evaluate("({ session: sessionStorage.getItem('herald.token'), local: localStorage.length, cookie: document.cookie, url: location.href })")) as { url: string };
     expect(held).toMatchObject({ session: ADMIN_TOKEN, local: 0, cookie: '' });
     expect(held.url).not.toContain(ADMIN_TOKEN);
     await shot('overview');

@@ -14,7 +14,16 @@ export function installValidators(app: FastifyInstance): void {
   app.setValidatorCompiler(({ schema, httpPart }) => {
     const validate = (httpPart === 'body' ? strict : coercing).compile(schema);
     // A body declared Type.Optional(...) may be absent altogether (POST with no body).
-    if (httpPart === 'body' && OptionalKind in schema) return (data: unknown) => data === undefined || validate(data);
+    // Fastify hands an absent body over as null, and reads a failure from the function's own
+    // `errors`: without them a wrong body passed.
+    if (httpPart === 'body' && OptionalKind in schema) {
+      const optional = Object.assign((data: unknown) => {
+        const valid = data === undefined || data === null || validate(data);
+        optional.errors = valid ? null : validate.errors;
+        return valid;
+      }, { errors: null as typeof validate.errors });
+      return optional;
+    }
     return validate;
   });
 }
