@@ -2543,6 +2543,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description Validation failed; `message` and `field` name the field and the reason */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing or unknown bearer token */
             401: {
                 headers: {

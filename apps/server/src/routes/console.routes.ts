@@ -58,7 +58,7 @@ export const consoleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       description: 'Messages created, messages confirmed and deliveries delivered in each of the last 60 minutes. Each series reads one index range of the last hour.',
       tags: ['operations'],
       security,
-      response: { 200: MinuteRates, 401: Errors[401], 403: Errors[403], 429: Errors[429], 503: Errors[503] },
+      response: { 200: MinuteRates, ...errors },
     },
   }, async () => {
     const rates = await app.rates.perMinute(60);
