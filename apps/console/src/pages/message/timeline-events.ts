@@ -17,7 +17,8 @@ const ms = (n: number) => `${n} ms`;
 /** Everything that happened to a message, oldest first: what the timeline page lists. */
 export function timelineEvents(message: Message, deliveries: Deliveries, audit: Audit): TimelineEvent[] {
   const events: TimelineEvent[] = [];
-  const published = message.checkUrl === null && message.confirmedAt === message.createdAt;
+  // A direct publish is stored confirmed: its confirm time is its creation time.
+  const published = message.confirmedAt === message.createdAt;
   events.push({ at: message.createdAt, kind: 'prepare', title: published ? 'Published (confirmed directly)' : 'Prepared', details: [`topic ${message.topic}`, ...(message.key ? [`key ${message.key}`] : [])] });
   for (const c of message.checkAttempts ?? []) {
     events.push({

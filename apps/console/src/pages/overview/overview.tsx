@@ -20,7 +20,7 @@ export function Overview() {
         {stats.loading && !s ? (
           <p>Loading…</p>
         ) : !s ? (
-          <Notice>Stats not available{stats.status ? ` (Herald answered ${stats.status})` : ''}.</Notice>
+          <Notice kind="info">Stats not available{stats.status ? ` (Herald answered ${stats.status})` : ''}.</Notice>
         ) : (
           <dl class="tiles">
             {Object.entries(s.messages ?? {}).map(([status, n]) => (

@@ -17,7 +17,7 @@ export function RateChart(props: { rates: { minutes: string[]; created: number[]
   const summary = SERIES.map((s) => `${total(rates[s.key])} ${s.label}`).join(', ');
   return (
     <figure class="chart">
-      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={`Per minute over the last hour: ${summary}; busiest minute ${max}`}>
+      <svg viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" role="img" aria-label={`Per minute over the last hour: ${summary}; busiest minute ${max}`}>
         <line x1="0" y1={H} x2={W} y2={H} class="axis" />
         {SERIES.map((s) => (
           <polyline key={s.key} points={points(rates[s.key])} class={`series ${s.class}`} />

@@ -55,7 +55,7 @@ export function BulkRedeliver(props: { subscriptionId: string; onDone: () => voi
           ]}
         />
       )}
-      {done && <Notice>{done}</Notice>}
+      {done && <Notice kind="ok">{done}</Notice>}
     </details>
   );
 }
