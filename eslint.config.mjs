@@ -19,7 +19,7 @@ export default [
   { ignores: ['**/dist', '**/node_modules', '**/.nx', 'bench/results'] },
   ...tseslint.configs.recommended,
   {
-    files: ['**/*.ts', '**/*.mts', '**/*.mjs'],
+    files: ['**/*.ts', '**/*.tsx', '**/*.mts', '**/*.mjs'],
     plugins: { '@nx': nx },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
@@ -39,6 +39,12 @@ export default [
             // The SDK ships to other services: the contract's types and Node built-ins only.
             { sourceTag: 'type:client', onlyDependOnLibsWithTags: ['type:contract'], bannedExternalImports: clientBanned },
             { sourceTag: 'type:example', onlyDependOnLibsWithTags: ['type:client'] },
+            // The console is a client of the public API only: its own generated types, its UI library and fetch client.
+            {
+              sourceTag: 'type:console',
+              onlyDependOnLibsWithTags: [],
+              allowedExternalImports: ['preact', 'preact/*', 'openapi-fetch', 'vite', 'vitest', 'openapi-typescript', 'node:*'],
+            },
             { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db', 'type:delivery', 'type:queues'] },
             { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db', 'type:delivery', 'type:queues', 'type:app'] },
           ],
@@ -68,6 +74,12 @@ export default [
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ group: clientSrcBanned, message: 'the client SDK depends on @herald/contract (types) and Node built-ins only' }] }],
     },
+  },
+  {
+    // The console runs in the browser: no Node built-ins in what it ships.
+    files: ['apps/console/src/**/*.ts', 'apps/console/src/**/*.tsx'],
+    ignores: ['**/*.test.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['node:*', '@herald/*'], message: 'the console ships to browsers and reads Herald through its HTTP API only' }] }] },
   },
   {
     files: ['**/*.test.ts', 'tools/**/*.ts', 'scripts/**/*.ts', 'apps/*/build.mjs', 'apps/*/scripts/**/*.ts', 'libs/*/build.mjs', 'examples/**/*.ts', 'examples/**/*.mjs'],

@@ -174,8 +174,10 @@ describe('the production image, assembled from the Dockerfile without Docker', (
   it('holds the bundle, its migrations and production dependencies only', () => {
     expect(existsSync(join(image.app, 'dist/apps/server/main.js'))).toBe(true);
     expect(existsSync(join(image.app, 'dist/apps/server/migrations/0001_messages.sql'))).toBe(true);
+    // The console's static build; its libraries are bundled into it, not installed.
+    expect(existsSync(join(image.app, 'dist/apps/console/index.html'))).toBe(true);
     expect(existsSync(join(image.app, 'node_modules/fastify/package.json'))).toBe(true);
-    for (const dev of ['vitest', 'esbuild', 'nx', 'typescript']) expect(existsSync(join(image.app, 'node_modules', dev)), dev).toBe(false);
+    for (const dev of ['vitest', 'esbuild', 'nx', 'typescript', 'vite', 'preact', 'openapi-fetch']) expect(existsSync(join(image.app, 'node_modules', dev)), dev).toBe(false);
   });
 
   it('npm run migrate, as the migrations Job runs it, creates the schema with DATABASE_URL alone and exits 0', async () => {
@@ -207,6 +209,9 @@ describe('the production image, assembled from the Dockerfile without Docker', (
     const token = /:admin:([^,]+)/.exec(apiEnv.HERALD_API_KEYS ?? '')?.[1];
     expect((await fetch(`${api.url}/v1/subscriptions`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
     expect((await fetch(`${worker.url}/v1/subscriptions`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
+    const consolePage = await fetch(`${api.url}/console/`);
+    expect(consolePage.status).toBe(200);
+    expect(consolePage.headers.get('content-security-policy')).toContain("connect-src 'self'");
   });
 
   it('exposes every metric the Grafana dashboard queries', async () => {

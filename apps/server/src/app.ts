@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { LeaseSlots } from '@herald/db';
 import type { Config } from './config';
 import { authPlugin } from './plugins/auth';
+import { consoleAssets, consolePlugin } from './plugins/console';
 import { installDrain } from './plugins/drain';
 import { limitsPlugin } from './plugins/limits';
 import { installRequestLogBindings } from './plugins/logging';
@@ -17,6 +18,7 @@ import { swaggerPlugin } from './plugins/swagger';
 import { tracingPlugin } from './plugins/tracing';
 import { installValidators } from './plugins/validation';
 import { workerPlugin } from './plugins/worker';
+import { consoleRoutes } from './routes/console.routes';
 import { healthRoutes } from './routes/health.routes';
 import { messageRoutes } from './routes/messages.routes';
 import { subscriptionRoutes } from './routes/subscriptions.routes';
@@ -26,6 +28,8 @@ export interface BuildOptions {
   logger?: boolean | Record<string, unknown>;
   /** false: never start the delivery worker (writing openapi.yaml, API-only tests). */
   worker?: boolean;
+  /** The built console's directory; default: dist/apps/console beside the server (tests build their own). */
+  consoleDir?: string;
 }
 
 /** Builds the Herald app: config, then infrastructure plugins, then routes. Opens no connection. */
@@ -79,6 +83,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (config.role !== 'worker') {
     await app.register(messageRoutes, { allowPrivateUrls: config.allowPrivateUrls });
     await app.register(subscriptionRoutes, { allowPrivateUrls: config.allowPrivateUrls, maxPerTopic: config.maxSubscriptionsPerTopic });
+    await app.register(consoleRoutes);
+    await app.register(consolePlugin, { root: options.consoleDir ?? consoleAssets() });
   }
   if (sends) await app.register(workerPlugin, { config });
   return app;

@@ -142,9 +142,10 @@ describe('Swagger UI and the OpenAPI document', () => {
     const spec = (await app.inject({ url: '/docs/json' })).json();
     expect(spec.openapi).toBe('3.1.0');
     expect(Object.keys(spec.paths).sort()).toEqual([
-      '/healthz', '/metrics', '/readyz', '/v1/messages', '/v1/messages/{id}', '/v1/messages/{id}/cancel', '/v1/messages/{id}/confirm',
-      '/v1/messages/{id}/deliveries', '/v1/messages/{id}/redeliver', '/v1/subscriptions', '/v1/subscriptions/{id}',
-      '/v1/subscriptions/{id}/redeliver', '/v1/subscriptions/{id}/rotate-secret',
+      '/healthz', '/metrics', '/readyz', '/v1/audit', '/v1/me', '/v1/messages', '/v1/messages/{id}', '/v1/messages/{id}/cancel', '/v1/messages/{id}/confirm',
+      '/v1/messages/{id}/deliveries', '/v1/messages/{id}/redeliver',
+      '/v1/stats/rates', '/v1/stats/subscriptions', '/v1/subscriptions', '/v1/subscriptions/{id}',
+      '/v1/subscriptions/{id}/dead-deliveries/count', '/v1/subscriptions/{id}/redeliver', '/v1/subscriptions/{id}/rotate-secret',
     ]);
   });
 

@@ -32,6 +32,9 @@ export const DeliveryDetail = Type.Object({
 export const DeliveryList = Type.Object({ items: Type.Array(DeliveryDetail) });
 
 export const RedeliverBody = Type.Object(
-  { all: Type.Optional(Type.Boolean({ description: 'true requeues delivered deliveries too, not only the dead ones' })) },
+  {
+    all: Type.Optional(Type.Boolean({ description: 'true requeues delivered deliveries too, not only the dead ones' })),
+    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500, pattern: '^[^\\u0000-\\u001F\\u007F]*$', description: 'why, kept in the audit log' })),
+  },
   { additionalProperties: false },
 );

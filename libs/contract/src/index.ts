@@ -4,3 +4,4 @@ export * from './subscription.schema';
 export * from './delivery.schema';
 export * from './health.schema';
 export * from './examples';
+export * from './console.schema';

@@ -98,6 +98,8 @@ export const ListMessagesQuery = Type.Object(
   {
     status: Type.Optional(MessageStatus),
     topic: Type.Optional(Topic),
+    key: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x20-\\x7E]*$', description: 'Exact business key' })),
+    createdAfter: Type.Optional({ ...Timestamp, description: 'Only messages created at or after this time' }),
     createdBefore: Type.Optional({ ...Timestamp, description: 'Only messages created before this time: with status=prepared, the transactions still open after it' }),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size, 1–200' })),
     cursor: Type.Optional(Type.String({ maxLength: 64, description: 'Opaque: the nextCursor of the previous page' })),

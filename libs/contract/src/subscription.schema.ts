@@ -125,6 +125,7 @@ export const BulkRedeliverBody = Type.Object(
   {
     since: Type.Optional({ ...Timestamp, description: 'only deliveries that died at or after this time' }),
     until: Type.Optional({ ...Timestamp, description: 'only deliveries that died before this time' }),
+    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500, pattern: '^[^\\u0000-\\u001F\\u007F]*$', description: 'why, kept in the audit log' })),
   },
   { additionalProperties: false },
 );

@@ -3,8 +3,9 @@ import { drizzle, type MySql2Database } from 'drizzle-orm/mysql2';
 import * as messageSchema from './schema/messages';
 import * as deliverySchema from './schema/deliveries';
 import * as subscriptionSchema from './schema/subscriptions';
+import * as auditSchema from './schema/audit';
 
-const schema = { ...messageSchema, ...deliverySchema, ...subscriptionSchema };
+const schema = { ...messageSchema, ...deliverySchema, ...subscriptionSchema, ...auditSchema };
 
 export type HeraldDb = MySql2Database<typeof schema> & { $client: Pool };
 

@@ -4,6 +4,7 @@ import type { HeraldDb } from './connection';
 import { toAttemptRecord, toDeliverySummary, type AttemptRecord, type DeliverySummary } from './rows';
 import { deliveries, deliveryAttempts } from './schema/deliveries';
 import { lockMessages, rollUpMessageStatus, withDeadlockRetry } from './transactions';
+import { writeAudit, type AuditEntry } from './audit.repository';
 
 /**
  * Deliveries as the API and the reconciler see them: reads, counts, overdue rows, and replay
@@ -71,27 +72,36 @@ export class DeliveryRepository {
    * Replays a message's dead deliveries (with `all`, its delivered ones too) as a new generation.
    * Pending ones are left alone: they are on their way, and one may be sending now.
    */
-  async replayMessage(messageId: string, all: boolean): Promise<DeliveryJobRef[]> {
+  async replayMessage(messageId: string, all: boolean, audit?: AuditEntry): Promise<DeliveryJobRef[]> {
     const statuses: DeliveryStatus[] = all ? ['dead', 'delivered'] : ['dead'];
-    return this.replay(and(eq(deliveries.messageId, messageId), inArray(deliveries.status, statuses)));
+    return this.replay(and(eq(deliveries.messageId, messageId), inArray(deliveries.status, statuses)), audit);
   }
 
   /** Replays a subscription's dead deliveries that died within [since, until). */
-  async replaySubscription(subscriptionId: string, since?: Date, until?: Date): Promise<DeliveryJobRef[]> {
-    return this.replay(
-      and(eq(deliveries.subscriptionId, subscriptionId), eq(deliveries.status, 'dead'), since ? gte(deliveries.deadAt, since) : undefined, until ? lt(deliveries.deadAt, until) : undefined),
-    );
+  async replaySubscription(subscriptionId: string, since?: Date, until?: Date, audit?: AuditEntry): Promise<DeliveryJobRef[]> {
+    return this.replay(deadOfSubscription(subscriptionId, since, until), audit);
   }
 
-  private async replay(where: ReturnType<typeof and>): Promise<DeliveryJobRef[]> {
+  /** How many deliveries `replaySubscription` would requeue now, through the subscription/status/dead-at index. */
+  async countDeadOfSubscription(subscriptionId: string, since?: Date, until?: Date): Promise<number> {
+    const [row] = await this.db.select({ n: sql<string>`COUNT(*)` }).from(deliveries).where(deadOfSubscription(subscriptionId, since, until));
+    return Number(row?.n ?? 0);
+  }
+
+  /** Requeues what `where` matches; an operator's replay (`audit`) is recorded in the same transaction. */
+  private async replay(where: ReturnType<typeof and>, audit?: AuditEntry): Promise<DeliveryJobRef[]> {
     const now = this.now();
     return withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
+        const noneAudited = async () => {
+          if (audit) await writeAudit(tx, audit, 'requeued 0', now);
+          return [];
+        };
         const candidates = await tx.selectDistinct({ messageId: deliveries.messageId }).from(deliveries).where(where);
-        if (candidates.length === 0) return [];
+        if (candidates.length === 0) return noneAudited();
         await lockMessages(tx, candidates.map((c) => c.messageId));
         const rows = await tx.select({ id: deliveries.id, messageId: deliveries.messageId }).from(deliveries).where(where).for('update');
-        if (rows.length === 0) return [];
+        if (rows.length === 0) return noneAudited();
         const ids = rows.map((r) => r.id);
         await tx
           .update(deliveries)
@@ -99,8 +109,13 @@ export class DeliveryRepository {
           .where(inArray(deliveries.id, ids));
         await rollUpMessageStatus(tx, [...new Set(rows.map((r) => r.messageId))], now);
         const after = await tx.select({ id: deliveries.id, generation: deliveries.generation }).from(deliveries).where(inArray(deliveries.id, ids));
+        if (audit) await writeAudit(tx, audit, `requeued ${ids.length}`, now);
         return after.map((r) => ({ deliveryId: r.id, generation: r.generation, attempt: 0, runAt: now }));
       }),
     );
   }
+}
+
+function deadOfSubscription(subscriptionId: string, since?: Date, until?: Date) {
+  return and(eq(deliveries.subscriptionId, subscriptionId), eq(deliveries.status, 'dead'), since ? gte(deliveries.deadAt, since) : undefined, until ? lt(deliveries.deadAt, until) : undefined);
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, desc, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import { decide, resolveCheckPolicy, targetStatus, type CheckPolicy, type Decision, type MessageStatus, type PrepareRequest, type StoredMessage } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { fanOut, fanOutOne, type FanOut } from './fan-out';
@@ -9,6 +9,7 @@ import { contentHash, decidedColumns, toMessage, type NewMessageRow } from './ro
 import { messages, type MessageRow } from './schema/messages';
 import { selectSql } from './sql.runner';
 import { isDuplicateKey, withDeadlockRetry } from './transactions';
+import { writeAudit, type AuditEntry } from './audit.repository';
 
 const nothing = (): FanOut => ({ jobs: [], deliveries: [], leased: [] });
 
@@ -34,12 +35,14 @@ export interface PrepareMeta {
 export interface ListFilter {
   status?: MessageStatus;
   topic?: string;
+  key?: string;
   limit: number;
   /** Return messages older than this sequence number (exclusive). */
   beforeSeq?: bigint;
   createdBefore?: Date;
   /** Payload bytes the page may carry: it ends early beyond them (always with at least one message). */
   maxBytes?: number;
+  createdAfter?: Date;
 }
 
 export interface MessageRepositoryOptions extends MessageBatchOptions {
@@ -116,12 +119,24 @@ export class MessageRepository {
   /**
    * Confirms or cancels. The UPDATE only matches an undecided message, so of two racing calls
    * exactly one changes the row; the loser re-reads and reports `already` or `conflict`.
+   * An operator's decision (`audit`) is recorded in the audit log in the transaction that applies
+   * it, or on its own with what stopped it.
    */
-  async decide(id: string, decision: Decision): Promise<DecisionResult> {
+  async decide(id: string, decision: Decision, audit?: AuditEntry): Promise<DecisionResult> {
+    const result = await this.decideOnce(id, decision, audit);
+    if (audit && result.kind !== 'applied') {
+      const outcome = result.kind === 'not_found' ? 'not found' : result.kind === 'already' ? `already ${result.message.status}` : `refused: message is ${result.message.status}`;
+      await writeAudit(this.db, audit, outcome, this.now());
+    }
+    return result;
+  }
+
+  private async decideOnce(id: string, decision: Decision, audit: AuditEntry | undefined): Promise<DecisionResult> {
     const to = targetStatus(decision);
     // Most decisions find a prepared message: try that first (a confirm in a group commit).
+    // An audited one skips the group commit: its audit row must join the same transaction.
     let from: MessageStatus | undefined = 'prepared';
-    if (decision === 'confirm' && this.batches) {
+    if (decision === 'confirm' && this.batches && !audit) {
       const applied = await this.batches.confirm(id);
       if (applied) {
         this.onTransition('prepared', 'confirmed');
@@ -132,7 +147,7 @@ export class MessageRepository {
       from = undefined;
     }
     for (let attempt = 0; attempt < UNDECIDED.length + 1; attempt++) {
-      const applied = from && (await this.transition(id, from, to));
+      const applied = from && (await this.transition(id, from, to, audit));
       if (from && applied) {
         this.onTransition(from, to);
         return { kind: 'applied', from, ...applied };
@@ -151,6 +166,8 @@ export class MessageRepository {
     const where: SQL[] = [];
     if (filter.status) where.push(eq(messages.status, filter.status));
     if (filter.topic) where.push(eq(messages.topic, filter.topic));
+    if (filter.key) where.push(eq(messages.key, filter.key));
+    if (filter.createdAfter !== undefined) where.push(gte(messages.createdAt, filter.createdAfter));
     if (filter.beforeSeq !== undefined) where.push(lt(messages.seq, filter.beforeSeq));
     if (filter.createdBefore !== undefined) where.push(lt(messages.createdAt, filter.createdBefore));
     if (filter.maxBytes === undefined) {
@@ -225,7 +242,7 @@ export class MessageRepository {
    * One conditional UPDATE; a confirm creates the deliveries in the same transaction. Returns the
    * message and deliveries as committed, or undefined if the message was not in `from`.
    */
-  private async transition(id: string, from: MessageStatus, to: MessageStatus): Promise<{ message: StoredMessage; fanOut: FanOut } | undefined> {
+  private async transition(id: string, from: MessageStatus, to: MessageStatus, audit?: AuditEntry): Promise<{ message: StoredMessage; fanOut: FanOut } | undefined> {
     const now = this.now();
     return withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
@@ -234,6 +251,7 @@ export class MessageRepository {
         const [row] = await tx.select().from(messages).where(eq(messages.id, id));
         if (!row) throw new Error(`message ${id} vanished inside its own transaction`);
         const message = toMessage(row);
+        if (audit) await writeAudit(tx, audit, `${from} → ${to}`, now);
         return { message, fanOut: to === 'confirmed' ? ((await fanOut(tx, [row], now)).get(id) ?? nothing()) : nothing() };
       }),
     );

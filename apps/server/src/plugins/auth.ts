@@ -26,6 +26,8 @@ export interface AuthOptions {
   disabled: boolean;
 }
 
+const isPublicAsset = (url: string) => url === '/docs' || url.startsWith('/docs/') || url === '/console' || url.startsWith('/console/');
+
 const digest = (token: string) => createHash('sha256').update(token).digest();
 
 /**
@@ -42,9 +44,9 @@ export const authPlugin = fp<AuthOptions>(
 
     app.addHook('onRequest', async (request: FastifyRequest) => {
       // Closed by default: a route that forgets to say who may call it is admin-only. Unknown
-      // routes (404) and the Swagger UI assets are public.
+      // routes (404), the Swagger UI and the console's static assets are public.
       const url = request.routeOptions.url;
-      const access = request.routeOptions.config.access ?? (url === undefined || url === '/docs' || url.startsWith('/docs/') ? 'public' : 'admin');
+      const access = request.routeOptions.config.access ?? (url === undefined || isPublicAsset(url) ? 'public' : 'admin');
       if (access === 'public') return;
       if (options.disabled) {
         request.caller = { name: 'anonymous', role: 'admin' };

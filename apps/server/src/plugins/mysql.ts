@@ -1,12 +1,14 @@
 import fp from 'fastify-plugin';
 import {
   AttemptRepository,
+  AuditRepository,
   CheckRepository,
   ClaimRepository,
   createDatabasePool,
   createDb,
   DeliveryRepository,
   MessageRepository,
+  RateRepository,
   SubscriptionRepository,
   type LeaseSlots,
   type OnWriteBatch,
@@ -24,6 +26,8 @@ declare module 'fastify' {
     deliveries: DeliveryRepository;
     claims: ClaimRepository;
     attempts: AttemptRepository;
+    audit: AuditRepository;
+    rates: RateRepository;
   }
 }
 
@@ -58,6 +62,8 @@ export const mysqlPlugin = fp<MysqlPluginOptions>(
     app.decorate('deliveries', new DeliveryRepository(db));
     app.decorate('claims', new ClaimRepository(db, { onBatch }));
     app.decorate('attempts', new AttemptRepository(db, { onBatch }));
+    app.decorate('audit', new AuditRepository(db));
+    app.decorate('rates', new RateRepository(db));
     app.addHook('onClose', async () => {
       // A MySQL that stopped answering must not turn a clean shutdown into a failed one: every
       // 2xx was already committed, and the process exit drops the sockets anyway.

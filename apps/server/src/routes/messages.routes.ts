@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import {
   CancelledMessageExample,
   ConfirmedMessageExample,
+  DecisionBody,
   DeliveredMessageExample,
   DeliveryList,
   DeliveryListExample,
@@ -23,6 +24,7 @@ import type { DecisionResult, DeliverySummary } from '@herald/db';
 import { privateUrlProblem } from '@herald/delivery';
 import { badRequest, HttpProblem } from '../plugins/errors';
 import { bindMessageLog } from '../plugins/logging';
+import { operatorAction } from './operator-action';
 
 const producer = { access: 'producer' as const };
 const security = [{ bearer: [] }];
@@ -117,8 +119,8 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
   });
 
   const decisions = [
-    { verb: 'confirm', done: 'confirmed', example: ConfirmedMessageExample, operationId: 'confirmMessage', summary: 'Confirm (commit) a prepared message', description: 'Idempotent. Also resolves an `unresolved` message. Creates one delivery per matching subscription in the same transaction. 409 if the message was cancelled.' },
-    { verb: 'cancel', done: 'cancelled', example: CancelledMessageExample, operationId: 'cancelMessage', summary: 'Cancel (roll back) a prepared message', description: 'Idempotent. Also resolves an `unresolved` message. 409 if the message was confirmed (or delivered, or failed).' },
+    { verb: 'confirm', done: 'confirmed', example: ConfirmedMessageExample, operationId: 'confirmMessage', summary: 'Confirm (commit) a prepared message', description: 'Idempotent. Also resolves an `unresolved` message. Creates one delivery per matching subscription in the same transaction. 409 if the message was cancelled. An admin’s confirm may carry a `reason` and is kept in the audit log.' },
+    { verb: 'cancel', done: 'cancelled', example: CancelledMessageExample, operationId: 'cancelMessage', summary: 'Cancel (roll back) a prepared message', description: 'Idempotent. Also resolves an `unresolved` message. 409 if the message was confirmed (or delivered, or failed). An admin’s cancel may carry a `reason` and is kept in the audit log.' },
   ] as const;
   for (const d of decisions) {
     app.post(`/v1/messages/:id/${d.verb}`, {
@@ -130,10 +132,12 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
         tags: ['messages'],
         security,
         params: MessageIdParams,
+        body: Type.Optional(DecisionBody),
         response: { 200: jsonResponse(MessageRef, `The message, ${d.done}`, d.example), 400: Errors[400], 401: Errors[401], 403: Errors[403], 404: Errors[404], 409: Errors[409], 429: Errors[429], 503: Errors[503], ...withBody, ...idRoute },
       },
     }, async (request) => {
-      const result = await app.messages.decide(request.params.id, d.verb);
+      const audit = operatorAction(request, `message.${d.verb}`, 'message', request.params.id, request.body?.reason);
+      const result = await app.messages.decide(request.params.id, d.verb, audit);
       // Dispatched first: the deliveries it leased hold slots until the dispatcher runs them.
       const dispatched = result.kind === 'applied' ? app.dispatcher.dispatch(result.fanOut, request.params.id) : undefined;
       if (result.kind !== 'not_found') app.tracing.joinMessage(request, result.message);
@@ -198,11 +202,15 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
     },
   }, async (request, reply) => {
     const { id } = request.params;
+    const audit = operatorAction(request, 'message.redeliver', 'message', id, request.body?.reason);
     const message = await app.messages.findById(id);
     if (!message) throw new HttpProblem(404, `message ${id} not found`);
     app.tracing.joinMessage(request, message);
-    if (!isCommitted(message.status)) throw new HttpProblem(409, `message ${id} is ${message.status}; only confirmed messages have deliveries`);
-    const jobs = await app.deliveries.replayMessage(id, request.body?.all === true);
+    if (!isCommitted(message.status)) {
+      if (audit) await app.audit.record(audit, `refused: message is ${message.status}`);
+      throw new HttpProblem(409, `message ${id} is ${message.status}; only confirmed messages have deliveries`);
+    }
+    const jobs = await app.deliveries.replayMessage(id, request.body?.all === true, audit);
     await app.dispatcher.dispatch({ jobs }, id);
     return reply.code(202).send({ requeued: jobs.length });
   });
@@ -212,18 +220,23 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
     schema: {
       operationId: 'listMessages',
       summary: 'List messages, newest first',
-      description: 'Filter by `status`, exact `topic` and `createdBefore`. Page with the opaque `nextCursor`. `status=unresolved` lists messages held for a person; `status=prepared&createdBefore=…` lists transactions still open after a time.',
+      description: 'Filter by `status`, exact `topic`, exact `key` and the creation time range [`createdAfter`, `createdBefore`). Page with the opaque `nextCursor`. `status=unresolved` lists messages held for a person; `status=prepared&createdBefore=…` lists transactions still open after a time.',
       tags: ['messages'],
       security,
       querystring: ListMessagesQuery,
       response: { 200: jsonResponse(MessageList, 'One page, newest first', MessageListExample), 400: Errors[400], 401: Errors[401], 403: Errors[403], 429: Errors[429], 503: Errors[503], ...anyRoute },
     },
   }, async (request) => {
-    const { status, topic, createdBefore, limit = 50, cursor } = request.query;
+    const { status, topic, key, createdAfter, createdBefore, limit = 50, cursor } = request.query;
     const position = cursor === undefined ? undefined : decodeCursor(cursor);
     if (cursor !== undefined && !position) throw badRequest({ field: 'cursor', reason: 'is not a cursor this service issued' }, 'querystring');
     // Bounded in bytes too: 200 payloads of 1 MiB each read at once held 200 MB per request.
-    const page = await app.messages.list({ status, topic, limit, beforeSeq: position?.seq, createdBefore: createdBefore ? new Date(createdBefore) : undefined, maxBytes: LIST_PAGE_MAX_BYTES });
+    const page = await app.messages.list({
+      status, topic, key, limit, beforeSeq: position?.seq,
+      createdAfter: createdAfter ? new Date(createdAfter) : undefined,
+      createdBefore: createdBefore ? new Date(createdBefore) : undefined,
+      maxBytes: LIST_PAGE_MAX_BYTES,
+    });
     const deliveries = await app.deliveries.forMessages(page.items.map((m) => m.id));
     return {
       items: page.items.map((m) => toApiMessage(m, deliveries.get(m.id) ?? [])),

@@ -1,9 +1,12 @@
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import {
   BulkRedeliverBody,
   CreatedSubscriptionExample,
   CreateSubscriptionBody,
+  DeadCount,
+  DeadCountQuery,
   Errors,
   errorResponse,
   jsonResponse,
@@ -21,6 +24,7 @@ import { canonicalTopicPattern, headersProblem, targetUrlProblem, type Subscript
 import { privateUrlProblem } from '@herald/delivery';
 import { SubscriptionLimitError } from '@herald/db';
 import { badRequest, HttpProblem } from '../plugins/errors';
+import { operatorAction } from './operator-action';
 
 const admin = { access: 'admin' as const };
 const security = [{ bearer: [] }];
@@ -88,8 +92,27 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } | undefin
   return { createdAt, id };
 }
 
+/** A PATCH of `enabled` alone is the console's Enable/Disable; any other is an update. */
+function patchAction(body: object): string {
+  const keys = Object.keys(body);
+  if (keys.length === 1 && keys[0] === 'enabled') return (body as { enabled: boolean }).enabled ? 'subscription.enable' : 'subscription.disable';
+  return 'subscription.update';
+}
+
+/** The range a bulk redeliver covered goes into the log with the operator's reason. */
+function rangeReason(body: { since?: string; until?: string; reason?: string } | undefined): string | undefined {
+  if (!body) return undefined;
+  const range = `[${body.since ?? '…'}, ${body.until ?? '…'})`;
+  return body.reason ? `${body.reason} ${range}` : range;
+}
+
 export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolean; maxPerTopic: number }> = async (app, options) => {
   const base = { tags: ['subscriptions'], security };
+  // These changes commit on their own; the record follows right after (a crash between the two loses the record).
+  const audited = async (request: FastifyRequest, action: string, id: string, outcome: string) => {
+    const entry = operatorAction(request, action, 'subscription', id);
+    if (entry) await app.audit.record(entry, outcome);
+  };
   const errors = { 400: Errors[400], 401: Errors[401], 403: Errors[403], 429: Errors[429], 431: Errors[431], 503: Errors[503] };
 
   app.post('/v1/subscriptions', {
@@ -108,6 +131,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
     checkTopic(request.body.topic);
     checkTarget(request.body.target, options.allowPrivateUrls);
     const { subscription, secret } = await withinLimit(app.subscriptions.create(request.body, options.maxPerTopic));
+    await audited(request, 'subscription.create', subscription.id, 'created');
     return reply.code(201).send(toApiSubscription(subscription, secret));
   });
 
@@ -149,6 +173,8 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
     checkTarget(request.body.target as Target | undefined, options.allowPrivateUrls);
     const updated = await withinLimit(app.subscriptions.update(request.params.id, request.body as Parameters<typeof app.subscriptions.update>[1], options.maxPerTopic));
     if (!updated) throw notFound(request.params.id);
+    const action = patchAction(request.body);
+    await audited(request, action, updated.id, action === 'subscription.update' ? 'updated' : updated.enabled ? 'enabled' : 'disabled');
     return toApiSubscription(updated);
   });
 
@@ -164,6 +190,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
     },
   }, async (request, reply) => {
     if (!(await app.subscriptions.delete(request.params.id))) throw notFound(request.params.id);
+    await audited(request, 'subscription.delete', request.params.id, 'deleted');
     return reply.code(204).send(null);
   });
 
@@ -185,6 +212,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
       if (await app.subscriptions.get(id)) throw new HttpProblem(409, `subscription ${id} is not a webhook subscription; it has no secret`);
       throw notFound(id);
     }
+    await audited(request, 'subscription.rotate_secret', id, `old secret signs until ${rotated.previousSecretExpiresAt.toISOString()}`);
     return { secret: rotated.secret, previousSecretExpiresAt: rotated.previousSecretExpiresAt.toISOString() };
   });
 
@@ -204,8 +232,26 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
     if (!(await app.subscriptions.get(id))) throw notFound(id);
     const since = request.body?.since ? new Date(request.body.since) : undefined;
     const until = request.body?.until ? new Date(request.body.until) : undefined;
-    const jobs = await app.deliveries.replaySubscription(id, since, until);
+    const jobs = await app.deliveries.replaySubscription(id, since, until, operatorAction(request, 'subscription.redeliver', 'subscription', id, rangeReason(request.body)));
     await app.dispatcher.dispatch({ jobs }, `subscription:${id}`);
     return reply.code(202).send({ requeued: jobs.length });
+  });
+
+  app.get('/v1/subscriptions/:id/dead-deliveries/count', {
+    config: admin,
+    schema: {
+      ...base,
+      operationId: 'countSubscriptionDeadDeliveries',
+      summary: 'Count a subscription’s dead deliveries',
+      description: 'How many dead deliveries died within [`since`, `until`): what a redeliver with the same range would requeue now. Nothing is changed.',
+      params: SubscriptionIdParams,
+      querystring: DeadCountQuery,
+      response: { 200: DeadCount, ...idRoute, ...errors },
+    },
+  }, async (request) => {
+    const id = request.params.id;
+    if (!(await app.subscriptions.get(id))) throw notFound(id);
+    const { since, until } = request.query;
+    return { dead: await app.deliveries.countDeadOfSubscription(id, since ? new Date(since) : undefined, until ? new Date(until) : undefined) };
   });
 };

@@ -24,6 +24,8 @@ export const deliveries = mysqlTable(
     uniqueIndex('uq_deliveries_message_subscription').on(t.messageId, t.subscriptionId),
     index('ix_deliveries_status_next').on(t.status, t.nextAttemptAt),
     index('ix_deliveries_subscription_status').on(t.subscriptionId, t.status, t.deadAt),
+    // 0007: the last hour's delivered rate, overall and per subscription.
+    index('ix_deliveries_delivered').on(t.deliveredAt, t.subscriptionId),
   ],
 );
 

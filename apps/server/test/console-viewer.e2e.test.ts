@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_KEYS, asProducer, prepareBody } from './helpers';
+import { signIn, startConsoleHarness } from './console-harness';
+
+// A viewer reads everything and may change nothing: the console offers it no action, and Herald
+// refuses its writes whatever the console shows. Needs the viewer role (name:viewer:token).
+const VIEWER_TOKEN = 'test-viewer-token-00000000000000';
+const asViewer = { authorization: `Bearer ${VIEWER_TOKEN}` };
+
+let h: Awaited<ReturnType<typeof startConsoleHarness>>;
+
+beforeAll(async () => {
+  h = await startConsoleHarness('viewer', { HERALD_API_KEYS: `${API_KEYS},watch:viewer:${VIEWER_TOKEN}` });
+  await h.app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: prepareBody('v-held', { checkAfterMs: 0 }) });
+}, 120_000);
+
+afterAll(async () => {
+  await h?.close();
+});
+
+describe('the console signed in as a viewer', () => {
+  it('shows the message and its timeline but offers no action button anywhere', async () => {
+    const page = await h.newPage();
+    await signIn(page, VIEWER_TOKEN);
+    await page.getByRole('link', { name: 'Messages' }).click();
+    await page.getByLabel('Search messages').fill('v-held');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await page.getByRole('link', { name: 'v-held', exact: true }).click();
+    await page.getByRole('list', { name: 'Timeline' }).waitFor();
+    for (const name of ['Confirm', 'Cancel', 'Redeliver', 'Enable', 'Disable', 'Rotate secret']) {
+      expect(await page.getByRole('button', { name, exact: true }).count(), name).toBe(0);
+    }
+    await page.getByRole('link', { name: 'Subscriptions' }).click();
+    await page.getByRole('heading', { name: 'Subscriptions' }).waitFor();
+    expect(await page.getByRole('button', { name: /Enable|Disable|Rotate secret|Redeliver/ }).count()).toBe(0);
+  });
+
+  it('is answered 403 on every write the console could make, and nothing is audited', async () => {
+    const writes = [
+      { method: 'POST', url: '/v1/messages/v-held/confirm', payload: { reason: 'x' } },
+      { method: 'POST', url: '/v1/messages/v-held/cancel', payload: { reason: 'x' } },
+      { method: 'POST', url: '/v1/messages/v-held/redeliver', payload: {} },
+      { method: 'PATCH', url: '/v1/subscriptions/sub_0123456789abcdef0123', payload: { enabled: false } },
+      { method: 'POST', url: '/v1/subscriptions/sub_0123456789abcdef0123/rotate-secret', payload: {} },
+      { method: 'POST', url: '/v1/subscriptions/sub_0123456789abcdef0123/redeliver', payload: {} },
+    ] as const;
+    for (const w of writes) expect((await h.app.inject({ ...w, headers: asViewer })).statusCode, `${w.method} ${w.url}`).toBe(403);
+    const audit = await h.app.inject({ url: '/v1/audit', headers: asViewer });
+    expect(audit.statusCode).toBe(200);
+    expect(audit.json().items).toEqual([]);
+  });
+});
