@@ -38,9 +38,11 @@ export default [
             { sourceTag: 'type:queues', onlyDependOnLibsWithTags: ['type:domain', 'type:db', 'type:delivery'], bannedExternalImports: ['fastify', 'fastify-*', '@fastify/*'] },
             // The SDK ships to other services: the contract's types and Node built-ins only.
             { sourceTag: 'type:client', onlyDependOnLibsWithTags: ['type:contract'], bannedExternalImports: clientBanned },
-            { sourceTag: 'type:example', onlyDependOnLibsWithTags: ['type:client'] },
-            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db', 'type:delivery', 'type:queues'] },
-            { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db', 'type:delivery', 'type:queues', 'type:app'] },
+            { sourceTag: 'type:example', onlyDependOnLibsWithTags: ['type:client', 'type:test-support'] },
+            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db', 'type:delivery', 'type:queues', 'type:test-support'] },
+            { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db', 'type:delivery', 'type:queues', 'type:app', 'type:test-support'] },
+            // Process launchers, sinks and private servers for tests, examples and tools: no Herald code.
+            { sourceTag: 'type:test-support', onlyDependOnLibsWithTags: [] },
           ],
         },
       ],
@@ -67,6 +69,14 @@ export default [
     ignores: ['**/*.test.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ group: clientSrcBanned, message: 'the client SDK depends on @herald/contract (types) and Node built-ins only' }] }],
+    },
+  },
+  {
+    // Apps may use the test-support project from their tests only, never from what ships.
+    files: ['apps/*/src/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['@herald/test-support'], message: 'test support is for tests, tools and examples' }] }],
     },
   },
   {

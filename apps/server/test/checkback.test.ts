@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { REDIS_URL, TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase, testEnv } from './helpers';
 import { startServer } from './server-process';
-import { startWebhookSink, waitFor, type Hit } from './sinks';
+import { startWebhookSink, waitFor, type Hit } from '@herald/test-support';
 
 // Fast schedules so rounds take milliseconds: first check 200 ms after prepare, then 100 ms, 200 ms …
 const FAST = { HERALD_CHECK_SWEEP_INTERVAL_MS: '100', HERALD_CHECK_TIMEOUT_MS: '2000', HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300' };

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import type { FastifyInstance } from 'fastify';
 import { asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue, prepareBody } from './helpers';
-import { startAmqpConsumer, startWebhookSink, waitFor } from './sinks';
+import { startAmqpConsumer, startWebhookSink, waitFor } from '@herald/test-support';
 
 let app: FastifyInstance;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -309,7 +309,7 @@ describe('RabbitMQ delivery', () => {
 
   it('uses the subscription’s routing key when it has one', async () => {
     const exchange = unique('herald.test.rk');
-    const consumer = await startAmqpConsumer(exchange, 'fixed.key');
+    const consumer = await startAmqpConsumer(exchange, { bindingKey: 'fixed.key' });
     try {
       const topic = unique('amqp.rk');
       await subscribe({ topic, target: { type: 'rabbitmq', exchange, routingKey: 'fixed.key' } });
@@ -324,7 +324,7 @@ describe('RabbitMQ delivery', () => {
 
   it('treats an unroutable message as failed, never delivered, and ends dead', async () => {
     const exchange = unique('herald.test.noq');
-    const consumer = await startAmqpConsumer(exchange, 'only.this.key');
+    const consumer = await startAmqpConsumer(exchange, { bindingKey: 'only.this.key' });
     try {
       const topic = unique('amqp.unroutable');
       await subscribe({ topic, maxAttempts: 2, target: { type: 'rabbitmq', exchange } });

@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { asAdmin, asProducer, buildTestApp, createTestDatabase } from './helpers';
-import { startWebhookSink, waitFor } from './sinks';
+import { startWebhookSink, waitFor } from '@herald/test-support';
 
 /**
  * HERALD_INLINE_DELIVERIES decides whether a delivery due now is sent by the process that

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp, loggerOptions } from '../src/app';
 import { parseConfig } from '../src/config';
 import { ADMIN_TOKEN, PRODUCER_TOKEN, TEST_CHECK_SECRET, asAdmin, asProducer, createTestDatabase, testEnv } from './helpers';
-import { startCheckEndpoint, startWebhookSink, waitFor } from './sinks';
+import { startCheckEndpoint, startWebhookSink, waitFor } from '@herald/test-support';
 
 // Things that must never reach a log line, whatever the level.
 const PAYLOAD_MARKER = `payload-marker-${randomBytes(6).toString('hex')}`;

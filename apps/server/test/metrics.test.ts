@@ -3,7 +3,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue } from './helpers';
-import { startCheckEndpoint, startWebhookSink, waitFor } from './sinks';
+import { startCheckEndpoint, startWebhookSink, waitFor } from '@herald/test-support';
 
 // A fresh app and database, so every counter starts at zero and the scenario's numbers are exact.
 let app: FastifyInstance;

@@ -5,7 +5,7 @@ import { Webhook } from 'standardwebhooks';
 import type { FastifyInstance } from 'fastify';
 import { TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue } from './helpers';
 import { startOtlpReceiver, type ReceivedSpan } from './otlp-receiver';
-import { startAmqpConsumer, startCheckEndpoint, startWebhookSink, waitFor, type Hit } from './sinks';
+import { startAmqpConsumer, startCheckEndpoint, startWebhookSink, waitFor, type Hit } from '@herald/test-support';
 
 // OTLP's span kinds (the wire enum, not the API's).
 const SERVER = 2;
