@@ -25,5 +25,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Fails the run when a test leaves its Redis keys or databases behind.
+    globalSetup: ['tools/test-support/vitest.global-setup.ts'],
   },
 });

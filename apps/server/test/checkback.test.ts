@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import { REDIS_URL, TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase, testEnv } from './helpers';
+import { REDIS_URL, TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase, testEnv, testPrefix } from './helpers';
 import { startServer } from './server-process';
 import { startWebhookSink, waitFor, type Hit } from '@herald/test-support';
 
@@ -182,7 +182,7 @@ describe('check-back', () => {
   });
 
   it('checks each message once per round with three replicas sweeping together', async () => {
-    const prefix = `herald_t_${randomBytes(3).toString('hex')}`;
+    const prefix = testPrefix();
     const replicas = await Promise.all([1, 2, 3].map(() => buildTestApp(db.url, { ...FAST, HERALD_QUEUE_PREFIX: prefix })));
     try {
       const topic = unique('chk.replicas');
@@ -202,7 +202,7 @@ describe('check-back', () => {
 
 describe('check-back when Redis forgets', () => {
   it('re-derives the schedule from MySQL after every Herald key (the sweep scheduler too) is wiped', async () => {
-    const prefix = `herald_t_${randomBytes(3).toString('hex')}`;
+    const prefix = testPrefix();
     const replica = await buildTestApp(db.url, { ...FAST, HERALD_QUEUE_PREFIX: prefix });
     const redis = new Redis(REDIS_URL);
     try {
