@@ -83,8 +83,12 @@ function readLog(file: string): string {
   }
 }
 
-/** Waits for Herald's "Server listening at" line (it was started with PORT=0) and returns the URL. */
-export function listeningUrl(herald: HeraldChild, timeoutMs: number): Promise<string> {
+/**
+ * Waits for Herald's "Server listening at" line (it was started with PORT=0) and returns the URL.
+ * Without `timeoutMs` it waits until the line comes or the process exits (a caller's own deadline,
+ * such as a test's timeout, bounds it): start-up takes as long as the machine's load makes it.
+ */
+export function listeningUrl(herald: HeraldChild, timeoutMs?: number): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     const found = () => /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(herald.output())?.[1];
     const done = (fn: () => void) => {
@@ -96,7 +100,7 @@ export function listeningUrl(herald: HeraldChild, timeoutMs: number): Promise<st
       const url = found();
       if (url) done(() => resolve(url));
     };
-    const timer = setTimeout(() => done(() => reject(new Error(`Herald did not start within ${timeoutMs / 1000} s:\n${herald.output()}`))), timeoutMs);
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => done(() => reject(new Error(`Herald did not start within ${timeoutMs / 1000} s:\n${herald.output()}`))), timeoutMs);
     herald.child.stdout?.on('data', onData);
     onData();
     void herald.exited.then(() => done(() => reject(new Error(`Herald exited before listening:\n${herald.output()}`))));

@@ -6,6 +6,8 @@ export const AMQP_URL = process.env.HERALD_TEST_AMQP_URL ?? 'amqp://guest:guest@
 
 export interface Hit {
   at: number;
+  /** performance.now() as the request arrived, for latencies on this process's clock. */
+  arrivedAt: number;
   path: string;
   headers: IncomingMessage['headers'];
   body: string;
@@ -28,8 +30,9 @@ export async function startWebhookSink(handler: SinkHandler = (_h, res) => void 
   let current = handler;
   const answer = (hit: Hit, res: ServerResponse) => void Promise.resolve(current(hit, res)).catch(() => res.destroy());
   const server = createServer((req, res) => {
+    const arrivedAt = performance.now();
     if (options.record === false) {
-      const hit = { at: Date.now(), path: req.url ?? '/', headers: req.headers, body: '' };
+      const hit = { at: Date.now(), arrivedAt, path: req.url ?? '/', headers: req.headers, body: '' };
       req.resume();
       req.on('end', () => answer(hit, res));
       return;
@@ -37,7 +40,7 @@ export async function startWebhookSink(handler: SinkHandler = (_h, res) => void 
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const hit = { at: Date.now(), path: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      const hit = { at: Date.now(), arrivedAt, path: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
       hits.push(hit);
       answer(hit, res);
     });
