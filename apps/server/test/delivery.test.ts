@@ -230,10 +230,10 @@ describe('webhook delivery', () => {
     await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: { ...prepareBody(id), topic } });
     expect((await app.inject({ method: 'POST', url: `/v1/messages/${id}/cancel`, headers: asProducer })).statusCode).toBe(200);
     expect((await app.inject({ method: 'POST', url: `/v1/messages/${id}/confirm`, headers: asProducer })).statusCode).toBe(409);
-    // Give the worker and several reconciler sweeps every chance to get it wrong.
+    // A message confirmed after it went the whole way: the worker had every chance to get it
+    // wrong. A delivery is only ever sent from a deliveries row, and none exists (below).
     const control = await publish(topic);
     await waitFor(statusIs(control, 'delivered'), 'control delivered');
-    await new Promise((r) => setTimeout(r, 1_000));
     expect(sink.hitsFor(id)).toHaveLength(0);
     expect(await getMessage(id)).toMatchObject({ status: 'cancelled', deliveries: [] });
     const [rows] = await app.mysql.query('SELECT COUNT(*) AS n FROM deliveries WHERE message_id = ?', [id]);
@@ -245,7 +245,9 @@ describe('webhook delivery', () => {
     await subscribe({ topic, target: { type: 'webhook', url: sink.url('/two-phase') } });
     const id = unique('tp');
     await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: { ...prepareBody(id), topic } });
-    await new Promise((r) => setTimeout(r, 500));
+    // A message confirmed after the prepare is delivered: the prepared one would have been by now.
+    const control = await publish(topic);
+    await waitFor(statusIs(control, 'delivered'), 'control delivered');
     expect(sink.hitsFor(id)).toHaveLength(0);
     const confirmed = await app.inject({ method: 'POST', url: `/v1/messages/${id}/confirm`, headers: asProducer });
     expect(confirmed.json().deliveries).toHaveLength(1);
@@ -280,9 +282,12 @@ describe('webhook delivery', () => {
     const id = await publish(topic, { n: 1 }, { delayMs: 300 });
     const [row] = (await app.mysql.query('SELECT id FROM deliveries WHERE message_id = ?', [id]))[0] as Array<{ id: string }>;
     // Extra jobs for the same attempt, under other ids, as a confused replica might add.
-    for (let i = 0; i < 5; i++) await app.deliveryQueue.add('deliver', { deliveryId: Number(row!.id), generation: 0, attempt: 0 }, { jobId: `dup-${id}-${i}`, delay: 300 });
+    const duplicates = Array.from({ length: 5 }, (_, i) => `dup-${id}-${i}`);
+    for (const jobId of duplicates) await app.deliveryQueue.add('deliver', { deliveryId: Number(row!.id), generation: 0, attempt: 0 }, { jobId, delay: 300 });
     await waitFor(statusIs(id, 'delivered'), 'delivered');
-    await new Promise((r) => setTimeout(r, 800));
+    // Every duplicate job has run (or been dropped): any second send would have happened by now.
+    const finished = ['completed', 'failed', 'unknown'];
+    await waitFor(async () => (await Promise.all(duplicates.map((j) => app.deliveryQueue.getJobState(j)))).every((state) => finished.includes(state)), 'the duplicate jobs to finish');
     expect(sink.hitsFor(id)).toHaveLength(1);
   });
 });
