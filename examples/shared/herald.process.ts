@@ -8,6 +8,8 @@ export { waitFor } from '@herald/test-support';
 export const MYSQL_SERVER = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 export const REDIS_URL = process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const AMQP_URL = process.env.HERALD_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+// Under the tests, names carry the run's id, so the run can check that none is left behind.
+const NAME_START = process.env.HERALD_TEST_RUN ? `herald_ex_${process.env.HERALD_TEST_RUN}_` : 'herald_ex_';
 
 // Example-only credentials, generated per run: they guard nothing outside it.
 export interface HeraldKeys {
@@ -37,8 +39,8 @@ export async function startHerald(env: Record<string, string> = {}): Promise<Run
     producer: `example-producer-${randomBytes(12).toString('hex')}`,
     checkSecret: `whsec_${randomBytes(24).toString('base64')}`,
   };
-  const databaseName = `herald_ex_${tag}`;
-  const queuePrefix = `herald_ex_${tag}`;
+  const databaseName = `${NAME_START}${tag}`;
+  const queuePrefix = databaseName;
   const herald = launchHerald({
     env: {
       NODE_ENV: 'production',
@@ -79,7 +81,7 @@ export async function startHerald(env: Record<string, string> = {}): Promise<Run
 
 /** A fresh database for one service of an example, with a pool on it. */
 export async function createDatabase(prefix: string): Promise<{ name: string; pool: Pool; drop: () => Promise<void> }> {
-  const name = `herald_ex_${prefix}_${randomBytes(4).toString('hex')}`;
+  const name = `${NAME_START}${prefix}_${randomBytes(4).toString('hex')}`;
   const admin = await createConnection(MYSQL_SERVER);
   await admin.query(`CREATE DATABASE \`${name}\``);
   await admin.end();
