@@ -428,6 +428,21 @@ describe('subscriptions API', () => {
 
 describe('delivery metrics', () => {
   it('counts attempts and finished deliveries by target, and exposes queue depth and dead count', async () => {
+    // One message with a delivery of each outcome, so this test does not rely on the ones before it.
+    const topic = unique('metrics.all');
+    const exchange = unique('herald.test.metrics');
+    const consumer = await startAmqpConsumer(exchange);
+    try {
+      await subscribe({ topic, target: { type: 'webhook', url: sink.url('/metrics') } });
+      await subscribe({ topic, maxAttempts: 1, target: { type: 'webhook', url: 'http://127.0.0.1:9/refused' } });
+      await subscribe({ topic, target: { type: 'rabbitmq', exchange } });
+      await subscribe({ topic, maxAttempts: 1, target: { type: 'rabbitmq', exchange: unique('no.such.exchange') } });
+      const id = await publish(topic);
+      const finished = async () => ((await deliveriesOf(id)) as Array<{ status: string }>).map((d) => d.status).sort().join();
+      await waitFor(async () => (await finished()) === 'dead,dead,delivered,delivered', 'two deliveries delivered and two dead');
+    } finally {
+      await consumer.close();
+    }
     const text = (await app.inject({ url: '/metrics' })).body;
     const value = (series: string) => metricValue(text, series);
     expect(value('herald_delivery_attempts_total{target="webhook",outcome="success"}')).toBeGreaterThan(0);
