@@ -38,15 +38,17 @@ export default [
             { sourceTag: 'type:queues', onlyDependOnLibsWithTags: ['type:domain', 'type:db', 'type:delivery'], bannedExternalImports: ['fastify', 'fastify-*', '@fastify/*'] },
             // The SDK ships to other services: the contract's types and Node built-ins only.
             { sourceTag: 'type:client', onlyDependOnLibsWithTags: ['type:contract'], bannedExternalImports: clientBanned },
-            { sourceTag: 'type:example', onlyDependOnLibsWithTags: ['type:client'] },
+            { sourceTag: 'type:example', onlyDependOnLibsWithTags: ['type:client', 'type:test-support'] },
             // The console is a client of the public API only: its own generated types, its UI library and fetch client.
             {
               sourceTag: 'type:console',
               onlyDependOnLibsWithTags: [],
               allowedExternalImports: ['preact', 'preact/*', 'openapi-fetch', 'vite', 'vitest', 'openapi-typescript', 'node:*'],
             },
-            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db', 'type:delivery', 'type:queues'] },
-            { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db', 'type:delivery', 'type:queues', 'type:app'] },
+            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db', 'type:delivery', 'type:queues', 'type:test-support'] },
+            { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:domain', 'type:contract', 'type:db', 'type:delivery', 'type:queues', 'type:app', 'type:test-support'] },
+            // Process launchers, sinks and private servers for tests, examples and tools: no Herald code.
+            { sourceTag: 'type:test-support', onlyDependOnLibsWithTags: [] },
           ],
         },
       ],
@@ -80,6 +82,14 @@ export default [
     files: ['apps/console/src/**/*.ts', 'apps/console/src/**/*.tsx'],
     ignores: ['**/*.test.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['node:*', '@herald/*'], message: 'the console ships to browsers and reads Herald through its HTTP API only' }] }] },
+  },
+  {
+    // Apps may use the test-support project from their tests only, never from what ships.
+    files: ['apps/*/src/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['@herald/test-support'], message: 'test support is for tests, tools and examples' }] }],
+    },
   },
   {
     files: ['**/*.test.ts', 'tools/**/*.ts', 'scripts/**/*.ts', 'apps/*/build.mjs', 'apps/*/scripts/**/*.ts', 'libs/*/build.mjs', 'examples/**/*.ts', 'examples/**/*.mjs'],

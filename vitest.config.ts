@@ -15,6 +15,7 @@ export default defineConfig({
       '@herald/client/barrier': fileURLToPath(new URL('./libs/client/src/barrier/index.ts', import.meta.url)),
       '@herald/client/consumer': fileURLToPath(new URL('./libs/client/src/consumer/index.ts', import.meta.url)),
       '@herald/client': lib('client'),
+      '@herald/test-support': fileURLToPath(new URL('./tools/test-support/index.ts', import.meta.url)),
     },
   },
   test: {
@@ -24,5 +25,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Fails the run when a test leaves its Redis keys or databases behind.
+    globalSetup: ['tools/test-support/vitest.global-setup.ts'],
   },
 });

@@ -58,3 +58,15 @@ ensure_services() {
   ensure_rabbitmq
   log "MariaDB :3306, Redis :6379 and RabbitMQ :5672 are up"
 }
+
+# What the test suites need beyond the three services: the same servers' binaries for the private
+# instances the fault and chaos tests start (and stop), kubectl to render the Kustomize overlays
+# (no cluster) and Debian's chromium for the Swagger UI test (no browser download).
+ensure_test_tools() {
+  local bin
+  for bin in mariadb-install-db redis-server rabbitmq-server; do
+    command -v "$bin" >/dev/null || { log "installing the servers the fault and chaos tests run privately"; apt_install mariadb-server redis-server rabbitmq-server; break; }
+  done
+  command -v kubectl >/dev/null || { log "installing kubectl"; apt_install kubectl || apt_install kubernetes-client; }
+  [ -x "${HERALD_TEST_CHROMIUM:-/usr/bin/chromium}" ] || { log "installing chromium"; apt_install chromium; }
+}

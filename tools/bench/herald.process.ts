@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { request } from 'undici';
+import { ephemeralPort, launchHerald, waitReady } from '@herald/test-support';
 
 export interface HeraldProcess {
   url: string;
@@ -31,37 +30,18 @@ export function startScriptNodeFlags(startScript: string): string[] {
   return (match[1] ?? '').trim().split(/\s+/).filter(Boolean);
 }
 
-/** A port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** Runs Herald as its own process, as in production, and waits until /readyz answers 200. */
 export async function startHerald(options: StartHeraldOptions): Promise<HeraldProcess> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.entry], {
+  const port = await ephemeralPort();
+  const herald = launchHerald({
+    entry: options.entry,
+    nodeArgs: options.nodeArgs ?? [],
     cwd: options.cwd,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), ...options.env },
+    maxOutputChars: 200_000,
   });
-  let text = '';
-  const keep = (d: Buffer) => {
-    text += d.toString();
-    if (text.length > 200_000) text = text.slice(-100_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // Never leave a Herald behind: if the benchmark itself is stopped, so is its child.
-  const killChild = () => child.kill('SIGKILL');
+  const killChild = () => herald.child.kill('SIGKILL');
   process.once('exit', killChild);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
@@ -70,34 +50,13 @@ export async function startHerald(options: StartHeraldOptions): Promise<HeraldPr
     });
   }
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`Herald exited before it was ready:\n${text}`);
-    try {
-      const res = await request(`${url}/readyz`);
-      await res.body.dump();
-      if (res.statusCode === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`Herald was not ready within 30 s:\n${text}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await waitReady(herald, url, 30_000);
+  } catch (error) {
+    killChild();
+    throw error;
   }
-  return {
-    url,
-    pid: child.pid ?? 0,
-    child,
-    output: () => text,
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  return { url, pid: herald.pid, child: herald.child, output: herald.output, stop: () => herald.stop(30_000) };
 }
 
 /** VmRSS and VmHWM (peak) of a process in MiB, from /proc; undefined once it is gone. */

@@ -1,6 +1,4 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { connect, type ChannelModel } from 'amqplib';
+import { startAmqpConsumer, startWebhookSink } from '@herald/test-support';
 
 /**
  * Arrival times (performance.now(), this process's clock) of messages at a sink, by message id.
@@ -35,27 +33,15 @@ export class Arrivals {
 /** A local webhook endpoint answering 200 at once and recording `webhook-id`s. */
 export async function startBenchWebhookSink(): Promise<{ url: string; arrivals: Arrivals; close: () => Promise<void> }> {
   const arrivals = new Arrivals();
-  const server: Server = createServer((req, res) => {
-    const at = performance.now();
-    const id = req.headers['webhook-id'];
-    req.resume();
-    req.on('end', () => {
-      if (typeof id === 'string') arrivals.record(id, at);
+  const sink = await startWebhookSink(
+    (hit, res) => {
+      const id = hit.headers['webhook-id'];
+      if (typeof id === 'string') arrivals.record(id, hit.arrivedAt);
       res.writeHead(200, { 'content-length': '0' }).end();
-    });
-  });
-  server.keepAliveTimeout = 30_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    arrivals,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+    },
+    { record: false, keepAliveTimeoutMs: 30_000 },
+  );
+  return { url: sink.url(''), arrivals, close: sink.close };
 }
 
 /**
@@ -64,25 +50,14 @@ export async function startBenchWebhookSink(): Promise<{ url: string; arrivals: 
  */
 export async function startBenchAmqpConsumer(amqpUrl: string, exchange: string): Promise<{ arrivals: Arrivals; close: () => Promise<void> }> {
   const arrivals = new Arrivals();
-  const model: ChannelModel = await connect(amqpUrl);
-  const channel = await model.createChannel();
-  await channel.assertExchange(exchange, 'topic', { durable: true });
-  const queue = `${exchange}.q`;
-  await channel.assertQueue(queue, { durable: true });
-  await channel.bindQueue(queue, exchange, '#');
-  await channel.prefetch(500);
-  await channel.consume(queue, (msg) => {
-    if (!msg) return;
-    const id = msg.properties.messageId;
-    if (typeof id === 'string') arrivals.record(id);
-    channel.ack(msg);
-  });
-  return {
-    arrivals,
-    close: async () => {
-      await channel.deleteQueue(queue).catch(() => undefined);
-      await channel.deleteExchange(exchange).catch(() => undefined);
-      await model.close().catch(() => undefined);
+  const consumer = await startAmqpConsumer(exchange, {
+    url: amqpUrl,
+    purge: false,
+    prefetch: 500,
+    onMessage: (msg) => {
+      const id = msg.properties.messageId;
+      if (typeof id === 'string') arrivals.record(id);
     },
-  };
+  });
+  return { arrivals, close: consumer.close };
 }

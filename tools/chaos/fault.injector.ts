@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { HeraldReplica } from './herald.replica';
-import type { PrivateMariaDb, PrivateRabbitMq, PrivateRedis } from './private.services';
+import type { PrivateMariaDb, PrivateRabbitMq, PrivateRedis } from '@herald/test-support';
 
 export type ProcessFault = 'kill -9 replica' | 'redis wipe (herald keys)' | 'redis restart' | 'rabbitmq stop_app/start_app' | 'mariadb restart';
 

@@ -19,7 +19,7 @@ import { checkInvariants, type DeliveryRow, type StoredMessageRow } from './inva
 import { checkAnswer, LoadGenerator } from './load.generator';
 import { HeraldReplica } from './herald.replica';
 import { faultRows, renderTable, type ChaosResult } from './chaos.report';
-import { freePort, PrivateMariaDb, PrivateRabbitMq, PrivateRedis } from './private.services';
+import { freePort, PrivateMariaDb, PrivateRabbitMq, PrivateRedis } from '@herald/test-support';
 
 // Run-local credentials for throwaway services; they guard nothing outside this run.
 const ADMIN_TOKEN = 'chaos-admin-token-000000000000000';

@@ -18,6 +18,13 @@ describe('module boundaries', () => {
     }
   });
 
+  it('keeps the test-support project out of what the server ships and out of the libs', async () => {
+    const probe = "import { waitFor } from '@herald/test-support';\nexport const y = waitFor;\n";
+    expect(await boundaryErrors('apps/server/src/probe.ts', probe)).not.toEqual([]);
+    expect(await boundaryErrors('libs/db/src/probe.ts', probe)).not.toEqual([]);
+    expect(await boundaryErrors('apps/server/test/probe.test.ts', probe)).toEqual([]);
+  });
+
   it('keeps the domain lib from depending on any other lib', async () => {
     expect(await boundaryErrors('libs/domain/src/probe.ts', "import { messages } from '@herald/db';\nexport const y = messages;\n")).not.toEqual([]);
   });

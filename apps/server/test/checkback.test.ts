@@ -3,9 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import { REDIS_URL, TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase, testEnv } from './helpers';
+import { REDIS_URL, TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase, testEnv, testPrefix } from './helpers';
 import { startServer } from './server-process';
-import { startWebhookSink, waitFor, type Hit } from './sinks';
+import { startWebhookSink, waitFor, type Hit } from '@herald/test-support';
 
 // Fast schedules so rounds take milliseconds: first check 200 ms after prepare, then 100 ms, 200 ms …
 const FAST = { HERALD_CHECK_SWEEP_INTERVAL_MS: '100', HERALD_CHECK_TIMEOUT_MS: '2000', HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300' };
@@ -63,6 +63,16 @@ async function prepare(target: FastifyInstance, topic: string, answers: Array<[n
   return id;
 }
 
+/**
+ * Prepares a control message (answers unknown, then commit) first checked `checkAfterMs` from now
+ * and waits until its second check is answered: every check due before then has been made, so a
+ * check or delivery that has not happened by then was not going to.
+ */
+async function afterLaterChecks(target: FastifyInstance = app, checkAfterMs = 200) {
+  const control = await prepare(target, unique('chk.control'), [answer('unknown'), answer('commit')], { checkAfterMs });
+  await waitFor(async () => (await getMessage(target, control)).status === 'confirmed', 'the control message confirmed after two checks');
+}
+
 describe('check-back', () => {
   it('commit → confirmed and delivered without any confirm call; the call is signed and says what it asks', async () => {
     const topic = unique('chk.commit');
@@ -84,7 +94,7 @@ describe('check-back', () => {
     await subscribe(topic);
     const id = await prepare(app, topic, [answer('rollback')]);
     await waitFor(statusIs(id, 'cancelled'), 'cancelled');
-    await new Promise((r) => setTimeout(r, 800));
+    await afterLaterChecks();
     expect(deliveries.hitsFor(id)).toHaveLength(0);
     expect(checksOf(id)).toHaveLength(1);
     expect((await getMessage(app, id)).deliveries).toEqual([]);
@@ -95,7 +105,8 @@ describe('check-back', () => {
     await subscribe(topic);
     const id = await prepare(app, topic, [answer('unknown'), answer('unknown'), answer('commit')]);
     await waitFor(statusIs(id, 'delivered'), 'delivered');
-    await new Promise((r) => setTimeout(r, 500));
+    // A fourth check would come 400 ms after the third.
+    await afterLaterChecks(app, 400);
     expect(checksOf(id).map((h) => JSON.parse(h.body).check)).toEqual([1, 2, 3]);
     expect((await getMessage(app, id)).checkAttempts.map((a: { answer: string }) => a.answer)).toEqual(['unknown', 'unknown', 'commit']);
   });
@@ -115,7 +126,8 @@ describe('check-back', () => {
     await subscribe(topic);
     const id = await prepare(app, topic, [answer('unknown')], { maxChecks: 3 });
     await waitFor(statusIs(id, 'cancelled'), 'cancelled');
-    await new Promise((r) => setTimeout(r, 1_000));
+    // A fourth check would come 400 ms after the third.
+    await afterLaterChecks(app, 400);
     expect(checksOf(id)).toHaveLength(3);
     expect(deliveries.hitsFor(id)).toHaveLength(0);
   });
@@ -125,7 +137,7 @@ describe('check-back', () => {
     await subscribe(topic);
     const id = await prepare(app, topic, [answer('unknown')], { maxChecks: 2, onChecksExhausted: 'hold' });
     await waitFor(statusIs(id, 'unresolved'), 'unresolved');
-    await new Promise((r) => setTimeout(r, 800));
+    await afterLaterChecks();
     expect(checksOf(id)).toHaveLength(2);
     const held = await app.inject({ url: '/v1/messages?status=unresolved', headers: asAdmin });
     expect(held.json().items.map((m: { id: string }) => m.id)).toContain(id);
@@ -148,7 +160,7 @@ describe('check-back', () => {
       'producer answered HTTP 500, not 200',
       'producer answered 200 without "status": "commit" | "rollback" | "unknown" (got "COMMIT")',
     ]);
-    await new Promise((r) => setTimeout(r, 500));
+    await afterLaterChecks();
     expect(deliveries.hitsFor(id)).toHaveLength(0);
   });
 
@@ -158,7 +170,8 @@ describe('check-back', () => {
     const id = await prepare(app, topic, [answer('rollback')], { checkAfterMs: 500 });
     expect((await app.inject({ method: 'POST', url: `/v1/messages/${id}/confirm`, headers: asProducer })).statusCode).toBe(200);
     await waitFor(statusIs(id, 'delivered'), 'delivered');
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Its check was due 500 ms after the prepare; the control's come 500 ms after this.
+    await afterLaterChecks(app, 500);
     expect(checksOf(id)).toHaveLength(0);
     expect((await getMessage(app, id)).status).toBe('delivered');
   });
@@ -173,7 +186,7 @@ describe('check-back', () => {
     });
     await waitFor(() => checksOf(id).length === 1, 'the check');
     await waitFor(async () => (await getMessage(app, id)).checkAttempts.length === 1, 'the answer recorded');
-    await new Promise((r) => setTimeout(r, 500));
+    await afterLaterChecks();
     const message = await getMessage(app, id);
     expect(message.status).toBe('cancelled');
     expect(message.checkAttempts).toMatchObject([{ answer: 'commit' }]);
@@ -182,14 +195,14 @@ describe('check-back', () => {
   });
 
   it('checks each message once per round with three replicas sweeping together', async () => {
-    const prefix = `herald_t_${randomBytes(3).toString('hex')}`;
+    const prefix = testPrefix();
     const replicas = await Promise.all([1, 2, 3].map(() => buildTestApp(db.url, { ...FAST, HERALD_QUEUE_PREFIX: prefix })));
     try {
       const topic = unique('chk.replicas');
       const ids: string[] = [];
       for (let i = 0; i < 30; i++) ids.push(await prepare(replicas[i % 3]!, topic, [answer('unknown'), answer('unknown'), answer('commit')]));
       for (const id of ids) await waitFor(statusIs(id, 'confirmed'), `${id} confirmed`, 30_000);
-      await new Promise((r) => setTimeout(r, 800));
+      await afterLaterChecks(replicas[0]);
       const calls = ids.flatMap((id) => checksOf(id).map((h) => `${id}#${JSON.parse(h.body).check}`));
       expect(calls).toHaveLength(90);
       expect(new Set(calls).size).toBe(90);
@@ -202,7 +215,7 @@ describe('check-back', () => {
 
 describe('check-back when Redis forgets', () => {
   it('re-derives the schedule from MySQL after every Herald key (the sweep scheduler too) is wiped', async () => {
-    const prefix = `herald_t_${randomBytes(3).toString('hex')}`;
+    const prefix = testPrefix();
     const replica = await buildTestApp(db.url, { ...FAST, HERALD_QUEUE_PREFIX: prefix });
     const redis = new Redis(REDIS_URL);
     try {

@@ -8,7 +8,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app';
 import { parseConfig } from '../src/config';
-import { createTestDatabase, REDIS_URL, testEnv } from './helpers';
+import { createTestDatabase, REDIS_URL, testEnv, testPrefix } from './helpers';
 
 // Debian's chromium driven by playwright-core: no browser download.
 const CHROMIUM = process.env.HERALD_TEST_CHROMIUM ?? '/usr/bin/chromium';
@@ -24,7 +24,7 @@ export async function startConsoleHarness(name: string, env: Record<string, stri
   const consoleDir = await mkdtemp(join(tmpdir(), `herald-console-${name}-`));
   await build({ configFile: fileURLToPath(new URL('../../console/vite.config.ts', import.meta.url)), logLevel: 'warn', build: { outDir: consoleDir, emptyOutDir: true } });
   const db = await createTestDatabase(name);
-  const prefix = `herald_t_${name}_${Date.now().toString(36)}`;
+  const prefix = testPrefix();
   const app: FastifyInstance = await buildApp(parseConfig(testEnv(db.url, { HERALD_QUEUE_PREFIX: prefix, HERALD_CHECK_SWEEP_INTERVAL_MS: '100', ...env })), { logger: false, consoleDir });
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
   const browser: Browser = await chromium.launch({

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import type { Page } from 'playwright-core';
 import { ADMIN_TOKEN, asAdmin, asProducer, prepareBody } from './helpers';
-import { startCheckEndpoint, startWebhookSink, waitFor } from './sinks';
+import { startCheckEndpoint, startWebhookSink, waitFor } from '@herald/test-support';
 import { SCREENSHOTS, signIn, startConsoleHarness } from './console-harness';
 
 // The operator console in a real Chromium against a real Herald and MySQL, selected by role and

@@ -1,15 +1,15 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { Redis } from 'ioredis';
-import { REDIS_URL, asAdmin, asProducer, buildTestApp, createTestDatabase, testEnv } from './helpers';
+import { REDIS_URL, asAdmin, asProducer, buildTestApp, createTestDatabase, testEnv, testPrefix } from './helpers';
 import { startServer } from './server-process';
-import { startAmqpConsumer, startWebhookSink, waitFor } from './sinks';
+import { freePort, PrivateRabbitMq, startAmqpConsumer, startWebhookSink, waitFor } from '@herald/test-support';
 
-// Zero-loss under faults. These tests stop RabbitMQ and kill processes, so they run on their
-// own, after the other suites (see the server project's test target).
-const run = promisify(execFile);
+// Zero-loss under faults. These tests kill processes and stop a RabbitMQ of their own (never the
+// machine's), so they run on their own, after the other suites (the server's test-faults target).
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 
 beforeAll(async () => {
@@ -30,7 +30,7 @@ function tally(ids: string[], answeredOk: string[]) {
 
 describe('zero loss under faults', () => {
   it('delivers everything after every Herald key is wiped from Redis while deliveries are pending', async () => {
-    const prefix = unique('herald_t_wipe');
+    const prefix = testPrefix();
     const env = { HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300', HERALD_WEBHOOK_TIMEOUT_MS: '2000', HERALD_QUEUE_PREFIX: prefix };
     const app = await buildTestApp(db.url, env);
     let healthy = false;
@@ -143,9 +143,10 @@ describe('zero loss under faults', () => {
       server.child.kill('SIGKILL');
       await server.exited;
       const killedAt = Date.now();
-      // Everything the killed process sent reached the sink by now: counted once it is dead (a
-      // count taken before the kill misses sends made while the signal was on its way).
-      await new Promise((r) => setTimeout(r, 200));
+      // Counted once the kernel has closed every connection of the dead process: each request it
+      // sent was read before its connection's end (a count taken before the kill misses sends
+      // made while the signal was on its way).
+      await waitFor(async () => (await sink.connections()) === 0, 'the killed process\'s connections to close');
       const inFlightAtKill = sink.hits.length;
 
       server = await startServer(env);
@@ -166,9 +167,19 @@ describe('zero loss under faults', () => {
   }, 120_000);
 
   it('delivers everything when RabbitMQ is stopped and started (stop_app / start_app) during publishing', async () => {
-    const app = await buildTestApp(db.url, { HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300', HERALD_AMQP_CONFIRM_TIMEOUT_MS: '3000' });
+    // A broker of this test's own: stopping the machine's would break everyone else using it.
+    const dir = mkdtempSync(join(tmpdir(), 'herald-fault-rabbitmq-'));
+    const ports = new Set<number>();
+    const broker = new PrivateRabbitMq(dir, await freePort(ports), await freePort(ports), 'heraldfault');
+    const amqp = { url: broker.url };
+    onTestFinished(async () => {
+      await broker.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    await broker.start();
+    const app = await buildTestApp(db.url, { AMQP_URL: broker.url, HERALD_RECONCILE_INTERVAL_MS: '200', HERALD_RECONCILE_GRACE_MS: '300', HERALD_AMQP_CONFIRM_TIMEOUT_MS: '3000' });
     const exchange = unique('herald.fault.x');
-    let consumer = await startAmqpConsumer(exchange);
+    let consumer = await startAmqpConsumer(exchange, amqp);
     const received: string[] = [];
     try {
       const topic = unique('amqp.fault');
@@ -185,13 +196,13 @@ describe('zero loss under faults', () => {
       };
       await publishSome(100);
       const stopped = Date.now();
-      await run('rabbitmqctl', ['stop_app'], { timeout: 60_000 });
+      await broker.stopApp();
       received.push(...consumer.received.map((m) => String(m.properties.messageId)));
       await publishSome(100); // confirmed in MySQL while the broker is down
       await new Promise((r) => setTimeout(r, 1_000));
-      await run('rabbitmqctl', ['start_app'], { timeout: 120_000 });
+      await broker.startApp();
       // The durable queue kept what the broker had accepted: drain it, do not purge it.
-      consumer = await startAmqpConsumer(exchange, '#', { purge: false });
+      consumer = await startAmqpConsumer(exchange, { ...amqp, purge: false });
       await publishSome(100);
 
       await waitFor(async () => {
@@ -205,7 +216,6 @@ describe('zero loss under faults', () => {
       console.log(`[fault] rabbitmq stop_app/start_app: ${JSON.stringify(counts)}`);
       expect(distinct.size).toBe(ids.length);
     } finally {
-      await run('rabbitmqctl', ['start_app'], { timeout: 120_000 }).catch(() => undefined);
       await consumer.close();
       await app.close();
     }

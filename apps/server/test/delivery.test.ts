@@ -4,13 +4,13 @@ import { Webhook } from 'standardwebhooks';
 import type { FastifyInstance } from 'fastify';
 import { Queue } from 'bullmq';
 import { DELIVERY_QUEUE } from '@herald/queues';
-import { asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue, prepareBody, REDIS_URL } from './helpers';
-import { startAmqpConsumer, startWebhookSink, waitFor } from './sinks';
+import { asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue, prepareBody, REDIS_URL, testPrefix } from './helpers';
+import { startAmqpConsumer, startWebhookSink, waitFor } from '@herald/test-support';
 
 let app: FastifyInstance;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let sink: Awaited<ReturnType<typeof startWebhookSink>>;
-const queuePrefix = `herald_t_${randomBytes(3).toString('hex')}`;
+const queuePrefix = testPrefix();
 
 beforeAll(async () => {
   db = await createTestDatabase('dlv');
@@ -233,10 +233,10 @@ describe('webhook delivery', () => {
     await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: { ...prepareBody(id), topic } });
     expect((await app.inject({ method: 'POST', url: `/v1/messages/${id}/cancel`, headers: asProducer })).statusCode).toBe(200);
     expect((await app.inject({ method: 'POST', url: `/v1/messages/${id}/confirm`, headers: asProducer })).statusCode).toBe(409);
-    // Give the worker and several reconciler sweeps every chance to get it wrong.
+    // A message confirmed after it went the whole way: the worker had every chance to get it
+    // wrong. A delivery is only ever sent from a deliveries row, and none exists (below).
     const control = await publish(topic);
     await waitFor(statusIs(control, 'delivered'), 'control delivered');
-    await new Promise((r) => setTimeout(r, 1_000));
     expect(sink.hitsFor(id)).toHaveLength(0);
     expect(await getMessage(id)).toMatchObject({ status: 'cancelled', deliveries: [] });
     const [rows] = await app.mysql.query('SELECT COUNT(*) AS n FROM deliveries WHERE message_id = ?', [id]);
@@ -248,7 +248,9 @@ describe('webhook delivery', () => {
     await subscribe({ topic, target: { type: 'webhook', url: sink.url('/two-phase') } });
     const id = unique('tp');
     await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: { ...prepareBody(id), topic } });
-    await new Promise((r) => setTimeout(r, 500));
+    // A message confirmed after the prepare is delivered: the prepared one would have been by now.
+    const control = await publish(topic);
+    await waitFor(statusIs(control, 'delivered'), 'control delivered');
     expect(sink.hitsFor(id)).toHaveLength(0);
     const confirmed = await app.inject({ method: 'POST', url: `/v1/messages/${id}/confirm`, headers: asProducer });
     expect(confirmed.json().deliveries).toHaveLength(1);
@@ -283,14 +285,17 @@ describe('webhook delivery', () => {
     const id = await publish(topic, { n: 1 }, { delayMs: 300 });
     const [row] = (await app.mysql.query('SELECT id FROM deliveries WHERE message_id = ?', [id]))[0] as Array<{ id: string }>;
     // Extra jobs for the same attempt, under other ids, as a confused replica might add.
+    const duplicates = Array.from({ length: 5 }, (_, i) => `dup-${id}-${i}`);
     const queue = new Queue(DELIVERY_QUEUE, { connection: { url: REDIS_URL }, prefix: queuePrefix });
     try {
-      for (let i = 0; i < 5; i++) await queue.add('deliver', { deliveryId: Number(row!.id), generation: 0, attempt: 0 }, { jobId: `dup-${id}-${i}`, delay: 300 });
+      for (const jobId of duplicates) await queue.add('deliver', { deliveryId: Number(row!.id), generation: 0, attempt: 0 }, { jobId, delay: 300 });
+      await waitFor(statusIs(id, 'delivered'), 'delivered');
+      // Every duplicate job has run (or been dropped): any second send would have happened by now.
+      const finished = ['completed', 'failed', 'unknown'];
+      await waitFor(async () => (await Promise.all(duplicates.map((j) => queue.getJobState(j)))).every((state) => finished.includes(state)), 'the duplicate jobs to finish');
     } finally {
       await queue.close();
     }
-    await waitFor(statusIs(id, 'delivered'), 'delivered');
-    await new Promise((r) => setTimeout(r, 800));
     expect(sink.hitsFor(id)).toHaveLength(1);
   });
 });
@@ -317,7 +322,7 @@ describe('RabbitMQ delivery', () => {
 
   it('uses the subscription’s routing key when it has one', async () => {
     const exchange = unique('herald.test.rk');
-    const consumer = await startAmqpConsumer(exchange, 'fixed.key');
+    const consumer = await startAmqpConsumer(exchange, { bindingKey: 'fixed.key' });
     try {
       const topic = unique('amqp.rk');
       await subscribe({ topic, target: { type: 'rabbitmq', exchange, routingKey: 'fixed.key' } });
@@ -332,7 +337,7 @@ describe('RabbitMQ delivery', () => {
 
   it('treats an unroutable message as failed, never delivered, and ends dead', async () => {
     const exchange = unique('herald.test.noq');
-    const consumer = await startAmqpConsumer(exchange, 'only.this.key');
+    const consumer = await startAmqpConsumer(exchange, { bindingKey: 'only.this.key' });
     try {
       const topic = unique('amqp.unroutable');
       await subscribe({ topic, maxAttempts: 2, target: { type: 'rabbitmq', exchange } });
@@ -431,6 +436,21 @@ describe('subscriptions API', () => {
 
 describe('delivery metrics', () => {
   it('counts attempts and finished deliveries by target, and exposes queue depth and dead count', async () => {
+    // One message with a delivery of each outcome, so this test does not rely on the ones before it.
+    const topic = unique('metrics.all');
+    const exchange = unique('herald.test.metrics');
+    const consumer = await startAmqpConsumer(exchange);
+    try {
+      await subscribe({ topic, target: { type: 'webhook', url: sink.url('/metrics') } });
+      await subscribe({ topic, maxAttempts: 1, target: { type: 'webhook', url: 'http://127.0.0.1:9/refused' } });
+      await subscribe({ topic, target: { type: 'rabbitmq', exchange } });
+      await subscribe({ topic, maxAttempts: 1, target: { type: 'rabbitmq', exchange: unique('no.such.exchange') } });
+      const id = await publish(topic);
+      const finished = async () => ((await deliveriesOf(id)) as Array<{ status: string }>).map((d) => d.status).sort().join();
+      await waitFor(async () => (await finished()) === 'dead,dead,delivered,delivered', 'two deliveries delivered and two dead');
+    } finally {
+      await consumer.close();
+    }
     const text = (await app.inject({ url: '/metrics' })).body;
     const value = (series: string) => metricValue(text, series);
     expect(value('herald_delivery_attempts_total{target="webhook",outcome="success"}')).toBeGreaterThan(0);

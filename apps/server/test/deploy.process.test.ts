@@ -1,23 +1,13 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { createConnection, type RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MYSQL_SERVER, createTestDatabase, testEnv } from './helpers';
-import { startServer } from './server-process';
+import { spawnServer, startServer } from './server-process';
 
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-
-/** Runs `main.ts <args>` as a real process from source and collects its exit code and output. */
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'apps/server/src/main.ts', ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, output })));
+/** Runs `main.js <args>` as a real process and collects its exit code and output. */
+async function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const herald = await spawnServer(env, args);
+  const { code } = await herald.exited;
+  return { code, output: herald.output() };
 }
 
 async function tablesOf(database: string): Promise<string[]> {

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { createConnection } from 'mysql2/promise';
 import type { FastifyInstance } from 'fastify';
+import { afterAll } from 'vitest';
 import { migrate } from '@herald/db';
+import { deleteKeysUnder } from '@herald/test-support';
 import { buildApp } from '../src/app';
 import { parseConfig } from '../src/config';
 
@@ -19,11 +21,29 @@ export const TEST_CHECK_SECRET = 'whsec_dGVzdC1vbmx5LWNoZWNrLXNlY3JldC0wMTIzNDU2
 export const asProducer = { authorization: `Bearer ${PRODUCER_TOKEN}` };
 export const asAdmin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
+// Names carry the run's id (set by the global setup), which checks at the end that none is left.
+const RUN = process.env.HERALD_TEST_RUN ?? randomBytes(3).toString('hex');
+
+const prefixes = new Set<string>();
+/** A Redis key prefix (HERALD_QUEUE_PREFIX) of its own; its keys are deleted when the file ends. */
+export function testPrefix(): string {
+  const prefix = `herald_t_${RUN}_${randomBytes(3).toString('hex')}`;
+  prefixes.add(prefix);
+  return prefix;
+}
+// Registered on import, before any test file hook, so it runs after them (after hooks run in
+// reverse order): once the file's apps are closed and its processes are gone.
+afterAll(async () => {
+  for (const prefix of prefixes) await deleteKeysUnder(REDIS_URL, prefix);
+  prefixes.clear();
+});
+
 /** A database of its own for one test file, dropped afterwards. */
-export async function createTestDatabase(prefix: string): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
-  const name = `herald_t_${prefix}_${randomBytes(4).toString('hex')}`;
+export async function createTestDatabase(prefix: string, options: { migrate?: boolean } = {}): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
+  const name = `herald_t_${RUN}_${prefix}_${randomBytes(4).toString('hex')}`;
   const url = `${MYSQL_SERVER}/${name}`;
-  await migrate({ url });
+  // migrate: false names a database that does not exist yet (Herald creates it at start-up).
+  if (options.migrate !== false) await migrate({ url });
   return {
     url,
     name,
@@ -40,7 +60,7 @@ export function testEnv(databaseUrl: string, extra: Record<string, string> = {})
     DATABASE_URL: databaseUrl,
     REDIS_URL,
     HERALD_API_KEYS: API_KEYS,
-    HERALD_QUEUE_PREFIX: `herald_t_${randomBytes(3).toString('hex')}`,
+    HERALD_QUEUE_PREFIX: testPrefix(),
     // Test endpoints live on 127.0.0.1; the refusal itself is tested with this off.
     HERALD_ALLOW_PRIVATE_URLS: 'true',
     HERALD_CHECK_SECRET: TEST_CHECK_SECRET,

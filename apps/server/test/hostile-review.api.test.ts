@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { asAdmin, asProducer, buildTestApp, createTestDatabase, prepareBody } from './helpers';
-import { startWebhookSink, waitFor } from './sinks';
+import { startWebhookSink, waitFor } from '@herald/test-support';
 
 let app: FastifyInstance;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { Queue } from 'bullmq';
 import { DELIVERY_QUEUE } from '@herald/queues';
-import { asAdmin, asProducer, buildTestApp, createTestDatabase, REDIS_URL } from './helpers';
-import { startWebhookSink, waitFor } from './sinks';
+import { asAdmin, asProducer, buildTestApp, createTestDatabase, REDIS_URL, testPrefix } from './helpers';
+import { startWebhookSink, waitFor } from '@herald/test-support';
 
 /**
  * HERALD_INLINE_DELIVERIES decides whether a delivery due now is sent by the process that
@@ -56,7 +56,7 @@ describe('HERALD_INLINE_DELIVERIES', () => {
     ['at 0, sends every delivery through the queue', { HERALD_INLINE_DELIVERIES: '0' }, 1],
   ] as const)('%s', async (_, env, jobs) => {
     const db = await createTestDatabase('inl');
-    const prefix = `herald_t_${randomBytes(3).toString('hex')}`;
+    const prefix = testPrefix();
     const app = await buildTestApp(db.url, { ...env, HERALD_QUEUE_PREFIX: prefix });
     try {
       const id = await sendUnderWay(app);

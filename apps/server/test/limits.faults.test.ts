@@ -1,8 +1,7 @@
 // Rate limits and load shedding; run with the fault tests, on their own, because the overload
 // test measures this process's event-loop lag, which other test files running alongside would add to.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
-import { asAdmin, asProducer, buildTestApp, createTestDatabase, prepareBody } from './helpers';
+import { asAdmin, asProducer, buildTestApp, createTestDatabase, prepareBody, testPrefix } from './helpers';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 
@@ -15,7 +14,7 @@ afterAll(async () => {
 
 describe('rate limiting', () => {
   it('counts per token in Redis, across replicas, and answers 429 with Retry-After', async () => {
-    const shared = { HERALD_QUEUE_PREFIX: `herald_t_${randomBytes(3).toString('hex')}`, HERALD_RATE_LIMIT_PER_MINUTE: '10', HERALD_ROLE: 'api' };
+    const shared = { HERALD_QUEUE_PREFIX: testPrefix(), HERALD_RATE_LIMIT_PER_MINUTE: '10', HERALD_ROLE: 'api' };
     const [a, b] = await Promise.all([buildTestApp(db.url, shared), buildTestApp(db.url, shared)]);
     try {
       const codes: number[] = [];

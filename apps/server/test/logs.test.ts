@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp, loggerOptions } from '../src/app';
 import { parseConfig } from '../src/config';
 import { ADMIN_TOKEN, PRODUCER_TOKEN, TEST_CHECK_SECRET, asAdmin, asProducer, createTestDatabase, testEnv } from './helpers';
-import { startCheckEndpoint, startWebhookSink, waitFor } from './sinks';
+import { startCheckEndpoint, startWebhookSink, waitFor } from '@herald/test-support';
 
 // Things that must never reach a log line, whatever the level.
 const PAYLOAD_MARKER = `payload-marker-${randomBytes(6).toString('hex')}`;
@@ -146,6 +146,18 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** A port where every connection is accepted and reset at once, counting the attempts. */
+async function resettingPort(): Promise<{ port: number; attempts: () => number; close: () => Promise<void> }> {
+  let attempts = 0;
+  const server = createServer((socket) => {
+    attempts += 1;
+    socket.resetAndDestroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { port, attempts: () => attempts, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
 describe('logs while MySQL and Redis are down', () => {
   it('name the message of a failed prepare, and say once (not on every reconnect) that Redis is unreachable', async () => {
     const downLines: Line[] = [];
@@ -155,7 +167,8 @@ describe('logs while MySQL and Redis are down', () => {
         done();
       },
     });
-    const config = parseConfig(testEnv(`mysql://root@127.0.0.1:${await closedPort()}/herald_down`, { REDIS_URL: `redis://127.0.0.1:${await closedPort()}`, HERALD_LOG_LEVEL: 'info' }));
+    const redis = await resettingPort();
+    const config = parseConfig(testEnv(`mysql://root@127.0.0.1:${await closedPort()}/herald_down`, { REDIS_URL: `redis://127.0.0.1:${redis.port}`, HERALD_LOG_LEVEL: 'info' }));
     const down = await buildApp(config, { logger: { ...loggerOptions(config), stream } });
     await down.ready();
     try {
@@ -164,8 +177,8 @@ describe('logs while MySQL and Redis are down', () => {
       expect(res.statusCode, res.body).toBe(503);
       expect(downLines.filter((l) => l.msg === 'backing service unavailable')).toEqual([expect.objectContaining({ messageId: id, level: 40 })]);
 
-      // ioredis retries after 50, 100, 150 … ms: a dozen attempts per connection in these 3 s.
-      await new Promise((r) => setTimeout(r, 3_000));
+      // Many reconnects (ioredis retries after 50, 100, 150 … ms), each failing, and still one line.
+      await waitFor(() => redis.attempts() >= 60, 'sixty failed Redis connection attempts');
       const workerErrors = downLines.filter((l) => String(l.msg).startsWith('worker error'));
       expect(workerErrors.length).toBeGreaterThan(0);
       const perQueue = new Map<unknown, number>();
@@ -174,6 +187,7 @@ describe('logs while MySQL and Redis are down', () => {
     } finally {
       // The pool ends with its connection attempts failing; that is not what this tests.
       await down.close().catch(() => undefined);
+      await redis.close();
     }
   });
 });

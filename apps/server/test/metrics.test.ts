@@ -3,7 +3,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue } from './helpers';
-import { startCheckEndpoint, startWebhookSink, waitFor } from './sinks';
+import { startCheckEndpoint, startWebhookSink, waitFor } from '@herald/test-support';
 
 // A fresh app and database, so every counter starts at zero and the scenario's numbers are exact.
 let app: FastifyInstance;
@@ -127,15 +127,23 @@ describe('metrics after a known scenario', () => {
   });
 
   it('counts write batches that left the batch path, by kind and reason', async () => {
-    const series = 'herald_write_batch_fallbacks_total{kind="prepare",reason="duplicate"}';
-    // The series appears with its first increment.
-    const scrape = async () => metricValue((await app.inject({ url: '/metrics' })).body, series) || 0;
-    const before = await scrape();
-    const id = unique('metdup');
-    const body = { id, topic: 'met.dup', payload: { id }, checkUrl: producer.url('/check'), checkAfterMs: 60_000 };
-    expect((await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: body })).statusCode).toBe(201);
-    expect((await app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: body })).statusCode).toBe(200);
-    expect(await scrape()).toBe(before + 1);
+    // An app and a database of its own: the scenario above counts its app's totals exactly.
+    const own = await createTestDatabase('metdup');
+    const target = await buildTestApp(own.url, { HERALD_ROLE: 'api' });
+    try {
+      const series = 'herald_write_batch_fallbacks_total{kind="prepare",reason="duplicate"}';
+      // The series appears with its first increment.
+      const scrape = async () => metricValue((await target.inject({ url: '/metrics' })).body, series) || 0;
+      const before = await scrape();
+      const id = unique('metdup');
+      const body = { id, topic: 'met.dup', payload: { id }, checkUrl: producer.url('/check'), checkAfterMs: 60_000 };
+      expect((await target.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: body })).statusCode).toBe(201);
+      expect((await target.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: body })).statusCode).toBe(200);
+      expect(await scrape()).toBe(before + 1);
+    } finally {
+      await target.close();
+      await own.drop();
+    }
   });
 });
 

@@ -3,9 +3,9 @@ import { createServer as createNetServer, type AddressInfo, type Socket } from '
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import type { FastifyInstance } from 'fastify';
-import { TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue } from './helpers';
+import { TEST_CHECK_SECRET, asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue, testPrefix } from './helpers';
 import { startOtlpReceiver, type ReceivedSpan } from './otlp-receiver';
-import { startAmqpConsumer, startCheckEndpoint, startWebhookSink, waitFor, type Hit } from './sinks';
+import { startAmqpConsumer, startCheckEndpoint, startWebhookSink, waitFor, type Hit } from '@herald/test-support';
 
 // OTLP's span kinds (the wire enum, not the API's).
 const SERVER = 2;
@@ -271,7 +271,7 @@ describe('tracing on (OTLP/HTTP JSON to a local receiver)', () => {
   it('joins the trace across processes: an API replica prepares and confirms, a worker replica delivers', async () => {
     // Its own database and queue prefix, so only this pair of replicas sees these messages.
     const pairDb = await createTestDatabase('trcpair');
-    const shared = { ...FAST, HERALD_QUEUE_PREFIX: `herald_t_${hex(3)}`, HERALD_TRACING: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '50' };
+    const shared = { ...FAST, HERALD_QUEUE_PREFIX: testPrefix(), HERALD_TRACING: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '50' };
     const api = await buildTestApp(pairDb.url, { ...shared, HERALD_ROLE: 'api', OTEL_SERVICE_NAME: 'herald-api' });
     const worker = await buildTestApp(pairDb.url, { ...shared, HERALD_ROLE: 'worker', OTEL_SERVICE_NAME: 'herald-worker' });
     try {

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { asAdmin, buildTestApp, createTestDatabase, REDIS_URL } from './helpers';
+import { asAdmin, buildTestApp, createTestDatabase, REDIS_URL, testPrefix } from './helpers';
 import { Redis } from 'ioredis';
 
 let app: FastifyInstance;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
-const prefix = `herald_t_${randomBytes(3).toString('hex')}`;
+const prefix = testPrefix();
 
 beforeAll(async () => {
   db = await createTestDatabase('unauth');

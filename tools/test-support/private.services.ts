@@ -161,8 +161,8 @@ export class PrivateRabbitMq {
   private readonly env: NodeJS.ProcessEnv;
   private readonly pidFile: string;
 
-  constructor(dir: string, readonly port: number, distPort: number) {
-    this.node = `chaos${port}@localhost`;
+  constructor(dir: string, readonly port: number, distPort: number, nodePrefix = 'chaos') {
+    this.node = `${nodePrefix}${port}@localhost`;
     this.url = `amqp://guest:guest@127.0.0.1:${port}`;
     this.pidFile = join(dir, 'rabbitmq.pid');
     mkdirSync(join(dir, 'home'), { recursive: true });
