@@ -18,6 +18,8 @@ import { installValidators } from './plugins/validation';
 import { workerPlugin } from './plugins/worker';
 import { healthRoutes } from './routes/health.routes';
 import { messageRoutes } from './routes/messages.routes';
+import { statsRoutes } from './routes/stats.routes';
+import { retentionOf } from './plugins/purge';
 import { subscriptionRoutes } from './routes/subscriptions.routes';
 
 export interface BuildOptions {
@@ -69,6 +71,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (config.role !== 'worker') {
     await app.register(messageRoutes, { allowPrivateUrls: config.allowPrivateUrls });
     await app.register(subscriptionRoutes, { allowPrivateUrls: config.allowPrivateUrls, maxPerTopic: config.maxSubscriptionsPerTopic });
+    await app.register(statsRoutes, { retention: retentionOf(config) });
   }
   if (sends) await app.register(workerPlugin, { config });
   return app;

@@ -3,3 +3,4 @@ export * from './message.schema';
 export * from './subscription.schema';
 export * from './delivery.schema';
 export * from './health.schema';
+export * from './stats.schema';

@@ -10,6 +10,8 @@ export * from './subscription.repository';
 export * from './delivery.repository';
 export * from './claim.repository';
 export * from './attempt.repository';
+export * from './purge.repository';
+export * from './stats.repository';
 export { withDeadlockRetry } from './transactions';
 export { messages, checkAttempts, type MessageRow } from './schema/messages';
 export { deliveries, deliveryAttempts, type DeliveryRow } from './schema/deliveries';

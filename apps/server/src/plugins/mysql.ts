@@ -7,6 +7,8 @@ import {
   createDb,
   DeliveryRepository,
   MessageRepository,
+  PurgeRepository,
+  StatsRepository,
   SubscriptionRepository,
   type LeaseSlots,
   type OnWriteBatch,
@@ -24,6 +26,8 @@ declare module 'fastify' {
     deliveries: DeliveryRepository;
     claims: ClaimRepository;
     attempts: AttemptRepository;
+    purges: PurgeRepository;
+    stats: StatsRepository;
   }
 }
 
@@ -58,6 +62,8 @@ export const mysqlPlugin = fp<MysqlPluginOptions>(
     app.decorate('deliveries', new DeliveryRepository(db));
     app.decorate('claims', new ClaimRepository(db, { onBatch }));
     app.decorate('attempts', new AttemptRepository(db, { onBatch }));
+    app.decorate('purges', new PurgeRepository(db));
+    app.decorate('stats', new StatsRepository(db));
     app.addHook('onClose', async () => {
       // A MySQL that stopped answering must not turn a clean shutdown into a failed one: every
       // 2xx was already committed, and the process exit drops the sockets anyway.

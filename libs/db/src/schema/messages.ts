@@ -1,7 +1,7 @@
 import { bigint, char, datetime, index, int, longtext, mysqlTable, smallint, text, uniqueIndex, varchar } from 'drizzle-orm/mysql-core';
 
 /**
- * Mirrors migrations/0001_messages.sql (and 0004's column), which is the source of truth for DDL (collations and
+ * Mirrors migrations/0001_messages.sql (and 0004's column, 0006's index), which is the source of truth for DDL (collations and
  * CHECK constraints are written there by hand). A test compares this with the live table.
  */
 export const messages = mysqlTable(
@@ -35,6 +35,8 @@ export const messages = mysqlTable(
     index('ix_messages_status_next_check').on(t.status, t.nextCheckAt),
     index('ix_messages_status_seq').on(t.status, t.seq),
     index('ix_messages_topic_seq').on(t.topic, t.seq),
+    // 0006: the purger's candidates, and the oldest terminal message of each status.
+    index('ix_messages_status_updated').on(t.status, t.updatedAt),
   ],
 );
 
