@@ -21,8 +21,14 @@ export interface PurgeBatch extends PurgeCounts {
   candidates: number;
   /** Of those, the ones this batch held; the rest another purger (or a writer) held. */
   locked: number;
-  /** The newest candidate's updated_at: where a next batch may go on from, past messages it kept. */
-  lastUpdatedAt: Date | null;
+  /** The last candidate: where a next batch may go on from, past messages this one kept. */
+  last: PurgeCursor | null;
+}
+
+/** A place in the (status, updated_at) index; InnoDB appends the primary key (seq) to it. */
+export interface PurgeCursor {
+  updatedAt: Date;
+  seq: string;
 }
 
 export interface PurgeRun {
@@ -39,7 +45,8 @@ const DELETE_CHUNK = 1_000;
 
 // Candidates come from a plain read of the (status, updated_at) index; the batch then locks them
 // by their unique id (record locks only, never a range), skipping rows a writer holds.
-const CANDIDATES = 'SELECT id, updated_at FROM messages FORCE INDEX (ix_messages_status_updated) WHERE status = ? AND updated_at >= ? AND updated_at < ? ORDER BY status, updated_at LIMIT ?';
+const CANDIDATES = `SELECT id, seq, updated_at FROM messages FORCE INDEX (ix_messages_status_updated)
+  WHERE status = ? AND updated_at >= ? AND (updated_at > ? OR seq > ?) AND updated_at < ? ORDER BY status, updated_at, seq LIMIT ?`;
 const LOCK_CANDIDATES = 'SELECT id FROM messages FORCE INDEX (uq_messages_id) WHERE id IN (?) AND status = ? AND updated_at < ? ORDER BY id FOR UPDATE SKIP LOCKED';
 const DELIVERIES_OF = 'SELECT id, message_id, status FROM deliveries WHERE message_id IN (?)';
 const ATTEMPTS_OF = 'SELECT id FROM delivery_attempts WHERE delivery_id IN (?)';
@@ -62,15 +69,15 @@ export class PurgeRepository {
 
   /**
    * One batch: up to `limit` messages in `status` since before `olderThan`, with no pending
-   * delivery, from `from` on. Message rows are locked first (Herald's lock order); every writer of
+   * delivery, after `after` in index order. Message rows are locked first (Herald's lock order); every writer of
    * deliveries, attempts or check calls locks the message first, so what is read after that cannot change.
    */
-  async purgeBatch(status: PurgeableStatus, olderThan: Date, limit: number, from = new Date(0)): Promise<PurgeBatch> {
-    const found = await selectSql<{ id: string; updated_at: string }>(this.db, CANDIDATES, [status, from, olderThan, limit]);
+  async purgeBatch(status: PurgeableStatus, olderThan: Date, limit: number, after: PurgeCursor = { updatedAt: new Date(0), seq: '0' }): Promise<PurgeBatch> {
+    const found = await selectSql<{ id: string; seq: string; updated_at: string }>(this.db, CANDIDATES, [status, after.updatedAt, after.updatedAt, after.seq, olderThan, limit]);
     const candidates = found.map((r) => r.id);
-    const last = found.at(-1);
-    const lastUpdatedAt = last ? toDate(last.updated_at) : null;
-    if (candidates.length === 0) return { ...emptyCounts(), candidates: 0, locked: 0, lastUpdatedAt };
+    const end = found.at(-1);
+    const last = end ? { updatedAt: toDate(end.updated_at), seq: String(end.seq) } : null;
+    if (candidates.length === 0) return { ...emptyCounts(), candidates: 0, locked: 0, last };
     const counts = await withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
         const locked = (await selectSql<{ id: string }>(tx, LOCK_CANDIDATES, [[...candidates].sort(), status, olderThan])).map((r) => r.id);
@@ -92,7 +99,7 @@ export class PurgeRepository {
         return done;
       }),
     );
-    return { ...counts, candidates: candidates.length, lastUpdatedAt };
+    return { ...counts, candidates: candidates.length, last };
   }
 
   /** When the oldest message in `status` reached it (its updated_at), or null if there is none; one index probe. */

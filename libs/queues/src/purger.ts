@@ -1,4 +1,4 @@
-import { emptyCounts, PURGEABLE_STATUSES, type PurgeableStatus, type PurgeCounts, type PurgeRepository } from '@herald/db';
+import { emptyCounts, PURGEABLE_STATUSES, type PurgeableStatus, type PurgeCounts, type PurgeCursor, type PurgeRepository } from '@herald/db';
 
 /** How long each terminal status is kept, in ms; 0 keeps it forever. */
 export type Retention = Record<PurgeableStatus, number>;
@@ -76,19 +76,16 @@ export class Purger {
 
   private async purgeStatus(status: PurgeableStatus, keepMs: number, total: PurgeCounts): Promise<void> {
     const limit = this.options.batchSize ?? 500;
-    let from: Date | undefined;
+    let after: PurgeCursor | undefined;
     while (!this.stopping) {
-      const batch = await this.purges.purgeBatch(status, new Date(this.now().getTime() - keepMs), limit, from);
+      const batch = await this.purges.purgeBatch(status, new Date(this.now().getTime() - keepMs), limit, after);
       const counts = { messages: batch.messages, deliveries: batch.deliveries, deliveryAttempts: batch.deliveryAttempts, checkAttempts: batch.checkAttempts };
       for (const k of Object.keys(total) as Array<keyof PurgeCounts>) total[k] += counts[k];
       if (counts.messages > 0) this.options.onPurged?.(counts);
       // Done: nothing left, or what is left another purger holds.
       if (batch.candidates < limit || batch.locked === 0) return;
-      if (batch.messages === 0) {
-        // A whole batch kept (each has a pending delivery): go on past it, or stop if it cannot move.
-        if (!batch.lastUpdatedAt || (from && batch.lastUpdatedAt.getTime() <= from.getTime())) return;
-        from = batch.lastUpdatedAt;
-      }
+      // A whole batch kept (each has a pending delivery): the next one starts past it.
+      if (batch.messages === 0) after = batch.last ?? undefined;
     }
   }
 
