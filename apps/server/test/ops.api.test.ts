@@ -143,7 +143,7 @@ describe('Swagger UI and the OpenAPI document', () => {
     expect(spec.openapi).toBe('3.1.0');
     expect(Object.keys(spec.paths).sort()).toEqual([
       '/healthz', '/metrics', '/readyz', '/v1/messages', '/v1/messages/{id}', '/v1/messages/{id}/cancel', '/v1/messages/{id}/confirm',
-      '/v1/messages/{id}/deliveries', '/v1/messages/{id}/redeliver', '/v1/subscriptions', '/v1/subscriptions/{id}',
+      '/v1/messages/{id}/deliveries', '/v1/messages/{id}/redeliver', '/v1/stats', '/v1/subscriptions', '/v1/subscriptions/{id}',
       '/v1/subscriptions/{id}/redeliver', '/v1/subscriptions/{id}/rotate-secret',
     ]);
   });

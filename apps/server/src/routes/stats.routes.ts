@@ -22,7 +22,7 @@ export const statsRoutes: FastifyPluginAsyncTypebox<{ retention: Retention }> = 
         'the oldest prepared message and the purge lag are index probes. Messages are kept for their retention after they are delivered or cancelled, then purged.',
       tags: ['operations'],
       security: [{ bearer: [] }],
-      response: { 200: Stats, 401: Errors[401], 403: Errors[403], 429: Errors[429], 503: Errors[503] },
+      response: { 200: Stats, 400: Errors[400], 401: Errors[401], 403: Errors[403], 429: Errors[429], 503: Errors[503] },
     },
   }, async () => {
     const now = Date.now();
