@@ -26,10 +26,14 @@ export const statsRoutes: FastifyPluginAsyncTypebox<{ retention: Retention }> = 
     },
   }, async () => {
     const now = Date.now();
-    const [counts, pending, dead, oldest, tables, lastRun, lagMs] = await Promise.all([
-      Promise.all(MESSAGE_STATUSES.map(async (s) => [s, await app.messages.countByStatus(s, STATS_COUNT_CAP)] as const)),
-      app.deliveries.countByStatus('pending', STATS_COUNT_CAP),
-      app.deliveries.countByStatus('dead', STATS_COUNT_CAP),
+    // The capped counts one after the other: a stats call holds a few pool connections, not one per figure.
+    const countAll = async () => {
+      const counts: Array<readonly [MessageStatus, number]> = [];
+      for (const s of MESSAGE_STATUSES) counts.push([s, await app.messages.countByStatus(s, STATS_COUNT_CAP)]);
+      return { counts, pending: await app.deliveries.countByStatus('pending', STATS_COUNT_CAP), dead: await app.deliveries.countByStatus('dead', STATS_COUNT_CAP) };
+    };
+    const [{ counts, pending, dead }, oldest, tables, lastRun, lagMs] = await Promise.all([
+      countAll(),
       app.stats.oldestPrepared(),
       app.stats.tableSizes(),
       app.purges.lastRun(PURGER_NAME),
