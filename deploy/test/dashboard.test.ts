@@ -19,6 +19,9 @@ const REQUIRED = [
   'herald_delivery_enqueue_failures_total',
   'herald_check_queue_jobs',
   'herald_trace_export_failures_total',
+  'herald_purge_lag_seconds',
+  'herald_purged_rows_total',
+  'herald_purge_last_run_timestamp_seconds',
 ];
 
 describe('deploy/grafana/herald-dashboard.json', () => {

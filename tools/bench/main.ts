@@ -57,7 +57,9 @@ if (args.help) {
                         latency (prepare+confirm at --rate pairs/s); default all
   --rate <n>            pairs per second for the latency scenario and the soak (default 500)
   --drain <s>           how long to wait for deliveries after a window (default 60)
-  --soak <s>            run only a steady-load soak of <s> seconds at --rate and report RSS at start and end
+  --soak <s>            run only a steady-load soak of <s> seconds at --rate and report RSS at start and end, and
+                        every 10 s the rows of each table and the messages purged (with a short retention, e.g.
+                        --herald-env HERALD_RETENTION_DELIVERED_MS=60000, storage should level off)
   --cpu-prof            run Herald with --cpu-prof (profiles under <out>/profiles)
   --herald-env K=V      extra environment for the Herald process (repeatable)
   --herald-node-arg <f> a node flag for the Herald process after those of \`npm start\` (repeatable;
@@ -330,7 +332,22 @@ async function main() {
     log(`  ${perSec.toFixed(0)} pairs/s, ${load.errors} errors, confirm→delivered p50/p95/p99 ${d.latency.p50}/${d.latency.p95}/${d.latency.p99} ms`);
   }
 
-  const soak: { seconds: number; rate: number; samples: Array<{ s: number; rssMiB: number }>; startMiB: number | null; endMiB: number | null } | undefined = args.soak
+  /** Rows per table (exact counts: a soak's tables are small) and messages purged so far, to show whether storage levels off. */
+  const storageNow = async () => {
+    const rowsByTable: Record<string, number> = {};
+    for (const table of SOAK_TABLES) {
+      const [r] = (await mysql.query(`SELECT COUNT(*) AS n FROM ${table}`)) as unknown as [Array<{ n: number | string }>];
+      rowsByTable[table] = Number(r[0]?.n ?? 0);
+    }
+    let purged = 0;
+    for (const h of heralds) {
+      const text = await fetch(`${h.url}/metrics`).then((res) => res.text()).catch(() => '');
+      purged += Number(/^herald_purged_rows_total\{table="messages"\} (\S+)$/m.exec(text)?.[1] ?? 0);
+    }
+    return { rows: rowsByTable, purgedMessages: purged };
+  };
+  type SoakSample = { s: number; rssMiB: number; rows?: Record<string, number>; purgedMessages?: number };
+  const soak: { seconds: number; rate: number; samples: SoakSample[]; startMiB: number | null; endMiB: number | null } | undefined = args.soak
     ? { seconds: Number(args.soak), rate, samples: [], startMiB: null, endMiB: null }
     : undefined;
 
@@ -346,8 +363,11 @@ async function main() {
       soak.samples.push({ s: 0, rssMiB: soak.startMiB ?? 0 });
       await rateScenario(soak.seconds, `soak ${soak.seconds} s`, (s) => {
         const m = pids.length ? Math.max(...rssNow()) : undefined;
-        if (m) soak.samples.push({ s: Math.round(s), rssMiB: Math.round(m * 10) / 10 });
-        log(`  soak ${Math.round(s)} s: RSS ${m?.toFixed(1)} MiB`);
+        void storageNow().then((storage) => {
+          soak.samples.push({ s: Math.round(s), rssMiB: m ? Math.round(m * 10) / 10 : 0, ...storage });
+          const rowsText = Object.entries(storage.rows).map(([t, n]) => `${t} ${n}`).join(', ');
+          log(`  soak ${Math.round(s)} s: RSS ${m?.toFixed(1)} MiB; rows: ${rowsText}; messages purged ${storage.purgedMessages}`);
+        });
       });
       soak.endMiB = pids.length ? Math.max(...rssNow()) : null;
     } else {
@@ -406,6 +426,8 @@ async function main() {
     console.log(`results: ${join(args.out, `bench-${stamp}.json`)} and .svg`);
   }
 }
+
+const SOAK_TABLES = ['messages', 'deliveries', 'delivery_attempts', 'check_attempts'] as const;
 
 const fmtMiB = (v: number | null | undefined) => (v === null || v === undefined ? '–' : `${v.toFixed(0)} MiB`);
 

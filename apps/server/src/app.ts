@@ -21,6 +21,8 @@ import { workerPlugin } from './plugins/worker';
 import { consoleRoutes } from './routes/console.routes';
 import { healthRoutes } from './routes/health.routes';
 import { messageRoutes } from './routes/messages.routes';
+import { statsRoutes } from './routes/stats.routes';
+import { retentionOf } from './plugins/purge';
 import { subscriptionRoutes } from './routes/subscriptions.routes';
 
 export interface BuildOptions {
@@ -85,6 +87,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(subscriptionRoutes, { allowPrivateUrls: config.allowPrivateUrls, maxPerTopic: config.maxSubscriptionsPerTopic });
     await app.register(consoleRoutes);
     await app.register(consolePlugin, { root: options.consoleDir ?? consoleAssets() });
+    await app.register(statsRoutes, { retention: retentionOf(config) });
   }
   if (sends) await app.register(workerPlugin, { config });
   return app;

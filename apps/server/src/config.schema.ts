@@ -27,6 +27,7 @@ interface Extra extends SchemaOptions {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const SECOND = 1_000;
 const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 const MIB = 1_048_576;
 
 function integer(min: number, max: number, fallback: number, options: Extra) {
@@ -77,7 +78,7 @@ export const EnvSchema = Type.Object(
       description: 'BullMQ key prefix, so several instances or test runs can share one Redis',
     }),
     HERALD_ALLOW_PRIVATE_URLS: flag(false, { description: 'allow check-back and webhook URLs on loopback and private networks (development and tests)' }),
-    HERALD_ROLE: oneOf(['api', 'worker', 'all'], { default: 'all', description: '`api` serves the HTTP API; `worker` runs deliveries, checks and the reconciler and serves only health, readiness and metrics; `all` does both' }),
+    HERALD_ROLE: oneOf(['api', 'worker', 'all'], { default: 'all', description: '`api` serves the HTTP API; `worker` runs deliveries, checks, the reconciler and the purger and serves only health, readiness and metrics; `all` does both' }),
     HERALD_MAX_BODY_BYTES: integer(1024, 64 * MIB, MIB, { description: 'request body limit; a larger body is refused with 413' }),
     HERALD_MAX_SUBSCRIPTIONS_PER_TOPIC: integer(1, 100_000, 50, { description: 'subscriptions one topic pattern may have, as each adds a delivery to every matching message; beyond it a create, or a PATCH moving one there, is 409' }),
     HERALD_REQUEST_TIMEOUT_MS: integer(SECOND, 600_000, 30_000, { description: 'a request whose body has not fully arrived by then is answered 408 and its connection closed' }),
@@ -118,6 +119,14 @@ export const EnvSchema = Type.Object(
     HERALD_AMQP_CONFIRM_TIMEOUT_MS: integer(100, 120_000, 10 * SECOND, { description: 'wait for the broker to confirm a publish before the attempt fails' }),
     HERALD_RECONCILE_INTERVAL_MS: integer(50, 600_000, 5 * SECOND, { description: 'how often the reconciler looks in MySQL for deliveries the queue lost' }),
     HERALD_RECONCILE_GRACE_MS: integer(0, 600_000, 2 * SECOND, { description: 'how overdue a delivery must be before the reconciler enqueues it again' }),
+    HERALD_RETENTION_DELIVERED_MS: integer(0, 3650 * DAY, 7 * DAY, {
+      description: 'how long a `delivered` message (its deliveries, attempts and check calls) is kept after its last delivery; then it is purged, answers 404 and its id may be used again. `0` keeps them forever',
+    }),
+    HERALD_RETENTION_CANCELLED_MS: integer(0, 3650 * DAY, 7 * DAY, { description: 'how long a `cancelled` message is kept after its cancellation; `0` keeps them forever' }),
+    HERALD_RETENTION_FAILED_MS: integer(0, 3650 * DAY, 0, {
+      description: 'how long a `failed` message is kept after its last delivery finished (never while one is pending); `0`, the default, keeps them for a person to look at',
+    }),
+    HERALD_PURGE_INTERVAL_MS: integer(100, DAY, 60 * SECOND, { description: 'how often each worker process purges the messages whose retention ran out, in batches until none is left' }),
     HERALD_TRACING: Type.Optional(
       oneOf(['otlp', 'off'], {
         description: '`otlp` exports OpenTelemetry traces over OTLP/HTTP (JSON); `off` records none. Unset: on when an OTLP endpoint below is set',

@@ -151,7 +151,7 @@ describe('what the server checks before its handlers run', () => {
           checked += 1;
         }
       }
-      expect(checked).toBe(22);
+      expect(checked).toBe(23);
     } finally {
       await app.close();
     }

@@ -5,3 +5,4 @@ export * from './delivery.schema';
 export * from './health.schema';
 export * from './examples';
 export * from './console.schema';
+export * from './stats.schema';

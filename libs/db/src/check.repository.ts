@@ -76,6 +76,8 @@ export class CheckRepository {
       this.db.transaction(async (tx): Promise<CheckOutcome> => {
         transition = undefined;
         const [row] = await tx.select().from(messages).where(eq(messages.id, ref.messageId)).for('update');
+        // Purged meanwhile: a call recorded now would outlive its message.
+        if (!row) return { kind: 'stale' };
         await tx.insert(checkAttempts).values({
           messageId: ref.messageId,
           checkNo: ref.check,
@@ -85,7 +87,7 @@ export class CheckRepository {
           statusCode: call.statusCode,
           error: call.error?.slice(0, ERROR_MAX) ?? null,
         });
-        if (!row || row.status !== 'prepared' || row.checks !== ref.check - 1) return { kind: 'stale' };
+        if (row.status !== 'prepared' || row.checks !== ref.check - 1) return { kind: 'stale' };
         const message = toMessage(row);
         const next = call.answer === 'commit' ? 'confirm' : call.answer === 'rollback' ? 'cancel' : afterUnknown(message, ref.check);
         const checked = { checks: ref.check };

@@ -12,6 +12,8 @@ export * from './claim.repository';
 export * from './attempt.repository';
 export * from './audit.repository';
 export * from './rate.repository';
+export * from './purge.repository';
+export * from './stats.repository';
 export { withDeadlockRetry } from './transactions';
 export { messages, checkAttempts, type MessageRow } from './schema/messages';
 export { deliveries, deliveryAttempts, type DeliveryRow } from './schema/deliveries';

@@ -103,8 +103,8 @@ export class MessageRepository {
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
       const existing = await this.findRow(row.id);
-      // The row that caused the duplicate cannot disappear: messages are never deleted.
-      if (!existing) throw error;
+      // Purged between the INSERT and this read (its retention ran out): the id is free again.
+      if (!existing) return this.prepare(request, meta);
       return retryOrConflict(existing, row);
     }
     this.onTransition('new', row.status as MessageStatus);

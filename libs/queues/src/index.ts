@@ -3,6 +3,7 @@ export * from './delivery.queue';
 export * from './delivery.dispatcher';
 export * from './deliver.processor';
 export * from './reconciler';
+export * from './purger';
 export * from './check.jobs';
 export * from './check.processor';
 export * from './check.sweeper';

@@ -365,6 +365,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Counts by state, backlog, oldest prepared message, table sizes, purge progress
+         * @description Cheap on any table size: counts stop at `countsCappedAt` (100000), table sizes are InnoDB’s estimates from information_schema (`tableSizesAreEstimates`), the oldest prepared message and the purge lag are index probes. Messages are kept for their retention after they are delivered or cancelled, then purged.
+         */
+        get: operations["getStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -4500,6 +4520,193 @@ export interface operations {
                             lastError: string | null;
                             lastDeadAt: string | null;
                         }[];
+                    };
+                };
+            };
+            /** @description Validation failed; `message` and `field` name the field and the reason */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body.topic must be 1–200 characters of A-Z a-z 0-9 . _ -, dot-separated non-empty words",
+                     *       "field": "topic"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "unknown bearer token"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The token’s role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "the producer role may not use this route; it needs admin"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit for this bearer token exceeded (HERALD_RATE_LIMIT_PER_MINUTE, counted across replicas); nothing was done */
+            429: {
+                headers: {
+                    /** @description Seconds until the token’s budget refills */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "rate limit of 600 requests per minute for this token exceeded; retry in 12 seconds"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers exceed the server’s limit (16 KiB) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 431,
+                     *       "error": "Request Header Fields Too Large",
+                     *       "message": "Exceeded maximum allowed HTTP header size"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Overloaded (event-loop lag above HERALD_MAX_EVENT_LOOP_DELAY_MS), a backing service (MySQL) unavailable, or the process shutting down; nothing was done, retry (Herald’s writes are idempotent) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying; sent when overloaded or when a backing service is unavailable */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "a backing service is unavailable; retry the request (Herald’s writes are idempotent)"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Counts by state, the backlog, the oldest prepared message, table sizes and the purger’s progress */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        messages: {
+                            /** @description Messages in `prepared`, counted up to `countsCappedAt`: a figure equal to the cap means at least that many */
+                            prepared: number;
+                            /** @description Messages in `confirmed`, counted up to `countsCappedAt`: a figure equal to the cap means at least that many */
+                            confirmed: number;
+                            /** @description Messages in `delivered`, counted up to `countsCappedAt`: a figure equal to the cap means at least that many */
+                            delivered: number;
+                            /** @description Messages in `failed`, counted up to `countsCappedAt`: a figure equal to the cap means at least that many */
+                            failed: number;
+                            /** @description Messages in `cancelled`, counted up to `countsCappedAt`: a figure equal to the cap means at least that many */
+                            cancelled: number;
+                            /** @description Messages in `unresolved`, counted up to `countsCappedAt`: a figure equal to the cap means at least that many */
+                            unresolved: number;
+                        };
+                        deliveries: {
+                            /** @description Deliveries not yet delivered or dead: the delivery backlog, counted up to `countsCappedAt`: a figure equal to the cap means at least that many */
+                            pending: number;
+                            /** @description Deliveries that gave up (their messages are `failed` until replayed), counted up to `countsCappedAt`: a figure equal to the cap means at least that many */
+                            dead: number;
+                        };
+                        /**
+                         * @description No count above goes beyond this: each reads at most this many index entries
+                         * @example 100000
+                         */
+                        countsCappedAt: number;
+                        /** @description The prepared message stored first (awaiting its producer’s decision the longest), or null */
+                        oldestPrepared: {
+                            /**
+                             * @description 1–128 characters of A-Z a-z 0-9 _ : - (no dot)
+                             * @example order-1001:paid
+                             */
+                            id: string;
+                            /**
+                             * Format: date-time
+                             * @description UTC, millisecond precision
+                             * @example 2026-11-23T10:15:30.123Z
+                             */
+                            createdAt: string;
+                            ageMs: number;
+                        } | null;
+                        /** @description Herald’s tables as InnoDB estimates them (information_schema.TABLES): sizes, not counts */
+                        tables: {
+                            /** @example messages */
+                            name: string;
+                            /** @description InnoDB’s estimate of the row count, not an exact count */
+                            rows: number;
+                            /** @description Bytes of the clustered index (the rows), as InnoDB estimates them */
+                            dataBytes: number;
+                            /** @description Bytes of the secondary indexes, as InnoDB estimates them */
+                            indexBytes: number;
+                        }[];
+                        /** @enum {boolean} */
+                        tableSizesAreEstimates: true;
+                        purge: {
+                            /** @description When a purger (any worker) last finished a run; null: never */
+                            lastRunAt: string | null;
+                            /** @description How long the oldest purgeable message has waited past its retention (0: the purger keeps up) */
+                            lagMs: number;
+                            /** @description How long each terminal status is kept; 0 = forever. A purged message answers 404 and its id may be prepared again */
+                            retentionMs: {
+                                delivered: number;
+                                cancelled: number;
+                                failed: number;
+                            };
+                        };
                     };
                 };
             };

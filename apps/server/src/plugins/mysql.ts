@@ -9,6 +9,8 @@ import {
   DeliveryRepository,
   MessageRepository,
   RateRepository,
+  PurgeRepository,
+  StatsRepository,
   SubscriptionRepository,
   type LeaseSlots,
   type OnWriteBatch,
@@ -28,6 +30,8 @@ declare module 'fastify' {
     attempts: AttemptRepository;
     audit: AuditRepository;
     rates: RateRepository;
+    purges: PurgeRepository;
+    stats: StatsRepository;
   }
 }
 
@@ -64,6 +68,8 @@ export const mysqlPlugin = fp<MysqlPluginOptions>(
     app.decorate('attempts', new AttemptRepository(db, { onBatch }));
     app.decorate('audit', new AuditRepository(db));
     app.decorate('rates', new RateRepository(db));
+    app.decorate('purges', new PurgeRepository(db));
+    app.decorate('stats', new StatsRepository(db));
     app.addHook('onClose', async () => {
       // A MySQL that stopped answering must not turn a clean shutdown into a failed one: every
       // 2xx was already committed, and the process exit drops the sockets anyway.

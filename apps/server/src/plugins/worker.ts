@@ -7,6 +7,7 @@ import { CHECK_QUEUE, CHECK_SWEEP_SCHEDULER, CheckProcessor, CheckSweeper, DELIV
 import type { Config } from '../config';
 import { boundedReading } from './metrics';
 import { outageLog } from './outage-log';
+import { startPurger } from './purge';
 
 /** The ids a failed job's log line needs to be found with its message or delivery (jobs carry ids only). */
 function jobIds(data: unknown): Record<string, unknown> {
@@ -73,6 +74,7 @@ export const workerPlugin = fp<{ config: Config }>(
       log: app.log,
     });
     reconciler.start();
+    const purger = startPurger(app, config);
 
     // Check-back: a BullMQ job scheduler fires one sweep per interval across all replicas; the
     // sweep claims due rounds in MySQL and enqueues one check job per message.
@@ -136,7 +138,7 @@ export const workerPlugin = fp<{ config: Config }>(
 
     app.addHook('onClose', async () => {
       clearInterval(upsertTimer);
-      await reconciler.stop();
+      await Promise.all([reconciler.stop(), purger.stop()]);
       // Let active jobs finish (their results are recorded in MySQL), both workers at once within
       // one budget; with Redis unreachable there is nothing to finish with, so do not wait.
       const redisUp = connection.status === 'ready' && checkConnection.status === 'ready';

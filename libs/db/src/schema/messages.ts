@@ -1,7 +1,7 @@
 import { bigint, char, datetime, index, int, longtext, mysqlTable, smallint, text, uniqueIndex, varchar } from 'drizzle-orm/mysql-core';
 
 /**
- * Mirrors migrations/0001_messages.sql (and 0004's column, 0007's indexes), which is the source of truth for DDL (collations and
+ * Mirrors migrations/0001_messages.sql (and 0004's column, 0006's and 0007's indexes), which is the source of truth for DDL (collations and
  * CHECK constraints are written there by hand). A test compares this with the live table.
  */
 export const messages = mysqlTable(
@@ -39,6 +39,8 @@ export const messages = mysqlTable(
     index('ix_messages_key_seq').on(t.key, t.seq),
     index('ix_messages_created').on(t.createdAt),
     index('ix_messages_confirmed').on(t.confirmedAt),
+    // 0006: the purger's candidates, and the oldest terminal message of each status.
+    index('ix_messages_status_updated').on(t.status, t.updatedAt),
   ],
 );
 

@@ -1,0 +1,139 @@
+import { eq, sql } from 'drizzle-orm';
+import type { HeraldDb } from './connection';
+import { purgeRuns } from './schema/purge';
+import { runSql, selectSql, toDate, type SqlExecutor, type SqlParam } from './sql.runner';
+import { withDeadlockRetry } from './transactions';
+
+/** The statuses a message may be purged from; every other status is kept however old. */
+export const PURGEABLE_STATUSES = ['delivered', 'cancelled', 'failed'] as const;
+export type PurgeableStatus = (typeof PURGEABLE_STATUSES)[number];
+
+/** Rows one batch removed, by table. */
+export interface PurgeCounts {
+  messages: number;
+  deliveries: number;
+  deliveryAttempts: number;
+  checkAttempts: number;
+}
+
+export interface PurgeBatch extends PurgeCounts {
+  /** Messages the index offered (up to the limit): fewer than the limit means none are left. */
+  candidates: number;
+  /** Of those, the ones this batch held; the rest another purger (or a writer) held. */
+  locked: number;
+  /** The last candidate: where a next batch may go on from, past messages this one kept. */
+  last: PurgeCursor | null;
+}
+
+/** A place in the (status, updated_at) index; InnoDB appends the primary key (seq) to it. */
+export interface PurgeCursor {
+  updatedAt: Date;
+  seq: string;
+}
+
+export interface PurgeRun {
+  name: string;
+  lastRunAt: Date;
+  lastRunRemoved: number;
+  totalRemoved: number;
+}
+
+export const emptyCounts = (): PurgeCounts => ({ messages: 0, deliveries: 0, deliveryAttempts: 0, checkAttempts: 0 });
+
+/** Ids per DELETE: keeps each statement small whatever a message's history holds. */
+const DELETE_CHUNK = 1_000;
+
+// Candidates come from a plain read of the (status, updated_at) index; the batch then locks them
+// by their unique id (record locks only, never a range), skipping rows a writer holds.
+const CANDIDATES = `SELECT id, seq, updated_at FROM messages FORCE INDEX (ix_messages_status_updated)
+  WHERE status = ? AND updated_at >= ? AND (updated_at > ? OR seq > ?) AND updated_at < ? ORDER BY status, updated_at, seq LIMIT ?`;
+const LOCK_CANDIDATES = 'SELECT id FROM messages FORCE INDEX (uq_messages_id) WHERE id IN (?) AND status = ? AND updated_at < ? ORDER BY id FOR UPDATE SKIP LOCKED';
+const DELIVERIES_OF = 'SELECT id, message_id, status FROM deliveries WHERE message_id IN (?)';
+const ATTEMPTS_OF = 'SELECT id FROM delivery_attempts WHERE delivery_id IN (?)';
+const CHECKS_OF = 'SELECT id FROM check_attempts WHERE message_id IN (?)';
+
+/**
+ * Retention: removes everything about a message (its attempts, deliveries, check calls and row)
+ * once it has been delivered, cancelled or failed for longer than its retention. Each batch is one
+ * short transaction, so a batch cut off (connection or process killed) removes nothing.
+ */
+export class PurgeRepository {
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly db: HeraldDb,
+    options: { now?: () => Date } = {},
+  ) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /**
+   * One batch: up to `limit` messages in `status` since before `olderThan`, with no pending
+   * delivery, after `after` in index order. Message rows are locked first (Herald's lock order); every writer of
+   * deliveries, attempts or check calls locks the message first, so what is read after that cannot change.
+   */
+  async purgeBatch(status: PurgeableStatus, olderThan: Date, limit: number, after: PurgeCursor = { updatedAt: new Date(0), seq: '0' }): Promise<PurgeBatch> {
+    const found = await selectSql<{ id: string; seq: string; updated_at: string }>(this.db, CANDIDATES, [status, after.updatedAt, after.updatedAt, after.seq, olderThan, limit]);
+    const candidates = found.map((r) => r.id);
+    const end = found.at(-1);
+    const last = end ? { updatedAt: toDate(end.updated_at), seq: String(end.seq) } : null;
+    if (candidates.length === 0) return { ...emptyCounts(), candidates: 0, locked: 0, last };
+    const counts = await withDeadlockRetry(() =>
+      this.db.transaction(async (tx) => {
+        const locked = (await selectSql<{ id: string }>(tx, LOCK_CANDIDATES, [[...candidates].sort(), status, olderThan])).map((r) => r.id);
+        const done = { ...emptyCounts(), locked: locked.length };
+        if (locked.length === 0) return done;
+        // The first plain read: its snapshot is taken now, after the locks, so it is current.
+        const deliveries = await selectSql<{ id: string | number; message_id: string; status: string }>(tx, DELIVERIES_OF, [locked]);
+        const pending = new Set(deliveries.filter((d) => d.status === 'pending').map((d) => d.message_id));
+        const ids = locked.filter((id) => !pending.has(id));
+        if (ids.length === 0) return done;
+        const deliveryIds = deliveries.filter((d) => !pending.has(d.message_id)).map((d) => Number(d.id));
+        const attemptIds = deliveryIds.length === 0 ? [] : await idsOf(tx, ATTEMPTS_OF, deliveryIds);
+        const checkIds = await idsOf(tx, CHECKS_OF, ids);
+        // Children first, then the message: by primary or unique key only, so no gap is locked.
+        done.deliveryAttempts = await deleteByKey(tx, 'delivery_attempts', attemptIds);
+        done.deliveries = await deleteByKey(tx, 'deliveries', deliveryIds);
+        done.checkAttempts = await deleteByKey(tx, 'check_attempts', checkIds);
+        done.messages = await deleteByKey(tx, 'messages', ids);
+        return done;
+      }),
+    );
+    return { ...counts, candidates: candidates.length, last };
+  }
+
+  /** When the oldest message in `status` reached it (its updated_at), or null if there is none; one index probe. */
+  async oldestIn(status: PurgeableStatus): Promise<Date | null> {
+    const [row] = await selectSql<{ at: string | null }>(this.db, 'SELECT MIN(updated_at) AS at FROM messages WHERE status = ?', [status]);
+    return row?.at ? toDate(row.at) : null;
+  }
+
+  /** Records a finished run of purger `name`. */
+  async recordRun(name: string, removed: number, at = this.now()): Promise<void> {
+    await this.db
+      .insert(purgeRuns)
+      .values({ name, lastRunAt: at, lastRunRemoved: removed, totalRemoved: removed })
+      .onDuplicateKeyUpdate({ set: { lastRunAt: at, lastRunRemoved: removed, totalRemoved: sql`${purgeRuns.totalRemoved} + ${removed}` } });
+  }
+
+  async lastRun(name: string): Promise<PurgeRun | undefined> {
+    const [row] = await this.db.select().from(purgeRuns).where(eq(purgeRuns.name, name));
+    return row;
+  }
+}
+
+async function idsOf(tx: SqlExecutor, text: string, keys: SqlParam[]): Promise<number[]> {
+  const ids: number[] = [];
+  for (let i = 0; i < keys.length; i += DELETE_CHUNK) {
+    for (const r of await selectSql<{ id: string | number }>(tx, text, [keys.slice(i, i + DELETE_CHUNK)])) ids.push(Number(r.id));
+  }
+  return ids;
+}
+
+async function deleteByKey(tx: SqlExecutor, table: string, ids: Array<string | number>): Promise<number> {
+  let removed = 0;
+  for (let i = 0; i < ids.length; i += DELETE_CHUNK) {
+    removed += (await runSql(tx, `DELETE FROM ${table} WHERE id IN (?)`, [ids.slice(i, i + DELETE_CHUNK)])).affectedRows;
+  }
+  return removed;
+}
