@@ -1,6 +1,8 @@
 /**
  * Herald's benchmark: Herald beside the raw MySQL and RabbitMQ limits of the same machine, in one
  * run. See docs/performance.md. `npm run bench -- --help` lists the options.
+ * Over 400 lines: it is the one script that reads the options and runs each scenario in order;
+ * the parts that stand alone (load, sinks, stats, report, baselines) are files of their own.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
