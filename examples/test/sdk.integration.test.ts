@@ -390,6 +390,23 @@ describe('check-back-free transactions', () => {
   });
 });
 
+describe('operator reads', () => {
+  it('the SDK reaches every operator read against a real Herald: caller, stats, rates, subscription health, audit, dead count', async () => {
+    expect(await adminClient.whoAmI()).toMatchObject({ role: 'admin' });
+    const { id } = await producerClient.publish({ topic, payload: { orderId: unique('o') } });
+    await waitFor(statusIs(id, 'delivered'), 'delivered');
+    const stats = await adminClient.stats();
+    expect(stats.messages.delivered).toBeGreaterThan(0);
+    expect((await adminClient.minuteRates()).created.length).toBeGreaterThan(0);
+    expect((await adminClient.subscriptionHealth()).items.length).toBeGreaterThan(0);
+    expect(await adminClient.redeliverMessage(id, { all: true })).toEqual({ requeued: 1 });
+    expect((await adminClient.listAudit()).items.some((entry) => entry.targetId === id)).toBe(true);
+    const [sub] = (await adminClient.listSubscriptions()).items;
+    expect(await adminClient.countDeadDeliveries(sub!.id)).toEqual({ dead: expect.any(Number) });
+    await expect(producerClient.stats()).rejects.toMatchObject({ status: 403 });
+  });
+});
+
 describe('idempotent consumers', () => {
   it('webhook: a replayed delivery (at-least-once) reaches the handler twice and takes effect once', async () => {
     const { id } = await producerClient.publish({ topic, payload: { orderId: unique('o') } });

@@ -2,7 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { HeraldApiError, HeraldNetworkError } from './errors';
 import { ROUTES, type Operation } from './routes';
 import type {
+  AuditPage,
   BulkRedeliverInput,
+  CallerResult,
+  DeadCountInput,
+  DeadCountResult,
+  ListAuditInput,
+  MinuteRatesResult,
+  StatsResult,
+  SubscriptionHealthInput,
+  SubscriptionHealthResult,
   HeraldErrorBody,
   CreateSubscriptionInput,
   HeraldDeliveryList,
@@ -168,6 +177,36 @@ export class HeraldClient {
   /** Replays a subscription's dead deliveries that died in [since, until) (admin). */
   redeliverSubscription(id: string, body: BulkRedeliverInput = {}): Promise<RequeuedResult> {
     return this.call<RequeuedResult>('redeliverSubscription', { params: { id }, body, idempotent: false });
+  }
+
+  /** How many dead deliveries a subscription redeliver over [since, until) would replay now (admin). */
+  countDeadDeliveries(id: string, query: DeadCountInput = {}): Promise<DeadCountResult> {
+    return this.call<DeadCountResult>('countSubscriptionDeadDeliveries', { params: { id }, query, idempotent: true });
+  }
+
+  /** Counts by state, backlog, oldest prepared message, table sizes, purge state (admin). */
+  stats(): Promise<StatsResult> {
+    return this.call<StatsResult>('getStats', { idempotent: true });
+  }
+
+  /** Per-minute created, confirmed and delivered counts of the last hour (admin). */
+  minuteRates(): Promise<MinuteRatesResult> {
+    return this.call<MinuteRatesResult>('getMinuteRates', { idempotent: true });
+  }
+
+  /** Each subscription's delivered and dead counts, failure rate and last error (admin). */
+  subscriptionHealth(query: SubscriptionHealthInput = {}): Promise<SubscriptionHealthResult> {
+    return this.call<SubscriptionHealthResult>('getSubscriptionHealth', { query, idempotent: true });
+  }
+
+  /** Operator actions, newest first (admin). */
+  listAudit(query: ListAuditInput = {}): Promise<AuditPage> {
+    return this.call<AuditPage>('listAudit', { query, idempotent: true });
+  }
+
+  /** The calling key's name and role. */
+  whoAmI(): Promise<CallerResult> {
+    return this.call<CallerResult>('getCaller', { idempotent: true });
   }
 
   /** `GET /healthz`. */

@@ -1,6 +1,15 @@
 import type { Static } from '@sinclair/typebox';
 import type {
+  AuditList,
   BulkRedeliverBody,
+  Caller,
+  DeadCount,
+  DeadCountQuery,
+  ListAuditQuery,
+  MinuteRates,
+  Stats,
+  SubscriptionHealthList,
+  SubscriptionHealthQuery,
   CreateSubscriptionBody,
   DeliveryList,
   ErrorResponse,
@@ -56,6 +65,21 @@ export type RotatedSecretResult = Static<typeof RotatedSecret>;
 export type BulkRedeliverInput = Static<typeof BulkRedeliverBody>;
 /** `GET /healthz`. */
 export type LivenessResult = Static<typeof Liveness>;
+/** Query and answer of `GET /v1/subscriptions/{id}/dead-deliveries/count`. */
+export type DeadCountInput = Static<typeof DeadCountQuery>;
+export type DeadCountResult = Static<typeof DeadCount>;
+/** `GET /v1/stats`. */
+export type StatsResult = Static<typeof Stats>;
+/** `GET /v1/stats/rates`. */
+export type MinuteRatesResult = Static<typeof MinuteRates>;
+/** Query and answer of `GET /v1/stats/subscriptions`. */
+export type SubscriptionHealthInput = Static<typeof SubscriptionHealthQuery>;
+export type SubscriptionHealthResult = Static<typeof SubscriptionHealthList>;
+/** Query and answer of `GET /v1/audit`. */
+export type ListAuditInput = Static<typeof ListAuditQuery>;
+export type AuditPage = Static<typeof AuditList>;
+/** `GET /v1/me`: the calling key's name and role. */
+export type CallerResult = Static<typeof Caller>;
 /** `GET /readyz` (200 or 503). */
 export type ReadinessResult = Static<typeof Readiness>;
 /** The error body of every non-2xx answer. */
