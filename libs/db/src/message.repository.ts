@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { and, desc, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
-import { decide, resolveCheckPolicy, targetStatus, type CheckPolicy, type Decision, type MessageStatus, type PrepareRequest, type StoredMessage } from '@herald/domain';
+import { decide, DEFAULT_TENANT, resolveCheckPolicy, targetStatus, type CheckPolicy, type Decision, type MessageStatus, type PrepareRequest, type StoredMessage } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { fanOut, fanOutOne, type FanOut } from './fan-out';
 import { MessageBatches, type MessageBatchOptions } from './message.batches';
-import { MESSAGE_ROW, SELECT_MESSAGE } from './message.statements';
-import { contentHash, decidedColumns, toMessage, type NewMessageRow } from './rows';
+import { MESSAGE_ROW, SELECT_MESSAGE, SELECT_MESSAGE_BY_SEQ, SELECT_TENANTS_OF_ID } from './message.statements';
+import { contentHash, decidedColumns, toMessage, type MessageRef, type NewMessageRow } from './rows';
 import { messages, type MessageRow } from './schema/messages';
 import { selectSql } from './sql.runner';
 import { isDuplicateKey, withDeadlockRetry } from './transactions';
@@ -27,11 +27,14 @@ export type DecisionResult =
 
 /** What Herald records with a prepared message besides the producer's request. */
 export interface PrepareMeta {
+  /** The tenant the message belongs to (the caller's); `default` when not given. */
+  tenant?: string;
   /** The W3C traceparent of the span storing it; not part of the content hash. */
   traceParent?: string | null;
 }
 
 export interface ListFilter {
+  tenant?: string;
   status?: MessageStatus;
   topic?: string;
   limit: number;
@@ -89,7 +92,7 @@ export class MessageRepository {
       }
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
-      const existing = await this.findRow(row.id);
+      const existing = await this.findRow(row);
       // The row that caused the duplicate cannot disappear: messages are never deleted.
       if (!existing) throw error;
       return retryOrConflict(existing, row);
@@ -98,21 +101,34 @@ export class MessageRepository {
     return { kind: 'created', message: toMessage(row), fanOut: created };
   }
 
-  async findById(id: string): Promise<StoredMessage | undefined> {
-    const row = await this.findRow(id);
-    return row && toMessage(row);
+  /** The message `ref.id` of tenant `ref.tenant`; `seq` names it to its deliveries and checks. */
+  async find(ref: MessageRef): Promise<(StoredMessage & { seq: bigint }) | undefined> {
+    const row = await this.findRow(ref);
+    return row && { ...toMessage(row), seq: row.seq };
+  }
+
+  async findBySeq(seq: bigint): Promise<(StoredMessage & { seq: bigint }) | undefined> {
+    const [record] = await selectSql<object>(this.db, SELECT_MESSAGE_BY_SEQ, [seq]);
+    const row = record && MESSAGE_ROW.decode(record);
+    return row && { ...toMessage(row), seq: row.seq };
+  }
+
+  /** The tenants holding a message with this id, by name. */
+  async tenantsOf(id: string): Promise<string[]> {
+    const rows = await selectSql<{ tenant: string }>(this.db, SELECT_TENANTS_OF_ID, [id]);
+    return rows.map((r) => r.tenant);
   }
 
   /**
    * Confirms or cancels. The UPDATE only matches an undecided message, so of two racing calls
    * exactly one changes the row; the loser re-reads and reports `already` or `conflict`.
    */
-  async decide(id: string, decision: Decision): Promise<DecisionResult> {
+  async decide(ref: MessageRef, decision: Decision): Promise<DecisionResult> {
     const to = targetStatus(decision);
     // Most decisions find a prepared message: try that first (a confirm in a group commit).
     let from: MessageStatus | undefined = 'prepared';
     if (decision === 'confirm' && this.batches) {
-      const applied = await this.batches.confirm(id);
+      const applied = await this.batches.confirm(ref);
       if (applied) {
         this.onTransition('prepared', 'confirmed');
         const { message, ...created } = applied;
@@ -122,23 +138,24 @@ export class MessageRepository {
       from = undefined;
     }
     for (let attempt = 0; attempt < UNDECIDED.length + 1; attempt++) {
-      const applied = from && (await this.transition(id, from, to));
+      const applied = from && (await this.transition(ref, from, to));
       if (from && applied) {
         this.onTransition(from, to);
         return { kind: 'applied', from, ...applied };
       }
-      const current = await this.findById(id);
+      const current = await this.find(ref);
       if (!current) return { kind: 'not_found' };
       const outcome = decide(current.status, decision);
       if (outcome !== 'apply') return { kind: outcome, message: current };
       from = current.status;
     }
     // Only reachable if the row keeps changing between our reads, which no transition allows.
-    throw new Error(`message ${id} did not settle while applying ${decision}`);
+    throw new Error(`message ${ref.id} of ${ref.tenant} did not settle while applying ${decision}`);
   }
 
   async list(filter: ListFilter): Promise<{ items: StoredMessage[]; nextBeforeSeq: bigint | null }> {
     const where: SQL[] = [];
+    if (filter.tenant) where.push(eq(messages.tenant, filter.tenant));
     if (filter.status) where.push(eq(messages.status, filter.status));
     if (filter.topic) where.push(eq(messages.topic, filter.topic));
     if (filter.beforeSeq !== undefined) where.push(lt(messages.seq, filter.beforeSeq));
@@ -166,6 +183,7 @@ export class MessageRepository {
     const policy = resolveCheckPolicy(request, this.options.defaults);
     const direct = request.confirm === true;
     return {
+      tenant: meta.tenant ?? DEFAULT_TENANT,
       id: request.id ?? randomUUID(),
       topic: request.topic,
       key: request.key ?? null,
@@ -190,8 +208,8 @@ export class MessageRepository {
   private publishAlone(row: NewMessageRow): Promise<FanOut> {
     return withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
-        await tx.insert(messages).values(row);
-        return fanOutOne(tx, row, row.createdAt);
+        const [inserted] = await tx.insert(messages).values(row);
+        return fanOutOne(tx, { ...row, seq: BigInt(inserted.insertId) }, row.createdAt);
       }),
     );
   }
@@ -200,22 +218,23 @@ export class MessageRepository {
    * One conditional UPDATE; a confirm creates the deliveries in the same transaction. Returns the
    * message and deliveries as committed, or undefined if the message was not in `from`.
    */
-  private async transition(id: string, from: MessageStatus, to: MessageStatus): Promise<{ message: StoredMessage; fanOut: FanOut } | undefined> {
+  private async transition(ref: MessageRef, from: MessageStatus, to: MessageStatus): Promise<{ message: StoredMessage; fanOut: FanOut } | undefined> {
     const now = this.now();
     return withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
-        const [result] = await tx.update(messages).set(decidedColumns(to, now)).where(and(eq(messages.id, id), inArray(messages.status, [from])));
+        const mine = and(eq(messages.tenant, ref.tenant), eq(messages.id, ref.id));
+        const [result] = await tx.update(messages).set(decidedColumns(to, now)).where(and(mine, inArray(messages.status, [from])));
         if (result.affectedRows !== 1) return undefined;
-        const [row] = await tx.select().from(messages).where(eq(messages.id, id));
-        if (!row) throw new Error(`message ${id} vanished inside its own transaction`);
+        const [row] = await tx.select().from(messages).where(mine);
+        if (!row) throw new Error(`message ${ref.id} vanished inside its own transaction`);
         const message = toMessage(row);
-        return { message, fanOut: to === 'confirmed' ? ((await fanOut(tx, [row], now)).get(id) ?? nothing()) : nothing() };
+        return { message, fanOut: to === 'confirmed' ? ((await fanOut(tx, [row], now)).get(row.seq) ?? nothing()) : nothing() };
       }),
     );
   }
 
-  private async findRow(id: string): Promise<MessageRow | undefined> {
-    const [row] = await selectSql<object>(this.db, SELECT_MESSAGE, [id]);
+  private async findRow(ref: MessageRef): Promise<MessageRow | undefined> {
+    const [row] = await selectSql<object>(this.db, SELECT_MESSAGE, [ref.tenant, ref.id]);
     return row && MESSAGE_ROW.decode(row);
   }
 }

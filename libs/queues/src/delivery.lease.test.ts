@@ -9,6 +9,9 @@ import { DeliverProcessor } from './deliver.processor';
 import { DeliveryDispatcher } from './delivery.dispatcher';
 import type { DeliveryQueue } from './delivery.queue';
 
+/** A message of the default tenant, where every message stored without a tenant lives. */
+const def = (id: string) => ({ tenant: 'default', id });
+
 /**
  * Deliveries a confirm batch leases to this process, against the real MariaDB: the lease they
  * are sent under must still cover the send when the batch was slow to commit, and what the send
@@ -105,7 +108,7 @@ describe('deliveries leased by a slow confirm batch', () => {
         "INSERT INTO deliveries (message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, created_at, updated_at) VALUES ('slow-1', ?, 'webhook', 'pending', 0, 0, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
         [kept.id],
       );
-      confirming = herald.messages.decide('slow-1', 'confirm');
+      confirming = herald.messages.decide(def('slow-1'), 'confirm');
       await waitFor(async () => {
         const [rows] = await pool.query<RowDataPacket[]>(
           "SELECT id FROM information_schema.processlist WHERE db = ? AND info LIKE 'insert into deliveries%' AND id <> CONNECTION_ID()",
