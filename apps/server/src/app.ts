@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { LeaseSlots } from '@herald/db';
 import type { Config } from './config';
+import { KeyRing } from './keys';
 import { authPlugin } from './plugins/auth';
 import { installDrain } from './plugins/drain';
 import { limitsPlugin } from './plugins/limits';
@@ -62,7 +63,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(redisPlugin, { url: config.redisUrl });
   await app.register(queuesPlugin, { config, slots });
   await app.register(limitsPlugin, { ...config.limits, redisUrl: config.redisUrl, redisPrefix: config.queuePrefix });
-  await app.register(authPlugin, { keys: config.apiKeys, disabled: config.authDisabled });
+  // The keys file is read before anything listens: a process does not start without its keys.
+  const keys = new KeyRing(config.apiKeys, config.apiKeysFile, app.log);
+  await keys.start();
+  app.addHook('onClose', () => keys.stop());
+  await app.register(authPlugin, { keys, disabled: config.authDisabled });
   await app.register(swaggerPlugin);
 
   await app.register(healthRoutes);
@@ -70,7 +75,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(messageRoutes, { allowPrivateUrls: config.allowPrivateUrls });
     await app.register(subscriptionRoutes, { allowPrivateUrls: config.allowPrivateUrls, maxPerTopic: config.maxSubscriptionsPerTopic });
   }
-  if (sends) await app.register(workerPlugin, { config });
+  if (sends) await app.register(workerPlugin, { config, checkSecretFor: (tenant: string) => keys.checkSecretFor(tenant) });
   return app;
 }
 

@@ -195,7 +195,7 @@ export class MessageBatches {
       const original = first.get(refKey(row)) as NewMessageRow;
       const theirs = answers.get(original);
       // A later copy of an id in the batch answers as a retry of the first would.
-      return row !== original && theirs?.kind === 'stored' ? { kind: 'exists', row: { ...original, seq: 0n } } : theirs;
+      return row !== original && theirs?.kind === 'stored' ? { kind: 'exists', row: { ...original, seq: seqs.get(refKey(original)) ?? 0n } } : theirs;
     });
   }
 

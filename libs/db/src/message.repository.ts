@@ -12,17 +12,20 @@ import { isDuplicateKey, withDeadlockRetry } from './transactions';
 
 const nothing = (): FanOut => ({ jobs: [], deliveries: [], leased: [] });
 
+/** A stored message with its `seq`, which names it to its deliveries and check attempts. */
+export type FoundMessage = StoredMessage & { seq: bigint };
+
 export type PrepareOutcome =
   /** `fanOut`: the deliveries a direct publish created, as committed (none for a prepare). */
   | { kind: 'created'; message: StoredMessage; fanOut: FanOut }
-  | { kind: 'duplicate'; message: StoredMessage }
-  | { kind: 'conflict'; message: StoredMessage };
+  | { kind: 'duplicate'; message: FoundMessage }
+  | { kind: 'conflict'; message: FoundMessage };
 
 export type DecisionResult =
   /** `message` and `fanOut` are as the decision committed them (read inside its transaction). */
   | { kind: 'applied'; from: MessageStatus; message: StoredMessage; fanOut: FanOut }
-  | { kind: 'already'; message: StoredMessage }
-  | { kind: 'conflict'; message: StoredMessage }
+  | { kind: 'already'; message: FoundMessage }
+  | { kind: 'conflict'; message: FoundMessage }
   | { kind: 'not_found' };
 
 /** What Herald records with a prepared message besides the producer's request. */
@@ -102,12 +105,12 @@ export class MessageRepository {
   }
 
   /** The message `ref.id` of tenant `ref.tenant`; `seq` names it to its deliveries and checks. */
-  async find(ref: MessageRef): Promise<(StoredMessage & { seq: bigint }) | undefined> {
+  async find(ref: MessageRef): Promise<FoundMessage | undefined> {
     const row = await this.findRow(ref);
     return row && { ...toMessage(row), seq: row.seq };
   }
 
-  async findBySeq(seq: bigint): Promise<(StoredMessage & { seq: bigint }) | undefined> {
+  async findBySeq(seq: bigint): Promise<FoundMessage | undefined> {
     const [record] = await selectSql<object>(this.db, SELECT_MESSAGE_BY_SEQ, [seq]);
     const row = record && MESSAGE_ROW.decode(record);
     return row && { ...toMessage(row), seq: row.seq };
@@ -153,7 +156,7 @@ export class MessageRepository {
     throw new Error(`message ${ref.id} of ${ref.tenant} did not settle while applying ${decision}`);
   }
 
-  async list(filter: ListFilter): Promise<{ items: StoredMessage[]; nextBeforeSeq: bigint | null }> {
+  async list(filter: ListFilter): Promise<{ items: FoundMessage[]; nextBeforeSeq: bigint | null }> {
     const where: SQL[] = [];
     if (filter.tenant) where.push(eq(messages.tenant, filter.tenant));
     if (filter.status) where.push(eq(messages.status, filter.status));
@@ -168,7 +171,7 @@ export class MessageRepository {
       .limit(filter.limit + 1);
     const page = rows.slice(0, filter.limit);
     const last = page.at(-1);
-    return { items: page.map(toMessage), nextBeforeSeq: rows.length > filter.limit && last ? last.seq : null };
+    return { items: page.map((row) => ({ ...toMessage(row), seq: row.seq })), nextBeforeSeq: rows.length > filter.limit && last ? last.seq : null };
   }
 
   /** How many rows have `status`, counting no further than `cap` (a scrape reads a bounded range). */
@@ -241,5 +244,5 @@ export class MessageRepository {
 
 /** A prepare whose id is already stored: a retry if the content is the same, else a conflict. */
 function retryOrConflict(stored: MessageRow, row: NewMessageRow): PrepareOutcome {
-  return { kind: stored.contentHash === row.contentHash ? 'duplicate' : 'conflict', message: toMessage(stored) };
+  return { kind: stored.contentHash === row.contentHash ? 'duplicate' : 'conflict', message: { ...toMessage(stored), seq: stored.seq } };
 }

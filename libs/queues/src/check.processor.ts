@@ -1,16 +1,16 @@
 import type { Tracer } from '@opentelemetry/api';
-import { parseCheckAnswer, type AttemptResult, type CheckAnswer, type CheckJobRef } from '@herald/domain';
+import { consumerMessageId, parseCheckAnswer, type AttemptResult, type CheckAnswer, type CheckJobRef } from '@herald/domain';
 import type { CheckOutcome, CheckRepository, MessageRepository } from '@herald/db';
 import { traceHeaders, type WebhookSender } from '@herald/delivery';
 import type { DeliveryDispatcher } from './delivery.dispatcher';
 import { endSpan, SpanKind, startMessageSpan, traceFields, type QueueLog } from './observability';
 
 export interface CheckProcessorDeps {
-  messages: Pick<MessageRepository, 'findById'>;
+  messages: Pick<MessageRepository, 'findBySeq'>;
   checks: Pick<CheckRepository, 'record'>;
   sender: WebhookSender;
-  /** The whsec_ secret check calls are signed with (HERALD_CHECK_SECRET). */
-  secret: string;
+  /** The whsec_ secret a tenant's check calls are signed with: its own if its keys set one, else HERALD_CHECK_SECRET. */
+  secretFor: (tenant: string) => string;
   timeoutMs: number;
   dispatcher: Pick<DeliveryDispatcher, 'dispatch'>;
   onCheck?: (answer: CheckAnswer, durationMs: number) => void;
@@ -31,7 +31,7 @@ export class CheckProcessor {
   constructor(private readonly deps: CheckProcessorDeps) {}
 
   async process(ref: CheckJobRef): Promise<CheckOutcome | 'skipped'> {
-    const message = await this.deps.messages.findById(ref.messageId);
+    const message = await this.deps.messages.findBySeq(ref.seq);
     if (!message || message.status !== 'prepared' || message.checks !== ref.check - 1 || !message.checkUrl) return 'skipped';
 
     const startedAt = new Date();
@@ -48,13 +48,14 @@ export class CheckProcessor {
       result = await this.deps.sender.send({
         url: message.checkUrl,
         // Standard Webhooks ids name one call: verifiers that refuse replays must not refuse check 2.
-        messageId: `${message.id}:check:${ref.check}`,
+        messageId: `${consumerMessageId(message.tenant, message.id)}:check:${ref.check}`,
         topic: message.topic,
         key: message.key,
         attempt: ref.check,
         body: JSON.stringify({ id: message.id, topic: message.topic, key: message.key, check: ref.check }),
+        tenant: message.tenant,
         headers: { 'herald-message-id': message.id, ...traceHeaders(span) },
-        secrets: [this.deps.secret],
+        secrets: [this.deps.secretFor(message.tenant)],
         timeoutMs: this.deps.timeoutMs,
         responseBytes: ANSWER_MAX_BYTES,
       });
