@@ -57,7 +57,7 @@ export function parseConfig(env: Env): Config {
   }
   if (apiKeys.length === 0 && !keysFile && !authDisabled) {
     throw new ConfigError(
-      'no API keys: set HERALD_API_KEYS_FILE to a keys file, or HERALD_API_KEYS to name:role:token entries (role admin, viewer or producer), ' +
+      'HERALD_API_KEYS is empty and HERALD_API_KEYS_FILE unset: set HERALD_API_KEYS_FILE to a keys file, or HERALD_API_KEYS to name:role:token entries (role admin, viewer or producer), ' +
         'or set HERALD_INSECURE_NO_AUTH=true to run without authentication for local development only',
     );
   }

@@ -1,5 +1,5 @@
 import type { Tracer } from '@opentelemetry/api';
-import { consumerMessageId, parseCheckAnswer, type AttemptResult, type CheckAnswer, type CheckJobRef } from '@herald/domain';
+import { parseCheckAnswer, type AttemptResult, type CheckAnswer, type CheckJobRef } from '@herald/domain';
 import type { CheckOutcome, CheckRepository, MessageRepository } from '@herald/db';
 import { traceHeaders, type WebhookSender } from '@herald/delivery';
 import type { DeliveryDispatcher } from './delivery.dispatcher';
@@ -48,7 +48,7 @@ export class CheckProcessor {
       result = await this.deps.sender.send({
         url: message.checkUrl,
         // Standard Webhooks ids name one call: verifiers that refuse replays must not refuse check 2.
-        messageId: `${consumerMessageId(message.tenant, message.id)}:check:${ref.check}`,
+        messageId: `${message.id}:check:${ref.check}`,
         topic: message.topic,
         key: message.key,
         attempt: ref.check,

@@ -94,7 +94,9 @@ describe('deliveries leased by a slow confirm batch', () => {
       herald.subscriptions.create({ name: path, topic: 'slow.paid', target: { type: 'webhook', url: `${baseUrl}${path}`, timeoutMs: TIMEOUT_MS } });
     const { subscription: kept } = await subscribe('/kept');
     const { subscription: disabled } = await subscribe('/disabled');
-    await herald.messages.prepare({ id: 'slow-1', topic: 'slow.paid', payload: { n: 1 }, checkUrl: 'http://x/c' });
+    const prepared = await herald.messages.prepare({ id: 'slow-1', topic: 'slow.paid', payload: { n: 1 }, checkUrl: 'http://x/c' });
+    const { seq } = (await herald.messages.find(def('slow-1'))) ?? { seq: 0n };
+    expect(prepared.kind).toBe('created');
 
     // Another transaction's uncommitted delivery row of the message makes the batch's deliveries
     // INSERT wait (the unique key's duplicate check): the batch commits that much later, as after
@@ -105,8 +107,8 @@ describe('deliveries leased by a slow confirm batch', () => {
     try {
       await holder.query('BEGIN');
       await holder.query(
-        "INSERT INTO deliveries (message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, created_at, updated_at) VALUES ('slow-1', ?, 'webhook', 'pending', 0, 0, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
-        [kept.id],
+        "INSERT INTO deliveries (message_seq, message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, created_at, updated_at) VALUES (?, 'slow-1', ?, 'webhook', 'pending', 0, 0, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+        [seq, kept.id],
       );
       confirming = herald.messages.decide(def('slow-1'), 'confirm');
       await waitFor(async () => {
