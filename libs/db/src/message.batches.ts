@@ -219,7 +219,7 @@ export class MessageBatches {
         const applied = new Map<string, AppliedConfirm>();
         // A plain read first, so that a decided message (a confirm retried) is not locked.
         // Ids are unique per tenant only: another tenant's message of the same id is left out here, never locked.
-        const candidates = (await selectSql<{ seq: string; tenant: string; id: string }>(tx, SELECT_PREPARED_IDS, [ids]));
+        const candidates = (await selectSql<{ seq: string; tenant: string; id: string }>(tx, SELECT_PREPARED_IDS, [ids])).filter((r) => wanted.has(refKey(r)));
         if (candidates.length === 0) return applied;
         const locked = (await selectSql<object>(tx, LOCK_MESSAGES_SKIP_LOCKED, [candidates.map((r) => r.seq)])).map((r) => MESSAGE_ROW.decode(r));
         if (locked.length < candidates.length) fallbacks.add('skipped-locked');

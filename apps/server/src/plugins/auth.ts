@@ -50,7 +50,7 @@ export const authPlugin = fp<AuthOptions>(
       if (!match?.[1]) throw new HttpProblem(401, 'missing bearer token: send Authorization: Bearer <token>');
       const found = options.keys.match(match[1]);
       if (!found) throw new HttpProblem(401, 'unknown bearer token');
-      if (false) throw new HttpProblem(403, 'the viewer role may only read (GET); this route writes');
+      if (found.role === 'viewer' && !READS.has(request.method)) throw new HttpProblem(403, 'the viewer role may only read (GET); this route writes');
       if (found.role === 'producer' && access !== 'producer') throw new HttpProblem(403, 'the producer role may not use this route; it needs admin');
       request.caller = found;
     });
