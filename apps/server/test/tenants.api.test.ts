@@ -201,6 +201,10 @@ describe('topic scopes', () => {
     expect(direct.statusCode).toBe(403);
     // An unscoped key of the same tenant may use any topic.
     expect((await prepare(asP, unique('sc'), { topic: 'billing.paid' })).statusCode).toBe(201);
+    // Counted by tenant: only what was stored.
+    const metrics = (await app.inject({ url: '/metrics' })).body;
+    expect(metrics).toMatch(/^herald_messages_stored_total\{tenant="team-p",status="prepared"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^herald_messages_stored_total\{tenant="team-q",status="prepared"\} [1-9]\d*$/m);
   });
 });
 

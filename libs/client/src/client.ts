@@ -74,6 +74,16 @@ const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
  * A `Retry-After` (seconds or HTTP date) is waited out in full, within `retry.deadlineMs`.
  * Creating a subscription, rotating a secret and the redeliver routes are not retried.
  */
+/**
+ * Admin and viewer tokens: the tenant of the message an id names, needed when several tenants
+ * use the id (the API answers 409 naming them). A producer's is always its own.
+ */
+export interface TenantOption {
+  tenant?: string;
+}
+
+const tenantQuery = (options: TenantOption) => (options.tenant === undefined ? undefined : { tenant: options.tenant });
+
 export class HeraldClient {
   private readonly baseUrl: string;
   private readonly fetch: typeof fetch;
@@ -102,18 +112,18 @@ export class HeraldClient {
   }
 
   /** Confirms (commits) a prepared message. Idempotent; 409 if it was cancelled. */
-  confirm(id: string): Promise<HeraldMessage> {
-    return this.call<HeraldMessage>('confirmMessage', { params: { id }, idempotent: true });
+  confirm(id: string, options: TenantOption = {}): Promise<HeraldMessage> {
+    return this.call<HeraldMessage>('confirmMessage', { params: { id }, query: tenantQuery(options), idempotent: true });
   }
 
   /** Cancels (rolls back) a prepared message. Idempotent; 409 if it was confirmed. */
-  cancel(id: string): Promise<HeraldMessage> {
-    return this.call<HeraldMessage>('cancelMessage', { params: { id }, idempotent: true });
+  cancel(id: string, options: TenantOption = {}): Promise<HeraldMessage> {
+    return this.call<HeraldMessage>('cancelMessage', { params: { id }, query: tenantQuery(options), idempotent: true });
   }
 
   /** A message with its status, checks and deliveries. */
-  getMessage(id: string): Promise<HeraldMessage> {
-    return this.call<HeraldMessage>('getMessage', { params: { id }, idempotent: true });
+  getMessage(id: string, options: TenantOption = {}): Promise<HeraldMessage> {
+    return this.call<HeraldMessage>('getMessage', { params: { id }, query: tenantQuery(options), idempotent: true });
   }
 
   /** One page of messages, newest first. */
@@ -122,13 +132,13 @@ export class HeraldClient {
   }
 
   /** A message's deliveries with every attempt. */
-  listDeliveries(id: string): Promise<HeraldDeliveryList> {
-    return this.call<HeraldDeliveryList>('listMessageDeliveries', { params: { id }, idempotent: true });
+  listDeliveries(id: string, options: TenantOption = {}): Promise<HeraldDeliveryList> {
+    return this.call<HeraldDeliveryList>('listMessageDeliveries', { params: { id }, query: tenantQuery(options), idempotent: true });
   }
 
   /** Replays a message's dead deliveries (admin). Not retried: a repeat would replay twice. */
-  redeliverMessage(id: string, body: RedeliverInput = {}): Promise<RequeuedResult> {
-    return this.call<RequeuedResult>('redeliverMessage', { params: { id }, body, idempotent: false });
+  redeliverMessage(id: string, body: RedeliverInput = {}, options: TenantOption = {}): Promise<RequeuedResult> {
+    return this.call<RequeuedResult>('redeliverMessage', { params: { id }, query: tenantQuery(options), body, idempotent: false });
   }
 
   /** Creates a subscription (admin). A webhook subscription's answer carries its `whsec_` secret. */

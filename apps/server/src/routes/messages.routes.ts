@@ -120,6 +120,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
       throw new HttpProblem(409, `message ${outcome.message.id} already exists with different content`, 'id');
     }
     if (outcome.kind === 'created') {
+      app.metrics.storedByTenant.inc({ tenant: outcome.message.tenant, status: outcome.message.status });
       await app.dispatcher.dispatch(outcome.fanOut, outcome.message.id);
       return reply.code(201).send(toApiMessage(outcome.message, outcome.fanOut.deliveries));
     }
