@@ -163,18 +163,18 @@ describe('isolation between tenants', () => {
       const both = unique('both');
       expect((await app.inject({ method: 'POST', url: '/v1/messages', headers: asP, payload: { id: both, topic, payload: { from: 'p' }, confirm: true } })).statusCode).toBe(201);
       expect((await app.inject({ method: 'POST', url: '/v1/messages', headers: asQ, payload: { id: both, topic, payload: { from: 'q' }, confirm: true } })).statusCode).toBe(201);
-      const hits = await waitFor(() => {
+      const hits = (await waitFor(() => {
         const found = sink.hits.filter((h) => String(h.headers['webhook-id']).endsWith(`/${both}`));
         return found.length === 2 ? found : undefined;
-      }, 'both webhooks');
+      }, 'both webhooks')) as Hit[];
       const byTenant = new Map(hits.map((h: Hit) => [h.headers['herald-tenant'], h]));
       expect(byTenant.get('team-p')?.headers['webhook-id']).toBe(`team-p/${both}`);
       expect(byTenant.get('team-q')?.headers['webhook-id']).toBe(`team-q/${both}`);
       expect(new Webhook(sub.secret).verify(byTenant.get('team-q')!.body, byTenant.get('team-q')!.headers as Record<string, string>)).toEqual({ from: 'q' });
-      const published = await waitFor(() => {
+      const published = (await waitFor(() => {
         const found = amqp.received.filter((m) => String(m.properties.messageId).endsWith(`/${both}`));
         return found.length === 2 ? found : undefined;
-      }, 'both AMQP messages');
+      }, 'both AMQP messages')) as typeof amqp.received;
       expect(published.map((m) => [m.properties.messageId, m.properties.headers?.['herald-tenant'], JSON.parse(m.content.toString())]).sort()).toEqual([
         [`team-p/${both}`, 'team-p', { from: 'p' }],
         [`team-q/${both}`, 'team-q', { from: 'q' }],
@@ -241,7 +241,7 @@ describe('per-tenant check secrets', () => {
     expect((await prepare(asQ, ofQ, { checkUrl: checks.url('/q'), checkAfterMs: 200 })).statusCode).toBe(201);
     expect((await prepare(asP, ofP, { checkUrl: checks.url('/p'), checkAfterMs: 200 })).statusCode).toBe(201);
     const callOf = (id: string) => checks.hits.find((h) => h.headers['herald-message-id'] === id);
-    const [q, p] = await waitFor(() => (callOf(ofQ) && callOf(ofP) ? [callOf(ofQ)!, callOf(ofP)!] : undefined), 'both check calls');
+    const [q, p] = (await waitFor(() => (callOf(ofQ) && callOf(ofP) ? [callOf(ofQ)!, callOf(ofP)!] : undefined), 'both check calls')) as [Hit, Hit];
     expect(q.headers['herald-tenant']).toBe('team-q');
     expect(new Webhook(Q_CHECK_SECRET).verify(q.body, q.headers as Record<string, string>)).toMatchObject({ id: ofQ });
     expect(() => new Webhook(TEST_CHECK_SECRET).verify(q.body, q.headers as Record<string, string>)).toThrow();
