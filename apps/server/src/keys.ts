@@ -7,7 +7,7 @@ import { CHECK_SECRET, KEY_NAME, MIN_TOKEN_LENGTH, type ApiKey, type Role } from
 export interface Caller {
   name: string;
   role: Role;
-  /** A producer's tenant, or the tenant an admin's own prepares belong to; viewers have none. */
+  /** A producer's tenant, or the tenant an admin's own prepares belong to (`default` unless its key names one). */
   tenant: string;
   /** Topic patterns a producer may prepare and publish on; undefined: any topic. */
   topics?: readonly string[];
@@ -88,11 +88,6 @@ export class KeyRing {
   /** The secret a tenant's check calls are signed with, if one of its keys sets one. */
   checkSecretFor(tenant: string): string | undefined {
     return this.fromFile.find((k) => k.tenant === tenant && k.checkSecret)?.checkSecret;
-  }
-
-  /** Every tenant a key names, for metrics labels. */
-  tenants(): string[] {
-    return [...new Set([...this.inline, ...this.fromFile].filter((k) => k.role !== 'viewer').map((k) => k.tenant))].sort();
   }
 
   private async reload(): Promise<void> {
