@@ -1,6 +1,15 @@
 import type { Static } from '@sinclair/typebox';
 import type {
+  AuditList,
   BulkRedeliverBody,
+  Caller,
+  DeadCount,
+  DeadCountQuery,
+  ListAuditQuery,
+  MinuteRates,
+  Stats,
+  SubscriptionHealthList,
+  SubscriptionHealthQuery,
   CreateSubscriptionBody,
   DeliveryList,
   ErrorResponse,
@@ -23,6 +32,25 @@ import type {
 // Request and response types are the contract's TypeBox schemas seen as TypeScript types, so a
 // schema change on the service is a type error here. Only types are imported: the client ships
 // no schema code and no runtime dependency.
+
+/** `GET /v1/me`: the calling key's name and role. */
+export type CallerResult = Static<typeof Caller>;
+/** Query of `GET /v1/audit`. */
+export type ListAuditInput = Static<typeof ListAuditQuery>;
+/** One page of the operator audit log. */
+export type HeraldAuditPage = Static<typeof AuditList>;
+/** `GET /v1/stats`. */
+export type StatsResult = Static<typeof Stats>;
+/** `GET /v1/stats/rates`. */
+export type MinuteRatesResult = Static<typeof MinuteRates>;
+/** Query of `GET /v1/stats/subscriptions`. */
+export type SubscriptionHealthInput = Static<typeof SubscriptionHealthQuery>;
+/** `GET /v1/stats/subscriptions`. */
+export type SubscriptionHealthResult = Static<typeof SubscriptionHealthList>;
+/** Query of `GET /v1/subscriptions/{id}/dead-deliveries/count`. */
+export type DeadCountInput = Static<typeof DeadCountQuery>;
+/** `GET /v1/subscriptions/{id}/dead-deliveries/count`. */
+export type DeadCountResult = Static<typeof DeadCount>;
 
 /** Body of `POST /v1/messages`. */
 export type PrepareMessageInput = Static<typeof PrepareMessageBody>;
