@@ -1,8 +1,8 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import { createConnection, type RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -151,6 +151,13 @@ describe('the production image, assembled from the Dockerfile without Docker', (
 
   beforeAll(() => {
     image = assembleImage(dockerStages());
+    // The pods mount the herald-api-keys Secret as a directory; here it is a directory in the image's root.
+    const keys = dev.secrets.find((s) => s.metadata?.name === 'herald-api-keys')?.stringData?.['keys.json'];
+    if (keys === undefined || apiEnv.HERALD_API_KEYS_FILE === undefined) throw new Error('the dev overlay gives no keys file');
+    const mounted = join(image.root, apiEnv.HERALD_API_KEYS_FILE);
+    mkdirSync(dirname(mounted), { recursive: true });
+    writeFileSync(mounted, keys);
+    apiEnv.HERALD_API_KEYS_FILE = mounted;
   }, 120_000);
 
   afterAll(async () => {

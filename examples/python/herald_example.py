@@ -11,7 +11,8 @@ local commit can no longer succeed).
       --token herald-dev-producer-token-NOT-FOR-PRODUCTION \
       --check-secret whsec_ZGV2ZWxvcG1lbnQtb25seS1jaGVjay1zZWNyZXQtaGVyYWxk
 
-That is `npm run up`'s development producer token and check-back secret (HERALD_CHECK_SECRET):
+That is `npm run up`'s development producer token and check-back secret (HERALD_CHECK_SECRET; a
+producer whose key sets its own `checkSecret` in Herald's keys file passes that one instead):
 published in the repository, for a local Herald only. The check endpoint listens on 127.0.0.1, so
 Herald must allow private URLs (HERALD_ALLOW_PRIVATE_URLS=true, which `npm run up` sets).
 

@@ -49,7 +49,8 @@ export async function startHerald(env: Record<string, string> = {}): Promise<Run
       DATABASE_URL: `${MYSQL_SERVER}/${databaseName}`,
       REDIS_URL,
       AMQP_URL,
-      HERALD_API_KEYS: `ex-admin:admin:${keys.admin},ex-producer:producer:${keys.producer}`,
+      // The producer is the `default` tenant's: consumers get bare message ids, as from a Herald without tenants.
+      HERALD_API_KEYS: `ex-admin:admin:${keys.admin},default:producer:${keys.producer}`,
       HERALD_QUEUE_PREFIX: queuePrefix,
       HERALD_ALLOW_PRIVATE_URLS: 'true',
       HERALD_CHECK_SECRET: keys.checkSecret,

@@ -120,7 +120,7 @@ async function main(): Promise<number> {
       DATABASE_URL: databaseUrl,
       REDIS_URL: redis.url,
       AMQP_URL: rabbit.url,
-      HERALD_API_KEYS: `ops:admin:${ADMIN_TOKEN},orders:producer:${PRODUCER_TOKEN}`,
+      HERALD_API_KEYS: `ops:admin:${ADMIN_TOKEN},default:producer:${PRODUCER_TOKEN}`,
       HERALD_QUEUE_PREFIX: QUEUE_PREFIX,
       HERALD_ALLOW_PRIVATE_URLS: 'true',
       HERALD_CHECK_SECRET: CHECK_SECRET,

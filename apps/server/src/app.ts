@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { LeaseSlots } from '@herald/db';
 import type { Config } from './config';
+import { KeyRing } from './keys';
 import { authPlugin } from './plugins/auth';
 import { consoleAssets, consolePlugin } from './plugins/console';
 import { installDrain } from './plugins/drain';
@@ -78,7 +79,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(redisPlugin, { url: config.redisUrl });
   await app.register(queuesPlugin, { config, slots });
   await app.register(limitsPlugin, { ...config.limits, redisUrl: config.redisUrl, redisPrefix: config.queuePrefix });
-  await app.register(authPlugin, { keys: config.apiKeys, disabled: config.authDisabled });
+  // The keys file is read before anything listens: a process does not start without its keys.
+  const keys = new KeyRing(config.apiKeys, config.apiKeysFile, app.log);
+  await keys.start();
+  app.addHook('onClose', () => keys.stop());
+  await app.register(authPlugin, { keys, disabled: config.authDisabled });
   await app.register(swaggerPlugin);
 
   await app.register(healthRoutes);
@@ -89,7 +94,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(consolePlugin, { root: options.consoleDir ?? consoleAssets() });
     await app.register(statsRoutes, { retention: retentionOf(config) });
   }
-  if (sends) await app.register(workerPlugin, { config });
+  if (sends) await app.register(workerPlugin, { config, checkSecretFor: (tenant: string) => keys.checkSecretFor(tenant) });
   return app;
 }
 

@@ -30,6 +30,9 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const MIB = 1_048_576;
 
+/** A check-back signing secret: HERALD_CHECK_SECRET, and a tenant's own in the keys file. */
+export const CHECK_SECRET = /^whsec_[A-Za-z0-9+/]{32,}=*$/;
+
 function integer(min: number, max: number, fallback: number, options: Extra) {
   return Type.Integer({ minimum: min, maximum: max, default: fallback, ...options });
 }
@@ -69,7 +72,16 @@ export const EnvSchema = Type.Object(
       Type.String({
         reveal: 'never',
         mustBe: 'comma-separated `name:role:token` entries',
-        description: 'the API keys; role `admin` or `producer`, token at least 16 characters without spaces. Required unless HERALD_INSECURE_NO_AUTH=true',
+        description:
+          'API keys for development; role `admin`, `viewer` or `producer` (a producer\'s tenant is its name, so 1–64 characters of a-z 0-9 _ -), token at least 16 characters without spaces. This or HERALD_API_KEYS_FILE is required unless HERALD_INSECURE_NO_AUTH=true',
+      }),
+    ),
+    HERALD_API_KEYS_FILE: Type.Optional(
+      Type.String({
+        minLength: 1,
+        mustBe: 'a file path',
+        description:
+          'a JSON file of API keys `{ "keys": [ { "name", "role", "tenant", "topics", "token" | "tokenSha256", "checkSecret" } ] }`, re-read within seconds when it changes (a removed key stops working within 10 s); an invalid file keeps the last good keys. May be used with HERALD_API_KEYS',
       }),
     ),
     HERALD_INSECURE_NO_AUTH: flag(false, { description: '`true` runs without authentication, every caller being admin: local development only, and refused together with HERALD_API_KEYS' }),
@@ -102,7 +114,7 @@ export const EnvSchema = Type.Object(
     HERALD_MAX_EVENT_LOOP_DELAY_MS: integer(0, 60_000, SECOND, { description: 'event-loop lag above which the API sheds requests with 503; `0` turns it off' }),
     HERALD_PRESSURE_SAMPLE_INTERVAL_MS: integer(10, 60_000, 500, { description: 'how often the event-loop lag is sampled' }),
     HERALD_CHECK_SECRET: Type.Optional(
-      text(/^whsec_[A-Za-z0-9+/]{32,}=*$/, 'whsec_ followed by at least 24 random bytes in base64 (e.g. whsec_$(openssl rand -base64 32))', {
+      text(CHECK_SECRET, 'whsec_ followed by at least 24 random bytes in base64 (e.g. whsec_$(openssl rand -base64 32))', {
         reveal: 'never',
         description: 'the secret check-back calls are signed with, the same on every replica so producers can verify them; unset, each process makes up its own (development only)',
       }),

@@ -25,8 +25,8 @@ describe('parseConfig', () => {
     });
     expect(parseConfig({ HERALD_API_KEYS: KEYS, HERALD_INLINE_DELIVERIES: '0' }).delivery.inlineLimit).toBe(0);
     expect(config.apiKeys).toEqual([
-      { name: 'ops', role: 'admin', token: '0123456789abcdef0123' },
-      { name: 'orders', role: 'producer', token: 'fedcba9876543210fedc' },
+      { name: 'ops', role: 'admin', tenant: 'default', token: '0123456789abcdef0123' },
+      { name: 'orders', role: 'producer', tenant: 'orders', token: 'fedcba9876543210fedc' },
     ]);
   });
 
@@ -36,7 +36,7 @@ describe('parseConfig', () => {
 
   it.each([
     [{}, /HERALD_API_KEYS is empty/],
-    [{ HERALD_API_KEYS: 'ops:root:0123456789abcdef0123' }, /entry 1 \("ops"\): role must be admin or producer/],
+    [{ HERALD_API_KEYS: 'ops:root:0123456789abcdef0123' }, /entry 1 \("ops"\): role must be admin, viewer or producer/],
     [{ HERALD_API_KEYS: 'ops:admin:short' }, /at least 16 characters/],
     [{ HERALD_API_KEYS: ':admin:0123456789abcdef0123' }, /name must be/],
     [{ HERALD_API_KEYS: `${KEYS},ops:producer:zzzzzzzzzzzzzzzzzzzz` }, /"ops" is used twice/],

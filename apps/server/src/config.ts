@@ -1,17 +1,24 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import envSchema from 'env-schema';
 import { type Static, type TObject, Type } from '@sinclair/typebox';
-import type { CheckPolicy } from '@herald/domain';
-import { ANNOTATIONS, EnvSchema, envVariables, type EnvValues, type EnvVariable } from './config.schema';
+import { DEFAULT_TENANT, TENANT_NAME, type CheckPolicy } from '@herald/domain';
+import { ANNOTATIONS, CHECK_SECRET, EnvSchema, envVariables, type EnvValues, type EnvVariable } from './config.schema';
 
-export type Role = 'admin' | 'producer';
+export type Role = 'admin' | 'viewer' | 'producer';
 export type ProcessRole = EnvValues['HERALD_ROLE'];
 
 export interface ApiKey {
   name: string;
   role: Role;
+  /** A producer's tenant is its name; an admin's prepares belong to `default`. */
+  tenant: string;
   token: string;
 }
+
+export { CHECK_SECRET };
+
+/** Key names, in HERALD_API_KEYS and in the keys file. */
+export const KEY_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** OpenTelemetry tracing: spans exported over OTLP/HTTP (JSON). Absent = tracing off. */
 export interface TracingConfig {
@@ -32,7 +39,7 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-const MIN_TOKEN_LENGTH = 16;
+export const MIN_TOKEN_LENGTH = 16;
 
 /** Parses the environment once at start-up. Throws ConfigError naming every wrong variable. */
 export function parseConfig(env: Env): Config {
@@ -44,12 +51,13 @@ export function parseConfig(env: Env): Config {
 
   const apiKeys = parseApiKeys(values.HERALD_API_KEYS);
   const authDisabled = values.HERALD_INSECURE_NO_AUTH;
-  if (authDisabled && apiKeys.length > 0) {
-    throw new ConfigError('HERALD_INSECURE_NO_AUTH=true with HERALD_API_KEYS set would silently ignore the keys; set one or the other');
+  const keysFile = values.HERALD_API_KEYS_FILE ?? null;
+  if (authDisabled && (apiKeys.length > 0 || keysFile)) {
+    throw new ConfigError('HERALD_INSECURE_NO_AUTH=true with HERALD_API_KEYS or HERALD_API_KEYS_FILE set would silently ignore the keys; set one or the other');
   }
-  if (apiKeys.length === 0 && !authDisabled) {
+  if (apiKeys.length === 0 && !keysFile && !authDisabled) {
     throw new ConfigError(
-      'HERALD_API_KEYS is empty: set it to name:role:token entries (role admin or producer), ' +
+      'HERALD_API_KEYS is empty and HERALD_API_KEYS_FILE unset: set HERALD_API_KEYS_FILE to a keys file, or HERALD_API_KEYS to name:role:token entries (role admin, viewer or producer), ' +
         'or set HERALD_INSECURE_NO_AUTH=true to run without authentication for local development only',
     );
   }
@@ -77,6 +85,8 @@ function arrange(env: EnvValues, apiKeys: ApiKey[], tracing: TracingConfig | nul
     redisUrl: env.REDIS_URL,
     amqpUrl: env.AMQP_URL,
     apiKeys,
+    /** HERALD_API_KEYS_FILE: more keys, re-read when the file changes. */
+    apiKeysFile: env.HERALD_API_KEYS_FILE ?? null,
     /** Only with HERALD_INSECURE_NO_AUTH=true: every request is treated as admin. */
     authDisabled: env.HERALD_INSECURE_NO_AUTH,
     queuePrefix: env.HERALD_QUEUE_PREFIX,
@@ -154,11 +164,13 @@ function parseApiKeys(raw: string | undefined): ApiKey[] {
     const token = rest.join(':');
     // Never echo the token itself in the error.
     const where = `HERALD_API_KEYS entry ${i + 1}${name ? ` ("${name}")` : ''}`;
-    if (!name || !/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new ConfigError(`${where}: name must be 1–64 characters of A-Z a-z 0-9 _ . - (format name:role:token)`);
-    if (role !== 'admin' && role !== 'producer') throw new ConfigError(`${where}: role must be admin or producer`);
+    if (!name || !KEY_NAME.test(name)) throw new ConfigError(`${where}: name must be 1–64 characters of A-Z a-z 0-9 _ . - (format name:role:token)`);
+    if (role !== 'admin' && role !== 'viewer' && role !== 'producer') throw new ConfigError(`${where}: role must be admin, viewer or producer`);
+    // A producer's name is its tenant.
+    if (role === 'producer' && !TENANT_NAME.test(name)) throw new ConfigError(`${where}: a producer's name is its tenant: 1–64 characters of a-z 0-9 _ -`);
     if (token.length < MIN_TOKEN_LENGTH) throw new ConfigError(`${where}: token must be at least ${MIN_TOKEN_LENGTH} characters`);
     if (/\s/.test(token)) throw new ConfigError(`${where}: token must not contain whitespace`);
-    return { name, role, token } satisfies ApiKey;
+    return { name, role, tenant: role === 'producer' ? name : DEFAULT_TENANT, token } satisfies ApiKey;
   });
   const names = keys.map((k) => k.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);

@@ -121,7 +121,8 @@ describe('what the console reads', () => {
     const sub = await app.inject({ method: 'POST', url: '/v1/subscriptions', headers: asAdmin, payload: { name: 's', topic: 'order.paid', target: { type: 'rabbitmq', exchange: 'x' } } });
     const id = sub.json().id as string;
     await sql.query(
-      "INSERT INTO deliveries (message_id, subscription_id, target_type, status, created_at, updated_at, dead_at) VALUES ('k-1', ?, 'rabbitmq', 'dead', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), '2026-01-01 10:00:00'), ('k-2', ?, 'rabbitmq', 'dead', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), '2026-01-02 10:00:00')",
+      // Deliveries name their message by seq; these two stand for messages 1001 and 1002.
+      "INSERT INTO deliveries (message_seq, message_id, subscription_id, target_type, status, created_at, updated_at, dead_at) VALUES (1001, 'k-1', ?, 'rabbitmq', 'dead', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), '2026-01-01 10:00:00'), (1002, 'k-2', ?, 'rabbitmq', 'dead', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), '2026-01-02 10:00:00')",
       [id, id],
     );
     const count = (q: string) => app.inject({ url: `/v1/subscriptions/${id}/dead-deliveries/count${q}`, headers: asAdmin });
@@ -135,7 +136,7 @@ describe('what the console reads', () => {
 
   it('says who is signed in', async () => {
     expect((await app.inject({ url: '/v1/me', headers: asAdmin })).json()).toEqual({ name: 'ops', role: 'admin' });
-    expect((await app.inject({ url: '/v1/me', headers: asProducer })).json()).toEqual({ name: 'orders', role: 'producer' });
+    expect((await app.inject({ url: '/v1/me', headers: asProducer })).json()).toEqual({ name: 'default', role: 'producer' });
     expect((await app.inject({ url: '/v1/me' })).statusCode).toBe(401);
   });
 });

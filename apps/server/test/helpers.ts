@@ -10,10 +10,11 @@ import { parseConfig } from '../src/config';
 export const MYSQL_SERVER = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 export const REDIS_URL = process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-// Test-only tokens; they guard nothing outside these tests.
+// Test-only tokens; they guard nothing outside these tests. The producer is the `default`
+// tenant's, whose deliveries carry bare message ids (tenants have their own tests).
 export const ADMIN_TOKEN = 'test-admin-token-0000000000000000';
 export const PRODUCER_TOKEN = 'test-producer-token-000000000000';
-export const API_KEYS = `ops:admin:${ADMIN_TOKEN},orders:producer:${PRODUCER_TOKEN}`;
+export const API_KEYS = `ops:admin:${ADMIN_TOKEN},default:producer:${PRODUCER_TOKEN}`;
 
 // A test-only check-signing secret.
 export const TEST_CHECK_SECRET = 'whsec_dGVzdC1vbmx5LWNoZWNrLXNlY3JldC0wMTIzNDU2Nzg5';

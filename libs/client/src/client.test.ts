@@ -45,6 +45,14 @@ describe('HeraldClient', () => {
     expect(seen[0]).toMatchObject({ method: 'POST', url: '/v1/messages/a%3Ab/confirm', body: '' });
   });
 
+  it('names the tenant of an id for admin and viewer calls when asked, and only then', async () => {
+    reset(json(200, { id: 'a:b' }));
+    await client().getMessage('a:b', { tenant: 'team-a' });
+    await client().cancel('a:b', { tenant: 'team-a' });
+    await client().getMessage('a:b');
+    expect(seen.map((s) => s.url)).toEqual(['/v1/messages/a%3Ab?tenant=team-a', '/v1/messages/a%3Ab/cancel?tenant=team-a', '/v1/messages/a%3Ab']);
+  });
+
   it('retries an idempotent call through a hang-up and 503s, with the same id every time', async () => {
     reset(hangUp, json(503, { statusCode: 503, error: 'Service Unavailable', message: 'MySQL unavailable' }), json(200, { id: 'p-1' }));
     await client().prepare({ topic: 'order.paid', payload: 1, checkUrl: 'http://x/check' });

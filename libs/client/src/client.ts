@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { HeraldApiError, HeraldNetworkError } from './errors';
 import { ROUTES, type Operation } from './routes';
 import type {
-  AuditPage,
   BulkRedeliverInput,
   CallerResult,
   DeadCountInput,
   DeadCountResult,
+  HeraldAuditPage,
   ListAuditInput,
   MinuteRatesResult,
   StatsResult,
@@ -83,6 +83,16 @@ const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
  * A `Retry-After` (seconds or HTTP date) is waited out in full, within `retry.deadlineMs`.
  * Creating a subscription, rotating a secret and the redeliver routes are not retried.
  */
+/**
+ * Admin and viewer tokens: the tenant of the message an id names, needed when several tenants
+ * use the id (the API answers 409 naming them). A producer's is always its own.
+ */
+export interface TenantOption {
+  tenant?: string;
+}
+
+const tenantQuery = (options: TenantOption) => (options.tenant === undefined ? undefined : { tenant: options.tenant });
+
 export class HeraldClient {
   private readonly baseUrl: string;
   private readonly fetch: typeof fetch;
@@ -111,18 +121,18 @@ export class HeraldClient {
   }
 
   /** Confirms (commits) a prepared message. Idempotent; 409 if it was cancelled. */
-  confirm(id: string): Promise<HeraldMessage> {
-    return this.call<HeraldMessage>('confirmMessage', { params: { id }, idempotent: true });
+  confirm(id: string, options: TenantOption = {}): Promise<HeraldMessage> {
+    return this.call<HeraldMessage>('confirmMessage', { params: { id }, query: tenantQuery(options), idempotent: true });
   }
 
   /** Cancels (rolls back) a prepared message. Idempotent; 409 if it was confirmed. */
-  cancel(id: string): Promise<HeraldMessage> {
-    return this.call<HeraldMessage>('cancelMessage', { params: { id }, idempotent: true });
+  cancel(id: string, options: TenantOption = {}): Promise<HeraldMessage> {
+    return this.call<HeraldMessage>('cancelMessage', { params: { id }, query: tenantQuery(options), idempotent: true });
   }
 
   /** A message with its status, checks and deliveries. */
-  getMessage(id: string): Promise<HeraldMessage> {
-    return this.call<HeraldMessage>('getMessage', { params: { id }, idempotent: true });
+  getMessage(id: string, options: TenantOption = {}): Promise<HeraldMessage> {
+    return this.call<HeraldMessage>('getMessage', { params: { id }, query: tenantQuery(options), idempotent: true });
   }
 
   /** One page of messages, newest first. */
@@ -131,13 +141,13 @@ export class HeraldClient {
   }
 
   /** A message's deliveries with every attempt. */
-  listDeliveries(id: string): Promise<HeraldDeliveryList> {
-    return this.call<HeraldDeliveryList>('listMessageDeliveries', { params: { id }, idempotent: true });
+  listDeliveries(id: string, options: TenantOption = {}): Promise<HeraldDeliveryList> {
+    return this.call<HeraldDeliveryList>('listMessageDeliveries', { params: { id }, query: tenantQuery(options), idempotent: true });
   }
 
   /** Replays a message's dead deliveries (admin). Not retried: a repeat would replay twice. */
-  redeliverMessage(id: string, body: RedeliverInput = {}): Promise<RequeuedResult> {
-    return this.call<RequeuedResult>('redeliverMessage', { params: { id }, body, idempotent: false });
+  redeliverMessage(id: string, body: RedeliverInput = {}, options: TenantOption = {}): Promise<RequeuedResult> {
+    return this.call<RequeuedResult>('redeliverMessage', { params: { id }, query: tenantQuery(options), body, idempotent: false });
   }
 
   /** Creates a subscription (admin). A webhook subscription's answer carries its `whsec_` secret. */
@@ -179,34 +189,34 @@ export class HeraldClient {
     return this.call<RequeuedResult>('redeliverSubscription', { params: { id }, body, idempotent: false });
   }
 
-  /** How many dead deliveries a subscription redeliver over [since, until) would replay now (admin). */
+  /** How many dead deliveries a subscription redeliver with this range would requeue (admin, viewer). */
   countDeadDeliveries(id: string, query: DeadCountInput = {}): Promise<DeadCountResult> {
     return this.call<DeadCountResult>('countSubscriptionDeadDeliveries', { params: { id }, query, idempotent: true });
-  }
-
-  /** Counts by state, backlog, oldest prepared message, table sizes, purge state (admin). */
-  stats(): Promise<StatsResult> {
-    return this.call<StatsResult>('getStats', { idempotent: true });
-  }
-
-  /** Per-minute created, confirmed and delivered counts of the last hour (admin). */
-  minuteRates(): Promise<MinuteRatesResult> {
-    return this.call<MinuteRatesResult>('getMinuteRates', { idempotent: true });
-  }
-
-  /** Each subscription's delivered and dead counts, failure rate and last error (admin). */
-  subscriptionHealth(query: SubscriptionHealthInput = {}): Promise<SubscriptionHealthResult> {
-    return this.call<SubscriptionHealthResult>('getSubscriptionHealth', { query, idempotent: true });
-  }
-
-  /** Operator actions, newest first (admin). */
-  listAudit(query: ListAuditInput = {}): Promise<AuditPage> {
-    return this.call<AuditPage>('listAudit', { query, idempotent: true });
   }
 
   /** The calling key's name and role. */
   whoAmI(): Promise<CallerResult> {
     return this.call<CallerResult>('getCaller', { idempotent: true });
+  }
+
+  /** One page of the operator audit log, newest first (admin, viewer). */
+  listAudit(query: ListAuditInput = {}): Promise<HeraldAuditPage> {
+    return this.call<HeraldAuditPage>('listAudit', { query, idempotent: true });
+  }
+
+  /** Counts by state, backlog, table sizes and purge progress (admin, viewer). */
+  stats(): Promise<StatsResult> {
+    return this.call<StatsResult>('getStats', { idempotent: true });
+  }
+
+  /** Per-minute counts of the last hour (admin, viewer). */
+  minuteRates(): Promise<MinuteRatesResult> {
+    return this.call<MinuteRatesResult>('getMinuteRates', { idempotent: true });
+  }
+
+  /** Each subscription's delivered and dead counts over a window (admin, viewer). */
+  subscriptionHealth(query: SubscriptionHealthInput = {}): Promise<SubscriptionHealthResult> {
+    return this.call<SubscriptionHealthResult>('getSubscriptionHealth', { query, idempotent: true });
   }
 
   /** `GET /healthz`. */

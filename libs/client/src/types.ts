@@ -33,6 +33,25 @@ import type {
 // schema change on the service is a type error here. Only types are imported: the client ships
 // no schema code and no runtime dependency.
 
+/** `GET /v1/me`: the calling key's name and role. */
+export type CallerResult = Static<typeof Caller>;
+/** Query of `GET /v1/audit`. */
+export type ListAuditInput = Static<typeof ListAuditQuery>;
+/** One page of the operator audit log. */
+export type HeraldAuditPage = Static<typeof AuditList>;
+/** `GET /v1/stats`. */
+export type StatsResult = Static<typeof Stats>;
+/** `GET /v1/stats/rates`. */
+export type MinuteRatesResult = Static<typeof MinuteRates>;
+/** Query of `GET /v1/stats/subscriptions`. */
+export type SubscriptionHealthInput = Static<typeof SubscriptionHealthQuery>;
+/** `GET /v1/stats/subscriptions`. */
+export type SubscriptionHealthResult = Static<typeof SubscriptionHealthList>;
+/** Query of `GET /v1/subscriptions/{id}/dead-deliveries/count`. */
+export type DeadCountInput = Static<typeof DeadCountQuery>;
+/** `GET /v1/subscriptions/{id}/dead-deliveries/count`. */
+export type DeadCountResult = Static<typeof DeadCount>;
+
 /** Body of `POST /v1/messages`. */
 export type PrepareMessageInput = Static<typeof PrepareMessageBody>;
 /** A message as the service returns it. */
@@ -65,21 +84,6 @@ export type RotatedSecretResult = Static<typeof RotatedSecret>;
 export type BulkRedeliverInput = Static<typeof BulkRedeliverBody>;
 /** `GET /healthz`. */
 export type LivenessResult = Static<typeof Liveness>;
-/** Query and answer of `GET /v1/subscriptions/{id}/dead-deliveries/count`. */
-export type DeadCountInput = Static<typeof DeadCountQuery>;
-export type DeadCountResult = Static<typeof DeadCount>;
-/** `GET /v1/stats`. */
-export type StatsResult = Static<typeof Stats>;
-/** `GET /v1/stats/rates`. */
-export type MinuteRatesResult = Static<typeof MinuteRates>;
-/** Query and answer of `GET /v1/stats/subscriptions`. */
-export type SubscriptionHealthInput = Static<typeof SubscriptionHealthQuery>;
-export type SubscriptionHealthResult = Static<typeof SubscriptionHealthList>;
-/** Query and answer of `GET /v1/audit`. */
-export type ListAuditInput = Static<typeof ListAuditQuery>;
-export type AuditPage = Static<typeof AuditList>;
-/** `GET /v1/me`: the calling key's name and role. */
-export type CallerResult = Static<typeof Caller>;
 /** `GET /readyz` (200 or 503). */
 export type ReadinessResult = Static<typeof Readiness>;
 /** The error body of every non-2xx answer. */

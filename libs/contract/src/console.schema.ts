@@ -17,6 +17,7 @@ export const AuditEntry = Type.Object({
   action: Type.String({ description: '`<target type>.<verb>`, e.g. `message.confirm`, `subscription.disable`', examples: ['message.cancel'] }),
   targetType: StringEnum(['message', 'subscription'] as const),
   targetId: Type.String(),
+  tenant: Type.Union([Type.String(), Type.Null()], { description: 'the tenant of the message acted on; null for a subscription' }),
   reason: Type.Union([Type.String(), Type.Null()]),
   outcome: Type.String({ description: 'what came of it, e.g. `prepared → cancelled`, `requeued 3`, `not found`' }),
 });
@@ -30,6 +31,7 @@ export const ListAuditQuery = Type.Object(
   {
     targetType: Type.Optional(StringEnum(['message', 'subscription'] as const)),
     targetId: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'with targetType: one message’s or subscription’s entries' })),
+    tenant: Type.Optional(Type.String({ pattern: '^[a-z0-9_-]{1,64}$', description: 'only actions on this tenant’s messages' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size, 1–200' })),
     cursor: Type.Optional(Type.String({ maxLength: 64, description: 'Opaque: the nextCursor of the previous page' })),
   },
@@ -55,7 +57,7 @@ export const DeadCount = Type.Object({ dead: Type.Integer({ description: 'dead d
 
 export const Caller = Type.Object({
   name: Type.String({ description: 'the key’s name' }),
-  role: Type.String({ description: 'the key’s role', examples: ['admin'] }),
+  role: StringEnum(['admin', 'viewer', 'producer'] as const, { description: 'the key’s role: a viewer may read everything and change nothing', examples: ['viewer'] }),
 });
 
 export const SubscriptionHealth = Type.Object({

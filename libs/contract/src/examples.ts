@@ -10,6 +10,7 @@ import type { Subscription } from './subscription.schema';
 const policy = { checkAfterMs: 30000, checkIntervalMs: 10000, maxChecks: 15, onChecksExhausted: 'rollback' as const, delayMs: 0 };
 const base = {
   id: 'order-1001:paid',
+  tenant: 'orders',
   topic: 'order.paid',
   key: 'order-1001',
   payload: { orderId: 1001, amount: 4200 },

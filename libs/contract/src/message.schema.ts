@@ -63,8 +63,12 @@ export const CheckAttempt = Type.Object({
   error: Type.Union([Type.String(), Type.Null()], { description: 'why the answer counted as unknown' }),
 });
 
+/** A team sharing Herald; every message belongs to one. */
+export const Tenant = Type.String({ pattern: '^[a-z0-9_-]{1,64}$', description: 'A tenant: 1–64 characters of a-z 0-9 _ -' });
+
 export const Message = Type.Object(
   {
+    tenant: { ...Tenant, description: 'The tenant the message belongs to: that of the key that prepared it (`default` for messages stored before tenants)' },
     id: MessageId,
     topic: Topic,
     key: Type.Union([Type.String(), Type.Null()]),
@@ -94,8 +98,15 @@ export type Message = Static<typeof Message>;
 
 export const MessageIdParams = Type.Object({ id: MessageId });
 
+/** On a message route: admins and viewers name the message's tenant; a producer's is always its own. */
+export const TenantQuery = Type.Object(
+  { tenant: Type.Optional({ ...Tenant, description: 'Admin and viewer: the tenant of the message (needed when several tenants hold the id). A producer may only name its own.' }) },
+  { additionalProperties: false },
+);
+
 export const ListMessagesQuery = Type.Object(
   {
+    tenant: Type.Optional({ ...Tenant, description: 'Admin and viewer: only this tenant\'s messages. A producer always sees only its own.' }),
     status: Type.Optional(MessageStatus),
     topic: Type.Optional(Topic),
     key: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x20-\\x7E]*$', description: 'Exact business key' })),

@@ -7,7 +7,7 @@ import {
   attemptValues,
   INSERT_ATTEMPTS,
   LOCK_DELIVERIES_SKIP_LOCKED,
-  LOCK_MESSAGE_IDS_SKIP_LOCKED,
+  LOCK_MESSAGE_SEQS_SKIP_LOCKED,
   RECORD_ATTEMPT,
   recordAttempts,
   type AttemptResultSet,
@@ -16,7 +16,7 @@ import {
 import { ERROR_MAX, type AttemptContext } from './rows';
 import { deliveries, type deliveryAttempts } from './schema/deliveries';
 import { runSql, selectSql, toNumber } from './sql.runner';
-import { BATCH_RETRY, lockMessages, rollUpMessageStatus, withDeadlockRetry } from './transactions';
+import { BATCH_RETRY, lockMessages, rollUpMessageStatus, uniqueSeqs, withDeadlockRetry } from './transactions';
 import { STALLED_BATCH_MS, WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
 
 export type AttemptOutcome =
@@ -29,7 +29,7 @@ export type AttemptOutcome =
 /** One attempt's result, ready to write: what the row becomes, and the attempt record. */
 interface AttemptWrite {
   job: DeliveryJobRef;
-  messageId: string;
+  messageSeq: bigint;
   outcome: AttemptOutcome;
   now: Date;
   set: AttemptResultSet;
@@ -82,7 +82,7 @@ export class AttemptRepository {
           : verdict;
     const write: AttemptWrite = {
       job,
-      messageId: context.message.id,
+      messageSeq: context.delivery.messageSeq,
       outcome,
       now,
       set: {
@@ -112,16 +112,16 @@ export class AttemptRepository {
   }
 
   /** Marks a delivery dead without an attempt (its subscription was deleted or disabled). */
-  async markDead(job: DeliveryJobRef, messageId: string, reason: string): Promise<boolean> {
+  async markDead(job: DeliveryJobRef, messageSeq: bigint, reason: string): Promise<boolean> {
     const now = this.now();
     return withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
-        await lockMessages(tx, [messageId]);
+        await lockMessages(tx, [messageSeq]);
         const [result] = await tx
           .update(deliveries)
           .set({ status: 'dead', deadAt: now, nextAttemptAt: null, leaseUntil: null, lastError: reason.slice(0, ERROR_MAX), updatedAt: now })
           .where(and(eq(deliveries.id, job.deliveryId), eq(deliveries.generation, job.generation), eq(deliveries.attempts, job.attempt), eq(deliveries.status, 'pending')));
-        if (result.affectedRows === 1) await rollUpMessageStatus(tx, [messageId], now);
+        if (result.affectedRows === 1) await rollUpMessageStatus(tx, [messageSeq], now);
         return result.affectedRows === 1;
       }),
     );
@@ -131,12 +131,12 @@ export class AttemptRepository {
   private writeOne(w: AttemptWrite): Promise<AttemptOutcome> {
     return withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
-        await lockMessages(tx, [w.messageId]);
+        await lockMessages(tx, [w.messageSeq]);
         const updated = await runSql(tx, RECORD_ATTEMPT, [...attemptResultValues(w.set), w.now, w.job.deliveryId, w.job.generation, w.job.attempt]);
         // Someone replayed or finished it meanwhile: this attempt's result no longer applies.
         if (updated.affectedRows !== 1) return { kind: 'stale' } as const;
         await runSql(tx, INSERT_ATTEMPTS, [[attemptValues(w.attempt)]]);
-        if (w.outcome.kind !== 'retry') await rollUpMessageStatus(tx, [w.messageId], w.now);
+        if (w.outcome.kind !== 'retry') await rollUpMessageStatus(tx, [w.messageSeq], w.now);
         return w.outcome;
       }),
     );
@@ -160,17 +160,16 @@ export class AttemptRepository {
           this.db.transaction(async (tx) => {
             fallbacks.clear();
             statements = 0;
-            const messageIds = [...new Set(ws.map((w) => w.messageId))].sort();
-            const lockedMessages = await selectSql<{ id: string }>(tx, LOCK_MESSAGE_IDS_SKIP_LOCKED, [messageIds]);
-            const heldMessages = new Set(lockedMessages.map((r) => r.id));
-            const ids = [...new Set(ws.filter((w) => heldMessages.has(w.messageId)).map((w) => w.job.deliveryId))].sort((a, b) => a - b);
+            const lockedMessages = await selectSql<{ seq: string }>(tx, LOCK_MESSAGE_SEQS_SKIP_LOCKED, [uniqueSeqs(ws.map((w) => w.messageSeq))]);
+            const heldMessages = new Set(lockedMessages.map((r) => BigInt(r.seq)));
+            const ids = [...new Set(ws.filter((w) => heldMessages.has(w.messageSeq)).map((w) => w.job.deliveryId))].sort((a, b) => a - b);
             const rows = ids.length === 0 ? [] : (await selectSql<DeliveryStateRecord>(tx, LOCK_DELIVERIES_SKIP_LOCKED, [ids])).map((r) => ({ ...r, id: toNumber(r.id) }));
             const held = new Set(rows.map((r) => r.id));
             const current = new Map(rows.map((r) => [r.id, r]));
             const live: AttemptWrite[] = [];
             const result = ws.map((w): AttemptAnswer => {
               // Not locked: held by another transaction (or gone) — the single path waits or finds out.
-              if (!heldMessages.has(w.messageId) || !held.has(w.job.deliveryId)) {
+              if (!heldMessages.has(w.messageSeq) || !held.has(w.job.deliveryId)) {
                 fallbacks.add('skipped-locked');
                 return undefined;
               }
@@ -189,7 +188,7 @@ export class AttemptRepository {
             if (updated.affectedRows !== live.length) throw new Error(`attempt batch changed ${updated.affectedRows} of ${live.length} deliveries`);
             await runSql(tx, INSERT_ATTEMPTS, [live.map((w) => attemptValues(w.attempt))]);
             const settled = live.filter((w) => w.outcome.kind !== 'retry');
-            if (settled.length > 0) await rollUpMessageStatus(tx, [...new Set(settled.map((w) => w.messageId))], settled[0]?.now ?? this.now());
+            if (settled.length > 0) await rollUpMessageStatus(tx, settled.map((w) => w.messageSeq), settled[0]?.now ?? this.now());
             return result;
           }),
         BATCH_RETRY.attempts,

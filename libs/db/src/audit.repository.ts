@@ -11,12 +11,15 @@ export interface AuditEntry {
   action: string;
   targetType: 'message' | 'subscription';
   targetId: string;
+  /** The tenant of the message acted on (ids are unique per tenant); null for a subscription. */
+  tenant?: string | null;
   reason?: string | null;
 }
 
 export interface AuditRecord extends Required<AuditEntry> {
   id: number;
   at: Date;
+  tenant: string | null;
   reason: string | null;
   outcome: string;
 }
@@ -27,6 +30,7 @@ export interface AuditListFilter {
   beforeId?: number;
   targetType?: AuditEntry['targetType'];
   targetId?: string;
+  tenant?: string;
 }
 
 /** Writes one audit row with `executor`, so a change and its record can commit together. */
@@ -37,6 +41,7 @@ export async function writeAudit(executor: HeraldDb | Tx, entry: AuditEntry, out
     action: entry.action,
     targetType: entry.targetType,
     targetId: entry.targetId,
+    tenant: entry.tenant ?? null,
     reason: entry.reason ? entry.reason.slice(0, 500) : null,
     outcome: outcome.slice(0, 200),
   });
@@ -61,6 +66,7 @@ export class AuditRepository {
     if (filter.beforeId !== undefined) where.push(lt(auditLog.id, filter.beforeId));
     if (filter.targetType) where.push(eq(auditLog.targetType, filter.targetType));
     if (filter.targetId) where.push(eq(auditLog.targetId, filter.targetId));
+    if (filter.tenant) where.push(eq(auditLog.tenant, filter.tenant));
     const rows = await this.db
       .select()
       .from(auditLog)

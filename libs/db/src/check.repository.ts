@@ -75,10 +75,11 @@ export class CheckRepository {
     const outcome = await withDeadlockRetry(() =>
       this.db.transaction(async (tx): Promise<CheckOutcome> => {
         transition = undefined;
-        const [row] = await tx.select().from(messages).where(eq(messages.id, ref.messageId)).for('update');
+        const [row] = await tx.select().from(messages).where(eq(messages.seq, ref.seq)).for('update');
         // Purged meanwhile: a call recorded now would outlive its message.
         if (!row) return { kind: 'stale' };
         await tx.insert(checkAttempts).values({
+          messageSeq: ref.seq,
           messageId: ref.messageId,
           checkNo: ref.check,
           startedAt: call.startedAt,
@@ -92,13 +93,13 @@ export class CheckRepository {
         const next = call.answer === 'commit' ? 'confirm' : call.answer === 'rollback' ? 'cancel' : afterUnknown(message, ref.check);
         const checked = { checks: ref.check };
         const settle = async (to: MessageStatus) => {
-          await tx.update(messages).set({ ...checked, ...decidedColumns(to, now) }).where(eq(messages.id, ref.messageId));
+          await tx.update(messages).set({ ...checked, ...decidedColumns(to, now) }).where(eq(messages.seq, ref.seq));
           transition = ['prepared', to];
         };
         switch (next) {
           case 'confirm':
             await settle('confirmed');
-            return { kind: 'confirmed', jobs: (await fanOutOne(tx, message, now)).jobs };
+            return { kind: 'confirmed', jobs: (await fanOutOne(tx, { ...message, seq: row.seq }, now)).jobs };
           case 'cancel':
             await settle('cancelled');
             return { kind: 'cancelled' };
@@ -107,7 +108,7 @@ export class CheckRepository {
             return { kind: 'held' };
           default: {
             const nextCheckAt = new Date(now.getTime() + nextCheckDelayMs(message, ref.check, this.options.checkIntervalCapMs));
-            await tx.update(messages).set({ ...checked, nextCheckAt, updatedAt: now }).where(eq(messages.id, ref.messageId));
+            await tx.update(messages).set({ ...checked, nextCheckAt, updatedAt: now }).where(eq(messages.seq, ref.seq));
             return { kind: 'ask-again', nextCheckAt };
           }
         }
@@ -118,8 +119,8 @@ export class CheckRepository {
   }
 
   /** The check calls made for a message, oldest first. */
-  async attempts(messageId: string): Promise<CheckAttemptRecord[]> {
-    const rows = await this.db.select().from(checkAttempts).where(eq(checkAttempts.messageId, messageId)).orderBy(asc(checkAttempts.id));
+  async attempts(messageSeq: bigint): Promise<CheckAttemptRecord[]> {
+    const rows = await this.db.select().from(checkAttempts).where(eq(checkAttempts.messageSeq, messageSeq)).orderBy(asc(checkAttempts.id));
     return rows.map(toCheckAttemptRecord);
   }
 }

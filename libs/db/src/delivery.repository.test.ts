@@ -4,6 +4,9 @@ import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise'
 import type { DeliveryJobRef } from '@herald/domain';
 import { AttemptRepository, ClaimRepository, createDatabasePool, createDb, migrate, MessageRepository, subscriptions, type WriteBatchReport } from './index';
 
+/** A message of the default tenant, where every message stored without a tenant lives. */
+const def = (id: string) => ({ tenant: 'default', id });
+
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const name = `herald_test_dlv_${randomBytes(4).toString('hex')}`;
 const url = `${server}/${name}`;
@@ -75,7 +78,7 @@ describe('AttemptRepository group commit of attempt results', () => {
     const [attemptRows] = await pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM delivery_attempts');
     expect(Number(attemptRows[0]?.n)).toBe(20 + 2 + 1);
 
-    const status = async (id: string) => (await messages.findById(id))?.status;
+    const status = async (id: string) => (await messages.find(def(id)))?.status;
     for (let i = 0; i < 10; i++) expect(await status(`batch-${i}`)).toBe('delivered'); // both deliveries of messages 0–9
     expect(await status('batch-10')).toBe('failed'); // jobs 20 (dead) and 21 (pending)
     expect(await status('batch-11')).toBe('confirmed'); // job 22 delivered, job 23 never attempted
@@ -133,7 +136,7 @@ describe('AttemptRepository group commit of attempt results', () => {
       [1, false, null, 4, 'target is malformed'],
       [1, false, 410, 5, 'endpoint answered HTTP 410'],
     ]);
-    const status = async (id: string) => (await messages.findById(id))?.status;
+    const status = async (id: string) => (await messages.find(def(id)))?.status;
     expect([await status('mix-0'), await status('mix-1'), await status('mix-2')]).toEqual(['delivered', 'failed', 'failed']);
   });
 

@@ -16,27 +16,28 @@ export class DeliveryRepository {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  async forMessage(messageId: string): Promise<DeliverySummary[]> {
-    const rows = await this.db.select().from(deliveries).where(eq(deliveries.messageId, messageId)).orderBy(asc(deliveries.id));
+  /** A message's deliveries; `messageSeq` names the message whatever its tenant. */
+  async forMessage(messageSeq: bigint): Promise<DeliverySummary[]> {
+    const rows = await this.db.select().from(deliveries).where(eq(deliveries.messageSeq, messageSeq)).orderBy(asc(deliveries.id));
     return rows.map(toDeliverySummary);
   }
 
-  /** Delivery summaries of several messages in one query, by message id. */
-  async forMessages(messageIds: readonly string[]): Promise<Map<string, DeliverySummary[]>> {
-    const byMessage = new Map<string, DeliverySummary[]>();
-    if (messageIds.length === 0) return byMessage;
-    const rows = await this.db.select().from(deliveries).where(inArray(deliveries.messageId, [...messageIds])).orderBy(asc(deliveries.id));
+  /** Delivery summaries of several messages in one query, by message seq. */
+  async forMessages(messageSeqs: readonly bigint[]): Promise<Map<bigint, DeliverySummary[]>> {
+    const byMessage = new Map<bigint, DeliverySummary[]>();
+    if (messageSeqs.length === 0) return byMessage;
+    const rows = await this.db.select().from(deliveries).where(inArray(deliveries.messageSeq, [...messageSeqs])).orderBy(asc(deliveries.id));
     for (const row of rows) {
-      const list = byMessage.get(row.messageId) ?? [];
+      const list = byMessage.get(row.messageSeq) ?? [];
       list.push(toDeliverySummary(row));
-      byMessage.set(row.messageId, list);
+      byMessage.set(row.messageSeq, list);
     }
     return byMessage;
   }
 
   /** Each delivery of a message with its attempts, newest attempt first. */
-  async forMessageWithAttempts(messageId: string): Promise<Array<DeliverySummary & { attemptsLog: AttemptRecord[] }>> {
-    const summaries = await this.forMessage(messageId);
+  async forMessageWithAttempts(messageSeq: bigint): Promise<Array<DeliverySummary & { attemptsLog: AttemptRecord[] }>> {
+    const summaries = await this.forMessage(messageSeq);
     if (summaries.length === 0) return [];
     const attempts = await this.db
       .select()
@@ -72,9 +73,9 @@ export class DeliveryRepository {
    * Replays a message's dead deliveries (with `all`, its delivered ones too) as a new generation.
    * Pending ones are left alone: they are on their way, and one may be sending now.
    */
-  async replayMessage(messageId: string, all: boolean, audit?: AuditEntry): Promise<DeliveryJobRef[]> {
+  async replayMessage(messageSeq: bigint, all: boolean, audit?: AuditEntry): Promise<DeliveryJobRef[]> {
     const statuses: DeliveryStatus[] = all ? ['dead', 'delivered'] : ['dead'];
-    return this.replay(and(eq(deliveries.messageId, messageId), inArray(deliveries.status, statuses)), audit);
+    return this.replay(and(eq(deliveries.messageSeq, messageSeq), inArray(deliveries.status, statuses)), audit);
   }
 
   /** Replays a subscription's dead deliveries that died within [since, until). */
@@ -97,17 +98,17 @@ export class DeliveryRepository {
           if (audit) await writeAudit(tx, audit, 'requeued 0', now);
           return [];
         };
-        const candidates = await tx.selectDistinct({ messageId: deliveries.messageId }).from(deliveries).where(where);
+        const candidates = await tx.selectDistinct({ messageSeq: deliveries.messageSeq }).from(deliveries).where(where);
         if (candidates.length === 0) return noneAudited();
-        await lockMessages(tx, candidates.map((c) => c.messageId));
-        const rows = await tx.select({ id: deliveries.id, messageId: deliveries.messageId }).from(deliveries).where(where).for('update');
+        await lockMessages(tx, candidates.map((c) => c.messageSeq));
+        const rows = await tx.select({ id: deliveries.id, messageSeq: deliveries.messageSeq }).from(deliveries).where(where).for('update');
         if (rows.length === 0) return noneAudited();
         const ids = rows.map((r) => r.id);
         await tx
           .update(deliveries)
           .set({ status: 'pending', generation: sql`${deliveries.generation} + 1`, attempts: 0, nextAttemptAt: now, leaseUntil: null, deadAt: null, deliveredAt: null, updatedAt: now })
           .where(inArray(deliveries.id, ids));
-        await rollUpMessageStatus(tx, [...new Set(rows.map((r) => r.messageId))], now);
+        await rollUpMessageStatus(tx, rows.map((r) => r.messageSeq), now);
         const after = await tx.select({ id: deliveries.id, generation: deliveries.generation }).from(deliveries).where(inArray(deliveries.id, ids));
         if (audit) await writeAudit(tx, audit, `requeued ${ids.length}`, now);
         return after.map((r) => ({ deliveryId: r.id, generation: r.generation, attempt: 0, runAt: now }));

@@ -15,19 +15,19 @@ export type ContextRecord = Record<string, unknown> & { s_id: string | null };
 
 /** `?`: the delivery ids, an array (never empty). */
 export const SELECT_CONTEXTS = `SELECT ${DELIVERY_ROW.select}, ${MESSAGE_ROW.select}, ${SUBSCRIPTION_ROW.select} FROM deliveries d
-  INNER JOIN messages m ON m.id = d.message_id
+  INNER JOIN messages m ON m.seq = d.message_seq
   LEFT JOIN subscriptions s ON s.id = d.subscription_id
   WHERE d.id IN (?)`;
 
 /** Fan-out: `?` takes an array of `newDeliveryValues`. */
-export const INSERT_DELIVERIES = 'INSERT INTO deliveries (message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, lease_until, created_at, updated_at) VALUES ?';
+export const INSERT_DELIVERIES = 'INSERT INTO deliveries (message_seq, message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, lease_until, created_at, updated_at) VALUES ?';
 
 /**
  * One new delivery of `INSERT_DELIVERIES`: pending, first generation, no attempt yet, due at
  * `runAt`; with `leaseUntil`, already leased to the process whose transaction creates it.
  */
-export function newDeliveryValues(messageId: string, subscriptionId: string, targetType: string, runAt: Date, now: Date, leaseUntil: Date | null = null): SqlParam[] {
-  return [messageId, subscriptionId, targetType, 'pending', 0, 0, runAt, leaseUntil, now, now];
+export function newDeliveryValues(message: { seq: bigint; id: string }, subscriptionId: string, targetType: string, runAt: Date, now: Date, leaseUntil: Date | null = null): SqlParam[] {
+  return [message.seq, message.id, subscriptionId, targetType, 'pending', 0, 0, runAt, leaseUntil, now, now];
 }
 
 /**
@@ -63,9 +63,9 @@ export function deliveryInserts(rows: SqlParam[][]): SqlParam[][][] {
 
 /**
  * Fan-out, the read-back of the new deliveries' ids by (message, subscription) for the messages
- * (`?`, an array); the fan-out knows the rest of each row and orders them itself.
+ * (`?`, their seqs); the fan-out knows the rest of each row and orders them itself.
  */
-export const SELECT_NEW_DELIVERIES = 'SELECT id, message_id, subscription_id FROM deliveries WHERE message_id IN (?)';
+export const SELECT_NEW_DELIVERIES = 'SELECT id, message_seq, subscription_id FROM deliveries WHERE message_seq IN (?)';
 
 /**
  * A lone claim: taken if the row is unleased, its lease ran out, or it is still the lease this
@@ -83,11 +83,11 @@ export function setLeases(n: number): string {
   return `UPDATE deliveries SET lease_until = ${caseById(n)}, updated_at = ? WHERE id IN (?)`;
 }
 
-/** Every write to a message's deliveries first locks the messages (`?`, an array), in id order. */
-export const LOCK_MESSAGE_IDS = 'SELECT id FROM messages WHERE id IN (?) ORDER BY id FOR UPDATE';
+/** Every write to a message's deliveries first locks the messages (`?`, their seqs), in seq order. */
+export const LOCK_MESSAGE_SEQS = 'SELECT seq FROM messages WHERE seq IN (?) ORDER BY seq FOR UPDATE';
 
-/** `LOCK_MESSAGE_IDS` for a batch: held rows are skipped. */
-export const LOCK_MESSAGE_IDS_SKIP_LOCKED = 'SELECT id FROM messages WHERE id IN (?) ORDER BY id FOR UPDATE SKIP LOCKED';
+/** `LOCK_MESSAGE_SEQS` for a batch: held rows are skipped. */
+export const LOCK_MESSAGE_SEQS_SKIP_LOCKED = 'SELECT seq FROM messages WHERE seq IN (?) ORDER BY seq FOR UPDATE SKIP LOCKED';
 
 /** An attempt batch, the locking read of its deliveries (`?`, an array), in id order; held rows are skipped. */
 export const LOCK_DELIVERIES_SKIP_LOCKED = 'SELECT id, status, generation, attempts FROM deliveries WHERE id IN (?) ORDER BY id FOR UPDATE SKIP LOCKED';
@@ -135,17 +135,17 @@ export const INSERT_ATTEMPTS = 'INSERT INTO delivery_attempts (delivery_id, gene
 
 /**
  * Sets committed messages' status from their deliveries (see `rollUpMessageStatus`): now, then
- * the message ids (an array).
+ * the message seqs (an array).
  */
 export const ROLL_UP_MESSAGE_STATUS = `
     UPDATE messages m SET
       m.status = CASE
-        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id AND d.status = 'dead') THEN 'failed'
-        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id AND d.status = 'pending') THEN 'confirmed'
-        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_subscription) WHERE d.message_id = m.id) THEN 'delivered'
+        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_seq_subscription) WHERE d.message_seq = m.seq AND d.status = 'dead') THEN 'failed'
+        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_seq_subscription) WHERE d.message_seq = m.seq AND d.status = 'pending') THEN 'confirmed'
+        WHEN EXISTS (SELECT 1 FROM deliveries d FORCE INDEX (uq_deliveries_message_seq_subscription) WHERE d.message_seq = m.seq) THEN 'delivered'
         ELSE 'confirmed' END,
       m.updated_at = ?
-    WHERE m.id IN (?)
+    WHERE m.seq IN (?)
       AND m.status IN ('confirmed', 'delivered', 'failed')`;
 
 /** A delivery's state as the locking reads of a claim or an attempt batch return it. */

@@ -64,6 +64,8 @@ export async function leasingTransaction<T>(db: HeraldDb, slots: LeaseSlots | un
 
 /** A message whose deliveries a commit creates; `stored` (its API form) lets them be leased. */
 export interface FanOutSource {
+  /** Names the message whatever its tenant: deliveries reference it by this. */
+  seq: bigint;
   id: string;
   topic: string;
   delayMs: number;
@@ -76,34 +78,35 @@ export interface FanOutSource {
  * and one read-back for the whole batch. With `hold`, deliveries due now of messages given with
  * `stored` are created leased to this process, as many as it has slots for.
  */
-export async function fanOut(tx: Tx, batch: readonly FanOutSource[], now: Date, hold?: SlotHold): Promise<Map<string, FanOut>> {
-  const result = new Map<string, FanOut>();
+export async function fanOut(tx: Tx, batch: readonly FanOutSource[], now: Date, hold?: SlotHold): Promise<Map<bigint, FanOut>> {
+  const result = new Map<bigint, FanOut>();
   if (batch.length === 0) return result;
   const enabled = await SubscriptionRepository.enabled(tx);
-  const runAts = new Map<string, Date>();
+  const runAts = new Map<bigint, Date>();
   const planned = batch.flatMap((message) => {
     const runAt = new Date(now.getTime() + message.delayMs);
-    runAts.set(message.id, runAt);
+    runAts.set(message.seq, runAt);
     return enabled.filter((s) => topicMatches(s.topic, message.topic)).map((subscription) => ({ message, subscription, runAt, leaseUntil: null as Date | null }));
   });
   if (planned.length === 0) return result;
   const leasable = hold ? planned.filter((p) => p.message.stored && p.message.delayMs === 0) : [];
   const granted = hold && leasable.length > 0 ? hold.take(leasable.length) : 0;
   for (const p of leasable.slice(0, granted)) p.leaseUntil = new Date(now.getTime() + (hold as SlotHold).slots.leaseMs(p.subscription.target));
-  const values = planned.map((p) => newDeliveryValues(p.message.id, p.subscription.id, p.subscription.target.type, p.runAt, now, p.leaseUntil));
+  const values = planned.map((p) => newDeliveryValues(p.message, p.subscription.id, p.subscription.target.type, p.runAt, now, p.leaseUntil));
   for (const chunk of deliveryInserts(values)) await runSql(tx, INSERT_DELIVERIES, [chunk]);
-  const rows = await selectSql<{ id: string | number; message_id: string; subscription_id: string }>(tx, SELECT_NEW_DELIVERIES, [[...runAts.keys()]]);
-  const ids = new Map(rows.map((r) => [`${r.message_id}\n${r.subscription_id}`, toNumber(r.id)]));
+  const rows = await selectSql<{ id: string | number; message_seq: string | number; subscription_id: string }>(tx, SELECT_NEW_DELIVERIES, [[...runAts.keys()]]);
+  const ids = new Map(rows.map((r) => [`${r.message_seq}\n${r.subscription_id}`, toNumber(r.id)]));
   for (const p of planned) {
-    const id = ids.get(`${p.message.id}\n${p.subscription.id}`);
+    const id = ids.get(`${p.message.seq}\n${p.subscription.id}`);
     // The read-back runs in the inserting transaction under the unique (message, subscription) key.
     if (id === undefined) throw new Error(`delivery of message ${p.message.id} to ${p.subscription.id} missing after its insert`);
     const job = { deliveryId: id, generation: 0, attempt: 0, runAt: p.runAt };
-    const entry = result.get(p.message.id) ?? { jobs: [], deliveries: [], leased: [] };
+    const entry = result.get(p.message.seq) ?? { jobs: [], deliveries: [], leased: [] };
     entry.deliveries.push({ id, subscriptionId: p.subscription.id, targetType: p.subscription.target.type, status: 'pending', attempts: 0, lastError: null, lastStatusCode: null, nextAttemptAt: p.runAt, deliveredAt: null, deadAt: null });
     if (p.leaseUntil && p.message.stored) {
       const delivery: DeliveryRow = {
         id,
+        messageSeq: p.message.seq,
         messageId: p.message.id,
         subscriptionId: p.subscription.id,
         targetType: p.subscription.target.type,
@@ -123,7 +126,7 @@ export async function fanOut(tx: Tx, batch: readonly FanOutSource[], now: Date, 
     } else {
       entry.jobs.push(job);
     }
-    result.set(p.message.id, entry);
+    result.set(p.message.seq, entry);
   }
   // API order: deliveries by id, as a read of them would list them.
   for (const entry of result.values()) entry.deliveries.sort((a, b) => a.id - b.id);
@@ -132,5 +135,5 @@ export async function fanOut(tx: Tx, batch: readonly FanOutSource[], now: Date, 
 
 /** The fan-out of one message (see `fanOut`). */
 export async function fanOutOne(tx: Tx, message: FanOutSource, now: Date): Promise<FanOut> {
-  return (await fanOut(tx, [message], now)).get(message.id) ?? { jobs: [], deliveries: [], leased: [] };
+  return (await fanOut(tx, [message], now)).get(message.seq) ?? { jobs: [], deliveries: [], leased: [] };
 }

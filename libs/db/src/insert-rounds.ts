@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { HeraldDb } from './connection';
-import type { NewMessageRow } from './rows';
+import { refKey, type NewMessageRow } from './rows';
 import type { MessageRow } from './schema/messages';
 import { isDuplicateKey } from './transactions';
 
@@ -24,14 +24,14 @@ export interface InsertRounds {
 }
 
 /**
- * Inserts rows (distinct ids) in rounds of one multi-row INSERT each. A failed INSERT stored
+ * Inserts rows (distinct (tenant, id)s) in rounds of one multi-row INSERT each. A failed INSERT stored
  * nothing, so after a duplicate id one read (`find`) picks out the ids already stored and the
  * rest are tried again. Any other error ends the rounds; the caller decides about the rest.
  */
 export async function insertInRounds(
   rows: NewMessageRow[],
   insert: (rows: NewMessageRow[]) => Promise<unknown>,
-  find: (ids: string[]) => Promise<Map<string, MessageRow>>,
+  find: (rows: NewMessageRow[]) => Promise<Map<string, MessageRow>>,
 ): Promise<InsertRounds> {
   const rounds: InsertRounds = { stored: [], taken: new Map(), rest: rows, statements: 0, duplicate: false };
   for (let round = 0; rounds.rest.length > 0 && round < INSERT_ROUNDS; round++) {
@@ -44,23 +44,23 @@ export async function insertInRounds(
     } catch (e) {
       if (!isDuplicateKey(e)) return { ...rounds, error: e };
       rounds.duplicate = true;
-      const existing = await find(pending.map((r) => r.id));
+      const existing = await find(pending);
       // The duplicate was not among the ids (cannot happen with one unique key): left to the caller.
       if (existing.size === 0) return { ...rounds, error: e };
       for (const row of pending) {
-        const stored = existing.get(row.id);
+        const stored = existing.get(refKey(row));
         if (stored) rounds.taken.set(row, stored);
       }
-      rounds.rest = pending.filter((r) => !existing.has(r.id));
+      rounds.rest = pending.filter((r) => !existing.has(refKey(r)));
     }
   }
   return rounds;
 }
 
-/** Each id's first row in a batch; later copies answer after it, as its retries would. */
+/** Each (tenant, id)'s first row in a batch, by `refKey`; later copies answer after it, as its retries would. */
 export function firstCopies(rows: NewMessageRow[]): Map<string, NewMessageRow> {
   const first = new Map<string, NewMessageRow>();
-  for (const row of rows) if (!first.has(row.id)) first.set(row.id, row);
+  for (const row of rows) if (!first.has(refKey(row))) first.set(refKey(row), row);
   return first;
 }
 

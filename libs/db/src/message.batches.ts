@@ -3,8 +3,8 @@ import type { HeraldDb } from './connection';
 import { fanOut, leasingTransaction, type FanOut } from './fan-out';
 import { firstCopies, insertInRounds, insertWeight, InsertWeightLimit, type InsertRounds } from './insert-rounds';
 import type { LeaseSlots } from './lease-slots';
-import { CONFIRM_PREPARED, INSERT_MESSAGES, LOCK_MESSAGES_SKIP_LOCKED, MESSAGE_ROW, SELECT_MESSAGES_BY_ID, SELECT_PREPARED_IDS } from './message.statements';
-import { decidedColumns, toMessage, type NewMessageRow } from './rows';
+import { CONFIRM_PREPARED, INSERT_MESSAGES, LOCK_MESSAGES_SKIP_LOCKED, MESSAGE_ROW, SELECT_MESSAGES_BY_ID, SELECT_PREPARED_IDS, SELECT_SEQS_BY_ID } from './message.statements';
+import { decidedColumns, refKey, toMessage, type MessageRef, type NewMessageRow } from './rows';
 import type { MessageRow } from './schema/messages';
 import { runSql, selectSql } from './sql.runner';
 import { BATCH_RETRY, endsTransaction, isDuplicateKey, withDeadlockRetry } from './transactions';
@@ -46,7 +46,7 @@ export interface MessageBatchOptions {
 export class MessageBatches {
   private readonly inserts: WriteBatcher<NewMessageRow, InsertAnswer>;
   private readonly publishes: WriteBatcher<NewMessageRow, PublishAnswer>;
-  private readonly confirms: WriteBatcher<string, AppliedConfirm | undefined>;
+  private readonly confirms: WriteBatcher<MessageRef, AppliedConfirm | undefined>;
   private readonly weightLimit: InsertWeightLimit;
   private readonly onBatch: OnWriteBatch;
   private readonly now: () => Date;
@@ -70,7 +70,7 @@ export class MessageBatches {
     const byWeight = { maxWeight: () => this.weightLimit.current, weight: insertWeight };
     this.inserts = new WriteBatcher((rows) => this.insertMany(rows), { ...batches, ...byWeight });
     this.publishes = new WriteBatcher((rows) => this.publishMany(rows), { ...batches, ...byWeight });
-    this.confirms = new WriteBatcher((ids) => this.confirmMany(ids), batches);
+    this.confirms = new WriteBatcher((refs) => this.confirmMany(refs), batches);
   }
 
   insert(row: NewMessageRow): Promise<InsertAnswer> {
@@ -82,8 +82,8 @@ export class MessageBatches {
   }
 
   /** Undefined: the batch did not confirm it (not prepared, held elsewhere, or the batch failed). */
-  confirm(id: string): Promise<AppliedConfirm | undefined> {
-    return this.confirms.submit(id);
+  confirm(ref: MessageRef): Promise<AppliedConfirm | undefined> {
+    return this.confirms.submit(ref);
   }
 
   /**
@@ -96,7 +96,7 @@ export class MessageBatches {
     const first = firstCopies(rows);
     // A deadlocked INSERT (a victim of gap locks near its ids) was rolled back whole: run it again.
     const insert = (pending: NewMessageRow[]) => withDeadlockRetry(() => runSql(this.db, INSERT_MESSAGES, [pending.map(MESSAGE_ROW.values)]), BATCH_RETRY.attempts, BATCH_RETRY.options);
-    const rounds = await insertInRounds([...first.values()], insert, (ids) => this.findRows(ids));
+    const rounds = await insertInRounds([...first.values()], insert, (found) => this.findRows(found));
     const answers = new Map<NewMessageRow, InsertAnswer>();
     for (const row of rounds.stored) answers.set(row, { kind: 'stored' });
     for (const [row, stored] of rounds.taken) answers.set(row, { kind: 'exists', row: stored });
@@ -119,7 +119,7 @@ export class MessageBatches {
       const own = answers.get(row);
       if (own) return own;
       // A later copy of an id in the batch: it answers as a retry of the first would.
-      const original = first.get(row.id) as NewMessageRow;
+      const original = first.get(refKey(row)) as NewMessageRow;
       const theirs = answers.get(original) ?? { kind: 'failed', error: new Error(`message ${row.id} got no answer in its batch`) };
       return theirs.kind === 'stored' ? { kind: 'exists', row: { ...original, seq: 0n } } : theirs;
     });
@@ -140,23 +140,25 @@ export class MessageBatches {
       }
       return own;
     }), BATCH_RETRY.attempts, BATCH_RETRY.options);
-    const taken = [...answers].filter(([, a]) => a === 'duplicate').map(([row]) => row.id);
+    const taken = [...answers].filter(([, a]) => a === 'duplicate').map(([row]) => row);
     const existing = taken.length > 0 ? await this.findRows(taken) : new Map<string, MessageRow>();
     const result = new Map<NewMessageRow, InsertAnswer>();
     for (const [row, answer] of answers) {
       if (answer !== 'duplicate') result.set(row, answer);
       else {
-        const stored = existing.get(row.id);
+        const stored = existing.get(refKey(row));
         result.set(row, stored ? { kind: 'exists', row: stored } : { kind: 'failed', error: new Error(`message ${row.id} was a duplicate but cannot be read`) });
       }
     }
     return result;
   }
 
-  private async findRows(ids: string[]): Promise<Map<string, MessageRow>> {
-    if (ids.length === 0) return new Map();
-    const rows = await selectSql<object>(this.db, SELECT_MESSAGES_BY_ID, [[...new Set(ids)]]);
-    return new Map(rows.map((r) => MESSAGE_ROW.decode(r)).map((row) => [row.id, row]));
+  /** The stored rows of these (tenant, id)s, by `refKey`; other tenants' rows of the same ids are left out. */
+  private async findRows(refs: MessageRef[]): Promise<Map<string, MessageRow>> {
+    if (refs.length === 0) return new Map();
+    const wanted = new Set(refs.map(refKey));
+    const rows = await selectSql<object>(this.db, SELECT_MESSAGES_BY_ID, [[...new Set(refs.map((r) => r.id))]]);
+    return new Map(rows.map((r) => MESSAGE_ROW.decode(r)).filter((row) => wanted.has(refKey(row))).map((row) => [refKey(row), row]));
   }
 
   /**
@@ -169,7 +171,8 @@ export class MessageBatches {
     const now = this.now();
     const first = firstCopies(rows);
     const fallbacks = new Set<WriteBatchFallback>();
-    let fanOuts = new Map<string, FanOut>();
+    let fanOuts = new Map<bigint, FanOut>();
+    const seqs = new Map<string, bigint>();
     let rounds: InsertRounds;
     try {
       rounds = await insertInRounds(
@@ -177,10 +180,13 @@ export class MessageBatches {
         async (pending) => {
           fanOuts = await withDeadlockRetry(() => leasingTransaction(this.db, this.options.slots, async (tx, hold) => {
             await runSql(tx, INSERT_MESSAGES, [pending.map(MESSAGE_ROW.values)]);
-            return fanOut(tx, pending.map((row) => ({ ...row, stored: toMessage(row) })), now, hold);
+            // Deliveries reference their message by seq: read the new rows' seqs back in the same transaction.
+            const inserted = await selectSql<{ seq: string; tenant: string; id: string }>(tx, SELECT_SEQS_BY_ID, [pending.map((row) => row.id)]);
+            for (const r of inserted) seqs.set(refKey(r), BigInt(r.seq));
+            return fanOut(tx, pending.map((row) => ({ ...row, seq: seqs.get(refKey(row)) as bigint, stored: toMessage(row) })), now, hold);
           }, leasedIn), BATCH_RETRY.attempts, BATCH_RETRY.options);
         },
-        (ids) => this.findRows(ids),
+        (found) => this.findRows(found),
       );
     } catch (error) {
       // The read of the ids already stored failed: nothing of this round committed.
@@ -188,29 +194,30 @@ export class MessageBatches {
       return rows.map(() => undefined);
     }
     const answers = new Map<NewMessageRow, PublishAnswer>();
-    for (const row of rounds.stored) answers.set(row, { kind: 'stored', fanOut: fanOuts.get(row.id) ?? { jobs: [], deliveries: [], leased: [] } });
+    for (const row of rounds.stored) answers.set(row, { kind: 'stored', fanOut: fanOuts.get(seqs.get(refKey(row)) ?? -1n) ?? { jobs: [], deliveries: [], leased: [] } });
     for (const [row, stored] of rounds.taken) answers.set(row, { kind: 'exists', row: stored });
     if (rounds.duplicate || rows.length > first.size) fallbacks.add('duplicate');
     if (rounds.error !== undefined) fallbacks.add(endsTransaction(rounds.error) ? 'failed' : 'error');
     this.onBatch({ kind: 'direct', size: rows.length, statements: rounds.statements, fallbacks: [...fallbacks], ...(rounds.error !== undefined && { error: rounds.error }) });
     return rows.map((row): PublishAnswer => {
-      const original = first.get(row.id) as NewMessageRow;
+      const original = first.get(refKey(row)) as NewMessageRow;
       const theirs = answers.get(original);
       // A later copy of an id in the batch answers as a retry of the first would.
-      return row !== original && theirs?.kind === 'stored' ? { kind: 'exists', row: { ...original, seq: 0n } } : theirs;
+      return row !== original && theirs?.kind === 'stored' ? { kind: 'exists', row: { ...original, seq: seqs.get(refKey(original)) ?? 0n } } : theirs;
     });
   }
 
   /**
-   * One transaction locks the batch's messages still `prepared` (id order, SKIP LOCKED so a held
+   * One transaction locks the batch's messages still `prepared` (seq order, SKIP LOCKED so a held
    * row waits alone), confirms them and creates all their deliveries. An id it did not confirm
    * answers undefined and its caller decides it on its own.
    */
-  private async confirmMany(ids: string[]): Promise<Array<AppliedConfirm | undefined>> {
+  private async confirmMany(refs: MessageRef[]): Promise<Array<AppliedConfirm | undefined>> {
     const now = this.now();
-    const unique = [...new Set(ids)].sort();
+    const wanted = new Set(refs.map(refKey));
+    const ids = [...new Set(refs.map((r) => r.id))];
     const fallbacks = new Set<WriteBatchFallback>();
-    if (unique.length < ids.length) fallbacks.add('duplicate');
+    if (wanted.size < refs.length) fallbacks.add('duplicate');
     let statements = 0;
     let confirmed: Map<string, AppliedConfirm>;
     try {
@@ -219,39 +226,41 @@ export class MessageBatches {
         fallbacks.delete('skipped-locked');
         const applied = new Map<string, AppliedConfirm>();
         // A plain read first, so that a decided message (a confirm retried) is not locked.
-        const candidates = await selectSql<{ id: string }>(tx, SELECT_PREPARED_IDS, [unique]);
+        // Ids are unique per tenant only: another tenant's message of the same id is left out here, never locked.
+        const candidates = (await selectSql<{ seq: string; tenant: string; id: string }>(tx, SELECT_PREPARED_IDS, [ids])).filter((r) => wanted.has(refKey(r)));
         if (candidates.length === 0) return applied;
-        const locked = (await selectSql<object>(tx, LOCK_MESSAGES_SKIP_LOCKED, [candidates.map((r) => r.id)])).map((r) => MESSAGE_ROW.decode(r));
+        const locked = (await selectSql<object>(tx, LOCK_MESSAGES_SKIP_LOCKED, [candidates.map((r) => r.seq)])).map((r) => MESSAGE_ROW.decode(r));
         if (locked.length < candidates.length) fallbacks.add('skipped-locked');
         // The locking read sees the latest commit: a message decided since the plain read is left out.
         const prepared = locked.filter((r) => r.status === 'prepared');
         if (prepared.length === 0) return applied;
         const set = decidedColumns('confirmed', now);
-        const result = await runSql(tx, CONFIRM_PREPARED, [now, now, prepared.map((r) => r.id)]);
+        const result = await runSql(tx, CONFIRM_PREPARED, [now, now, prepared.map((r) => r.seq)]);
         statements++;
         // The rows are locked: anything else means the batch's view is wrong, so undo it all.
         if (result.affectedRows !== prepared.length) throw new Error(`confirm batch changed ${result.affectedRows} of ${prepared.length} locked messages`);
         const stored = prepared.map((row) => ({ ...row, stored: toMessage({ ...row, ...set }) }));
         const created = await fanOut(tx, stored, now, hold);
-        for (const row of stored) applied.set(row.id, { message: row.stored, ...(created.get(row.id) ?? { jobs: [], deliveries: [], leased: [] }) });
+        for (const row of stored) applied.set(refKey(row), { message: row.stored, ...(created.get(row.seq) ?? { jobs: [], deliveries: [], leased: [] }) });
         return applied;
       }, leasedIn), BATCH_RETRY.attempts, BATCH_RETRY.options);
     } catch (error) {
-      this.onBatch({ kind: 'confirm', size: ids.length, statements: 0, fallbacks: ['failed'], error });
-      return ids.map(() => undefined);
+      this.onBatch({ kind: 'confirm', size: refs.length, statements: 0, fallbacks: ['failed'], error });
+      return refs.map(() => undefined);
     }
-    this.onBatch({ kind: 'confirm', size: ids.length, statements, fallbacks: [...fallbacks] });
+    this.onBatch({ kind: 'confirm', size: refs.length, statements, fallbacks: [...fallbacks] });
     const answered = new Set<string>();
-    return ids.map((id) => {
-      if (answered.has(id)) return undefined;
-      answered.add(id);
-      return confirmed.get(id);
+    return refs.map((ref) => {
+      const key = refKey(ref);
+      if (answered.has(key)) return undefined;
+      answered.add(key);
+      return confirmed.get(key);
     });
   }
 }
 
 /** How many deliveries a batch's fan-outs leased to this process. */
-function leasedIn(fanOuts: Map<string, FanOut>): number {
+function leasedIn(fanOuts: Map<unknown, FanOut>): number {
   let n = 0;
   for (const f of fanOuts.values()) n += f.leased.length;
   return n;

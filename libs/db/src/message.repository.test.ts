@@ -7,10 +7,13 @@ import { auditLog, checkAttempts, createDatabasePool, createDb, deliveries, deli
 import { insertWeight, insertWeightLimit } from './insert-rounds';
 import { purgeRuns } from './schema/purge';
 
+/** A message of the default tenant, where every message stored without a tenant lives. */
+const def = (id: string) => ({ tenant: 'default', id });
+
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const name = `herald_test_db_${randomBytes(4).toString('hex')}`;
 const url = `${server}/${name}`;
-const MIGRATIONS = ['0001_messages.sql', '0002_deliveries.sql', '0003_check_attempts.sql', '0004_message_trace_parent.sql', '0006_retention.sql', '0007_audit_log.sql'];
+const MIGRATIONS = ['0001_messages.sql', '0002_deliveries.sql', '0003_check_attempts.sql', '0004_message_trace_parent.sql', '0005_tenants.sql', '0006_retention.sql', '0007_audit_log.sql', '0008_audit_tenant.sql'];
 let pool: Pool;
 let repo: MessageRepository;
 const transitions: string[] = [];
@@ -76,7 +79,7 @@ describe('MessageRepository', () => {
     const now = new Date('2026-03-04T05:06:07.089Z');
     const fixed = new MessageRepository(createDb(pool), { now: () => now });
     await fixed.prepare({ id: 'utc-1', topic: 't', payload: 1, checkUrl: 'http://x/c', checkAfterMs: 1000 });
-    const stored = await repo.findById('utc-1');
+    const stored = await repo.find(def('utc-1'));
     expect(stored?.createdAt.toISOString()).toBe('2026-03-04T05:06:07.089Z');
     expect(stored?.nextCheckAt?.toISOString()).toBe('2026-03-04T05:06:08.089Z');
     const [raw] = await pool.query<RowDataPacket[]>("SELECT CAST(created_at AS CHAR) AS c FROM messages WHERE id = 'utc-1'");
@@ -99,7 +102,7 @@ describe('MessageRepository', () => {
   it('keeps unicode payloads byte for byte', async () => {
     const payload = { text: 'zß水🚀\u2028', nested: [{ a: null }] };
     await repo.prepare({ id: 'uni', topic: 't', payload, confirm: true });
-    expect((await repo.findById('uni'))?.payload).toEqual(payload);
+    expect((await repo.find(def('uni')))?.payload).toEqual(payload);
   });
 
   it('lets exactly one of many racing confirms and cancels win', async () => {
@@ -108,11 +111,11 @@ describe('MessageRepository', () => {
       await repo.prepare({ id, topic: 'race', payload: {}, checkUrl: 'http://x/c' });
       const before = transitions.length;
       const results = await Promise.all(
-        Array.from({ length: 40 }, (_, i) => repo.decide(id, i % 2 === 0 ? 'confirm' : 'cancel')),
+        Array.from({ length: 40 }, (_, i) => repo.decide(def(id), i % 2 === 0 ? 'confirm' : 'cancel')),
       );
       const applied = results.filter((r) => r.kind === 'applied');
       expect(applied).toHaveLength(1);
-      const winner = (await repo.findById(id))?.status;
+      const winner = (await repo.find(def(id)))?.status;
       expect(['confirmed', 'cancelled']).toContain(winner);
       for (const [i, r] of results.entries()) {
         const asked = i % 2 === 0 ? 'confirmed' : 'cancelled';
@@ -136,7 +139,7 @@ describe('MessageRepository', () => {
     expect(results[30]?.kind).toBe('conflict');
     expect(results[31]?.kind).toBe('duplicate');
     expect(results.slice(32).map((r) => r.kind).sort()).toEqual(['created', 'duplicate']);
-    for (let i = 0; i < 30; i++) expect((await repo.findById(`gc-${i}`))?.payload).toEqual({ i });
+    for (let i = 0; i < 30; i++) expect((await repo.find(def(`gc-${i}`)))?.payload).toEqual({ i });
   });
 
   it('group commit: concurrent confirms of many messages each get their own answer and their deliveries', async () => {
@@ -148,11 +151,11 @@ describe('MessageRepository', () => {
     });
     try {
       for (let i = 0; i < 20; i++) await repo.prepare({ id: `gcc-${i}`, topic: 'gcc.paid', payload: i, checkUrl: 'http://x/c' });
-      await repo.decide('gcc-3', 'cancel');
+      await repo.decide(def('gcc-3'), 'cancel');
       const results = await Promise.all([
-        ...Array.from({ length: 20 }, (_, i) => repo.decide(`gcc-${i}`, 'confirm')),
-        repo.decide('gcc-7', 'confirm'),
-        repo.decide('gcc-missing', 'confirm'),
+        ...Array.from({ length: 20 }, (_, i) => repo.decide(def(`gcc-${i}`), 'confirm')),
+        repo.decide(def('gcc-7'), 'confirm'),
+        repo.decide(def('gcc-missing'), 'confirm'),
       ]);
       for (const [i, r] of results.slice(0, 20).entries()) {
         if (i === 3) {
@@ -171,7 +174,7 @@ describe('MessageRepository', () => {
       const [rows] = await pool.query<RowDataPacket[]>(`SELECT message_id, COUNT(*) AS n FROM deliveries WHERE message_id LIKE 'gcc-%' GROUP BY message_id`);
       expect(rows).toHaveLength(19);
       expect(rows.every((r) => Number(r.n) === 1)).toBe(true);
-      expect((await repo.findById('gcc-3'))?.status).toBe('cancelled');
+      expect((await repo.find(def('gcc-3')))?.status).toBe('cancelled');
     } finally {
       await pool.query('DELETE FROM subscriptions WHERE id = ?', [subscriptionId]);
     }
@@ -213,7 +216,7 @@ describe('MessageRepository group commit, observed batch by batch', () => {
       { kind: 'prepare', size: 20, statements: 1, fallbacks: [] },
     ]);
     expect(moves).toEqual(Array.from({ length: 21 }, () => 'new->prepared'));
-    for (let i = 0; i < 20; i++) expect((await r.findById(`clean-${i}`))?.payload).toEqual({ i });
+    for (let i = 0; i < 20; i++) expect((await r.find(def(`clean-${i}`)))?.payload).toEqual({ i });
   });
 
   it('answers ids already stored or repeated in the batch from one read, and inserts the rest in one more INSERT', async () => {
@@ -235,8 +238,8 @@ describe('MessageRepository group commit, observed batch by batch', () => {
     // The failed first INSERT and one INSERT of everything that was not stored yet.
     expect(reports[1]).toEqual({ kind: 'prepare', size: 15, statements: 2, fallbacks: ['duplicate'] });
     expect(moves).toEqual(Array.from({ length: 12 }, () => 'new->prepared'));
-    for (let i = 0; i < 10; i++) expect((await r.findById(`dupb-${i}`))?.payload).toEqual({ i });
-    expect((await r.findById('dupb-twice'))?.payload).toEqual({ t: 1 });
+    for (let i = 0; i < 10; i++) expect((await r.find(def(`dupb-${i}`)))?.payload).toEqual({ i });
+    expect((await r.find(def('dupb-twice')))?.payload).toEqual({ t: 1 });
   });
 
   it('fails only the row that MySQL refuses (a value too long for its column), and stores its neighbours', async () => {
@@ -252,8 +255,8 @@ describe('MessageRepository group commit, observed batch by batch', () => {
     expect(hasErrorCode(refused.reason, ['ER_DATA_TOO_LONG'])).toBe(true);
     expect(reports[1]).toMatchObject({ kind: 'prepare', size: 7, statements: 1, fallbacks: ['error'] });
     expect(moves).toHaveLength(7);
-    for (const id of ['long-0', 'long-4', 'long-after']) expect((await r.findById(id))?.status).toBe('prepared');
-    expect(await r.findById('long-bad')).toBeUndefined();
+    for (const id of ['long-0', 'long-4', 'long-after']) expect((await r.find(def(id)))?.status).toBe('prepared');
+    expect(await r.find(def('long-bad'))).toBeUndefined();
   });
 
   it('answers a duplicate from one read and then writes the rest row by row when another row fails', async () => {
@@ -269,14 +272,14 @@ describe('MessageRepository group commit, observed batch by batch', () => {
     expect(results.map((x) => (x.status === 'fulfilled' ? x.value.kind : 'rejected'))).toEqual(['created', 'created', 'duplicate', 'rejected', 'created']);
     expect(reports[1]).toMatchObject({ kind: 'prepare', size: 4, statements: 2, fallbacks: ['duplicate', 'error'] });
     expect(moves).toHaveLength(3);
-    expect((await r.findById('mixed-1'))?.status).toBe('prepared');
+    expect((await r.find(def('mixed-1')))?.status).toBe('prepared');
   });
 
   it('confirms a batch in one transaction and counts each transition', async () => {
     for (let i = 0; i < 10; i++) await repo.prepare(prepared(`cb-${i}`));
     await repo.prepare(prepared('cb-lead'));
     const { repo: r, reports, moves } = observed();
-    const results = await Promise.all([r.decide('cb-lead', 'confirm'), ...Array.from({ length: 10 }, (_, i) => r.decide(`cb-${i}`, 'confirm'))]);
+    const results = await Promise.all([r.decide(def('cb-lead'), 'confirm'), ...Array.from({ length: 10 }, (_, i) => r.decide(def(`cb-${i}`), 'confirm'))]);
     expect(results.every((x) => x.kind === 'applied')).toBe(true);
     expect(reports).toEqual([
       { kind: 'confirm', size: 1, statements: 1, fallbacks: [] },
@@ -293,9 +296,9 @@ describe('MessageRepository group commit, observed batch by batch', () => {
       await holder.query('BEGIN');
       await holder.query("SELECT id FROM messages WHERE id = 'lk-2' FOR UPDATE");
       const { repo: r, reports, moves } = observed();
-      const lead = r.decide('lk-lead', 'confirm');
-      const held = r.decide('lk-2', 'confirm');
-      const others = [0, 1, 3, 4].map((i) => r.decide(`lk-${i}`, 'confirm'));
+      const lead = r.decide(def('lk-lead'), 'confirm');
+      const held = r.decide(def('lk-2'), 'confirm');
+      const others = [0, 1, 3, 4].map((i) => r.decide(def(`lk-${i}`), 'confirm'));
       const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5_000));
       const free = await Promise.race([Promise.all([lead, ...others]), timeout]);
       expect(free).not.toBe('timeout');
@@ -314,8 +317,8 @@ describe('MessageRepository group commit, observed batch by batch', () => {
     try {
       await holder.query('BEGIN');
       // Weigh the holder down, so InnoDB picks Herald's INSERT (the lighter transaction) as the victim.
-      const rows = Array.from({ length: 50 }, (_, i) => [`dl-weight-${i}`, 1, new Date(), 0, 'unknown']);
-      await holder.query('INSERT INTO check_attempts (message_id, check_no, started_at, duration_ms, answer) VALUES ?', [rows]);
+      const rows = Array.from({ length: 50 }, (_, i) => [0, `dl-weight-${i}`, 1, new Date(), 0, 'unknown']);
+      await holder.query('INSERT INTO check_attempts (message_seq, message_id, check_no, started_at, duration_ms, answer) VALUES ?', [rows]);
       // Locks the gap of the topic index where the new message's entry goes.
       await holder.query("SELECT seq FROM messages WHERE topic = 'dl.topic' FOR UPDATE");
       const { repo: r } = observed();
@@ -333,7 +336,7 @@ describe('MessageRepository group commit, observed batch by batch', () => {
       await holder.query("SELECT id FROM messages WHERE id = 'dl-victim' FOR UPDATE");
       await holder.query('COMMIT');
       expect((await stored).kind).toBe('created');
-      expect((await r.findById('dl-victim'))?.topic).toBe('dl.topic');
+      expect((await r.find(def('dl-victim')))?.topic).toBe('dl.topic');
     } finally {
       await holder.query('ROLLBACK').catch(() => undefined);
       holder.release();
@@ -539,8 +542,8 @@ describe('MessageRepository group commit of direct publishes', () => {
       returned(r.prepare(direct('lsd-lead', { lead: true }))),
       returned(r.prepare(direct('lsd-0'))),
       returned(r.prepare({ ...direct('lsd-later'), delayMs: 60_000 })),
-      returned(r.decide('lsc-0', 'confirm')),
-      returned(r.decide('lsc-1', 'confirm')),
+      returned(r.decide(def('lsc-0'), 'confirm')),
+      returned(r.decide(def('lsc-1'), 'confirm')),
     ]);
     const created = results.map((x) => (x.kind === 'created' || x.kind === 'applied' ? x : undefined));
     const runs: LeasedDelivery[] = created.flatMap((c) => c?.fanOut.leased ?? []);
@@ -608,13 +611,13 @@ describe('MessageRepository group commit of direct publishes', () => {
   it('commits a batch\'s messages and deliveries together: a batch that loses its connection while inserting the deliveries leaves no message behind', async () => {
     const holder = await pool.getConnection();
     try {
-      // An uncommitted delivery of 'dirz-b' makes the batch's deliveries INSERT wait (a
-      // duplicate check on the unique key) after its messages INSERT went through.
+      // Uncommitted deliveries of the seqs the next messages will get make the batch's deliveries
+      // INSERT wait (a duplicate check on the unique key) after its messages INSERT went through.
+      // The lead takes the next seq; the batch's messages the ones after it.
+      const [[next]] = await pool.query<RowDataPacket[]>("SELECT AUTO_INCREMENT AS seq FROM information_schema.tables WHERE table_schema = ? AND table_name = 'messages'", [name]);
+      const future = Array.from({ length: 100 }, (_, i) => [BigInt(next?.seq ?? 1) + BigInt(i + 1), 'dirz-future', subscriptionIds[0], 'webhook', 'pending', 0, 0, new Date(), new Date(), new Date()]);
       await holder.query('BEGIN');
-      await holder.query(
-        "INSERT INTO deliveries (message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, created_at, updated_at) VALUES ('dirz-b', ?, 'webhook', 'pending', 0, 0, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
-        [subscriptionIds[0]],
-      );
+      await holder.query('INSERT INTO deliveries (message_seq, message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, created_at, updated_at) VALUES ?', [future]);
       const { repo: r, reports, moves } = observed();
       const lead = r.prepare(direct('dirz-lead'));
       const batch = ['dirz-b', 'dirz-c', 'dirz-d'].map((id) => r.prepare(direct(id)));
@@ -722,7 +725,7 @@ describe('MessageRepository group commit of direct publishes', () => {
 
       for (let i = 0; i < 201; i++) await r.prepare({ id: longId('widec', i), topic: 'wide.fan', payload: {}, checkUrl: 'http://x/c' });
       reports.length = 0;
-      const confirmed = await Promise.all(Array.from({ length: 201 }, (_, i) => r.decide(longId('widec', i), 'confirm')));
+      const confirmed = await Promise.all(Array.from({ length: 201 }, (_, i) => r.decide(def(longId('widec', i)), 'confirm')));
       expect(reports.filter((b) => b.fallbacks.length > 0)).toEqual([]);
       expect(reports.map((b) => b.size)).toEqual([1, 200]);
       expect(confirmed.every((x) => x.kind === 'applied' && x.fanOut.deliveries.length === fan)).toBe(true);

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { and, desc, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
-import { decide, resolveCheckPolicy, targetStatus, type CheckPolicy, type Decision, type MessageStatus, type PrepareRequest, type StoredMessage } from '@herald/domain';
+import { decide, DEFAULT_TENANT, resolveCheckPolicy, targetStatus, type CheckPolicy, type Decision, type MessageStatus, type PrepareRequest, type StoredMessage } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { fanOut, fanOutOne, type FanOut } from './fan-out';
 import { MessageBatches, type MessageBatchOptions } from './message.batches';
-import { MESSAGE_ROW, SELECT_MESSAGE } from './message.statements';
-import { contentHash, decidedColumns, toMessage, type NewMessageRow } from './rows';
+import { MESSAGE_ROW, SELECT_MESSAGE, SELECT_MESSAGE_BY_SEQ, SELECT_TENANTS_OF_ID } from './message.statements';
+import { contentHash, decidedColumns, toMessage, type MessageRef, type NewMessageRow } from './rows';
 import { messages, type MessageRow } from './schema/messages';
 import { selectSql } from './sql.runner';
 import { isDuplicateKey, withDeadlockRetry } from './transactions';
@@ -13,26 +13,32 @@ import { writeAudit, type AuditEntry } from './audit.repository';
 
 const nothing = (): FanOut => ({ jobs: [], deliveries: [], leased: [] });
 
+/** A stored message with its `seq`, which names it to its deliveries and check attempts. */
+export type FoundMessage = StoredMessage & { seq: bigint };
+
 export type PrepareOutcome =
   /** `fanOut`: the deliveries a direct publish created, as committed (none for a prepare). */
   | { kind: 'created'; message: StoredMessage; fanOut: FanOut }
-  | { kind: 'duplicate'; message: StoredMessage }
-  | { kind: 'conflict'; message: StoredMessage };
+  | { kind: 'duplicate'; message: FoundMessage }
+  | { kind: 'conflict'; message: FoundMessage };
 
 export type DecisionResult =
   /** `message` and `fanOut` are as the decision committed them (read inside its transaction). */
   | { kind: 'applied'; from: MessageStatus; message: StoredMessage; fanOut: FanOut }
-  | { kind: 'already'; message: StoredMessage }
-  | { kind: 'conflict'; message: StoredMessage }
+  | { kind: 'already'; message: FoundMessage }
+  | { kind: 'conflict'; message: FoundMessage }
   | { kind: 'not_found' };
 
 /** What Herald records with a prepared message besides the producer's request. */
 export interface PrepareMeta {
+  /** The tenant the message belongs to (the caller's); `default` when not given. */
+  tenant?: string;
   /** The W3C traceparent of the span storing it; not part of the content hash. */
   traceParent?: string | null;
 }
 
 export interface ListFilter {
+  tenant?: string;
   status?: MessageStatus;
   topic?: string;
   key?: string;
@@ -102,7 +108,7 @@ export class MessageRepository {
       }
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
-      const existing = await this.findRow(row.id);
+      const existing = await this.findRow(row);
       // Purged between the INSERT and this read (its retention ran out): the id is free again.
       if (!existing) return this.prepare(request, meta);
       return retryOrConflict(existing, row);
@@ -111,9 +117,22 @@ export class MessageRepository {
     return { kind: 'created', message: toMessage(row), fanOut: created };
   }
 
-  async findById(id: string): Promise<StoredMessage | undefined> {
-    const row = await this.findRow(id);
-    return row && toMessage(row);
+  /** The message `ref.id` of tenant `ref.tenant`; `seq` names it to its deliveries and checks. */
+  async find(ref: MessageRef): Promise<FoundMessage | undefined> {
+    const row = await this.findRow(ref);
+    return row && { ...toMessage(row), seq: row.seq };
+  }
+
+  async findBySeq(seq: bigint): Promise<FoundMessage | undefined> {
+    const [record] = await selectSql<object>(this.db, SELECT_MESSAGE_BY_SEQ, [seq]);
+    const row = record && MESSAGE_ROW.decode(record);
+    return row && { ...toMessage(row), seq: row.seq };
+  }
+
+  /** The tenants holding a message with this id, by name. */
+  async tenantsOf(id: string): Promise<string[]> {
+    const rows = await selectSql<{ tenant: string }>(this.db, SELECT_TENANTS_OF_ID, [id]);
+    return rows.map((r) => r.tenant);
   }
 
   /**
@@ -122,8 +141,8 @@ export class MessageRepository {
    * An operator's decision (`audit`) is recorded in the audit log in the transaction that applies
    * it, or on its own with what stopped it.
    */
-  async decide(id: string, decision: Decision, audit?: AuditEntry): Promise<DecisionResult> {
-    const result = await this.decideOnce(id, decision, audit);
+  async decide(ref: MessageRef, decision: Decision, audit?: AuditEntry): Promise<DecisionResult> {
+    const result = await this.decideOnce(ref, decision, audit);
     if (audit && result.kind !== 'applied') {
       const outcome = result.kind === 'not_found' ? 'not found' : result.kind === 'already' ? `already ${result.message.status}` : `refused: message is ${result.message.status}`;
       await writeAudit(this.db, audit, outcome, this.now());
@@ -131,13 +150,13 @@ export class MessageRepository {
     return result;
   }
 
-  private async decideOnce(id: string, decision: Decision, audit: AuditEntry | undefined): Promise<DecisionResult> {
+  private async decideOnce(ref: MessageRef, decision: Decision, audit: AuditEntry | undefined): Promise<DecisionResult> {
     const to = targetStatus(decision);
     // Most decisions find a prepared message: try that first (a confirm in a group commit).
     // An audited one skips the group commit: its audit row must join the same transaction.
     let from: MessageStatus | undefined = 'prepared';
     if (decision === 'confirm' && this.batches && !audit) {
-      const applied = await this.batches.confirm(id);
+      const applied = await this.batches.confirm(ref);
       if (applied) {
         this.onTransition('prepared', 'confirmed');
         const { message, ...created } = applied;
@@ -147,23 +166,24 @@ export class MessageRepository {
       from = undefined;
     }
     for (let attempt = 0; attempt < UNDECIDED.length + 1; attempt++) {
-      const applied = from && (await this.transition(id, from, to, audit));
+      const applied = from && (await this.transition(ref, from, to, audit));
       if (from && applied) {
         this.onTransition(from, to);
         return { kind: 'applied', from, ...applied };
       }
-      const current = await this.findById(id);
+      const current = await this.find(ref);
       if (!current) return { kind: 'not_found' };
       const outcome = decide(current.status, decision);
       if (outcome !== 'apply') return { kind: outcome, message: current };
       from = current.status;
     }
     // Only reachable if the row keeps changing between our reads, which no transition allows.
-    throw new Error(`message ${id} did not settle while applying ${decision}`);
+    throw new Error(`message ${ref.id} of ${ref.tenant} did not settle while applying ${decision}`);
   }
 
-  async list(filter: ListFilter): Promise<{ items: StoredMessage[]; nextBeforeSeq: bigint | null }> {
+  async list(filter: ListFilter): Promise<{ items: FoundMessage[]; nextBeforeSeq: bigint | null }> {
     const where: SQL[] = [];
+    if (filter.tenant) where.push(eq(messages.tenant, filter.tenant));
     if (filter.status) where.push(eq(messages.status, filter.status));
     if (filter.topic) where.push(eq(messages.topic, filter.topic));
     if (filter.key) where.push(eq(messages.key, filter.key));
@@ -174,7 +194,7 @@ export class MessageRepository {
       const rows = await this.db.select().from(messages).where(where.length ? and(...where) : undefined).orderBy(desc(messages.seq)).limit(filter.limit + 1);
       const page = rows.slice(0, filter.limit);
       const last = page.at(-1);
-      return { items: page.map(toMessage), nextBeforeSeq: rows.length > filter.limit && last ? last.seq : null };
+      return { items: page.map(found), nextBeforeSeq: rows.length > filter.limit && last ? last.seq : null };
     }
     // Sized first, reading lengths only: a page of large payloads is never held to learn it is too large.
     const sizes = await this.db
@@ -193,7 +213,7 @@ export class MessageRepository {
       .where(inArray(messages.seq, kept.map((r) => r.seq)))
       .orderBy(desc(messages.seq));
     const last = kept.at(-1) as { seq: bigint };
-    return { items: rows.map(toMessage), nextBeforeSeq: sizes.length > fit ? last.seq : null };
+    return { items: rows.map(found), nextBeforeSeq: sizes.length > fit ? last.seq : null };
   }
 
   /** How many rows have `status`, counting no further than `cap` (a scrape reads a bounded range). */
@@ -208,6 +228,7 @@ export class MessageRepository {
     const policy = resolveCheckPolicy(request, this.options.defaults);
     const direct = request.confirm === true;
     return {
+      tenant: meta.tenant ?? DEFAULT_TENANT,
       id: request.id ?? randomUUID(),
       topic: request.topic,
       key: request.key ?? null,
@@ -232,8 +253,8 @@ export class MessageRepository {
   private publishAlone(row: NewMessageRow): Promise<FanOut> {
     return withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
-        await tx.insert(messages).values(row);
-        return fanOutOne(tx, row, row.createdAt);
+        const [inserted] = await tx.insert(messages).values(row);
+        return fanOutOne(tx, { ...row, seq: BigInt(inserted.insertId) }, row.createdAt);
       }),
     );
   }
@@ -242,26 +263,29 @@ export class MessageRepository {
    * One conditional UPDATE; a confirm creates the deliveries in the same transaction. Returns the
    * message and deliveries as committed, or undefined if the message was not in `from`.
    */
-  private async transition(id: string, from: MessageStatus, to: MessageStatus, audit?: AuditEntry): Promise<{ message: StoredMessage; fanOut: FanOut } | undefined> {
+  private async transition(ref: MessageRef, from: MessageStatus, to: MessageStatus, audit?: AuditEntry): Promise<{ message: StoredMessage; fanOut: FanOut } | undefined> {
     const now = this.now();
     return withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
-        const [result] = await tx.update(messages).set(decidedColumns(to, now)).where(and(eq(messages.id, id), inArray(messages.status, [from])));
+        const mine = and(eq(messages.tenant, ref.tenant), eq(messages.id, ref.id));
+        const [result] = await tx.update(messages).set(decidedColumns(to, now)).where(and(mine, inArray(messages.status, [from])));
         if (result.affectedRows !== 1) return undefined;
-        const [row] = await tx.select().from(messages).where(eq(messages.id, id));
-        if (!row) throw new Error(`message ${id} vanished inside its own transaction`);
+        const [row] = await tx.select().from(messages).where(mine);
+        if (!row) throw new Error(`message ${ref.id} vanished inside its own transaction`);
         const message = toMessage(row);
         if (audit) await writeAudit(tx, audit, `${from} → ${to}`, now);
-        return { message, fanOut: to === 'confirmed' ? ((await fanOut(tx, [row], now)).get(id) ?? nothing()) : nothing() };
+        return { message, fanOut: to === 'confirmed' ? ((await fanOut(tx, [row], now)).get(row.seq) ?? nothing()) : nothing() };
       }),
     );
   }
 
-  private async findRow(id: string): Promise<MessageRow | undefined> {
-    const [row] = await selectSql<object>(this.db, SELECT_MESSAGE, [id]);
+  private async findRow(ref: MessageRef): Promise<MessageRow | undefined> {
+    const [row] = await selectSql<object>(this.db, SELECT_MESSAGE, [ref.tenant, ref.id]);
     return row && MESSAGE_ROW.decode(row);
   }
 }
+
+const found = (row: MessageRow): FoundMessage => ({ ...toMessage(row), seq: row.seq });
 
 /** How many of `sizes` (newest first) fit in `maxBytes`: at least one, so a listing always moves on. */
 function fitting(sizes: number[], maxBytes: number): number {
@@ -277,5 +301,5 @@ function fitting(sizes: number[], maxBytes: number): number {
 
 /** A prepare whose id is already stored: a retry if the content is the same, else a conflict. */
 function retryOrConflict(stored: MessageRow, row: NewMessageRow): PrepareOutcome {
-  return { kind: stored.contentHash === row.contentHash ? 'duplicate' : 'conflict', message: toMessage(stored) };
+  return { kind: stored.contentHash === row.contentHash ? 'duplicate' : 'conflict', message: { ...toMessage(stored), seq: stored.seq } };
 }

@@ -7,18 +7,27 @@ export const MESSAGE_ROW = rowCodec(messages, 'messages', 'm');
 /** `?` takes an array of `MESSAGE_ROW.values` rows. */
 export const INSERT_MESSAGES = MESSAGE_ROW.insert;
 
-/** `?`: the ids, an array (never empty). */
+/** `?`: the ids, an array (never empty). Every tenant's rows: the caller keeps those it asked for. */
 export const SELECT_MESSAGES_BY_ID = `SELECT ${MESSAGE_ROW.select} FROM messages m WHERE m.id IN (?)`;
 
-/** `?`: the id. */
-export const SELECT_MESSAGE = `SELECT ${MESSAGE_ROW.select} FROM messages m WHERE m.id = ? LIMIT 1`;
+/** A direct-publish batch's read-back of the seqs MySQL gave its rows (`?`, the ids), in any tenant. */
+export const SELECT_SEQS_BY_ID = 'SELECT seq, tenant, id FROM messages WHERE id IN (?)';
 
-/** Confirm batch, the plain read: which of the ids (`?`, an array) are still prepared. */
-export const SELECT_PREPARED_IDS = "SELECT id FROM messages WHERE id IN (?) AND status = 'prepared'";
+/** Which tenants hold an id (`?`), for an admin naming no tenant. */
+export const SELECT_TENANTS_OF_ID = 'SELECT tenant FROM messages WHERE id = ? ORDER BY tenant';
 
-/** Confirm batch, the locking read of the candidates (`?`, an array), in id order; held rows are skipped. */
-export const LOCK_MESSAGES_SKIP_LOCKED = `SELECT ${MESSAGE_ROW.select} FROM messages m WHERE m.id IN (?) ORDER BY m.id FOR UPDATE SKIP LOCKED`;
+/** `?`: the tenant, then the id. */
+export const SELECT_MESSAGE = `SELECT ${MESSAGE_ROW.select} FROM messages m WHERE m.tenant = ? AND m.id = ? LIMIT 1`;
 
-/** Confirm batch: what `decidedColumns('confirmed', now)` sets (`updated_at`, `confirmed_at`, then the ids). */
+/** `?`: the seq. */
+export const SELECT_MESSAGE_BY_SEQ = `SELECT ${MESSAGE_ROW.select} FROM messages m WHERE m.seq = ?`;
+
+/** Confirm batch, the plain read: which of the ids (`?`, an array) are still prepared, in any tenant. */
+export const SELECT_PREPARED_IDS = "SELECT seq, tenant, id FROM messages WHERE id IN (?) AND status = 'prepared'";
+
+/** Confirm batch, the locking read of the candidates (`?`, their seqs), in seq order; held rows are skipped. */
+export const LOCK_MESSAGES_SKIP_LOCKED = `SELECT ${MESSAGE_ROW.select} FROM messages m WHERE m.seq IN (?) ORDER BY m.seq FOR UPDATE SKIP LOCKED`;
+
+/** Confirm batch: what `decidedColumns('confirmed', now)` sets (`updated_at`, `confirmed_at`, then the seqs). */
 export const CONFIRM_PREPARED =
-  "UPDATE messages SET status = 'confirmed', next_check_at = NULL, updated_at = ?, confirmed_at = ? WHERE id IN (?) AND status = 'prepared'";
+  "UPDATE messages SET status = 'confirmed', next_check_at = NULL, updated_at = ?, confirmed_at = ? WHERE seq IN (?) AND status = 'prepared'";

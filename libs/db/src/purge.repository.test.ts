@@ -45,8 +45,8 @@ afterAll(async () => {
 });
 
 /** Publishes `id` directly and answers each of its deliveries with `results` (default: all delivered). */
-async function publish(id: string, topic = 'one.paid', results: Array<typeof ok | typeof failure | 'leave'> = [ok]) {
-  const outcome = await messages.prepare({ id, topic, payload: { n: id }, confirm: true });
+async function publish(id: string, topic = 'one.paid', results: Array<typeof ok | typeof failure | 'leave'> = [ok], tenant = 'default') {
+  const outcome = await messages.prepare({ id, topic, payload: { n: id }, confirm: true }, { tenant });
   if (outcome.kind !== 'created') throw new Error(`${id} not created`);
   const jobs = [...outcome.fanOut.jobs].sort((a, b) => a.deliveryId - b.deliveryId);
   for (const [i, job] of jobs.entries()) {
@@ -55,16 +55,16 @@ async function publish(id: string, topic = 'one.paid', results: Array<typeof ok 
     const context = await claims.loadContext(job.deliveryId);
     await attempts.record(job, context!, result, new Date(), () => 0.5);
   }
-  return (await messages.findById(id))?.status;
+  return (await messages.find({ tenant, id }))?.status;
 }
 
 /** Prepares `id` and answers its first check with `answer` (a message with a check attempt). */
-async function checked(id: string, answer: 'commit' | 'rollback' | 'unknown', extra: Record<string, unknown> = {}) {
-  const outcome = await messages.prepare({ id, topic: 'none.here', payload: 1, checkUrl: 'http://x/c', checkAfterMs: 1000, ...extra });
+async function checked(id: string, answer: 'commit' | 'rollback' | 'unknown', extra: Record<string, unknown> = {}, tenant = 'default') {
+  const outcome = await messages.prepare({ id, topic: 'none.here', payload: 1, checkUrl: 'http://x/c', checkAfterMs: 1000, ...extra }, { tenant });
   if (outcome.kind !== 'created') throw new Error(`${id} not created`);
-  const [row] = await pool.query<RowDataPacket[]>('SELECT seq FROM messages WHERE id = ?', [id]);
-  await checks.record({ seq: BigInt(row?.[0]?.seq), messageId: id, check: 1 }, call(answer));
-  return (await messages.findById(id))?.status;
+  const seq = (await messages.find({ tenant, id }))?.seq as bigint;
+  await checks.record({ seq, messageId: id, check: 1 }, call(answer));
+  return (await messages.find({ tenant, id }))?.status;
 }
 
 /** Rows about `ids` in each table. */
@@ -81,8 +81,8 @@ async function rowsOf(ids: string[]) {
 async function orphans() {
   const [[a], [d], [c]] = await Promise.all([
     pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM delivery_attempts a LEFT JOIN deliveries d ON d.id = a.delivery_id WHERE d.id IS NULL'),
-    pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM deliveries d LEFT JOIN messages m ON m.id = d.message_id WHERE m.id IS NULL'),
-    pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM check_attempts c LEFT JOIN messages m ON m.id = c.message_id WHERE m.id IS NULL'),
+    pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM deliveries d LEFT JOIN messages m ON m.seq = d.message_seq WHERE m.seq IS NULL'),
+    pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM check_attempts c LEFT JOIN messages m ON m.seq = c.message_seq WHERE m.seq IS NULL'),
   ]);
   return { attempts: Number(a[0]?.n), deliveries: Number(d[0]?.n), checks: Number(c[0]?.n) };
 }
@@ -116,18 +116,19 @@ describe('PurgeRepository', () => {
     expect(batch).toMatchObject({ messages: 3, deliveries: 4, deliveryAttempts: 4, checkAttempts: 1 });
     expect(await rowsOf(ids)).toEqual({ messages: 0, deliveries: 0, deliveryAttempts: 0, checkAttempts: 0 });
     expect(await orphans()).toEqual({ attempts: 0, deliveries: 0, checks: 0 });
-    expect(await messages.findById('p-delivered-1')).toBeUndefined();
+    expect(await messages.find({ tenant: 'default', id: 'p-delivered-1' })).toBeUndefined();
     // The id is free again: preparing it makes a new message.
     expect((await messages.prepare({ id: 'p-delivered-1', topic: 'other', payload: 'new', checkUrl: 'http://x/c' })).kind).toBe('created');
   });
 
   it('removes a cancelled message with its check calls, from its cancellation', async () => {
     expect(await checked('p-cancelled-1', 'rollback')).toBe('cancelled');
+    const seq = (await messages.find({ tenant: 'default', id: 'p-cancelled-1' }))?.seq as bigint;
     expect(await rowsOf(['p-cancelled-1'])).toMatchObject({ messages: 1, checkAttempts: 1 });
     expect(await purgeAll('cancelled')).toBeGreaterThanOrEqual(1);
     expect(await rowsOf(['p-cancelled-1'])).toEqual({ messages: 0, deliveries: 0, deliveryAttempts: 0, checkAttempts: 0 });
     // A late check answer for the purged message leaves no row behind.
-    await checks.record({ seq: 1n, messageId: 'p-cancelled-1', check: 2 }, call('unknown'));
+    await checks.record({ seq, messageId: 'p-cancelled-1', check: 2 }, call('unknown'));
     expect(await orphans()).toEqual({ attempts: 0, deliveries: 0, checks: 0 });
   });
 
@@ -185,6 +186,29 @@ describe('PurgeRepository', () => {
     expect(await rowsOf(['i-cut'])).toEqual(whole);
     expect(await purgeAll('delivered')).toBeGreaterThanOrEqual(1);
     expect(await rowsOf(['i-cut'])).toEqual({ messages: 0, deliveries: 0, deliveryAttempts: 0, checkAttempts: 0 });
+  });
+
+  it('removes only the purged tenant\'s rows when another tenant holds the same id (guards against deleting by message id)', async () => {
+    // Tenant acme's `t-shared` is delivered and due; tenant zeta's is still prepared, with a check call.
+    expect(await publish('t-shared', 'one.checked', [ok], 'acme')).toBe('delivered');
+    expect(await checked('t-shared', 'unknown', {}, 'zeta')).toBe('prepared');
+    expect(await checked('t-shared-2', 'commit', { topic: 'one.paid' }, 'zeta')).toBe('confirmed');
+    expect(await publish('t-shared-2', 'two.paid', [ok, ok], 'acme')).toBe('delivered');
+    const zeta = async () => {
+      const [[row]] = await pool.query<RowDataPacket[]>(
+        `SELECT (SELECT COUNT(*) FROM messages WHERE tenant = 'zeta') AS messages,
+           (SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE m.tenant = 'zeta') AS deliveries,
+           (SELECT COUNT(*) FROM check_attempts c JOIN messages m ON m.seq = c.message_seq WHERE m.tenant = 'zeta') AS checks`,
+      );
+      return { messages: Number(row?.messages), deliveries: Number(row?.deliveries), checks: Number(row?.checks) };
+    };
+    const before = await zeta();
+    expect(before).toEqual({ messages: 2, deliveries: 1, checks: 2 });
+    await purgeAll('delivered');
+    expect(await messages.find({ tenant: 'acme', id: 't-shared' })).toBeUndefined();
+    expect(await messages.find({ tenant: 'acme', id: 't-shared-2' })).toBeUndefined();
+    expect(await zeta()).toEqual(before);
+    expect(await orphans()).toEqual({ attempts: 0, deliveries: 0, checks: 0 });
   });
 
   it('finds candidates through the (status, updated_at) index', async () => {

@@ -44,13 +44,14 @@ export const emptyCounts = (): PurgeCounts => ({ messages: 0, deliveries: 0, del
 const DELETE_CHUNK = 1_000;
 
 // Candidates come from a plain read of the (status, updated_at) index; the batch then locks them
-// by their unique id (record locks only, never a range), skipping rows a writer holds.
-const CANDIDATES = `SELECT id, seq, updated_at FROM messages FORCE INDEX (ix_messages_status_updated)
+// by primary key in seq order (record locks only, never a range), skipping rows a writer holds.
+// Children are found by message_seq: ids are unique per tenant only.
+const CANDIDATES = `SELECT seq, updated_at FROM messages FORCE INDEX (ix_messages_status_updated)
   WHERE status = ? AND updated_at >= ? AND (updated_at > ? OR seq > ?) AND updated_at < ? ORDER BY status, updated_at, seq LIMIT ?`;
-const LOCK_CANDIDATES = 'SELECT id FROM messages FORCE INDEX (uq_messages_id) WHERE id IN (?) AND status = ? AND updated_at < ? ORDER BY id FOR UPDATE SKIP LOCKED';
-const DELIVERIES_OF = 'SELECT id, message_id, status FROM deliveries WHERE message_id IN (?)';
+const LOCK_CANDIDATES = 'SELECT seq FROM messages WHERE seq IN (?) AND status = ? AND updated_at < ? ORDER BY seq FOR UPDATE SKIP LOCKED';
+const DELIVERIES_OF = 'SELECT id, message_seq, status FROM deliveries WHERE message_seq IN (?)';
 const ATTEMPTS_OF = 'SELECT id FROM delivery_attempts WHERE delivery_id IN (?)';
-const CHECKS_OF = 'SELECT id FROM check_attempts WHERE message_id IN (?)';
+const CHECKS_OF = 'SELECT id FROM check_attempts WHERE message_seq IN (?)';
 
 /**
  * Retention: removes everything about a message (its attempts, deliveries, check calls and row)
@@ -73,29 +74,30 @@ export class PurgeRepository {
    * deliveries, attempts or check calls locks the message first, so what is read after that cannot change.
    */
   async purgeBatch(status: PurgeableStatus, olderThan: Date, limit: number, after: PurgeCursor = { updatedAt: new Date(0), seq: '0' }): Promise<PurgeBatch> {
-    const found = await selectSql<{ id: string; seq: string; updated_at: string }>(this.db, CANDIDATES, [status, after.updatedAt, after.updatedAt, after.seq, olderThan, limit]);
-    const candidates = found.map((r) => r.id);
+    const found = await selectSql<{ seq: string | number; updated_at: string }>(this.db, CANDIDATES, [status, after.updatedAt, after.updatedAt, after.seq, olderThan, limit]);
+    const candidates = found.map((r) => BigInt(r.seq));
     const end = found.at(-1);
     const last = end ? { updatedAt: toDate(end.updated_at), seq: String(end.seq) } : null;
     if (candidates.length === 0) return { ...emptyCounts(), candidates: 0, locked: 0, last };
     const counts = await withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
-        const locked = (await selectSql<{ id: string }>(tx, LOCK_CANDIDATES, [[...candidates].sort(), status, olderThan])).map((r) => r.id);
+        const byOrder = [...candidates].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+        const locked = (await selectSql<{ seq: string | number }>(tx, LOCK_CANDIDATES, [byOrder.map(String), status, olderThan])).map((r) => String(r.seq));
         const done = { ...emptyCounts(), locked: locked.length };
         if (locked.length === 0) return done;
         // The first plain read: its snapshot is taken now, after the locks, so it is current.
-        const deliveries = await selectSql<{ id: string | number; message_id: string; status: string }>(tx, DELIVERIES_OF, [locked]);
-        const pending = new Set(deliveries.filter((d) => d.status === 'pending').map((d) => d.message_id));
-        const ids = locked.filter((id) => !pending.has(id));
-        if (ids.length === 0) return done;
-        const deliveryIds = deliveries.filter((d) => !pending.has(d.message_id)).map((d) => Number(d.id));
+        const deliveries = await selectSql<{ id: string | number; message_seq: string | number; status: string }>(tx, DELIVERIES_OF, [locked]);
+        const pending = new Set(deliveries.filter((d) => d.status === 'pending').map((d) => String(d.message_seq)));
+        const seqs = locked.filter((seq) => !pending.has(seq));
+        if (seqs.length === 0) return done;
+        const deliveryIds = deliveries.filter((d) => !pending.has(String(d.message_seq))).map((d) => Number(d.id));
         const attemptIds = deliveryIds.length === 0 ? [] : await idsOf(tx, ATTEMPTS_OF, deliveryIds);
-        const checkIds = await idsOf(tx, CHECKS_OF, ids);
-        // Children first, then the message: by primary or unique key only, so no gap is locked.
+        const checkIds = await idsOf(tx, CHECKS_OF, seqs);
+        // Children first, then the message: by primary key only, so no gap is locked.
         done.deliveryAttempts = await deleteByKey(tx, 'delivery_attempts', attemptIds);
         done.deliveries = await deleteByKey(tx, 'deliveries', deliveryIds);
         done.checkAttempts = await deleteByKey(tx, 'check_attempts', checkIds);
-        done.messages = await deleteByKey(tx, 'messages', ids);
+        done.messages = await deleteByKey(tx, 'messages', seqs, 'seq');
         return done;
       }),
     );
@@ -130,10 +132,10 @@ async function idsOf(tx: SqlExecutor, text: string, keys: SqlParam[]): Promise<n
   return ids;
 }
 
-async function deleteByKey(tx: SqlExecutor, table: string, ids: Array<string | number>): Promise<number> {
+async function deleteByKey(tx: SqlExecutor, table: string, ids: Array<string | number>, key: 'id' | 'seq' = 'id'): Promise<number> {
   let removed = 0;
   for (let i = 0; i < ids.length; i += DELETE_CHUNK) {
-    removed += (await runSql(tx, `DELETE FROM ${table} WHERE id IN (?)`, [ids.slice(i, i + DELETE_CHUNK)])).affectedRows;
+    removed += (await runSql(tx, `DELETE FROM ${table} WHERE ${key} IN (?)`, [ids.slice(i, i + DELETE_CHUNK)])).affectedRows;
   }
   return removed;
 }

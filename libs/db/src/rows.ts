@@ -17,6 +17,17 @@ import type { DeliveryAttemptRow, DeliveryRow } from './schema/deliveries';
 /** A message row before MySQL gave it its `seq`. */
 export type NewMessageRow = Omit<MessageRow, 'seq'>;
 
+/** A message's id within its tenant: ids are unique per tenant only. */
+export interface MessageRef {
+  tenant: string;
+  id: string;
+}
+
+/** One string per (tenant, id), for maps: a tenant name never contains a newline. */
+export function refKey(ref: MessageRef): string {
+  return `${ref.tenant}\n${ref.id}`;
+}
+
 /** A delivery as the API shows it. */
 export interface DeliverySummary {
   id: number;
@@ -78,6 +89,7 @@ export function decidedColumns(to: MessageStatus, now: Date): Partial<MessageRow
 
 export function toMessage(row: MessageRow | NewMessageRow): StoredMessage {
   return {
+    tenant: row.tenant,
     id: row.id,
     topic: row.topic,
     key: row.key,

@@ -46,6 +46,7 @@ const HOSTILE = `it's "quoted" \\ back\\\\slash ? ?? -- # /* */ \n\r\t \u0000 \u
 function messageRow(id: string, filled: boolean): Omit<MessageRow, 'seq'> {
   const at = (iso: string) => new Date(iso);
   return {
+    tenant: 'default',
     id,
     topic: 'orders.paid',
     key: filled ? HOSTILE : null,
@@ -89,7 +90,7 @@ describe('formatSql', () => {
 
 describe('deliveryInserts', () => {
   const at = new Date('2026-03-04T05:06:07.089Z');
-  const row = (i: number) => newDeliveryValues(`msg-${i}`.padEnd(128, 'm'), `sub-${i}`.padEnd(40, 's'), 'rabbitmq', at, at);
+  const row = (i: number) => newDeliveryValues({ seq: BigInt(i), id: `msg-${i}`.padEnd(128, 'm') }, `sub-${i}`.padEnd(40, 's'), 'rabbitmq', at, at);
 
   it('keeps a usual batch (200 messages, two subscriptions each) one statement', () => {
     expect(deliveryInserts(Array.from({ length: 400 }, (_, i) => row(i)))).toHaveLength(1);
@@ -154,17 +155,18 @@ describe('hot statements against drizzle', () => {
   it('fan out deliveries that drizzle reads as written, and read attempt contexts as drizzle does (a deleted subscription too)', async () => {
     const now = new Date('2026-05-06T07:08:09.010Z');
     const message = { ...messageRow('stm-fan', true), topic: 'stm.paid', delayMs: 1_500 };
-    await db.insert(messages).values(message);
-    const fanOuts = await db.transaction((tx) => fanOut(tx, [message], now));
-    const jobs = fanOuts.get(message.id)?.jobs ?? [];
+    const [inserted] = await db.insert(messages).values(message);
+    const seq = BigInt(inserted.insertId);
+    const fanOuts = await db.transaction((tx) => fanOut(tx, [{ ...message, seq }], now));
+    const jobs = fanOuts.get(seq)?.jobs ?? [];
     expect(jobs).toHaveLength(2);
     const runAt = new Date(now.getTime() + 1_500);
     const written = await db.select().from(deliveries).where(eq(deliveries.messageId, message.id)).orderBy(asc(deliveries.id));
     expect(written).toEqual(['sub_stm_a', 'sub_stm_b'].map((subscriptionId, i) => ({
-      id: jobs[i]?.deliveryId, messageId: message.id, subscriptionId, targetType: 'webhook', status: 'pending', attempts: 0, generation: 0,
+      id: jobs[i]?.deliveryId, messageSeq: seq, messageId: message.id, subscriptionId, targetType: 'webhook', status: 'pending', attempts: 0, generation: 0,
       nextAttemptAt: runAt, leaseUntil: null, lastError: null, lastStatusCode: null, createdAt: now, updatedAt: now, deliveredAt: null, deadAt: null,
     })));
-    expect(fanOuts.get(message.id)?.deliveries.map((d) => d.id)).toEqual(written.map((d) => d.id));
+    expect(fanOuts.get(seq)?.deliveries.map((d) => d.id)).toEqual(written.map((d) => d.id));
 
     // Every nullable column of the first delivery set, so that each is decoded from a value too.
     const [first, second] = written;

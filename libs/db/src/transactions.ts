@@ -1,6 +1,6 @@
 import type { MySqlTransaction } from 'drizzle-orm/mysql-core';
 import { hasErrorCode } from './driver-errors';
-import { LOCK_MESSAGE_IDS, ROLL_UP_MESSAGE_STATUS } from './delivery.statements';
+import { LOCK_MESSAGE_SEQS, ROLL_UP_MESSAGE_STATUS } from './delivery.statements';
 import { runSql } from './sql.runner';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -40,20 +40,25 @@ export async function withDeadlockRetry<T>(work: () => Promise<T>, attempts = 4,
 export const BATCH_RETRY = { attempts: 3, options: { lockWaitTimeouts: false } } as const;
 
 /**
- * Every transaction that changes a message's deliveries locks the message rows first, in id
+ * Every transaction that changes a message's deliveries locks the message rows first, in seq
  * order: one lock order for all, so they queue instead of deadlocking.
  */
-export async function lockMessages(tx: Tx, messageIds: string[]): Promise<void> {
-  const sorted = [...new Set(messageIds)].sort();
+export async function lockMessages(tx: Tx, messageSeqs: bigint[]): Promise<void> {
+  const sorted = uniqueSeqs(messageSeqs);
   if (sorted.length === 0) return;
-  await runSql(tx, LOCK_MESSAGE_IDS, [sorted]);
+  await runSql(tx, LOCK_MESSAGE_SEQS, [sorted]);
+}
+
+/** Seqs once each, ascending: the lock order. */
+export function uniqueSeqs(seqs: Iterable<bigint>): bigint[] {
+  return [...new Set(seqs)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /**
  * Sets committed messages' status from their deliveries: failed while any is dead, delivered
  * when none is pending or dead, confirmed otherwise (see docs/design.md for its index hints).
  */
-export async function rollUpMessageStatus(tx: Tx, messageIds: string[], now: Date): Promise<void> {
-  if (messageIds.length === 0) return;
-  await runSql(tx, ROLL_UP_MESSAGE_STATUS, [now, messageIds]);
+export async function rollUpMessageStatus(tx: Tx, messageSeqs: bigint[], now: Date): Promise<void> {
+  if (messageSeqs.length === 0) return;
+  await runSql(tx, ROLL_UP_MESSAGE_STATUS, [now, uniqueSeqs(messageSeqs)]);
 }

@@ -9,6 +9,8 @@ export interface WebhookRequest {
   messageId: string;
   topic: string;
   key: string | null;
+  /** The message's tenant, sent as herald-tenant. */
+  tenant?: string;
   /** 1-based attempt number, sent as herald-attempt. */
   attempt: number;
   /** The message payload as stored JSON text: signed and sent byte for byte. */
@@ -68,6 +70,7 @@ export class WebhookSender {
       'herald-topic': req.topic,
       'herald-attempt': String(req.attempt),
       ...(req.key !== null && { 'herald-key': req.key }),
+      ...(req.tenant !== undefined && { 'herald-tenant': req.tenant }),
     });
     // The whole exchange, connecting included, within the timeout. Not AbortSignal.timeout: its
     // timer stays armed for the full timeout after the answer came (until a full collection

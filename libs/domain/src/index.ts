@@ -9,3 +9,4 @@ export * from './retry-policy';
 export * from './delivery';
 export * from './subscription';
 export * from './check-answer';
+export * from './tenant';

@@ -3,6 +3,8 @@ import type { MessageStatus } from './message-status';
 
 /** A message as stored: the producer's content, its check-back schedule and its lifecycle. */
 export interface StoredMessage {
+  /** The team the message belongs to (the tenant of the key that prepared it). */
+  tenant: string;
   id: string;
   topic: string;
   key: string | null;

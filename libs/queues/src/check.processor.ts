@@ -6,11 +6,11 @@ import type { DeliveryDispatcher } from './delivery.dispatcher';
 import { endSpan, SpanKind, startMessageSpan, traceFields, type QueueLog } from './observability';
 
 export interface CheckProcessorDeps {
-  messages: Pick<MessageRepository, 'findById'>;
+  messages: Pick<MessageRepository, 'findBySeq'>;
   checks: Pick<CheckRepository, 'record'>;
   sender: WebhookSender;
-  /** The whsec_ secret check calls are signed with (HERALD_CHECK_SECRET). */
-  secret: string;
+  /** The whsec_ secret a tenant's check calls are signed with: its own if its keys set one, else HERALD_CHECK_SECRET. */
+  secretFor: (tenant: string) => string;
   timeoutMs: number;
   dispatcher: Pick<DeliveryDispatcher, 'dispatch'>;
   onCheck?: (answer: CheckAnswer, durationMs: number) => void;
@@ -28,7 +28,7 @@ export class CheckProcessor {
   constructor(private readonly deps: CheckProcessorDeps) {}
 
   async process(ref: CheckJobRef): Promise<CheckOutcome | 'skipped'> {
-    const message = await this.deps.messages.findById(ref.messageId);
+    const message = await this.deps.messages.findBySeq(ref.seq);
     if (!message || message.status !== 'prepared' || message.checks !== ref.check - 1 || !message.checkUrl) return 'skipped';
 
     const startedAt = new Date();
@@ -50,8 +50,9 @@ export class CheckProcessor {
         key: message.key,
         attempt: ref.check,
         body: JSON.stringify({ id: message.id, topic: message.topic, key: message.key, check: ref.check }),
+        tenant: message.tenant,
         headers: { 'herald-message-id': message.id, ...traceHeaders(span) },
-        secrets: [this.deps.secret],
+        secrets: [this.deps.secretFor(message.tenant)],
         timeoutMs: this.deps.timeoutMs,
         // One byte more than an answer may have, so a longer one is seen as too large.
         responseBytes: CHECK_ANSWER_MAX_BYTES + 1,

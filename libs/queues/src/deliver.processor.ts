@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Span, Tracer } from '@opentelemetry/api';
-import { activeSecrets, deliveryLeaseMs, LEASE_MARGIN_MS, type AttemptResult, type DeliveryJobRef, type SendTimeouts, type TargetType } from '@herald/domain';
+import { activeSecrets, consumerMessageId, deliveryLeaseMs, LEASE_MARGIN_MS, type AttemptResult, type DeliveryJobRef, type SendTimeouts, type TargetType } from '@herald/domain';
 import type { AttemptContext, AttemptOutcome, AttemptRepository, ClaimRepository, SubscriptionRepository } from '@herald/db';
 import { mergeHeaders, traceHeaders, withTraceHeaders, type RabbitPublisher, type WebhookSender } from '@herald/delivery';
 import { endSpan, SpanKind, startMessageSpan, traceFields, type QueueLog } from './observability';
@@ -69,7 +69,7 @@ export class DeliverProcessor {
     const log = once(() => this.deps.log?.child({ messageId: context.message.id, deliveryId: ref.deliveryId, subscriptionId: row.subscriptionId, attempt: ref.attempt + 1 }));
     if (!sub || !sub.enabled) {
       const reason = !sub ? 'subscription was deleted' : `subscription is disabled${sub.disabledReason ? `: ${sub.disabledReason}` : ''}`;
-      if (await attempts.markDead(ref, context.message.id, reason)) {
+      if (await attempts.markDead(ref, row.messageSeq, reason)) {
         this.deps.onFinished?.(target, 'dead');
         log()?.warn({ target, reason }, 'delivery is dead without an attempt');
       }
@@ -148,7 +148,9 @@ export class DeliverProcessor {
     if (sub.target.type === 'webhook') {
       return this.deps.webhook.send({
         url: sub.target.url,
-        messageId: message.id,
+        // Unique across tenants, so a consumer of several tenants' messages de-duplicates correctly.
+        messageId: consumerMessageId(message.tenant, message.id),
+        tenant: message.tenant,
         topic: message.topic,
         key: message.key,
         attempt,
@@ -162,13 +164,14 @@ export class DeliverProcessor {
     return this.deps.rabbit.publish({
       exchange: sub.target.exchange,
       routingKey: sub.target.routingKey ?? message.topic,
-      messageId: message.id,
+      messageId: consumerMessageId(message.tenant, message.id),
       body,
       headers: withTraceHeaders(
         {
           ...message.headers,
           'herald-topic': message.topic,
           'herald-attempt': String(attempt),
+          'herald-tenant': message.tenant,
           ...(message.key !== null && { 'herald-key': message.key }),
         },
         trace,

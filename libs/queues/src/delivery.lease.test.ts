@@ -9,6 +9,9 @@ import { DeliverProcessor } from './deliver.processor';
 import { DeliveryDispatcher } from './delivery.dispatcher';
 import type { DeliveryQueue } from './delivery.queue';
 
+/** A message of the default tenant, where every message stored without a tenant lives. */
+const def = (id: string) => ({ tenant: 'default', id });
+
 /**
  * Deliveries a confirm batch leases to this process, against the real MariaDB: the lease they
  * are sent under must still cover the send when the batch was slow to commit, and what the send
@@ -91,7 +94,9 @@ describe('deliveries leased by a slow confirm batch', () => {
       herald.subscriptions.create({ name: path, topic: 'slow.paid', target: { type: 'webhook', url: `${baseUrl}${path}`, timeoutMs: TIMEOUT_MS } });
     const { subscription: kept } = await subscribe('/kept');
     const { subscription: disabled } = await subscribe('/disabled');
-    await herald.messages.prepare({ id: 'slow-1', topic: 'slow.paid', payload: { n: 1 }, checkUrl: 'http://x/c' });
+    const prepared = await herald.messages.prepare({ id: 'slow-1', topic: 'slow.paid', payload: { n: 1 }, checkUrl: 'http://x/c' });
+    const { seq } = (await herald.messages.find(def('slow-1'))) ?? { seq: 0n };
+    expect(prepared.kind).toBe('created');
 
     // Another transaction's uncommitted delivery row of the message makes the batch's deliveries
     // INSERT wait (the unique key's duplicate check): the batch commits that much later, as after
@@ -102,10 +107,10 @@ describe('deliveries leased by a slow confirm batch', () => {
     try {
       await holder.query('BEGIN');
       await holder.query(
-        "INSERT INTO deliveries (message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, created_at, updated_at) VALUES ('slow-1', ?, 'webhook', 'pending', 0, 0, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
-        [kept.id],
+        "INSERT INTO deliveries (message_seq, message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, created_at, updated_at) VALUES (?, 'slow-1', ?, 'webhook', 'pending', 0, 0, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+        [seq, kept.id],
       );
-      confirming = herald.messages.decide('slow-1', 'confirm');
+      confirming = herald.messages.decide(def('slow-1'), 'confirm');
       await waitFor(async () => {
         const [rows] = await pool.query<RowDataPacket[]>(
           "SELECT id FROM information_schema.processlist WHERE db = ? AND info LIKE 'insert into deliveries%' AND id <> CONNECTION_ID()",

@@ -35,11 +35,13 @@ async function seed(prefix: string, n: number, status: string, agoMs: number, de
       `INSERT INTO messages (id, topic, message_key, payload, headers, status, check_url, check_after_ms, check_interval_ms, max_checks, on_checks_exhausted, delay_ms, checks, next_check_at, content_hash, created_at, updated_at, confirmed_at, cancelled_at) VALUES ?`,
       [ids.map((id) => [id, 'seed.topic', null, '{"n":1}', '{}', status, null, 1000, 1000, 3, 'rollback', 0, 1, null, 'x'.repeat(64), at, at, at, null])],
     );
-    await pool.query('INSERT INTO check_attempts (message_id, check_no, started_at, duration_ms, answer) VALUES ?', [ids.map((id) => [id, 1, at, 1, 'commit'])]);
+    // Children name their message by seq (ids are unique per tenant only).
+    await pool.query("INSERT INTO check_attempts (message_seq, message_id, check_no, started_at, duration_ms, answer) SELECT seq, id, 1, ?, 1, 'commit' FROM messages WHERE id IN (?)", [at, ids]);
     if (status === 'cancelled') continue;
-    await pool.query('INSERT INTO deliveries (message_id, subscription_id, target_type, status, attempts, generation, created_at, updated_at) VALUES ?', [
-      ids.map((id) => [id, 'sub_seed', 'webhook', deliveryStatus, 1, 0, at, at]),
-    ]);
+    await pool.query(
+      "INSERT INTO deliveries (message_seq, message_id, subscription_id, target_type, status, attempts, generation, created_at, updated_at) SELECT seq, id, 'sub_seed', 'webhook', ?, 1, 0, ?, ? FROM messages WHERE id IN (?)",
+      [deliveryStatus, at, at, ids],
+    );
     await pool.query('INSERT INTO delivery_attempts (delivery_id, generation, attempt, started_at, duration_ms, ok) SELECT id, 0, 1, created_at, 1, 1 FROM deliveries WHERE message_id IN (?)', [ids]);
   }
 }

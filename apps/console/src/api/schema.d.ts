@@ -67,7 +67,7 @@ export interface paths {
         };
         /**
          * List messages, newest first
-         * @description Filter by `status`, exact `topic`, exact `key` and the creation time range [`createdAfter`, `createdBefore`). Page with the opaque `nextCursor`. `status=unresolved` lists messages held for a person; `status=prepared&createdBefore=…` lists transactions still open after a time.
+         * @description Filter by `status`, exact `topic`, exact `key` and the creation time range [`createdAfter`, `createdBefore`); admins and viewers also by `tenant` (a producer sees only its own tenant's messages). Page with the opaque `nextCursor`. `status=unresolved` lists messages held for a person; `status=prepared&createdBefore=…` lists transactions still open after a time.
          */
         get: operations["listMessages"];
         put?: never;
@@ -170,7 +170,7 @@ export interface paths {
         put?: never;
         /**
          * Replay a message’s dead deliveries (or its delivered ones too)
-         * @description Requeues the message’s dead deliveries, and with `{ "all": true }` its delivered ones too, as a new generation with a fresh attempt budget (pending ones are already on their way). A failed message goes back to confirmed.
+         * @description Requeues the message’s dead deliveries, and with `{ "all": true }` its delivered ones too, as a new generation with a fresh attempt budget (pending ones are already on their way). A failed message goes back to confirmed. Name the tenant with `?tenant=` when several hold the id.
          */
         post: operations["redeliverMessage"];
         delete?: never;
@@ -404,6 +404,8 @@ export interface components {
             field?: string;
         };
         Message: {
+            /** @description The tenant the message belongs to: that of the key that prepared it (`default` for messages stored before tenants) */
+            tenant: string;
             /**
              * @description 1–128 characters of A-Z a-z 0-9 _ : - (no dot)
              * @example order-1001:paid
@@ -783,6 +785,8 @@ export interface operations {
     listMessages: {
         parameters: {
             query?: {
+                /** @description Admin and viewer: only this tenant's messages. A producer always sees only its own. */
+                tenant?: string;
                 /** @description prepared → confirmed → delivered · prepared → cancelled · prepared → unresolved · confirmed → failed */
                 status?: "prepared" | "confirmed" | "delivered" | "failed" | "cancelled" | "unresolved";
                 /**
@@ -824,6 +828,7 @@ export interface operations {
                      *       "items": [
                      *         {
                      *           "id": "order-1001:paid",
+                     *           "tenant": "orders",
                      *           "topic": "order.paid",
                      *           "key": "order-1001",
                      *           "payload": {
@@ -850,6 +855,7 @@ export interface operations {
                      *         },
                      *         {
                      *           "id": "order-1000:paid",
+                     *           "tenant": "orders",
                      *           "topic": "order.paid",
                      *           "key": "order-1000",
                      *           "payload": {
@@ -1083,6 +1089,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "order-1001:paid",
+                     *       "tenant": "orders",
                      *       "topic": "order.paid",
                      *       "key": "order-1001",
                      *       "payload": {
@@ -1120,6 +1127,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "order-1001:paid",
+                     *       "tenant": "orders",
                      *       "topic": "order.paid",
                      *       "key": "order-1001",
                      *       "payload": {
@@ -1301,7 +1309,10 @@ export interface operations {
     };
     confirmMessage: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Admin and viewer: the tenant of the message (needed when several tenants hold the id). A producer may only name its own. */
+                tenant?: string;
+            };
             header?: never;
             path: {
                 /**
@@ -1330,6 +1341,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "order-1001:paid",
+                     *       "tenant": "orders",
                      *       "topic": "order.paid",
                      *       "key": "order-1001",
                      *       "payload": {
@@ -1550,7 +1562,10 @@ export interface operations {
     };
     cancelMessage: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Admin and viewer: the tenant of the message (needed when several tenants hold the id). A producer may only name its own. */
+                tenant?: string;
+            };
             header?: never;
             path: {
                 /**
@@ -1579,6 +1594,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "order-1001:paid",
+                     *       "tenant": "orders",
                      *       "topic": "order.paid",
                      *       "key": "order-1001",
                      *       "payload": {
@@ -1792,7 +1808,10 @@ export interface operations {
     };
     getMessage: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Admin and viewer: the tenant of the message (needed when several tenants hold the id). A producer may only name its own. */
+                tenant?: string;
+            };
             header?: never;
             path: {
                 /**
@@ -1814,6 +1833,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "order-1001:paid",
+                     *       "tenant": "orders",
                      *       "topic": "order.paid",
                      *       "key": "order-1001",
                      *       "payload": {
@@ -1924,6 +1944,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Conflicts with the stored message */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 409,
+                     *       "error": "Conflict",
+                     *       "message": "message order-1001:paid is cancelled; it cannot be confirmed"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A path parameter longer than 256 characters (an id is at most 128) */
             414: {
                 headers: {
@@ -1996,7 +2032,10 @@ export interface operations {
     };
     listMessageDeliveries: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Admin and viewer: the tenant of the message (needed when several tenants hold the id). A producer may only name its own. */
+                tenant?: string;
+            };
             header?: never;
             path: {
                 /**
@@ -2156,6 +2195,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Conflicts with the stored message */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 409,
+                     *       "error": "Conflict",
+                     *       "message": "message order-1001:paid is cancelled; it cannot be confirmed"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A path parameter longer than 256 characters (an id is at most 128) */
             414: {
                 headers: {
@@ -2228,7 +2283,10 @@ export interface operations {
     };
     redeliverMessage: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Admin and viewer: the tenant of the message (needed when several tenants hold the id). A producer may only name its own. */
+                tenant?: string;
+            };
             header?: never;
             path: {
                 /**
@@ -4093,10 +4151,11 @@ export interface operations {
                         /** @description the key’s name */
                         name: string;
                         /**
-                         * @description the key’s role
-                         * @example admin
+                         * @description the key’s role: a viewer may read everything and change nothing
+                         * @example viewer
+                         * @enum {string}
                          */
-                        role: string;
+                        role: "admin" | "viewer" | "producer";
                     };
                 };
             };
@@ -4209,6 +4268,8 @@ export interface operations {
                 targetType?: "message" | "subscription";
                 /** @description with targetType: one message’s or subscription’s entries */
                 targetId?: string;
+                /** @description only actions on this tenant’s messages */
+                tenant?: string;
                 /** @description Page size, 1–200 */
                 limit?: number;
                 /** @description Opaque: the nextCursor of the previous page */
@@ -4246,6 +4307,8 @@ export interface operations {
                             /** @enum {string} */
                             targetType: "message" | "subscription";
                             targetId: string;
+                            /** @description the tenant of the message acted on; null for a subscription */
+                            tenant: string | null;
                             reason: string | null;
                             /** @description what came of it, e.g. `prepared → cancelled`, `requeued 3`, `not found` */
                             outcome: string;

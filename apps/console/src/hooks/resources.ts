@@ -33,4 +33,5 @@ export const useStats = () =>
 const none = () => Promise.resolve({ data: undefined, response: new Response(null, { status: 204 }) });
 
 /** The message with this exact id, if any (a search text may be an id). */
-export const useMessageLookup = (id: string | undefined) => useResource(() => (id ? api.GET('/v1/messages/{id}', { params: { path: { id } } }) : none()), [id]);
+export const useMessageLookup = (id: string | undefined, tenant?: string) =>
+  useResource(() => (id ? api.GET('/v1/messages/{id}', { params: { path: { id }, query: tenant ? { tenant } : {} } }) : none()), [id, tenant]);

@@ -1,34 +1,34 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
-import type { ApiKey, Role } from '../config';
+import { DEFAULT_TENANT } from '@herald/domain';
+import type { Caller, KeyRing } from '../keys';
 import { HttpProblem } from './errors';
 
 /**
- * Who may call a route: nobody needs a token for `public`; `admin` may do everything `producer`
- * may. Routes without `config.access` are admin-only.
+ * Who may call a route: nobody needs a token for `public`; `producer` routes take producer keys
+ * too; admins may call every route, viewers every GET. Routes without `config.access` are admin-only.
  */
-export type Access = 'public' | Role;
+export type Access = 'public' | 'producer' | 'admin';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access;
   }
   interface FastifyRequest {
-    caller?: { name: string; role: Role };
+    caller?: Caller;
     /** Why the caller may not use the route; answered once the rate limit has counted the request. */
     refusal?: HttpProblem;
   }
 }
 
 export interface AuthOptions {
-  keys: ApiKey[];
+  keys: KeyRing;
   disabled: boolean;
 }
 
 const isPublicAsset = (url: string) => url === '/docs' || url.startsWith('/docs/') || url === '/console' || url.startsWith('/console/');
 
-const digest = (token: string) => createHash('sha256').update(token).digest();
+const READS = new Set(['GET', 'HEAD']);
 
 /**
  * Bearer-token auth, checked in `onRequest` and refused in `preParsing`, before the body is read.
@@ -39,7 +39,6 @@ const digest = (token: string) => createHash('sha256').update(token).digest();
  */
 export const authPlugin = fp<AuthOptions>(
   async (app, options) => {
-    const keys = options.keys.map((k) => ({ name: k.name, role: k.role, digest: digest(k.token) }));
     if (options.disabled) app.log.warn('authentication is DISABLED (HERALD_INSECURE_NO_AUTH=true): every caller is admin; never run this in production');
 
     app.addHook('onRequest', async (request: FastifyRequest) => {
@@ -49,7 +48,7 @@ export const authPlugin = fp<AuthOptions>(
       const access = request.routeOptions.config.access ?? (url === undefined || isPublicAsset(url) ? 'public' : 'admin');
       if (access === 'public') return;
       if (options.disabled) {
-        request.caller = { name: 'anonymous', role: 'admin' };
+        request.caller = { name: 'anonymous', role: 'admin', tenant: DEFAULT_TENANT };
         return;
       }
       const header = request.headers.authorization;
@@ -58,15 +57,14 @@ export const authPlugin = fp<AuthOptions>(
         request.refusal = new HttpProblem(401, 'missing bearer token: send Authorization: Bearer <token>');
         return;
       }
-      const presented = digest(match[1]);
-      let found: (typeof keys)[number] | undefined;
-      for (const key of keys) if (timingSafeEqual(presented, key.digest)) found = key;
+      const found = options.keys.match(match[1]);
       if (!found) {
         request.refusal = new HttpProblem(401, 'unknown bearer token');
         return;
       }
-      request.caller = { name: found.name, role: found.role };
-      if (access === 'admin' && found.role !== 'admin') request.refusal = new HttpProblem(403, `the ${found.role} role may not use this route; it needs admin`);
+      request.caller = found;
+      if (found.role === 'viewer' && !READS.has(request.method)) request.refusal = new HttpProblem(403, 'the viewer role may only read (GET); this route writes');
+      else if (found.role === 'producer' && access !== 'producer') request.refusal = new HttpProblem(403, 'the producer role may not use this route; it needs admin');
     });
 
     app.addHook('preParsing', async (request) => {

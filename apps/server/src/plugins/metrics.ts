@@ -30,6 +30,7 @@ export function boundedReading<T>(read: () => Promise<T>, deadlineMs = GAUGE_REA
 export interface HeraldMetrics {
   registry: Registry;
   transitions: Counter<'from' | 'to'>;
+  storedByTenant: Counter<'tenant' | 'status'>;
   writeBatchFallbacks: Counter<'kind' | 'reason'>;
   deliveryAttempts: Counter<'target' | 'outcome'>;
   deliveryAttemptSeconds: Histogram<'target'>;
@@ -83,6 +84,13 @@ export const metricsPlugin = fp(
       labelNames: ['from', 'to'] as const,
       registers: [registry],
     });
+    // Tenants come from the configured keys, so this label's values are bounded.
+    const storedByTenant = new Counter({
+      name: 'herald_messages_stored_total',
+      help: 'Messages stored through the API by tenant, as prepared or (direct publish) confirmed',
+      labelNames: ['tenant', 'status'] as const,
+      registers: [registry],
+    });
     const deliveryAttempts = new Counter({
       name: 'herald_delivery_attempts_total',
       help: 'Delivery attempts by target type and outcome (success or failure)',
@@ -131,7 +139,7 @@ export const metricsPlugin = fp(
       labelNames: ['kind', 'reason'] as const,
       registers: [registry],
     });
-    app.decorate('metrics', { registry, transitions, writeBatchFallbacks, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds, enqueueFailures, traceExportFailures });
+    app.decorate('metrics', { registry, transitions, storedByTenant, writeBatchFallbacks, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds, enqueueFailures, traceExportFailures });
 
     app.addHook('onResponse', async (request, reply) => {
       // The route pattern, never the raw URL: ids in paths would explode the label set.

@@ -32,8 +32,10 @@ async function settleWithin(work: Promise<unknown>, ms: number): Promise<void> {
  * infrastructure plugins, so on close it stops first: no new jobs, active ones and inline runs
  * finish, then the pools it uses are closed.
  */
-export const workerPlugin = fp<{ config: Config }>(
-  async (app, { config }) => {
+/** `checkSecretFor`: a tenant's own check-back secret, from its keys; undefined falls back to HERALD_CHECK_SECRET. */
+export const workerPlugin = fp<{ config: Config; checkSecretFor?: (tenant: string) => string | undefined }>(
+  async (app, options) => {
+    const { config } = options;
     const { dispatcher, senders, metrics: m } = app;
     if (!senders) throw new Error('the worker needs the senders: register the queues plugin with slots');
     /** A BullMQ worker on a Redis connection of its own, logging errors and failed jobs. */
@@ -107,7 +109,7 @@ export const workerPlugin = fp<{ config: Config }>(
       messages: app.messages,
       checks: app.checks,
       sender: senders.webhook,
-      secret: checkSecret,
+      secretFor: (tenant) => options.checkSecretFor?.(tenant) ?? checkSecret,
       timeoutMs: config.checks.timeoutMs,
       dispatcher,
       onCheck: (answer, durationMs) => {

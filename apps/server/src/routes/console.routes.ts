@@ -40,10 +40,10 @@ export const consoleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: AuditList, ...errors },
     },
   }, async (request) => {
-    const { limit = 50, cursor, targetType, targetId } = request.query;
+    const { limit = 50, cursor, targetType, targetId, tenant } = request.query;
     const beforeId = cursor === undefined ? undefined : decodeCursor(cursor);
     if (cursor !== undefined && beforeId === undefined) throw badRequest({ field: 'cursor', reason: 'is not a cursor this service issued' }, 'querystring');
-    const page = await app.audit.list({ limit, beforeId, targetType, targetId });
+    const page = await app.audit.list({ limit, beforeId, targetType, targetId, tenant });
     return {
       items: page.items.map((e) => ({ ...e, at: e.at.toISOString() })),
       nextCursor: page.nextBeforeId === null ? null : encodeCursor(page.nextBeforeId),

@@ -5,7 +5,7 @@ import { PURGER_NAME, type Retention } from '@herald/queues';
 import type { Access } from '../plugins/auth';
 import { purgeLagMs } from '../plugins/purge';
 
-/** Who may read the figures (read-only: a viewer role may be added here). */
+/** Who may read the figures: admins, and viewers (who may make every GET). */
 const STATS_ACCESS: Access = 'admin';
 
 /** Each count reads at most this many index entries, so the answer costs the same on any table size. */

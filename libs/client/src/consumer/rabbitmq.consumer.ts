@@ -1,3 +1,4 @@
+import { CONSUMER_ID } from '../sql.guards';
 import { processOnce, type InboxOptions } from './inbox';
 
 /** The slice of an amqplib message the consumer reads. */
@@ -17,15 +18,16 @@ export interface AmqpChannelLike {
 
 /** One message from Herald on RabbitMQ. */
 export interface AmqpEvent {
-  /** AMQP `messageId`: the Herald message id. */
+  /** AMQP `messageId`: the message id, `<tenant>/<id>` for tenants other than `default`; unique across tenants. */
   id: string;
+  /** The `herald-tenant` header (`default` from a Herald without tenants). */
+  tenant: string;
   topic: string;
   key: string | null;
   payload: unknown;
   redelivered: boolean;
 }
 
-const MESSAGE_ID = /^[A-Za-z0-9_:-]{1,128}$/;
 
 /** Why a message can never be processed: it is dead-lettered instead of retried. */
 export type PoisonReason = 'no-message-id' | 'invalid-message-id' | 'invalid-json';
@@ -102,7 +104,7 @@ export async function consumeOnce<Tx>(channel: AmqpChannelLike, queue: string, o
       if (!msg) return;
       const id = msg.properties.messageId;
       if (!id) return poison('no-message-id', new Error('message has no messageId'), msg);
-      if (!MESSAGE_ID.test(id)) return poison('invalid-message-id', new Error(`messageId ${JSON.stringify(id.slice(0, 140))} is not a Herald message id`), msg);
+      if (!CONSUMER_ID.test(id)) return poison('invalid-message-id', new Error(`messageId ${JSON.stringify(id.slice(0, 140))} is not a Herald message id`), msg);
       let payload: unknown;
       try {
         payload = JSON.parse(msg.content.toString('utf8'));
@@ -112,6 +114,7 @@ export async function consumeOnce<Tx>(channel: AmqpChannelLike, queue: string, o
       const headers = msg.properties.headers ?? {};
       const event: AmqpEvent = {
         id,
+        tenant: typeof headers['herald-tenant'] === 'string' ? headers['herald-tenant'] : 'default',
         topic: typeof headers['herald-topic'] === 'string' ? headers['herald-topic'] : msg.fields.routingKey,
         key: typeof headers['herald-key'] === 'string' ? headers['herald-key'] : null,
         payload,

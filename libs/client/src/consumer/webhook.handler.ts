@@ -4,8 +4,10 @@ import { processOnce, type InboxOptions } from './inbox';
 
 /** One verified webhook delivery. */
 export interface WebhookEvent {
-  /** The message id (`webhook-id`), stable across retries. */
+  /** `webhook-id`: the message id, `<tenant>/<id>` for tenants other than `default`; stable across retries, unique across tenants. */
   id: string;
+  /** The `herald-tenant` header (`default` from a Herald without tenants). */
+  tenant: string;
   topic: string;
   key: string | null;
   /** `herald-attempt`: 1 for the first attempt. */
@@ -49,7 +51,7 @@ export function createWebhookHandler<Tx>(options: WebhookHandlerOptions<Tx>, wor
       try {
         const { id } = verifyWebhook(typeof options.secret === 'function' ? options.secret() : options.secret, req.headers, raw, { toleranceSeconds: options.toleranceSeconds });
         const header = (name: string) => (Array.isArray(req.headers[name]) ? req.headers[name][0] : req.headers[name]) as string | undefined;
-        event = { id, topic: header('herald-topic') ?? '', key: header('herald-key') ?? null, attempt: Number(header('herald-attempt') ?? 1), payload: JSON.parse(raw.toString('utf8')) };
+        event = { id, tenant: header('herald-tenant') ?? 'default', topic: header('herald-topic') ?? '', key: header('herald-key') ?? null, attempt: Number(header('herald-attempt') ?? 1), payload: JSON.parse(raw.toString('utf8')) };
       } catch (err) {
         return send(err instanceof WebhookVerificationError ? 401 : 400, { error: (err as Error).message });
       }

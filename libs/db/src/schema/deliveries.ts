@@ -1,10 +1,12 @@
 import { bigint, boolean, datetime, index, int, mysqlTable, smallint, uniqueIndex, varchar } from 'drizzle-orm/mysql-core';
 
-/** Mirror migrations/0002_deliveries.sql (the DDL source of truth); a test compares them. */
+/** Mirror migrations/0002_deliveries.sql (and 0005's message_seq) (the DDL source of truth); a test compares them. */
 export const deliveries = mysqlTable(
   'deliveries',
   {
     id: bigint('id', { mode: 'number', unsigned: true }).autoincrement().primaryKey(),
+    /** 0005: the message's seq, which names it whatever its tenant (ids are unique per tenant only). */
+    messageSeq: bigint('message_seq', { mode: 'bigint', unsigned: true }).notNull(),
     messageId: varchar('message_id', { length: 128 }).notNull(),
     subscriptionId: varchar('subscription_id', { length: 40 }).notNull(),
     targetType: varchar('target_type', { length: 16 }).notNull(),
@@ -21,7 +23,7 @@ export const deliveries = mysqlTable(
     deadAt: datetime('dead_at', { mode: 'date', fsp: 3 }),
   },
   (t) => [
-    uniqueIndex('uq_deliveries_message_subscription').on(t.messageId, t.subscriptionId),
+    uniqueIndex('uq_deliveries_message_seq_subscription').on(t.messageSeq, t.subscriptionId),
     index('ix_deliveries_status_next').on(t.status, t.nextAttemptAt),
     index('ix_deliveries_subscription_status').on(t.subscriptionId, t.status, t.deadAt),
     // 0007: the last hour's delivered rate, overall and per subscription.

@@ -7,7 +7,7 @@ import { MessageTable } from './message-table';
 const MESSAGE_ID = /^[A-Za-z0-9_:-]{1,128}$/;
 
 /**
- * Finds messages by id or key plus topic, status and creation time, newest first. A search text
+ * Finds messages by id or key plus tenant, topic, status and creation time, newest first. A search text
  * matches either: the message with that id is listed first, then those with that key.
  */
 export function MessageSearch() {
@@ -15,9 +15,9 @@ export function MessageSearch() {
   const [cursor, setCursor] = useState<string | undefined>();
   const query: MessageQuery = { ...search.filters, ...(search.text ? { key: search.text } : {}), limit: 50, cursor };
   const list = useMessages(query);
-  const lookup = useMessageLookup(search.text && MESSAGE_ID.test(search.text) && !cursor ? search.text : undefined);
+  const lookup = useMessageLookup(search.text && MESSAGE_ID.test(search.text) && !cursor ? search.text : undefined, search.filters.tenant);
   const idMatch = lookup.data;
-  const items = [...(idMatch ? [idMatch] : []), ...(list.data?.items ?? []).filter((m) => m.id !== idMatch?.id)];
+  const items = [...(idMatch ? [idMatch] : []), ...(list.data?.items ?? []).filter((m) => m.id !== idMatch?.id || m.tenant !== idMatch.tenant)];
   return (
     <>
       <h1>Messages</h1>

@@ -10,6 +10,7 @@ export function MessageTable(props: { items: Message[] }) {
       <thead>
         <tr>
           <th scope="col">Id</th>
+          <th scope="col">Tenant</th>
           <th scope="col">Topic</th>
           <th scope="col">Key</th>
           <th scope="col">Status</th>
@@ -18,10 +19,11 @@ export function MessageTable(props: { items: Message[] }) {
       </thead>
       <tbody>
         {props.items.map((m) => (
-          <tr key={m.id}>
+          <tr key={`${m.tenant}/${m.id}`}>
             <td>
               <a href={messageHref(m.id)}>{m.id}</a>
             </td>
+            <td>{m.tenant}</td>
             <td>{m.topic}</td>
             <td>{m.key ?? '—'}</td>
             <td>

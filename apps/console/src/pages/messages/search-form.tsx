@@ -14,6 +14,7 @@ const toInstant = (local: string) => (local ? new Date(local).toISOString() : un
 
 export function SearchForm(props: { onSearch: (search: Search) => void }) {
   const [text, setText] = useState('');
+  const [tenant, setTenant] = useState('');
   const [topic, setTopic] = useState('');
   const [status, setStatus] = useState('');
   const [from, setFrom] = useState('');
@@ -27,6 +28,7 @@ export function SearchForm(props: { onSearch: (search: Search) => void }) {
         props.onSearch({
           text: text.trim(),
           filters: {
+            tenant: tenant.trim() || undefined,
             topic: topic.trim() || undefined,
             status: (status || undefined) as MessageQuery['status'],
             createdAfter: toInstant(from),
@@ -38,6 +40,10 @@ export function SearchForm(props: { onSearch: (search: Search) => void }) {
       <label>
         Search messages
         <input type="search" placeholder="message id or key" value={text} onInput={(e) => setText(e.currentTarget.value)} />
+      </label>
+      <label>
+        Tenant
+        <input type="text" value={tenant} onInput={(e) => setTenant(e.currentTarget.value)} />
       </label>
       <label>
         Topic
