@@ -127,7 +127,7 @@ async function main() {
     DATABASE_URL: databaseUrl,
     REDIS_URL,
     AMQP_URL,
-    HERALD_API_KEYS: `bench:admin:${BENCH_ADMIN_TOKEN},producer:producer:${BENCH_PRODUCER_TOKEN}`,
+    HERALD_API_KEYS: `bench:admin:${BENCH_ADMIN_TOKEN},default:producer:${BENCH_PRODUCER_TOKEN}`,
     HERALD_QUEUE_PREFIX: name,
     HERALD_ALLOW_PRIVATE_URLS: 'true',
     HERALD_CHECK_SECRET: 'whsec_YmVuY2gtb25seS1jaGVjay1zZWNyZXQtMDEyMzQ1Njc4OQ==',
