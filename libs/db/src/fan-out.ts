@@ -26,6 +26,9 @@ export interface FanOut {
 
 
 
+/** A commit that created no delivery (each call a fresh object: callers may add to it). */
+export const noFanOut = (): FanOut => ({ jobs: [], deliveries: [], leased: [] });
+
 /** The slots one try of a transaction took: given back if it fails, handed over with its leases if it commits. */
 export class SlotHold {
   private taken = 0;
@@ -101,7 +104,7 @@ export async function fanOut(tx: Tx, batch: readonly FanOutSource[], now: Date, 
     // The read-back runs in the inserting transaction under the unique (message, subscription) key.
     if (id === undefined) throw new Error(`delivery of message ${p.message.id} to ${p.subscription.id} missing after its insert`);
     const job = { deliveryId: id, generation: 0, attempt: 0, runAt: p.runAt };
-    const entry = result.get(p.message.seq) ?? { jobs: [], deliveries: [], leased: [] };
+    const entry = result.get(p.message.seq) ?? noFanOut();
     entry.deliveries.push({ id, subscriptionId: p.subscription.id, targetType: p.subscription.target.type, status: 'pending', attempts: 0, lastError: null, lastStatusCode: null, nextAttemptAt: p.runAt, deliveredAt: null, deadAt: null });
     if (p.leaseUntil && p.message.stored) {
       const delivery: DeliveryRow = {
@@ -135,5 +138,5 @@ export async function fanOut(tx: Tx, batch: readonly FanOutSource[], now: Date, 
 
 /** The fan-out of one message (see `fanOut`). */
 export async function fanOutOne(tx: Tx, message: FanOutSource, now: Date): Promise<FanOut> {
-  return (await fanOut(tx, [message], now)).get(message.seq) ?? { jobs: [], deliveries: [], leased: [] };
+  return (await fanOut(tx, [message], now)).get(message.seq) ?? noFanOut();
 }

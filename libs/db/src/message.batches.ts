@@ -1,6 +1,6 @@
 import type { StoredMessage } from '@herald/domain';
 import type { HeraldDb } from './connection';
-import { fanOut, leasingTransaction, type FanOut } from './fan-out';
+import { fanOut, leasingTransaction, noFanOut, type FanOut } from './fan-out';
 import { firstCopies, insertInRounds, insertWeight, InsertWeightLimit, type InsertRounds } from './insert-rounds';
 import type { LeaseSlots } from './lease-slots';
 import { CONFIRM_PREPARED, INSERT_MESSAGES, LOCK_MESSAGES_SKIP_LOCKED, MESSAGE_ROW, SELECT_MESSAGES_BY_ID, SELECT_PREPARED_IDS, SELECT_SEQS_BY_ID } from './message.statements';
@@ -8,7 +8,7 @@ import { decidedColumns, refKey, toMessage, type MessageRef, type NewMessageRow 
 import type { MessageRow } from './schema/messages';
 import { runSql, selectSql } from './sql.runner';
 import { BATCH_RETRY, endsTransaction, isDuplicateKey, withDeadlockRetry } from './transactions';
-import { STALLED_BATCH_MS, WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
+import { quietly, STALLED_BATCH_MS, WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
 
 /** How a prepare batch answered one row. */
 export type InsertAnswer =
@@ -55,15 +55,7 @@ export class MessageBatches {
     private readonly db: HeraldDb,
     private readonly options: MessageBatchOptions = {},
   ) {
-    const onBatch = options.onBatch;
-    // A report is for metrics and logs: it must never fail a batch that committed (and leased).
-    this.onBatch = (report) => {
-      try {
-        onBatch?.(report);
-      } catch {
-        // ignored on purpose: see above
-      }
-    };
+    this.onBatch = quietly(options.onBatch);
     this.now = options.now ?? (() => new Date());
     this.weightLimit = new InsertWeightLimit(db);
     const batches = { maxInFlight: options.maxBatchesInFlight ?? 4, maxBatch: 200, maxQueued: options.maxQueuedWrites, stalledAfterMs: options.stalledBatchMs ?? STALLED_BATCH_MS };
@@ -194,7 +186,7 @@ export class MessageBatches {
       return rows.map(() => undefined);
     }
     const answers = new Map<NewMessageRow, PublishAnswer>();
-    for (const row of rounds.stored) answers.set(row, { kind: 'stored', fanOut: fanOuts.get(seqs.get(refKey(row)) ?? -1n) ?? { jobs: [], deliveries: [], leased: [] } });
+    for (const row of rounds.stored) answers.set(row, { kind: 'stored', fanOut: fanOuts.get(seqs.get(refKey(row)) ?? -1n) ?? noFanOut() });
     for (const [row, stored] of rounds.taken) answers.set(row, { kind: 'exists', row: stored });
     if (rounds.duplicate || rows.length > first.size) fallbacks.add('duplicate');
     if (rounds.error !== undefined) fallbacks.add(endsTransaction(rounds.error) ? 'failed' : 'error');
@@ -241,7 +233,7 @@ export class MessageBatches {
         if (result.affectedRows !== prepared.length) throw new Error(`confirm batch changed ${result.affectedRows} of ${prepared.length} locked messages`);
         const stored = prepared.map((row) => ({ ...row, stored: toMessage({ ...row, ...set }) }));
         const created = await fanOut(tx, stored, now, hold);
-        for (const row of stored) applied.set(refKey(row), { message: row.stored, ...(created.get(row.seq) ?? { jobs: [], deliveries: [], leased: [] }) });
+        for (const row of stored) applied.set(refKey(row), { message: row.stored, ...(created.get(row.seq) ?? noFanOut()) });
         return applied;
       }, leasedIn), BATCH_RETRY.attempts, BATCH_RETRY.options);
     } catch (error) {

@@ -2,16 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { and, desc, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import { decide, DEFAULT_TENANT, resolveCheckPolicy, targetStatus, type CheckPolicy, type Decision, type MessageStatus, type PrepareRequest, type StoredMessage } from '@herald/domain';
 import type { HeraldDb } from './connection';
-import { fanOut, fanOutOne, type FanOut } from './fan-out';
+import { fanOut, fanOutOne, noFanOut, type FanOut } from './fan-out';
 import { MessageBatches, type MessageBatchOptions } from './message.batches';
 import { MESSAGE_ROW, SELECT_MESSAGE, SELECT_MESSAGE_BY_SEQ, SELECT_TENANTS_OF_ID } from './message.statements';
 import { contentHash, decidedColumns, toMessage, type MessageRef, type NewMessageRow } from './rows';
 import { messages, type MessageRow } from './schema/messages';
 import { selectSql } from './sql.runner';
+import { quietly } from './write.batcher';
 import { isDuplicateKey, withDeadlockRetry } from './transactions';
 import { writeAudit, type AuditEntry } from './audit.repository';
 
-const nothing = (): FanOut => ({ jobs: [], deliveries: [], leased: [] });
 
 /** A stored message with its `seq`, which names it to its deliveries and check attempts. */
 export type FoundMessage = StoredMessage & { seq: bigint };
@@ -73,15 +73,7 @@ export class MessageRepository {
     private readonly db: HeraldDb,
     private readonly options: MessageRepositoryOptions = {},
   ) {
-    const onTransition = options.onTransition;
-    // Metrics only: a throwing counter must not turn a committed write into an error.
-    this.onTransition = (from, to) => {
-      try {
-        onTransition?.(from, to);
-      } catch {
-        // ignored on purpose: see above
-      }
-    };
+    this.onTransition = quietly(options.onTransition);
     this.now = options.now ?? (() => new Date());
     if ((options.maxBatchesInFlight ?? 4) > 0) this.batches = new MessageBatches(db, options);
   }
@@ -92,7 +84,7 @@ export class MessageRepository {
    */
   async prepare(request: PrepareRequest, meta: PrepareMeta = {}): Promise<PrepareOutcome> {
     const row = this.newRow(request, meta);
-    let created = nothing();
+    let created = noFanOut();
     try {
       if (row.status === 'confirmed') {
         const answer = await this.batches?.publish(row);
@@ -190,8 +182,9 @@ export class MessageRepository {
     if (filter.createdAfter !== undefined) where.push(gte(messages.createdAt, filter.createdAfter));
     if (filter.beforeSeq !== undefined) where.push(lt(messages.seq, filter.beforeSeq));
     if (filter.createdBefore !== undefined) where.push(lt(messages.createdAt, filter.createdBefore));
+    const condition = where.length ? and(...where) : undefined;
     if (filter.maxBytes === undefined) {
-      const rows = await this.db.select().from(messages).where(where.length ? and(...where) : undefined).orderBy(desc(messages.seq)).limit(filter.limit + 1);
+      const rows = await this.db.select().from(messages).where(condition).orderBy(desc(messages.seq)).limit(filter.limit + 1);
       const page = rows.slice(0, filter.limit);
       const last = page.at(-1);
       return { items: page.map(found), nextBeforeSeq: rows.length > filter.limit && last ? last.seq : null };
@@ -200,7 +193,7 @@ export class MessageRepository {
     const sizes = await this.db
       .select({ seq: messages.seq, bytes: sql<string>`LENGTH(${messages.payload})` })
       .from(messages)
-      .where(where.length ? and(...where) : undefined)
+      .where(condition)
       .orderBy(desc(messages.seq))
       .limit(filter.limit + 1);
     const fit = fitting(sizes.slice(0, filter.limit).map((r) => Number(r.bytes)), filter.maxBytes);
@@ -274,7 +267,7 @@ export class MessageRepository {
         if (!row) throw new Error(`message ${ref.id} vanished inside its own transaction`);
         const message = toMessage(row);
         if (audit) await writeAudit(tx, audit, `${from} → ${to}`, now);
-        return { message, fanOut: to === 'confirmed' ? ((await fanOut(tx, [row], now)).get(row.seq) ?? nothing()) : nothing() };
+        return { message, fanOut: to === 'confirmed' ? ((await fanOut(tx, [row], now)).get(row.seq) ?? noFanOut()) : noFanOut() };
       }),
     );
   }

@@ -31,6 +31,20 @@ export interface WriteBatchReport {
 export type OnWriteBatch = (report: WriteBatchReport) => void;
 
 /**
+ * `callback` (metrics, logs) made unable to throw: a failing counter must never turn a write that
+ * committed, and leased deliveries, into an error for its callers.
+ */
+export function quietly<A extends unknown[]>(callback: ((...args: A) => void) | undefined): (...args: A) => void {
+  return (...args) => {
+    try {
+      callback?.(...args);
+    } catch {
+      // ignored on purpose: see above
+    }
+  };
+}
+
+/**
  * A write refused because too many writes already wait for a batch: the database is not
  * keeping up, and shedding at once beats queueing until the client gives up. Retryable.
  */
