@@ -151,7 +151,7 @@ describe('what the server checks before its handlers run', () => {
           checked += 1;
         }
       }
-      expect(checked).toBe(23);
+      expect(checked).toBe(25);
     } finally {
       await app.close();
     }

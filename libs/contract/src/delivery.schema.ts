@@ -23,9 +23,10 @@ export const DeliveryDetail = Type.Object({
   attempts: Type.Integer(),
   lastError: Type.Union([Type.String(), Type.Null()]),
   lastStatusCode: Type.Union([Type.Integer(), Type.Null()]),
-  nextAttemptAt: Type.Union([Timestamp, Type.Null()]),
+  nextAttemptAt: Type.Union([Timestamp, Type.Null()], { description: 'null on a pending delivery of an ordered subscription: it waits for an earlier message of its key' }),
   deliveredAt: Type.Union([Timestamp, Type.Null()]),
   deadAt: Type.Union([Timestamp, Type.Null()]),
+  skippedAt: Type.Union([Timestamp, Type.Null()], { description: 'when an admin skipped this dead delivery of an ordered key, letting the key move on' }),
   attemptsLog: Type.Array(DeliveryAttempt, { description: 'newest first' }),
 });
 

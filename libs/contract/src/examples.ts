@@ -84,6 +84,7 @@ export const DeliveryListExample: Static<typeof DeliveryList> = {
       nextAttemptAt: null,
       deliveredAt: '2026-11-23T10:16:02.480Z',
       deadAt: null,
+      skippedAt: null,
       attemptsLog: [
         { generation: 0, attempt: 2, startedAt: '2026-11-23T10:16:02.400Z', durationMs: 80, ok: true, statusCode: 204, error: null, responseExcerpt: '' },
         { generation: 0, attempt: 1, startedAt: '2026-11-23T10:16:00.400Z', durationMs: 95, ok: false, statusCode: 503, error: 'HTTP 503', responseExcerpt: 'upstream busy' },
@@ -100,6 +101,7 @@ const subscription = {
   maxAttempts: 10,
   backoff: { initialMs: 1000, maxMs: 600000 },
   enabled: true,
+  ordering: 'none' as const,
   disabledReason: null,
   createdAt: '2026-11-23T10:00:00.000Z',
   updatedAt: '2026-11-23T10:00:00.000Z',

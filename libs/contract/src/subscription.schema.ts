@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { DELIVERY_LIMITS, TOPIC_PATTERN_GRAMMAR } from '@herald/domain';
+import { DELIVERY_LIMITS, SUBSCRIPTION_ORDERINGS, TOPIC_PATTERN_GRAMMAR } from '@herald/domain';
 import { HeaderMap } from './message.schema';
-import { Timestamp } from './common.schema';
+import { StringEnum, Timestamp } from './common.schema';
 
 const L = DELIVERY_LIMITS;
 
@@ -54,6 +54,11 @@ export const Backoff = Type.Object(
   { additionalProperties: false },
 );
 
+export const Ordering = StringEnum(SUBSCRIPTION_ORDERINGS, {
+  description:
+    '`none` (default): deliveries run in parallel. `key`: messages with the same `key` reach this subscription one at a time, in the order their confirms (or direct publishes) committed; a dead delivery blocks its key until it is redelivered or skipped. Messages without a key are not ordered. A change applies to deliveries created from then on.',
+});
+
 export const CreateSubscriptionBody = Type.Object(
   {
     // Bidi overrides and zero-width characters would make a name read as another in a console or log.
@@ -68,6 +73,7 @@ export const CreateSubscriptionBody = Type.Object(
     maxAttempts: Type.Optional(Type.Integer({ minimum: L.maxAttempts.min, maximum: L.maxAttempts.max, description: 'attempts before the delivery is dead (default 12)' })),
     backoff: Type.Optional(Backoff),
     enabled: Type.Optional(Type.Boolean({ description: 'default true' })),
+    ordering: Type.Optional(Ordering),
   },
   {
     additionalProperties: false,
@@ -88,6 +94,7 @@ export const Subscription = Type.Object(
     maxAttempts: Type.Integer(),
     backoff: Type.Object({ initialMs: Type.Integer(), maxMs: Type.Integer() }),
     enabled: Type.Boolean(),
+    ordering: Ordering,
     disabledReason: Type.Union([Type.String(), Type.Null()], { description: 'why Herald disabled it, e.g. the endpoint answered 410 Gone' }),
     createdAt: Timestamp,
     updatedAt: Timestamp,
@@ -131,3 +138,44 @@ export const BulkRedeliverBody = Type.Object(
 );
 
 export const Requeued = Type.Object({ requeued: Type.Integer({ description: 'deliveries put back to pending' }) });
+
+const Reason = Type.String({ minLength: 1, maxLength: 500, pattern: '^[^\\u0000-\\u001F\\u007F]*$', description: 'why, kept in the audit log' });
+
+export const BlockedKey = Type.Object({
+  tenant: Type.String({ description: 'the tenant of the messages of this key' }),
+  key: Type.String(),
+  deliveryId: Type.Integer({ description: 'the dead delivery at the head of the key' }),
+  messageId: Type.String({ description: 'its message (within `tenant`)' }),
+  deadAt: Timestamp,
+  lastError: Type.Union([Type.String(), Type.Null()]),
+  lastStatusCode: Type.Union([Type.Integer(), Type.Null()]),
+  waiting: Type.Integer({ description: 'deliveries of the key waiting behind it' }),
+});
+
+export const BlockedKeyList = Type.Object({
+  items: Type.Array(BlockedKey, { description: 'oldest block first' }),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const ListBlockedKeysQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+
+export const SkipKeyBody = Type.Object(
+  {
+    tenant: { ...Type.String({ pattern: '^[a-z0-9_-]{1,64}$' }), description: 'the tenant of the key, as the blocked-key list gives it' },
+    key: Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x20-\\x7E]*$', description: 'the blocked key' }),
+    reason: Reason,
+  },
+  { additionalProperties: false, examples: [{ tenant: 'default', key: 'order-1001', reason: 'the coupon service rejects this order for good; later messages of it may go' }] },
+);
+
+export const SkippedKey = Type.Object({
+  deliveryId: Type.Integer({ description: 'the skipped delivery: it stays dead, marked skipped' }),
+  messageId: Type.String(),
+  nextDeliveryId: Type.Union([Type.Integer(), Type.Null()], { description: 'the key\'s next delivery, now due (null if none waited)' }),
+});

@@ -13,6 +13,7 @@ import {
   type AttemptResultSet,
   type DeliveryStateRecord,
 } from './delivery.statements';
+import { lockOrderKeys, wakeNext, type OrderKeyRef } from './key-order';
 import { ERROR_MAX, type AttemptContext } from './rows';
 import { deliveries, type deliveryAttempts } from './schema/deliveries';
 import { runSql, selectSql, toNumber } from './sql.runner';
@@ -20,7 +21,8 @@ import { BATCH_RETRY, lockMessages, rollUpMessageStatus, uniqueSeqs, withDeadloc
 import { STALLED_BATCH_MS, WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
 
 export type AttemptOutcome =
-  | { kind: 'delivered' }
+  /** `woken`: the next delivery of its key, due now that this one is delivered (ordered subscriptions). */
+  | { kind: 'delivered'; woken?: DeliveryJobRef }
   | { kind: 'retry'; job: DeliveryJobRef }
   | { kind: 'dead'; reason: string }
   /** The delivery was replayed or finished meanwhile: this result no longer applies. */
@@ -30,6 +32,8 @@ export type AttemptOutcome =
 interface AttemptWrite {
   job: DeliveryJobRef;
   messageSeq: bigint;
+  /** A delivery in a key's sequence whose delivery hands the key to the next one. */
+  handsOver?: OrderKeyRef;
   outcome: AttemptOutcome;
   now: Date;
   set: AttemptResultSet;
@@ -80,9 +84,11 @@ export class AttemptRepository {
         : verdict.kind === 'dead'
           ? { kind: 'dead', reason: verdict.reason.slice(0, ERROR_MAX) }
           : verdict;
+    const { orderKey } = context.delivery;
     const write: AttemptWrite = {
       job,
       messageSeq: context.delivery.messageSeq,
+      handsOver: orderKey !== null && verdict.kind === 'delivered' ? { subscriptionId: context.delivery.subscriptionId, orderKey } : undefined,
       outcome,
       now,
       set: {
@@ -106,23 +112,31 @@ export class AttemptRepository {
         responseExcerpt: result.responseExcerpt?.slice(0, 1024) ?? null,
       },
     };
-    if (!this.batches) return this.writeOne(write);
+    // A handover locks its key and wakes the next delivery: a transaction of its own.
+    if (!this.batches || write.handsOver) return this.writeOne(write);
     // Left out of its batch (a row another transaction held, or the batch failed): on its own.
     return (await this.batches.submit(write)) ?? this.writeOne(write);
   }
 
-  /** Marks a delivery dead without an attempt (its subscription was deleted or disabled). */
-  async markDead(job: DeliveryJobRef, messageSeq: bigint, reason: string): Promise<boolean> {
+  /**
+   * Marks a delivery dead without an attempt (its subscription was deleted or disabled). With
+   * `release` (the subscription is gone for good) a delivery in a key's sequence is also marked
+   * skipped, so the key moves on: its next delivery is returned as `woken`.
+   */
+  async markDead(job: DeliveryJobRef, delivery: { messageSeq: bigint; subscriptionId: string; orderKey: string | null }, reason: string, release = false): Promise<{ marked: boolean; woken?: DeliveryJobRef }> {
     const now = this.now();
+    const key = release && delivery.orderKey !== null ? { subscriptionId: delivery.subscriptionId, orderKey: delivery.orderKey } : undefined;
     return withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
-        await lockMessages(tx, [messageSeq]);
+        await lockMessages(tx, [delivery.messageSeq]);
+        if (key) await lockOrderKeys(tx, [key], now);
         const [result] = await tx
           .update(deliveries)
-          .set({ status: 'dead', deadAt: now, nextAttemptAt: null, leaseUntil: null, lastError: reason.slice(0, ERROR_MAX), updatedAt: now })
+          .set({ status: 'dead', deadAt: now, nextAttemptAt: null, leaseUntil: null, lastError: reason.slice(0, ERROR_MAX), updatedAt: now, ...(key && { skippedAt: now }) })
           .where(and(eq(deliveries.id, job.deliveryId), eq(deliveries.generation, job.generation), eq(deliveries.attempts, job.attempt), eq(deliveries.status, 'pending')));
-        if (result.affectedRows === 1) await rollUpMessageStatus(tx, [messageSeq], now);
-        return result.affectedRows === 1;
+        if (result.affectedRows !== 1) return { marked: false };
+        await rollUpMessageStatus(tx, [delivery.messageSeq], now);
+        return { marked: true, woken: key && (await wakeNext(tx, key, job.deliveryId, now)) };
       }),
     );
   }
@@ -130,13 +144,15 @@ export class AttemptRepository {
   /** One attempt in its own transaction (a batch of one, or a write its batch left out). */
   private writeOne(w: AttemptWrite): Promise<AttemptOutcome> {
     return withDeadlockRetry(() =>
-      this.db.transaction(async (tx) => {
+      this.db.transaction(async (tx): Promise<AttemptOutcome> => {
         await lockMessages(tx, [w.messageSeq]);
+        if (w.handsOver) await lockOrderKeys(tx, [w.handsOver], w.now);
         const updated = await runSql(tx, RECORD_ATTEMPT, [...attemptResultValues(w.set), w.now, w.job.deliveryId, w.job.generation, w.job.attempt]);
         // Someone replayed or finished it meanwhile: this attempt's result no longer applies.
         if (updated.affectedRows !== 1) return { kind: 'stale' } as const;
         await runSql(tx, INSERT_ATTEMPTS, [[attemptValues(w.attempt)]]);
         if (w.outcome.kind !== 'retry') await rollUpMessageStatus(tx, [w.messageSeq], w.now);
+        if (w.handsOver && w.outcome.kind === 'delivered') return { kind: 'delivered', woken: await wakeNext(tx, w.handsOver, w.job.deliveryId, w.now) };
         return w.outcome;
       }),
     );

@@ -102,17 +102,19 @@ export class ClaimRepository {
       answers = await withDeadlockRetry(() =>
         this.db.transaction(async (tx) => {
           const ids = [...new Set(rs.map((r) => r.job.deliveryId))].sort((a, b) => a - b);
-          const rows = (await selectSql<DeliveryStateRecord & { lease_until: string | null }>(tx, LOCK_DELIVERIES_FOR_CLAIM, [ids])).map((r) => ({
+          const rows = (await selectSql<DeliveryStateRecord & { lease_until: string | null; next_attempt_at: string | null }>(tx, LOCK_DELIVERIES_FOR_CLAIM, [ids])).map((r) => ({
             id: toNumber(r.id),
             status: r.status,
             generation: r.generation,
             attempts: r.attempts,
             leaseUntil: toDateOrNull(r.lease_until),
+            waiting: r.next_attempt_at === null,
           }));
           const seen = new Set(rows.map((row) => row.id));
           skipped = new Set(ids.filter((id) => !seen.has(id)));
           const now = this.now();
-          const free = new Map(rows.filter((row) => row.leaseUntil === null || row.leaseUntil < now).map((row) => [row.id, row]));
+          // A delivery waiting behind its key is not claimed: the head's completion makes it due.
+          const free = new Map(rows.filter((row) => !row.waiting && (row.leaseUntil === null || row.leaseUntil < now)).map((row) => [row.id, row]));
           const wanted = rs.filter((r) => jobMatches(free.get(r.job.deliveryId), r.job)).map((r) => r.job.deliveryId);
           if (wanted.length === 0) return rs.map(() => ({}));
           const contexts = await readContexts(tx, [...new Set(wanted)]);

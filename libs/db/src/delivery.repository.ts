@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, isNotNull, isNull, lt, lte, or, sql } from 'drizzle-orm';
 import type { DeliveryJobRef, DeliveryStatus } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { toAttemptRecord, toDeliverySummary, type AttemptRecord, type DeliverySummary } from './rows';
@@ -104,9 +104,15 @@ export class DeliveryRepository {
         const rows = await tx.select({ id: deliveries.id, messageSeq: deliveries.messageSeq }).from(deliveries).where(where).for('update');
         if (rows.length === 0) return noneAudited();
         const ids = rows.map((r) => r.id);
+        // A delivered or skipped delivery of an ordered key is sent again on its own, outside its
+        // key's sequence: later deliveries of the key do not wait for it (a dead head stays in).
         await tx
           .update(deliveries)
-          .set({ status: 'pending', generation: sql`${deliveries.generation} + 1`, attempts: 0, nextAttemptAt: now, leaseUntil: null, deadAt: null, deliveredAt: null, updatedAt: now })
+          .set({ orderKey: null })
+          .where(and(inArray(deliveries.id, ids), isNotNull(deliveries.orderKey), or(eq(deliveries.status, 'delivered'), isNotNull(deliveries.skippedAt))));
+        await tx
+          .update(deliveries)
+          .set({ status: 'pending', generation: sql`${deliveries.generation} + 1`, attempts: 0, nextAttemptAt: now, leaseUntil: null, deadAt: null, deliveredAt: null, skippedAt: null, updatedAt: now })
           .where(inArray(deliveries.id, ids));
         await rollUpMessageStatus(tx, rows.map((r) => r.messageSeq), now);
         const after = await tx.select({ id: deliveries.id, generation: deliveries.generation }).from(deliveries).where(inArray(deliveries.id, ids));

@@ -20,14 +20,15 @@ export const SELECT_CONTEXTS = `SELECT ${DELIVERY_ROW.select}, ${MESSAGE_ROW.sel
   WHERE d.id IN (?)`;
 
 /** Fan-out: `?` takes an array of `newDeliveryValues`. */
-export const INSERT_DELIVERIES = 'INSERT INTO deliveries (message_seq, message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, lease_until, created_at, updated_at) VALUES ?';
+export const INSERT_DELIVERIES = 'INSERT INTO deliveries (message_seq, message_id, subscription_id, target_type, status, attempts, generation, next_attempt_at, lease_until, created_at, updated_at, order_key) VALUES ?';
 
 /**
  * One new delivery of `INSERT_DELIVERIES`: pending, first generation, no attempt yet, due at
- * `runAt`; with `leaseUntil`, already leased to the process whose transaction creates it.
+ * `runAt` (null: waiting behind its key); with `leaseUntil`, already leased to the process whose
+ * transaction creates it; with `orderKey`, in that key's sequence.
  */
-export function newDeliveryValues(message: { seq: bigint; id: string }, subscriptionId: string, targetType: string, runAt: Date, now: Date, leaseUntil: Date | null = null): SqlParam[] {
-  return [message.seq, message.id, subscriptionId, targetType, 'pending', 0, 0, runAt, leaseUntil, now, now];
+export function newDeliveryValues(message: { seq: bigint; id: string }, subscriptionId: string, targetType: string, runAt: Date | null, now: Date, leaseUntil: Date | null = null, orderKey: string | null = null): SqlParam[] {
+  return [message.seq, message.id, subscriptionId, targetType, 'pending', 0, 0, runAt, leaseUntil, now, now, orderKey];
 }
 
 /**
@@ -69,14 +70,14 @@ export const SELECT_NEW_DELIVERIES = 'SELECT id, message_seq, subscription_id FR
 
 /**
  * A lone claim: taken if the row is unleased, its lease ran out, or it is still the lease this
- * process was given (`lease_until` = the last parameter; NULL matches nothing, for a plain claim).
- * Lease until, now, id, generation, attempts, now, the lease held or NULL.
+ * process was given (`lease_until` = the last parameter; NULL matches nothing, for a plain claim),
+ * and never while it waits behind its key (no `next_attempt_at`). Lease until, now, id, generation, attempts, now, the lease held or NULL.
  */
 export const CLAIM_DELIVERY = `UPDATE deliveries SET lease_until = ?, updated_at = ?
-  WHERE id = ? AND status = 'pending' AND generation = ? AND attempts = ? AND (lease_until IS NULL OR lease_until < ? OR lease_until = ?)`;
+  WHERE id = ? AND status = 'pending' AND generation = ? AND attempts = ? AND next_attempt_at IS NOT NULL AND (lease_until IS NULL OR lease_until < ? OR lease_until = ?)`;
 
 /** A claim batch, the locking read of its deliveries (`?`, an array), in id order; held rows are skipped. */
-export const LOCK_DELIVERIES_FOR_CLAIM = 'SELECT id, status, generation, attempts, lease_until FROM deliveries WHERE id IN (?) ORDER BY id FOR UPDATE SKIP LOCKED';
+export const LOCK_DELIVERIES_FOR_CLAIM = 'SELECT id, status, generation, attempts, lease_until, next_attempt_at FROM deliveries WHERE id IN (?) ORDER BY id FOR UPDATE SKIP LOCKED';
 
 /** A claim batch's leases: (id, lease until) × n, then now, then the ids. */
 export function setLeases(n: number): string {

@@ -1,5 +1,6 @@
-import { topicMatches, type DeliveryJobRef, type SigningSecrets, type StoredMessage, type Subscription } from '@herald/domain';
+import { deliveryOrderKey, topicMatches, type DeliveryJobRef, type SigningSecrets, type StoredMessage, type Subscription } from '@herald/domain';
 import type { HeraldDb } from './connection';
+import { busyOrderKeys, isBusy, lockOrderKeys, setLastDeliveries, type OrderKeyRef } from './key-order';
 import { deliveryInserts, INSERT_DELIVERIES, newDeliveryValues, SELECT_NEW_DELIVERIES } from './delivery.statements';
 import type { LeaseSlots } from './lease-slots';
 import type { AttemptContext, DeliverySummary } from './rows';
@@ -70,7 +71,9 @@ export interface FanOutSource {
   /** Names the message whatever its tenant: deliveries reference it by this. */
   seq: bigint;
   id: string;
+  tenant: string;
   topic: string;
+  key: string | null;
   delayMs: number;
   stored?: StoredMessage;
 }
@@ -86,26 +89,32 @@ export async function fanOut(tx: Tx, batch: readonly FanOutSource[], now: Date, 
   if (batch.length === 0) return result;
   const enabled = await SubscriptionRepository.enabled(tx);
   const runAts = new Map<bigint, Date>();
-  const planned = batch.flatMap((message) => {
+  const planned: PlannedDelivery[] = batch.flatMap((message) => {
     const runAt = new Date(now.getTime() + message.delayMs);
     runAts.set(message.seq, runAt);
-    return enabled.filter((s) => topicMatches(s.topic, message.topic)).map((subscription) => ({ message, subscription, runAt, leaseUntil: null as Date | null }));
+    return enabled
+      .filter((s) => topicMatches(s.topic, message.topic))
+      .map((subscription) => ({ message, subscription, runAt: runAt as Date | null, leaseUntil: null as Date | null, orderKey: deliveryOrderKey(subscription.ordering, message.tenant, message.key) }));
   });
   if (planned.length === 0) return result;
-  const leasable = hold ? planned.filter((p) => p.message.stored && p.message.delayMs === 0) : [];
+  const ordered = await waitTurns(tx, planned, now);
+  const leasable = hold ? planned.filter((p) => p.message.stored && p.message.delayMs === 0 && p.runAt !== null) : [];
   const granted = hold && leasable.length > 0 ? hold.take(leasable.length) : 0;
   for (const p of leasable.slice(0, granted)) p.leaseUntil = new Date(now.getTime() + (hold as SlotHold).slots.leaseMs(p.subscription.target));
-  const values = planned.map((p) => newDeliveryValues(p.message, p.subscription.id, p.subscription.target.type, p.runAt, now, p.leaseUntil));
+  // Row order is id order: a key's deliveries of this batch join its sequence in batch order.
+  const values = planned.map((p) => newDeliveryValues(p.message, p.subscription.id, p.subscription.target.type, p.runAt, now, p.leaseUntil, p.orderKey));
   for (const chunk of deliveryInserts(values)) await runSql(tx, INSERT_DELIVERIES, [chunk]);
   const rows = await selectSql<{ id: string | number; message_seq: string | number; subscription_id: string }>(tx, SELECT_NEW_DELIVERIES, [[...runAts.keys()]]);
   const ids = new Map(rows.map((r) => [`${r.message_seq}\n${r.subscription_id}`, toNumber(r.id)]));
+  const lastOfKey = new Map<string, OrderKeyRef & { deliveryId: number }>();
   for (const p of planned) {
     const id = ids.get(`${p.message.seq}\n${p.subscription.id}`);
     // The read-back runs in the inserting transaction under the unique (message, subscription) key.
     if (id === undefined) throw new Error(`delivery of message ${p.message.id} to ${p.subscription.id} missing after its insert`);
-    const job = { deliveryId: id, generation: 0, attempt: 0, runAt: p.runAt };
+    if (p.orderKey !== null) lastOfKey.set(`${p.subscription.id}\n${p.orderKey}`, { subscriptionId: p.subscription.id, orderKey: p.orderKey, deliveryId: Math.max(id, lastOfKey.get(`${p.subscription.id}\n${p.orderKey}`)?.deliveryId ?? 0) });
+    const job = { deliveryId: id, generation: 0, attempt: 0, runAt: p.runAt ?? now };
     const entry = result.get(p.message.seq) ?? noFanOut();
-    entry.deliveries.push({ id, subscriptionId: p.subscription.id, targetType: p.subscription.target.type, status: 'pending', attempts: 0, lastError: null, lastStatusCode: null, nextAttemptAt: p.runAt, deliveredAt: null, deadAt: null });
+    entry.deliveries.push({ id, subscriptionId: p.subscription.id, targetType: p.subscription.target.type, status: 'pending', attempts: 0, lastError: null, lastStatusCode: null, nextAttemptAt: p.runAt, deliveredAt: null, deadAt: null, skippedAt: null });
     if (p.leaseUntil && p.message.stored) {
       const delivery: DeliveryRow = {
         id,
@@ -124,16 +133,48 @@ export async function fanOut(tx: Tx, batch: readonly FanOutSource[], now: Date, 
         updatedAt: now,
         deliveredAt: null,
         deadAt: null,
+        orderKey: p.orderKey,
+        skippedAt: null,
       };
       entry.leased.push({ job, context: { delivery, message: p.message.stored, subscription: p.subscription } });
-    } else {
+    } else if (p.runAt !== null) {
       entry.jobs.push(job);
     }
     result.set(p.message.seq, entry);
   }
+  if (ordered) await setLastDeliveries(tx, [...lastOfKey.values()], now);
   // API order: deliveries by id, as a read of them would list them.
   for (const entry of result.values()) entry.deliveries.sort((a, b) => a.id - b.id);
   return result;
+}
+
+interface PlannedDelivery {
+  message: FanOutSource;
+  subscription: Subscription & SigningSecrets;
+  /** Null: it waits behind an earlier delivery of its key, which will make it due. */
+  runAt: Date | null;
+  leaseUntil: Date | null;
+  orderKey: string | null;
+}
+
+/**
+ * For ordered deliveries: locks their keys and leaves due only the first of each key whose
+ * sequence has no open tail; the others wait (no `runAt`). Whether any delivery is ordered.
+ */
+async function waitTurns(tx: Tx, planned: PlannedDelivery[], now: Date): Promise<boolean> {
+  const refs = planned.flatMap((p) => (p.orderKey === null ? [] : [{ subscriptionId: p.subscription.id, orderKey: p.orderKey }]));
+  if (refs.length === 0) return false;
+  await lockOrderKeys(tx, refs, now);
+  const busy = await busyOrderKeys(tx, refs);
+  const taken = new Set<string>();
+  for (const p of planned) {
+    if (p.orderKey === null) continue;
+    const ref = { subscriptionId: p.subscription.id, orderKey: p.orderKey };
+    const name = `${ref.subscriptionId}\n${ref.orderKey}`;
+    if (isBusy(busy, ref) || taken.has(name)) p.runAt = null;
+    taken.add(name);
+  }
+  return true;
 }
 
 /** The fan-out of one message (see `fanOut`). */

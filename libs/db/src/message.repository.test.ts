@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTableConfig } from 'drizzle-orm/mysql-core';
 import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise';
 import type { Target } from '@herald/domain';
-import { auditLog, checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttempts, hasErrorCode, LeaseSlots, migrate, MessageRepository, messages, subscriptions, WriteQueueFullError, type DecisionResult, type LeasedDelivery, type PrepareOutcome, type WriteBatchReport } from './index';
+import { auditLog, checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttempts, deliveryOrderLocks, hasErrorCode, LeaseSlots, migrate, MessageRepository, messages, subscriptions, WriteQueueFullError, type DecisionResult, type LeasedDelivery, type PrepareOutcome, type WriteBatchReport } from './index';
 import { insertWeight, insertWeightLimit } from './insert-rounds';
 import { purgeRuns } from './schema/purge';
 
@@ -13,7 +13,7 @@ const def = (id: string) => ({ tenant: 'default', id });
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const name = `herald_test_db_${randomBytes(4).toString('hex')}`;
 const url = `${server}/${name}`;
-const MIGRATIONS = ['0001_messages.sql', '0002_deliveries.sql', '0003_check_attempts.sql', '0004_message_trace_parent.sql', '0005_tenants.sql', '0006_retention.sql', '0007_audit_log.sql', '0008_audit_tenant.sql'];
+const MIGRATIONS = ['0001_messages.sql', '0002_deliveries.sql', '0003_check_attempts.sql', '0004_message_trace_parent.sql', '0005_tenants.sql', '0006_retention.sql', '0007_audit_log.sql', '0008_audit_tenant.sql', '0009_key_ordering.sql'];
 let pool: Pool;
 let repo: MessageRepository;
 const transitions: string[] = [];
@@ -50,7 +50,7 @@ describe('migrate', () => {
     expect(await migrate({ url })).toEqual({ applied: [], alreadyApplied: MIGRATIONS });
   });
 
-  it.each([messages, subscriptions, deliveries, deliveryAttempts, checkAttempts, auditLog, purgeRuns].map((t) => [getTableConfig(t).name, t] as const))(
+  it.each([messages, subscriptions, deliveries, deliveryAttempts, deliveryOrderLocks, checkAttempts, auditLog, purgeRuns].map((t) => [getTableConfig(t).name, t] as const))(
     'matches the drizzle schema of %s column for column and index for index (guards against drift)',
     async (table, schema) => {
       const [cols] = await pool.query<RowDataPacket[]>(

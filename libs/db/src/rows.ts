@@ -40,6 +40,8 @@ export interface DeliverySummary {
   nextAttemptAt: Date | null;
   deliveredAt: Date | null;
   deadAt: Date | null;
+  /** A person skipped this dead delivery of an ordered subscription, releasing its key. */
+  skippedAt: Date | null;
 }
 
 export interface AttemptRecord {
@@ -112,7 +114,7 @@ export function toMessage(row: MessageRow | NewMessageRow): StoredMessage {
   };
 }
 
-export function toDeliverySummary(row: Pick<DeliveryRow, 'id' | 'subscriptionId' | 'targetType' | 'status' | 'attempts' | 'lastError' | 'lastStatusCode' | 'nextAttemptAt' | 'deliveredAt' | 'deadAt'>): DeliverySummary {
+export function toDeliverySummary(row: Pick<DeliveryRow, 'id' | 'subscriptionId' | 'targetType' | 'status' | 'attempts' | 'lastError' | 'lastStatusCode' | 'nextAttemptAt' | 'deliveredAt' | 'deadAt' | 'skippedAt'>): DeliverySummary {
   return {
     id: row.id,
     subscriptionId: row.subscriptionId,
@@ -124,6 +126,7 @@ export function toDeliverySummary(row: Pick<DeliveryRow, 'id' | 'subscriptionId'
     nextAttemptAt: row.nextAttemptAt,
     deliveredAt: row.deliveredAt,
     deadAt: row.deadAt,
+    skippedAt: row.skippedAt,
   };
 }
 

@@ -137,11 +137,11 @@ describe('hot statements against drizzle', () => {
     const sub = (id: string, enabled: boolean, extra: Partial<SubscriptionRow> = {}): SubscriptionRow => ({
       id, name: `${id} ${HOSTILE}`, topicPattern: 'stm.#', targetType: 'webhook', target: JSON.stringify({ type: 'webhook', url: `http://x/h?${HOSTILE}` }),
       maxAttempts: 65_535, backoffInitialMs: 0, backoffMaxMs: 4_294_967_295, enabled, disabledReason: null, secret: null, previousSecret: null,
-      previousSecretExpiresAt: null, createdAt: now, updatedAt: now, ...extra,
+      previousSecretExpiresAt: null, createdAt: now, updatedAt: now, ordering: 'none', ...extra,
     });
     await db.insert(subscriptions).values([
       sub('sub_stm_a', true, { secret: 'whsec_a', previousSecret: 'whsec_old', previousSecretExpiresAt: new Date('2026-05-07T00:00:00.001Z') }),
-      sub('sub_stm_b', true),
+      sub('sub_stm_b', true, { ordering: 'key' }),
       sub('sub_stm_c', false, { disabledReason: 'gone' }),
     ]);
     const viaDrizzle = await db.select().from(subscriptions).where(eq(subscriptions.enabled, true)).orderBy(asc(subscriptions.id));
@@ -165,6 +165,8 @@ describe('hot statements against drizzle', () => {
     expect(written).toEqual(['sub_stm_a', 'sub_stm_b'].map((subscriptionId, i) => ({
       id: jobs[i]?.deliveryId, messageSeq: seq, messageId: message.id, subscriptionId, targetType: 'webhook', status: 'pending', attempts: 0, generation: 0,
       nextAttemptAt: runAt, leaseUntil: null, lastError: null, lastStatusCode: null, createdAt: now, updatedAt: now, deliveredAt: null, deadAt: null,
+      // sub_stm_b orders by key: the delivery joins its key's sequence, first and so due.
+      orderKey: subscriptionId === 'sub_stm_b' ? `${message.tenant}/${message.key}` : null, skippedAt: null,
     })));
     expect(fanOuts.get(seq)?.deliveries.map((d) => d.id)).toEqual(written.map((d) => d.id));
 

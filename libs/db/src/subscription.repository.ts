@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { and, asc, eq, gt, ne, or, sql } from 'drizzle-orm';
 import type { RowDataPacket } from 'mysql2/promise';
-import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, type BackoffPolicy, type SigningSecrets, type Subscription, type Target } from '@herald/domain';
+import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, type BackoffPolicy, type SigningSecrets, type Subscription, type SubscriptionOrdering, type Target } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { subscriptions, type SubscriptionRow } from './schema/subscriptions';
 import { selectSql, type SqlExecutor } from './sql.runner';
@@ -14,6 +14,7 @@ export interface NewSubscription {
   maxAttempts?: number;
   backoff?: Partial<BackoffPolicy>;
   enabled?: boolean;
+  ordering?: SubscriptionOrdering;
 }
 
 export type SubscriptionPatch = Partial<NewSubscription>;
@@ -72,6 +73,7 @@ export class SubscriptionRepository {
       previousSecretExpiresAt: null,
       createdAt: now,
       updatedAt: now,
+      ordering: input.ordering ?? 'none',
     };
     await this.db.insert(subscriptions).values(row);
     return { subscription: toSubscription(row), secret };
@@ -121,6 +123,8 @@ export class SubscriptionRepository {
       set.enabled = patch.enabled;
       set.disabledReason = null;
     }
+    // Applies to deliveries created from now on; those already open keep their order (docs/design.md).
+    if (patch.ordering !== undefined) set.ordering = patch.ordering;
     await this.db.update(subscriptions).set(set).where(eq(subscriptions.id, id));
     return (await this.get(id)) as Subscription;
   }
@@ -221,6 +225,7 @@ export function toSubscription(row: SubscriptionRow): Subscription {
     maxAttempts: row.maxAttempts,
     backoff: { initialMs: row.backoffInitialMs, maxMs: row.backoffMaxMs },
     enabled: row.enabled,
+    ordering: row.ordering as SubscriptionOrdering,
     disabledReason: row.disabledReason,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,

@@ -88,3 +88,17 @@ export interface SendTimeouts {
 export function deliveryLeaseMs(target: Target | undefined, timeouts: SendTimeouts): number {
   return (target?.type === 'webhook' ? target.timeoutMs ?? timeouts.webhookTimeoutMs : timeouts.amqpConfirmTimeoutMs) + LEASE_MARGIN_MS;
 }
+
+/**
+ * The sequence a delivery of an ordered subscription joins: one per tenant and key, written
+ * `<tenant>/<key>` (a tenant never contains `/`). Null when the delivery is not ordered.
+ */
+export function deliveryOrderKey(ordering: 'none' | 'key', tenant: string, key: string | null): string | null {
+  return ordering === 'key' && key !== null ? `${tenant}/${key}` : null;
+}
+
+/** The tenant and key of an order key (`deliveryOrderKey`). */
+export function splitOrderKey(orderKey: string): { tenant: string; key: string } {
+  const slash = orderKey.indexOf('/');
+  return { tenant: orderKey.slice(0, slash), key: orderKey.slice(slash + 1) };
+}

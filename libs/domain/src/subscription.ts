@@ -1,6 +1,10 @@
 import type { BackoffPolicy } from './retry-policy';
 import type { Target } from './delivery';
 
+/** `key`: deliveries of messages sharing a key go one at a time, in commit order (docs/design.md). */
+export type SubscriptionOrdering = 'none' | 'key';
+export const SUBSCRIPTION_ORDERINGS: readonly SubscriptionOrdering[] = ['none', 'key'];
+
 /** A consumer's standing order: deliver messages whose topic matches `topic` to `target`. */
 export interface Subscription {
   id: string;
@@ -11,6 +15,7 @@ export interface Subscription {
   maxAttempts: number;
   backoff: BackoffPolicy;
   enabled: boolean;
+  ordering: SubscriptionOrdering;
   /** Why Herald disabled it (e.g. the endpoint answered 410 Gone); null when a person did. */
   disabledReason: string | null;
   createdAt: Date;

@@ -20,8 +20,11 @@ export interface DeliverProcessorDeps {
   tracer?: Tracer;
 }
 
-/** What an attempt came to; a retry names the next attempt, for the dispatcher to schedule. */
-export type ProcessResult = { kind: 'delivered' | 'dead' | 'skipped' } | { kind: 'retry'; next: DeliveryJobRef };
+/**
+ * What an attempt came to, for the dispatcher to schedule: a retry names the next attempt;
+ * `woken` is the next delivery of an ordered key, due now that this one is settled.
+ */
+export type ProcessResult = { kind: 'delivered' | 'dead' | 'skipped'; woken?: DeliveryJobRef } | { kind: 'retry'; next: DeliveryJobRef };
 
 const SKIPPED: ProcessResult = { kind: 'skipped' };
 
@@ -69,11 +72,13 @@ export class DeliverProcessor {
     const log = once(() => this.deps.log?.child({ messageId: context.message.id, deliveryId: ref.deliveryId, subscriptionId: row.subscriptionId, attempt: ref.attempt + 1 }));
     if (!sub || !sub.enabled) {
       const reason = !sub ? 'subscription was deleted' : `subscription is disabled${sub.disabledReason ? `: ${sub.disabledReason}` : ''}`;
-      if (await attempts.markDead(ref, row.messageSeq, reason)) {
+      // A deleted subscription never sends again: its ordered keys move on instead of blocking.
+      const { marked, woken } = await attempts.markDead(ref, row, reason, !sub);
+      if (marked) {
         this.deps.onFinished?.(target, 'dead');
         log()?.warn({ target, reason }, 'delivery is dead without an attempt');
       }
-      return { kind: 'dead' };
+      return { kind: 'dead', woken };
     }
 
     const startedAt = new Date();
@@ -105,7 +110,7 @@ export class DeliverProcessor {
         this.deps.onFinished?.(target, outcome.kind);
         if (outcome.kind === 'dead') attemptLog()?.warn({ ...seen, reason: outcome.reason }, 'delivery is dead');
         else if (this.deps.log?.isLevelEnabled?.('debug') !== false) attemptLog()?.debug(seen, 'delivered');
-        return { kind: outcome.kind };
+        return outcome.kind === 'delivered' && outcome.woken ? { kind: 'delivered', woken: outcome.woken } : { kind: outcome.kind };
       default:
         attemptLog()?.debug(seen, 'attempt not recorded: the delivery was replayed or finished meanwhile');
         return SKIPPED;

@@ -82,8 +82,10 @@ export class DeliveryDispatcher {
     }
   }
 
+  /** A retry goes to the queue; the next delivery of an ordered key, woken by this one, is dispatched. */
   private async after(result: ProcessResult, ref: DeliveryJobRef): Promise<void> {
     if (result.kind === 'retry') await this.enqueue([result.next], `delivery ${ref.deliveryId}`);
+    else if (result.woken) await this.dispatch({ jobs: [result.woken] }, `delivery ${result.woken.deliveryId}`);
   }
 
   private async enqueue(refs: readonly DeliveryJobRef[], about: string): Promise<void> {

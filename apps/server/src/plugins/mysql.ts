@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import {
   AttemptRepository,
   AuditRepository,
+  BlockedKeyRepository,
   CheckRepository,
   ClaimRepository,
   createDatabasePool,
@@ -32,6 +33,7 @@ declare module 'fastify' {
     rates: RateRepository;
     purges: PurgeRepository;
     stats: StatsRepository;
+    blockedKeys: BlockedKeyRepository;
   }
 }
 
@@ -70,6 +72,7 @@ export const mysqlPlugin = fp<MysqlPluginOptions>(
     app.decorate('rates', new RateRepository(db));
     app.decorate('purges', new PurgeRepository(db));
     app.decorate('stats', new StatsRepository(db));
+    app.decorate('blockedKeys', new BlockedKeyRepository(db));
     app.addHook('onClose', async () => {
       // A MySQL that stopped answering must not turn a clean shutdown into a failed one: every
       // 2xx was already committed, and the process exit drops the sockets anyway.

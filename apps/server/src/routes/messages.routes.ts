@@ -223,6 +223,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: boolea
         nextAttemptAt: iso(d.nextAttemptAt),
         deliveredAt: iso(d.deliveredAt),
         deadAt: iso(d.deadAt),
+        skippedAt: iso(d.skippedAt),
         attemptsLog: d.attemptsLog.map((a) => ({ ...a, startedAt: a.startedAt.toISOString() })),
       })),
     };

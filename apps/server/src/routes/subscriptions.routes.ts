@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import {
+  BlockedKeyList,
   BulkRedeliverBody,
   CreatedSubscriptionExample,
   CreateSubscriptionBody,
@@ -10,11 +11,14 @@ import {
   Errors,
   errorResponse,
   jsonResponse,
+  ListBlockedKeysQuery,
   ListSubscriptionsQuery,
   PatchSubscriptionBody,
   Requeued,
   RotateSecretBody,
   RotatedSecret,
+  SkipKeyBody,
+  SkippedKey,
   Subscription,
   SubscriptionExample,
   SubscriptionIdParams,
@@ -22,7 +26,7 @@ import {
 } from '@herald/contract';
 import { canonicalTopicPattern, headersProblem, targetUrlProblem, type Subscription as StoredSubscription, type Target } from '@herald/domain';
 import { privateUrlProblem } from '@herald/delivery';
-import { SubscriptionLimitError } from '@herald/db';
+import { SubscriptionLimitError, type BlockedKeyCursor } from '@herald/db';
 import { badRequest, HttpProblem } from '../plugins/errors';
 import { operatorAction } from './operator-action';
 
@@ -91,6 +95,19 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } | undefin
   if (!id || !/^sub_[a-f0-9]{20}$/.test(id) || Number.isNaN(createdAt.getTime())) return undefined;
   return { createdAt, id };
 }
+
+function encodeBlockedCursor(c: BlockedKeyCursor): string {
+  return Buffer.from(`${c.deadAt.toISOString()}|${c.deliveryId}`).toString('base64url');
+}
+
+function decodeBlockedCursor(cursor: string): BlockedKeyCursor | undefined {
+  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const deadAt = new Date(at ?? '');
+  if (!id || !/^[1-9][0-9]{0,15}$/.test(id) || Number.isNaN(deadAt.getTime())) return undefined;
+  return { deadAt, deliveryId: Number(id) };
+}
+
+const NotBlocked = errorResponse('The key is not blocked on this subscription', { statusCode: 404, error: 'Not Found', message: 'key "order-1001" of tenant default is not blocked on subscription sub_0123456789abcdef0123' });
 
 /** A PATCH of `enabled` alone is the console's Enable/Disable; any other is an update. */
 function patchAction(body: object): string {
@@ -253,5 +270,57 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
     if (!(await app.subscriptions.get(id))) throw notFound(id);
     const { since, until } = request.query;
     return { dead: await app.deliveries.countDeadOfSubscription(id, since ? new Date(since) : undefined, until ? new Date(until) : undefined) };
+  });
+
+  app.get('/v1/subscriptions/:id/blocked-keys', {
+    config: admin,
+    schema: {
+      ...base,
+      operationId: 'listBlockedKeys',
+      summary: 'Keys an ordered subscription is held up on',
+      description:
+        'On a subscription with `ordering: "key"`, a dead delivery blocks its key: later messages of the key wait. Each item names the dead delivery at the head, and how many wait behind it. ' +
+        'Unblock a key by redelivering that message (once delivered, the next one goes), or skip it.',
+      params: SubscriptionIdParams,
+      querystring: ListBlockedKeysQuery,
+      response: { 200: BlockedKeyList, ...idRoute, ...errors },
+    },
+  }, async (request) => {
+    const id = request.params.id;
+    if (!(await app.subscriptions.get(id))) throw notFound(id);
+    const { limit = 100, cursor } = request.query;
+    const after = cursor === undefined ? undefined : decodeBlockedCursor(cursor);
+    if (cursor !== undefined && !after) throw badRequest({ field: 'cursor', reason: 'is not a cursor this service issued' }, 'querystring');
+    const page = await app.blockedKeys.list(id, limit + 1, after);
+    const items = page.slice(0, limit);
+    const last = items.at(-1);
+    return {
+      items: items.map((k) => ({ ...k, deadAt: k.deadAt.toISOString() })),
+      nextCursor: page.length > limit && last ? encodeBlockedCursor({ deadAt: last.deadAt, deliveryId: last.deliveryId }) : null,
+    };
+  });
+
+  app.post('/v1/subscriptions/:id/blocked-keys/skip', {
+    config: admin,
+    schema: {
+      ...base,
+      operationId: 'skipBlockedKey',
+      summary: 'Skip the dead delivery that blocks a key',
+      description:
+        'The dead delivery at the head of the key stays dead (its message stays `failed`) and is marked skipped; the next message of the key is sent now. ' +
+        'The skip and its `reason` go to the audit log in the same transaction. 404 if the key is not blocked on this subscription.',
+      params: SubscriptionIdParams,
+      body: SkipKeyBody,
+      response: { 200: SkippedKey, 404: NotBlocked, 414: Errors[414], ...errors, ...withBody },
+    },
+  }, async (request) => {
+    const id = request.params.id;
+    if (!(await app.subscriptions.get(id))) throw notFound(id);
+    const { tenant, key, reason } = request.body;
+    const entry = operatorAction(request, 'subscription.skip_key', 'subscription', id, `${tenant}/${key}: ${reason}`);
+    const skipped = await app.blockedKeys.skip(id, tenant, key, entry);
+    if (!skipped) throw new HttpProblem(404, `key "${key}" of tenant ${tenant} is not blocked on subscription ${id}`);
+    if (skipped.woken) await app.dispatcher.dispatch({ jobs: [skipped.woken] }, `subscription:${id}`);
+    return { deliveryId: skipped.deliveryId, messageId: skipped.messageId, nextDeliveryId: skipped.woken?.deliveryId ?? null };
   });
 };

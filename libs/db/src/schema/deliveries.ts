@@ -1,6 +1,6 @@
-import { bigint, boolean, datetime, index, int, mysqlTable, smallint, uniqueIndex, varchar } from 'drizzle-orm/mysql-core';
+import { bigint, boolean, datetime, index, int, mysqlTable, primaryKey, smallint, uniqueIndex, varchar } from 'drizzle-orm/mysql-core';
 
-/** Mirror migrations/0002_deliveries.sql (and 0005's message_seq) (the DDL source of truth); a test compares them. */
+/** Mirror migrations/0002_deliveries.sql (and 0005's message_seq, 0009's ordering columns) (the DDL source of truth); a test compares them. */
 export const deliveries = mysqlTable(
   'deliveries',
   {
@@ -21,6 +21,10 @@ export const deliveries = mysqlTable(
     updatedAt: datetime('updated_at', { mode: 'date', fsp: 3 }).notNull(),
     deliveredAt: datetime('delivered_at', { mode: 'date', fsp: 3 }),
     deadAt: datetime('dead_at', { mode: 'date', fsp: 3 }),
+    /** 0009: `<tenant>/<key>` while the delivery holds or awaits its key's turn on an ordered subscription. */
+    orderKey: varchar('order_key', { length: 321 }),
+    /** 0009: when a person skipped this dead delivery, releasing its key. */
+    skippedAt: datetime('skipped_at', { mode: 'date', fsp: 3 }),
   },
   (t) => [
     uniqueIndex('uq_deliveries_message_seq_subscription').on(t.messageSeq, t.subscriptionId),
@@ -28,7 +32,21 @@ export const deliveries = mysqlTable(
     index('ix_deliveries_subscription_status').on(t.subscriptionId, t.status, t.deadAt),
     // 0007: the last hour's delivered rate, overall and per subscription.
     index('ix_deliveries_delivered').on(t.deliveredAt, t.subscriptionId),
+    // 0009: a key's sequence of deliveries, in order.
+    index('ix_deliveries_order').on(t.subscriptionId, t.orderKey, t.id),
   ],
+);
+
+/** Mirrors migrations/0009_key_ordering.sql: the per-key lock row of ordered subscriptions. */
+export const deliveryOrderLocks = mysqlTable(
+  'delivery_order_locks',
+  {
+    subscriptionId: varchar('subscription_id', { length: 40 }).notNull(),
+    orderKey: varchar('order_key', { length: 321 }).notNull(),
+    lastDeliveryId: bigint('last_delivery_id', { mode: 'number', unsigned: true }),
+    lockedAt: datetime('locked_at', { mode: 'date', fsp: 3 }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.subscriptionId, t.orderKey] }), index('ix_delivery_order_locks_locked').on(t.lockedAt)],
 );
 
 export const deliveryAttempts = mysqlTable(

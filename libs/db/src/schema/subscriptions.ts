@@ -19,6 +19,8 @@ export const subscriptions = mysqlTable(
     previousSecretExpiresAt: datetime('previous_secret_expires_at', { mode: 'date', fsp: 3 }),
     createdAt: datetime('created_at', { mode: 'date', fsp: 3 }).notNull(),
     updatedAt: datetime('updated_at', { mode: 'date', fsp: 3 }).notNull(),
+    /** 0009: `none` or `key` (per-key ordered delivery). */
+    ordering: varchar('ordering', { length: 8 }).notNull().default('none'),
   },
   (t) => [index('ix_subscriptions_enabled').on(t.enabled), index('ix_subscriptions_created').on(t.createdAt, t.id)],
 );
