@@ -54,14 +54,14 @@ export async function setLastDeliveries(tx: SqlExecutor, last: ReadonlyArray<Ord
  * its job. Nothing if there is none, or it is already due.
  */
 export async function wakeNext(tx: SqlExecutor, ref: OrderKeyRef, afterId: number, now: Date): Promise<DeliveryJobRef | undefined> {
-  const [next] = await selectSql<{ id: string | number; status: string; generation: number; attempts: number; next_attempt_at: string | null; created_at: string; delay_ms: number }>(tx, SELECT_NEXT_IN_SEQUENCE, [
+  const [next] = await selectSql<{ id: string | number; status: string; generation: number; attempts: number; next_attempt_at: string | null; created_at: string; delay_ms: number | null }>(tx, SELECT_NEXT_IN_SEQUENCE, [
     ref.subscriptionId,
     ref.orderKey,
     afterId,
   ]);
   if (!next || next.status !== 'pending' || toDateOrNull(next.next_attempt_at) !== null) return undefined;
   const id = toNumber(next.id);
-  const runAt = new Date(Math.max(now.getTime(), toDate(next.created_at).getTime() + next.delay_ms));
+  const runAt = new Date(Math.max(now.getTime(), toDate(next.created_at).getTime() + (next.delay_ms ?? 0)));
   await runSql(tx, WAKE_DELIVERY, [runAt, now, id]);
   return { deliveryId: id, generation: next.generation, attempt: next.attempts, runAt };
 }

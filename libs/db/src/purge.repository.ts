@@ -118,6 +118,23 @@ export class PurgeRepository {
       .onDuplicateKeyUpdate({ set: { lastRunAt: at, lastRunRemoved: removed, totalRemoved: sql`${purgeRuns.totalRemoved} + ${removed}` } });
   }
 
+  /**
+   * Deletes up to `limit` per-key lock rows of ordered subscriptions idle since before
+   * `idleBefore`, and only where the key's last delivery is settled or gone: a key with an open
+   * tail keeps its row, which tells the next commit to wait its turn. Returns how many went.
+   */
+  async purgeOrderLocks(idleBefore: Date, limit: number): Promise<number> {
+    const result = await runSql(
+      this.db,
+      `DELETE FROM delivery_order_locks WHERE locked_at < ? AND NOT EXISTS (
+         SELECT 1 FROM deliveries d WHERE d.id = delivery_order_locks.last_delivery_id AND d.order_key IS NOT NULL
+           AND (d.status = 'pending' OR (d.status = 'dead' AND d.skipped_at IS NULL)))
+       ORDER BY locked_at LIMIT ?`,
+      [idleBefore, limit],
+    );
+    return result.affectedRows;
+  }
+
   async lastRun(name: string): Promise<PurgeRun | undefined> {
     const [row] = await this.db.select().from(purgeRuns).where(eq(purgeRuns.name, name));
     return row;

@@ -66,7 +66,7 @@ describe('Purger', () => {
     const batches: PurgeCounts[] = [];
     const warnings: string[] = [];
     let calls = 0;
-    const counted = { purgeBatch: (...a: Parameters<PurgeRepository['purgeBatch']>) => (calls++, purges.purgeBatch(...a)), recordRun: purges.recordRun.bind(purges) };
+    const counted = { purgeBatch: (...a: Parameters<PurgeRepository['purgeBatch']>) => (calls++, purges.purgeBatch(...a)), recordRun: purges.recordRun.bind(purges), purgeOrderLocks: purges.purgeOrderLocks.bind(purges) };
     const make = () => new Purger(counted, { intervalMs: 60_000, retention, batchSize: 100, onPurged: (c) => batches.push(c), log: { warn: (_o, msg) => warnings.push(msg) } });
     const [a, b] = await Promise.all([make().run(), make().run()]);
     expect(warnings).toEqual([]);

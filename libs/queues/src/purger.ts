@@ -26,6 +26,9 @@ export const PURGER_NAME = 'purger';
  * and replicas share the work through the batches' SKIP LOCKED (a batch finding all its
  * candidates held leaves them to the purger holding them).
  */
+/** A key's lock row is kept this long after its last use, so a busy key does not recreate it each time. */
+const ORDER_LOCK_IDLE_MS = 3_600_000;
+
 export class Purger {
   private timer?: NodeJS.Timeout;
   private running?: Promise<unknown>;
@@ -33,7 +36,7 @@ export class Purger {
   private readonly now: () => Date;
 
   constructor(
-    private readonly purges: Pick<PurgeRepository, 'purgeBatch' | 'recordRun'>,
+    private readonly purges: Pick<PurgeRepository, 'purgeBatch' | 'recordRun' | 'purgeOrderLocks'>,
     private readonly options: PurgerOptions,
   ) {
     this.now = options.now ?? (() => new Date());
@@ -66,6 +69,7 @@ export class Purger {
         const keepMs = this.options.retention[status];
         if (keepMs > 0) await this.purgeStatus(status, keepMs, total);
       }
+      await this.purgeOrderLocks();
     } finally {
       const at = this.now();
       this.options.onRun?.(at, total.messages);
@@ -87,6 +91,12 @@ export class Purger {
       // A whole batch kept (each has a pending delivery): the next one starts past it.
       if (batch.messages === 0) after = batch.last ?? undefined;
     }
+  }
+
+  /** Lock rows of ordered keys idle for an hour whose last delivery is settled: a few batches a run. */
+  private async purgeOrderLocks(): Promise<void> {
+    const idleBefore = new Date(this.now().getTime() - ORDER_LOCK_IDLE_MS);
+    for (let i = 0; i < 10 && !this.stopping; i++) if ((await this.purges.purgeOrderLocks(idleBefore, 1_000)) < 1_000) return;
   }
 
   async stop(): Promise<void> {
