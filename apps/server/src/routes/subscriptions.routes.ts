@@ -201,7 +201,7 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
       ...base,
       operationId: 'deleteSubscription',
       summary: 'Delete a subscription',
-      description: 'Its pending deliveries become dead ("subscription was deleted") when next attempted; their history stays.',
+      description: 'Its pending deliveries become dead ("subscription was deleted") when next attempted; their history stays. On an ordered subscription each such delivery is also marked skipped, so its key moves on; a key already blocked stays listed under `blocked-keys` until skipped.',
       params: SubscriptionIdParams,
       response: { 204: Type.Null({ description: 'Deleted' }), ...idRoute, ...errors, ...withBody },
     },
@@ -287,11 +287,12 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
     },
   }, async (request) => {
     const id = request.params.id;
-    if (!(await app.subscriptions.get(id))) throw notFound(id);
     const { limit = 100, cursor } = request.query;
     const after = cursor === undefined ? undefined : decodeBlockedCursor(cursor);
     if (cursor !== undefined && !after) throw badRequest({ field: 'cursor', reason: 'is not a cursor this service issued' }, 'querystring');
     const page = await app.blockedKeys.list(id, limit + 1, after);
+    // A deleted subscription's keys stay listed (and skippable) while any is blocked.
+    if (page.length === 0 && !after && !(await app.subscriptions.get(id))) throw notFound(id);
     const items = page.slice(0, limit);
     const last = items.at(-1);
     return {
@@ -315,7 +316,6 @@ export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ allowPrivateUrls: b
     },
   }, async (request) => {
     const id = request.params.id;
-    if (!(await app.subscriptions.get(id))) throw notFound(id);
     const { tenant, key, reason } = request.body;
     const entry = operatorAction(request, 'subscription.skip_key', 'subscription', id, `${tenant}/${key}: ${reason}`);
     const skipped = await app.blockedKeys.skip(id, tenant, key, entry);
