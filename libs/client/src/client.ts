@@ -2,6 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { HeraldApiError, HeraldNetworkError } from './errors';
 import { ROUTES, type Operation } from './routes';
 import type {
+  BlockedKeyPage,
+  ListBlockedKeysInput,
+  SkipKeyInput,
+  SkippedKeyResult,
   BulkRedeliverInput,
   CallerResult,
   DeadCountInput,
@@ -192,6 +196,19 @@ export class HeraldClient {
   /** How many dead deliveries a subscription redeliver with this range would requeue (admin, viewer). */
   countDeadDeliveries(id: string, query: DeadCountInput = {}): Promise<DeadCountResult> {
     return this.call<DeadCountResult>('countSubscriptionDeadDeliveries', { params: { id }, query, idempotent: true });
+  }
+
+  /** The keys an ordered subscription is held up on, each by its dead head (admin, viewer). */
+  listBlockedKeys(id: string, query: ListBlockedKeysInput = {}): Promise<BlockedKeyPage> {
+    return this.call<BlockedKeyPage>('listBlockedKeys', { params: { id }, query, idempotent: true });
+  }
+
+  /**
+   * Skips the dead delivery blocking a key of an ordered subscription (admin): it stays dead,
+   * the key's next message goes. Not retried: a lost answer's skip may have happened (see the audit log).
+   */
+  skipBlockedKey(id: string, body: SkipKeyInput): Promise<SkippedKeyResult> {
+    return this.call<SkippedKeyResult>('skipBlockedKey', { params: { id }, body, idempotent: false });
   }
 
   /** The calling key's name and role. */

@@ -19,6 +19,8 @@ export const ROUTES = {
   rotateSubscriptionSecret: { method: 'POST', path: '/v1/subscriptions/{id}/rotate-secret' },
   redeliverSubscription: { method: 'POST', path: '/v1/subscriptions/{id}/redeliver' },
   countSubscriptionDeadDeliveries: { method: 'GET', path: '/v1/subscriptions/{id}/dead-deliveries/count' },
+  listBlockedKeys: { method: 'GET', path: '/v1/subscriptions/{id}/blocked-keys' },
+  skipBlockedKey: { method: 'POST', path: '/v1/subscriptions/{id}/blocked-keys/skip' },
   getCaller: { method: 'GET', path: '/v1/me' },
   listAudit: { method: 'GET', path: '/v1/audit' },
   getStats: { method: 'GET', path: '/v1/stats' },

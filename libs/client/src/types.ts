@@ -1,6 +1,10 @@
 import type { Static } from '@sinclair/typebox';
 import type {
   AuditList,
+  BlockedKeyList,
+  ListBlockedKeysQuery,
+  SkipKeyBody,
+  SkippedKey,
   BulkRedeliverBody,
   Caller,
   DeadCount,
@@ -51,6 +55,15 @@ export type SubscriptionHealthResult = Static<typeof SubscriptionHealthList>;
 export type DeadCountInput = Static<typeof DeadCountQuery>;
 /** `GET /v1/subscriptions/{id}/dead-deliveries/count`. */
 export type DeadCountResult = Static<typeof DeadCount>;
+
+/** Query of `GET /v1/subscriptions/{id}/blocked-keys`. */
+export type ListBlockedKeysInput = Static<typeof ListBlockedKeysQuery>;
+/** One page of the keys an ordered subscription is held up on. */
+export type BlockedKeyPage = Static<typeof BlockedKeyList>;
+/** Body of `POST /v1/subscriptions/{id}/blocked-keys/skip`. */
+export type SkipKeyInput = Static<typeof SkipKeyBody>;
+/** What a skip did: the skipped delivery and the key's next one, now due. */
+export type SkippedKeyResult = Static<typeof SkippedKey>;
 
 /** Body of `POST /v1/messages`. */
 export type PrepareMessageInput = Static<typeof PrepareMessageBody>;

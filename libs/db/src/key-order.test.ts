@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise';
+import { createConnection, type Pool, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
 import type { DeliveryJobRef } from '@herald/domain';
 import { fanOut, type FanOutSource } from './fan-out';
 import { AttemptRepository, BlockedKeyRepository, ClaimRepository, createDatabasePool, createDb, migrate, PurgeRepository, subscriptions, type HeraldDb } from './index';
@@ -42,7 +42,7 @@ afterAll(async () => {
 /** A confirmed message of `key` (stored as a confirm would have), ready to fan out. */
 async function confirmedMessage(key: string, delayMs = 0): Promise<FanOutSource> {
   const id = `m-${randomBytes(4).toString('hex')}`;
-  const [result] = await pool.query<import('mysql2/promise').ResultSetHeader>(
+  const [result] = await pool.query<ResultSetHeader>(
     `INSERT INTO messages (id, topic, message_key, payload, headers, status, check_after_ms, check_interval_ms, max_checks, on_checks_exhausted, delay_ms, content_hash, created_at, updated_at)
      VALUES (?, 'ord.paid', ?, '{}', '{}', 'confirmed', 0, 0, 0, 'rollback', ?, REPEAT('0', 64), UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))`,
     [id, key, delayMs],
