@@ -14,7 +14,8 @@ export interface DeliverProcessorDeps {
   /** The webhook timeout when a subscription sets none, and the RabbitMQ confirm timeout. */
   timeouts: SendTimeouts;
   onAttempt?: (target: TargetType, result: AttemptResult) => void;
-  onFinished?: (target: TargetType, status: 'delivered' | 'dead') => void;
+  /** With the tenant of the delivery's message, for per-tenant metrics. */
+  onFinished?: (target: TargetType, status: 'delivered' | 'dead', tenant: string) => void;
   log?: QueueLog;
   /** With tracing on: each attempt is a span in the message's trace, and its context is sent on. */
   tracer?: Tracer;
@@ -70,7 +71,7 @@ export class DeliverProcessor {
     if (!sub || !sub.enabled) {
       const reason = !sub ? 'subscription was deleted' : `subscription is disabled${sub.disabledReason ? `: ${sub.disabledReason}` : ''}`;
       if (await attempts.markDead(ref, row.messageSeq, reason)) {
-        this.deps.onFinished?.(target, 'dead');
+        this.deps.onFinished?.(target, 'dead', context.message.tenant);
         log()?.warn({ target, reason }, 'delivery is dead without an attempt');
       }
       return { kind: 'dead' };
@@ -102,7 +103,7 @@ export class DeliverProcessor {
         return { kind: 'retry', next: outcome.job };
       case 'delivered':
       case 'dead':
-        this.deps.onFinished?.(target, outcome.kind);
+        this.deps.onFinished?.(target, outcome.kind, context.message.tenant);
         if (outcome.kind === 'dead') attemptLog()?.warn({ ...seen, reason: outcome.reason }, 'delivery is dead');
         else if (this.deps.log?.isLevelEnabled?.('debug') !== false) attemptLog()?.debug(seen, 'delivered');
         return { kind: outcome.kind };
