@@ -15,7 +15,8 @@ async function call(answer: Promise<{ error?: unknown; response: Response }>, do
 /** Confirm, cancel or redeliver, each with a reason for the audit log. Admins only. */
 export function MessageActions(props: { message: Message; onDone: () => void }) {
   const m = props.message;
-  const path = { path: { id: m.id } };
+  // The loaded message's own tenant: an id another tenant also holds must not be acted on by id alone.
+  const path = { path: { id: m.id }, query: { tenant: m.tenant } };
   const after = (p: Promise<string>) => p.finally(props.onDone);
   const actions: ReasonAction[] = [];
   if (m.status === 'unresolved' || isStale(m)) {
