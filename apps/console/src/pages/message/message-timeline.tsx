@@ -39,7 +39,7 @@ export function MessageTimeline(props: { id: string; tenant?: string; canAct: bo
           <Time at={m.nextCheckAt} />
         </dd>
       </dl>
-      {props.canAct && <MessageActions message={m} onDone={() => setRound((r) => r + 1)} />}
+      {props.canAct && <MessageActions key={`${m.tenant}/${m.id}`} message={m} onDone={() => setRound((r) => r + 1)} />}
       <h2>Timeline</h2>
       <TimelineList events={timelineEvents(m, deliveries.data?.items ?? [], audit.data?.items ?? [])} />
       {(deliveries.error || audit.error) && <Notice kind="error">{deliveries.error ?? audit.error}</Notice>}
