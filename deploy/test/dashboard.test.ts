@@ -22,6 +22,11 @@ const REQUIRED = [
   'herald_purge_lag_seconds',
   'herald_purged_rows_total',
   'herald_purge_last_run_timestamp_seconds',
+  // Per tenant (the label set is the configured tenants).
+  'herald_messages_stored_total',
+  'herald_tenant_decisions_total',
+  'herald_tenant_checks_total',
+  'herald_tenant_deliveries_finished_total',
 ];
 
 describe('deploy/grafana/herald-dashboard.json', () => {

@@ -1,5 +1,5 @@
 import { connect, type ChannelModel } from 'amqplib';
-import { bump } from './webhook.endpoint';
+import { bump, tenantOfDeliveryId } from './webhook.endpoint';
 
 /**
  * A RabbitMQ consumer on a durable queue bound to the exchange, recording message ids and
@@ -7,6 +7,8 @@ import { bump } from './webhook.endpoint';
  */
 export class AmqpRecorder {
   readonly ok = new Map<string, number>();
+  /** Messages whose `herald-tenant` header is not the tenant their `messageId` names (acked, not counted). */
+  readonly wrongTenant = new Map<string, number>();
   private model?: ChannelModel;
   private stopped = false;
   reconnects = 0;
@@ -39,7 +41,8 @@ export class AmqpRecorder {
     await channel.prefetch(200);
     await channel.consume(this.queue, (msg) => {
       if (!msg) return;
-      bump(this.ok, String(msg.properties.messageId));
+      const id = String(msg.properties.messageId);
+      bump(msg.properties.headers?.['herald-tenant'] === tenantOfDeliveryId(id) ? this.ok : this.wrongTenant, id);
       channel.ack(msg);
     });
   }

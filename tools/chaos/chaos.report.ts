@@ -12,6 +12,8 @@ export interface ChaosResult {
   invariants: Omit<InvariantReport, 'lost' | 'phantom' | 'impossible'> & { lost: number; phantom: number; impossible: number };
   findings: { lost: unknown[]; phantom: unknown[]; impossible: unknown[] };
   api: ApiTally;
+  /** Per tenant: check calls that verified with the tenant's own check secret. */
+  checkCalls: Record<string, number>;
   /** Error-level lines the replicas logged (first few per replica). */
   serverErrors: string[];
   convergedS: number;
@@ -66,6 +68,26 @@ export function renderTable(result: ChaosResult): string {
   row('LOST', inv.lost);
   row('PHANTOM', inv.phantom);
   row('IMPOSSIBLE STATE', inv.impossible);
+  lines.push('');
+  // Each tenant's share, counted by the delivery id a consumer de-duplicates by.
+  const tenants = Object.keys(inv.byTenant).sort();
+  const col = (v: string | number) => String(v).padStart(12);
+  const perTenant = (label: string, value: (t: string) => string | number) => lines.push(`${label.padEnd(w)}  ${tenants.map((t) => col(value(t))).join('')}`);
+  perTenant('by tenant', (t) => t);
+  lines.push(`${'-'.repeat(w)}  ${tenants.map(() => ` ${'-'.repeat(11)}`).join('')}`);
+  const totals = (t: string) => inv.byTenant[t]!;
+  perTenant('messages', (t) => totals(t).messages);
+  perTenant('  committed by the producer', (t) => totals(t).committed);
+  perTenant('  rolled back / never acknowledged', (t) => totals(t).rolledBack);
+  perTenant('deliveries due (message × sub)', (t) => totals(t).expectedDeliveries);
+  perTenant('  received at least once', (t) => totals(t).delivered);
+  perTenant('  dead, visible in the API', (t) => totals(t).deadVisible);
+  perTenant('duplicates (extra receipts)', (t) => totals(t).duplicates);
+  perTenant('check calls (tenant’s secret)', (t) => result.checkCalls[t] ?? 0);
+  perTenant('LOST', (t) => totals(t).lost);
+  perTenant('PHANTOM', (t) => totals(t).phantom);
+  perTenant('IMPOSSIBLE STATE', (t) => totals(t).impossible);
+  row('ids held by both tenants', inv.sharedIds);
   lines.push('');
   const statuses = Object.entries(result.api.byStatus).sort().map(([k, n]) => `${k}×${n}`).join(' ');
   lines.push(`API: ${result.api.requests} requests (${statuses}), ${result.api.networkErrors} connection errors, ${result.api.retries} retries, ${result.api.gaveUp} given up`);

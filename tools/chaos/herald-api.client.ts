@@ -18,6 +18,20 @@ export interface ApiTally {
   unexpected: Array<{ at: string; request: string; status: number; message: string }>;
 }
 
+/** The tallies of several clients (one per producer key) as one. */
+export function mergeTallies(tallies: readonly ApiTally[]): ApiTally {
+  const merged: ApiTally = { requests: 0, byStatus: {}, networkErrors: 0, retries: 0, gaveUp: 0, unexpected: [] };
+  for (const t of tallies) {
+    merged.requests += t.requests;
+    merged.networkErrors += t.networkErrors;
+    merged.retries += t.retries;
+    merged.gaveUp += t.gaveUp;
+    merged.unexpected.push(...t.unexpected);
+    for (const [status, n] of Object.entries(t.byStatus)) merged.byStatus[status] = (merged.byStatus[status] ?? 0) + n;
+  }
+  return merged;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { consumerMessageId } from '@herald/domain';
 import type { ApiClient } from './herald-api.client';
 import type { CheckAnswer } from './check.endpoint';
 
@@ -16,7 +17,14 @@ export type MessageKind = 'confirm' | 'cancel' | 'direct' | 'check-commit' | 'ch
 
 /** The producer's side of one message: what it did, what Herald answered, and the truth. */
 export interface PlannedMessage {
+  /** The tenant whose producer key prepared it. */
+  tenant: string;
   id: string;
+  /**
+   * What consumers de-duplicate by (`webhook-id`, AMQP `messageId`): the bare id in tenant
+   * `default`, `<tenant>/<id>` in any other. Plans, receipts and rows are all keyed by it.
+   */
+  deliveryId: string;
   kind: MessageKind;
   topic: string;
   /**
@@ -70,34 +78,63 @@ export function checkAnswer(plan: PlannedMessage | undefined, check: number): Ch
   return plan.truth ?? 'unknown';
 }
 
+/** One tenant's producer: its own key (hence tenant) and its own check endpoint path. */
+export interface Producer {
+  tenant: string;
+  api: ApiClient;
+  checkUrl: string;
+}
+
 export interface LoadOptions {
   messages: number;
   durationMs: number;
   concurrency: number;
-  checkUrl: string;
   runId: string;
+  /**
+   * Share of a tenant's messages that reuse an id another tenant already prepared: ids are
+   * unique per tenant only, and the same id must live two independent lives.
+   */
+  sharedIdRate?: number;
 }
 
 const isOk = (status: number) => status >= 200 && status < 300;
 
 /**
  * The load: `messages` producers' transactions spread over `durationMs`, at most `concurrency`
- * at a time, each recorded in `plans` before its first request.
+ * at a time, taking turns among the tenants' producers, each recorded in `plans` (by delivery
+ * id) before its first request.
  */
 export class LoadGenerator {
   readonly plans = new Map<string, PlannedMessage>();
+  /** Ids held by more than one tenant. */
+  readonly sharedIds = new Set<string>();
   private seq = 0;
+  /** Per tenant: ids other tenants prepared that this one has not used yet. */
+  private readonly reusable = new Map<string, string[]>();
 
   constructor(
-    private readonly api: ApiClient,
+    private readonly producers: readonly Producer[],
     private readonly options: LoadOptions,
-  ) {}
+  ) {
+    if (new Set(producers.map((p) => p.tenant)).size !== producers.length) throw new Error('one producer per tenant');
+    for (const p of producers) this.reusable.set(p.tenant, []);
+  }
 
-  newPlan(kind: MessageKind, topic: string): PlannedMessage {
-    const plan: PlannedMessage = { id: `${this.options.runId}-${kind}-${++this.seq}-${randomBytes(3).toString('hex')}`, kind, topic, acknowledged: false, violations: [] };
+  /** A new message of `producer` (by default the first); it may take an id another tenant holds. */
+  newPlan(kind: MessageKind, topic: string, producer: Producer = this.producers[0]!): PlannedMessage {
+    const pool = this.reusable.get(producer.tenant)!;
+    const shared = kind !== 'probe' && pool.length > 0 && Math.random() < (this.options.sharedIdRate ?? 0) ? pool.shift() : undefined;
+    const id = shared ?? `${this.options.runId}-${kind}-${++this.seq}-${randomBytes(3).toString('hex')}`;
+    if (shared) this.sharedIds.add(shared);
+    else for (const other of this.producers) if (other !== producer) this.reusable.get(other.tenant)!.push(id);
+    const plan: PlannedMessage = { tenant: producer.tenant, id, deliveryId: consumerMessageId(producer.tenant, id), kind, topic, acknowledged: false, violations: [] };
     if (kind === 'direct' || kind === 'probe') plan.truth = 'commit';
-    this.plans.set(plan.id, plan);
+    this.plans.set(plan.deliveryId, plan);
     return plan;
+  }
+
+  private producerOf(plan: PlannedMessage): Producer {
+    return this.producers.find((p) => p.tenant === plan.tenant)!;
   }
 
   async run(): Promise<void> {
@@ -110,7 +147,7 @@ export class LoadGenerator {
         // Spread the starts evenly over the duration, so the faults land in the middle of the load.
         const due = started + (n * durationMs) / messages;
         if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
-        await this.one(this.newPlan(pick(KINDS), pick(TOPICS)));
+        await this.one(this.newPlan(pick(KINDS), pick(TOPICS), this.producers[n % this.producers.length]));
       }
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
@@ -118,7 +155,7 @@ export class LoadGenerator {
 
   /** Publishes one message directly and returns once Herald acknowledged it (or gave up). */
   async direct(plan: PlannedMessage, pinned?: string): Promise<boolean> {
-    const res = await this.api.call('POST', '/v1/messages', { id: plan.id, topic: plan.topic, payload: { kind: plan.kind, at: Date.now() }, confirm: true }, 90_000, pinned);
+    const res = await this.producerOf(plan).api.call('POST', '/v1/messages', { id: plan.id, topic: plan.topic, payload: { kind: plan.kind, at: Date.now() }, confirm: true }, 90_000, pinned);
     if (res && isOk(res.status)) plan.acknowledged = true;
     else if (res) plan.violations.push(`direct publish answered ${res.status}`);
     return plan.acknowledged;
@@ -129,13 +166,14 @@ export class LoadGenerator {
       await this.direct(plan);
       return;
     }
+    const producer = this.producerOf(plan);
     const checkAfterMs = plan.kind === 'confirm' || plan.kind === 'cancel' ? 4_000 : 500 + Math.floor(Math.random() * 1_500);
-    const prepared = await this.api.call('POST', '/v1/messages', {
+    const prepared = await producer.api.call('POST', '/v1/messages', {
       id: plan.id,
       topic: plan.topic,
       key: plan.id.slice(-6),
       payload: { kind: plan.kind, at: Date.now() },
-      checkUrl: this.options.checkUrl,
+      checkUrl: producer.checkUrl,
       checkAfterMs,
       checkIntervalMs: 300,
       maxChecks: 25,
@@ -153,7 +191,7 @@ export class LoadGenerator {
     plan.truth = commits ? 'commit' : 'rollback';
     if (plan.kind !== 'confirm' && plan.kind !== 'cancel') return;
     const verb = plan.kind;
-    const decided = await this.api.call('POST', `/v1/messages/${plan.id}/${verb}`);
+    const decided = await producer.api.call('POST', `/v1/messages/${plan.id}/${verb}`);
     if (!decided) return; // unknown outcome: the check-back settles it
     if (!isOk(decided.status)) plan.violations.push(`${verb} answered ${decided.status}: ${JSON.stringify(decided.body).slice(0, 200)}`);
   }

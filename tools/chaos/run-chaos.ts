@@ -1,5 +1,6 @@
 // The chaos suite: three Herald replicas on a MariaDB, Redis and RabbitMQ of the run's own,
-// a producer load with faults injected underneath it, then the invariant checker.
+// two tenants' producer loads (some ids used by both) with faults injected underneath them,
+// then the invariant checker, which accounts for each tenant's messages separately.
 //   npm run test:chaos               5,000 messages, every process fault twice (what CI runs)
 //   npm run test:chaos -- --quick    1,500 messages, every process fault once (for development)
 //   --messages N --duration S --rounds R   a custom size; --keep keeps the logs and data
@@ -10,21 +11,34 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createPool, type Pool } from 'mysql2/promise';
-import { ApiClient } from './herald-api.client';
+import { consumerMessageId } from '@herald/domain';
+import { ApiClient, mergeTallies } from './herald-api.client';
 import { AmqpRecorder } from './amqp.recorder';
 import { CheckEndpoint } from './check.endpoint';
 import { WebhookEndpoint, type EndpointMode, type FaultCounts } from './webhook.endpoint';
 import { injectFault, PROCESS_FAULTS, type FaultRecord, type ProcessFault } from './fault.injector';
 import { checkInvariants, type DeliveryRow, type StoredMessageRow } from './invariant.checker';
-import { checkAnswer, LoadGenerator } from './load.generator';
+import { checkAnswer, LoadGenerator, type Producer } from './load.generator';
 import { HeraldReplica } from './herald.replica';
 import { faultRows, renderTable, type ChaosResult } from './chaos.report';
 import { freePort, PrivateMariaDb, PrivateRabbitMq, PrivateRedis } from '@herald/test-support';
 
 // Run-local credentials for throwaway services; they guard nothing outside this run.
 const ADMIN_TOKEN = 'chaos-admin-token-000000000000000';
-const PRODUCER_TOKEN = 'chaos-producer-token-0000000000000';
-const CHECK_SECRET = 'whsec_Y2hhb3Mtb25seS1jaGVjay1zZWNyZXQtMDEyMzQ1Njc4OQ==';
+const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
+/**
+ * Two teams, each with its own producer key and check secret (from the keys file). `default`
+ * keeps bare delivery ids, `payments` gets `payments/<id>`: both forms are exercised. The global
+ * HERALD_CHECK_SECRET is a third secret neither endpoint accepts, so a check call signed with
+ * it instead of its tenant's is caught.
+ */
+const TENANTS = [
+  { tenant: 'default', name: 'orders', token: 'chaos-orders-token-00000000000000', checkSecret: newSecret() },
+  { tenant: 'payments', name: 'payments', token: 'chaos-payments-token-000000000000', checkSecret: newSecret() },
+] as const;
+const CHECK_SECRET = newSecret();
+/** Share of each tenant's messages that reuse an id the other tenant prepared. */
+const SHARED_ID_RATE = 0.3;
 const QUEUE_PREFIX = 'chaos';
 const REPLICAS = 3;
 
@@ -68,7 +82,7 @@ async function main(): Promise<number> {
   process.once('exit', killAll);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
-  let api: ApiClient | undefined;
+  const apis: ApiClient[] = [];
   let pool: Pool | undefined;
   const replicas: HeraldReplica[] = [];
   try {
@@ -113,6 +127,8 @@ async function main(): Promise<number> {
 
     const runId = `c${randomBytes(3).toString('hex')}`;
     const checkPort = await port();
+    const keysFile = join(dir, 'keys.json');
+    writeFileSync(keysFile, JSON.stringify({ keys: TENANTS.map(({ name, tenant, token, checkSecret }) => ({ name, role: 'producer', tenant, token, checkSecret })) }));
 
     // Three replicas on one database, one Redis, one broker; short policies so the run converges.
     const databaseUrl = `${mariadb.url}/herald_chaos`;
@@ -120,7 +136,8 @@ async function main(): Promise<number> {
       DATABASE_URL: databaseUrl,
       REDIS_URL: redis.url,
       AMQP_URL: rabbit.url,
-      HERALD_API_KEYS: `ops:admin:${ADMIN_TOKEN},default:producer:${PRODUCER_TOKEN}`,
+      HERALD_API_KEYS: `ops:admin:${ADMIN_TOKEN}`,
+      HERALD_API_KEYS_FILE: keysFile,
       HERALD_QUEUE_PREFIX: QUEUE_PREFIX,
       HERALD_ALLOW_PRIVATE_URLS: 'true',
       HERALD_CHECK_SECRET: CHECK_SECRET,
@@ -146,13 +163,20 @@ async function main(): Promise<number> {
     // Like a load balancer that has not noticed yet: requests go to a killed replica too, see the
     // connection refused, and are retried on the next one.
     const liveUrls = () => replicas.map((r) => r.url);
-    api = new ApiClient(liveUrls, PRODUCER_TOKEN);
+    const check = new CheckEndpoint(
+      checkPort,
+      new Map(TENANTS.map((t) => [t.tenant, t.checkSecret])),
+      (tenant, id, n) => checkAnswer(generator.plans.get(consumerMessageId(tenant, id)), n),
+    );
+    const producers: Producer[] = TENANTS.map((t) => ({ tenant: t.tenant, api: new ApiClient(liveUrls, t.token), checkUrl: check.urlFor(t.tenant) }));
+    apis.push(...producers.map((p) => p.api));
     const admin = new ApiClient(liveUrls, ADMIN_TOKEN);
     cleanups.push(() => admin.close());
 
     const subscriptions: Array<{ id: string; name: string; topic: string }> = [];
     const receipts = new Map<string, ReadonlyMap<string, number>>();
     const forged = new Map<string, ReadonlyMap<string, number>>();
+    const wrongTenant = new Map<string, ReadonlyMap<string, number>>();
     const subscribe = async (name: string, topic: string, target: object, maxAttempts = 40, backoff = { initialMs: 200, maxMs: 2_000 }) => {
       const res = await admin.call('POST', '/v1/subscriptions', { name, topic, target, maxAttempts, backoff });
       if (res?.status !== 201) throw new Error(`creating subscription ${name}: ${res?.status} ${JSON.stringify(res?.body)}`);
@@ -166,12 +190,15 @@ async function main(): Promise<number> {
       if (secret) endpoint.secret = secret;
       receipts.set(id, endpoint.receipts.ok);
       forged.set(id, endpoint.receipts.forged);
+      wrongTenant.set(id, endpoint.receipts.wrongTenant);
     }
-    receipts.set((await subscribe('rabbit-orders', 'order.#', { type: 'rabbitmq', exchange: orders.exchange })).id, orders.ok);
-    receipts.set((await subscribe('rabbit-probes', 'probe.#', { type: 'rabbitmq', exchange: probes.exchange })).id, probes.ok);
+    for (const [name, topic, recorder] of [['rabbit-orders', 'order.#', orders], ['rabbit-probes', 'probe.#', probes]] as const) {
+      const { id } = await subscribe(name, topic, { type: 'rabbitmq', exchange: recorder.exchange });
+      receipts.set(id, recorder.ok);
+      wrongTenant.set(id, recorder.wrongTenant);
+    }
 
-    const generator = new LoadGenerator(api, { messages: MESSAGES, durationMs: DURATION_MS, concurrency: 24, checkUrl: `http://127.0.0.1:${checkPort}/check`, runId });
-    const check = new CheckEndpoint(checkPort, (id, n) => checkAnswer(generator.plans.get(id), n));
+    const generator = new LoadGenerator(producers, { messages: MESSAGES, durationMs: DURATION_MS, concurrency: 24, runId, sharedIdRate: SHARED_ID_RATE });
     await check.start();
     cleanups.push(() => check.close());
 
@@ -182,7 +209,7 @@ async function main(): Promise<number> {
       const plan = generator.newPlan('probe', 'probe.ping');
       const deadline = Date.now() + 120_000;
       while (!(await generator.direct(plan, via?.url))) if (Date.now() > deadline) throw new Error('probe not accepted within 120 s');
-      while (!(probeHook.receipts.ok.has(plan.id) && probes.ok.has(plan.id))) {
+      while (!(probeHook.receipts.ok.has(plan.deliveryId) && probes.ok.has(plan.deliveryId))) {
         if (Date.now() > deadline) throw new Error('probe not delivered within 120 s');
         await sleep(50);
       }
@@ -208,7 +235,7 @@ async function main(): Promise<number> {
         }
       }
     })();
-    const progress = setInterval(() => log(`load: ${generator.plans.size} messages started, API ${JSON.stringify(api?.tally.byStatus)}`), 15_000);
+    const progress = setInterval(() => log(`load: ${generator.plans.size} messages started (${generator.sharedIds.size} ids in both tenants), API ${JSON.stringify(mergeTallies(apis.map((a) => a.tally)).byStatus)}`), 15_000);
     await Promise.all([generator.run(), injector]);
     clearInterval(progress);
     const loadEnded = Date.now();
@@ -235,32 +262,46 @@ async function main(): Promise<number> {
     const convergedS = (Date.now() - loadEnded) / 1000;
     log(`converged ${convergedS.toFixed(1)} s after the load; checking invariants`);
 
-    const [messageRows] = (await db.query('SELECT id, status FROM messages')) as unknown as [StoredMessageRow[]];
-    const [deliveryRows] = (await db.query('SELECT message_id AS messageId, subscription_id AS subscriptionId, status FROM deliveries')) as unknown as [DeliveryRow[]];
-    // Dead deliveries must be visible to a person: ask the API, as one would.
+    const [messageRows] = (await db.query('SELECT tenant, id, status FROM messages')) as unknown as [StoredMessageRow[]];
+    // Deliveries name their message by seq; the join gives each its tenant.
+    const [deliveryRows] = (await db.query('SELECT m.tenant, d.message_id AS messageId, d.subscription_id AS subscriptionId, d.status FROM deliveries d JOIN messages m ON m.seq = d.message_seq')) as unknown as [DeliveryRow[]];
+    // Dead deliveries must be visible to a person: ask the API, as one would, naming the tenant
+    // (an id two tenants hold is otherwise 409).
     const deadVisible = new Set<string>();
-    const deadByMessage = new Map<string, string[]>();
-    for (const d of deliveryRows) if (d.status === 'dead') deadByMessage.set(d.messageId, [...(deadByMessage.get(d.messageId) ?? []), d.subscriptionId]);
-    const deadIds = [...deadByMessage.keys()];
+    const deadByMessage = new Map<string, { tenant: string; id: string; subs: string[] }>();
+    for (const d of deliveryRows) {
+      if (d.status !== 'dead') continue;
+      const key = consumerMessageId(d.tenant, d.messageId);
+      const entry = deadByMessage.get(key) ?? { tenant: d.tenant, id: d.messageId, subs: [] };
+      entry.subs.push(d.subscriptionId);
+      deadByMessage.set(key, entry);
+    }
+    const deadKeys = [...deadByMessage.keys()];
     await Promise.all(Array.from({ length: 8 }, async () => {
-      for (let id = deadIds.pop(); id !== undefined; id = deadIds.pop()) {
-        const res = await admin.call('GET', `/v1/messages/${id}`);
-        const body = res?.body as { status?: string; deliveries?: Array<{ subscriptionId: string; status: string }> } | undefined;
-        if (res?.status !== 200 || body?.status !== 'failed') continue;
-        for (const sub of deadByMessage.get(id) ?? []) if (body.deliveries?.some((d) => d.subscriptionId === sub && d.status === 'dead')) deadVisible.add(`${id}|${sub}`);
+      for (let key = deadKeys.pop(); key !== undefined; key = deadKeys.pop()) {
+        const { tenant, id, subs } = deadByMessage.get(key)!;
+        const res = await admin.call('GET', `/v1/messages/${id}?tenant=${tenant}`);
+        const body = res?.body as { tenant?: string; status?: string; deliveries?: Array<{ subscriptionId: string; status: string }> } | undefined;
+        if (res?.status !== 200 || body?.status !== 'failed' || body.tenant !== tenant) continue;
+        for (const sub of subs) if (body.deliveries?.some((d) => d.subscriptionId === sub && d.status === 'dead')) deadVisible.add(`${key}|${sub}`);
       }
     }));
 
     const invariants = checkInvariants({
       plans: generator.plans,
-      messages: new Map(messageRows.map((m) => [m.id, m])),
+      messages: messageRows,
       deliveries: deliveryRows,
       subscriptions,
       receipts,
       deadVisible,
       forged,
+      wrongTenant,
+      refusedChecks: check.refused,
     });
-    const passed = invariants.lost.length === 0 && invariants.phantom.length === 0 && invariants.impossible.length === 0 && faultLog.every((f) => f.recoveryMs >= 0) && invariants.messages >= MESSAGES;
+    const checkCalls = Object.fromEntries([...check.calls].map(([tenant, calls]) => [tenant, [...calls.values()].reduce((a, b) => a + b, 0)]));
+    // Both tenants must have been exercised where they differ: shared ids and signed check calls.
+    const tenancyExercised = invariants.sharedIds > 0 && TENANTS.every((t) => (checkCalls[t.tenant] ?? 0) > 0);
+    const passed = invariants.lost.length === 0 && invariants.phantom.length === 0 && invariants.impossible.length === 0 && faultLog.every((f) => f.recoveryMs >= 0) && invariants.messages >= MESSAGES && tenancyExercised;
     const result: ChaosResult = {
       mode,
       startedAt: new Date(started).toISOString(),
@@ -269,7 +310,8 @@ async function main(): Promise<number> {
       faults: faultRows(faultLog, counts),
       invariants: { ...invariants, lost: invariants.lost.length, phantom: invariants.phantom.length, impossible: invariants.impossible.length },
       findings: { lost: invariants.lost.slice(0, 50), phantom: invariants.phantom.slice(0, 50), impossible: invariants.impossible.slice(0, 50) },
-      api: api.tally,
+      api: mergeTallies(apis.map((a) => a.tally)),
+      checkCalls,
       serverErrors: replicas.flatMap((r) => r.errors()),
       convergedS,
       passed,
@@ -285,7 +327,7 @@ async function main(): Promise<number> {
     return passed ? 0 : 1;
   } finally {
     await pool?.end().catch(() => undefined);
-    await api?.close().catch(() => undefined);
+    await Promise.all(apis.map((a) => a.close().catch(() => undefined)));
     await Promise.all(replicas.map((r) => r.kill()));
     for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
     killAll();

@@ -12,7 +12,12 @@ export interface Receipts {
   failed: Map<string, number>;
   /** Requests whose Standard Webhooks signature did not verify (answered 401, not counted as received). */
   forged: Map<string, number>;
+  /** Requests whose `herald-tenant` is not the tenant their delivery id names (answered 400, not counted). */
+  wrongTenant: Map<string, number>;
 }
+
+/** The tenant a delivery id names: `<tenant>/<id>`, or `default` for a bare id. */
+export const tenantOfDeliveryId = (deliveryId: string) => (deliveryId.includes('/') ? deliveryId.slice(0, deliveryId.indexOf('/')) : 'default');
 
 export interface FaultCounts {
   slow: number;
@@ -38,7 +43,7 @@ export const bump = (map: Map<string, number>, key: string) => map.set(key, (map
 
 /** A real HTTP webhook endpoint with one failure mode, recording what it received. */
 export class WebhookEndpoint {
-  readonly receipts: Receipts = { ok: new Map(), failed: new Map(), forged: new Map() };
+  readonly receipts: Receipts = { ok: new Map(), failed: new Map(), forged: new Map(), wrongTenant: new Map() };
   private verifier?: Webhook;
   private server: Server;
   private misbehaving = true;
@@ -132,6 +137,11 @@ export class WebhookEndpoint {
         res.writeHead(401).end('signature does not verify');
         return;
       }
+    }
+    if (req.headers['herald-tenant'] !== tenantOfDeliveryId(id)) {
+      bump(this.receipts.wrongTenant, id);
+      res.writeHead(400).end('herald-tenant does not match webhook-id');
+      return;
     }
     const fault = this.misbehaving && Math.random() < this.rate;
     if (this.mode === 'broken') {

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { session } from './session';
 import { useCaller } from './hooks/resources';
-import { useHashPath } from './router';
+import { messagePage, useHashPath } from './router';
 import { Nav } from './components/nav';
 import { SignIn } from './pages/sign-in/sign-in';
 import { Overview } from './pages/overview/overview';
@@ -24,13 +24,13 @@ export function App() {
   if (!caller.data) return <main aria-busy="true">{caller.error ?? 'Signing in…'}</main>;
   // Viewers (and producers) are shown no actions; Herald refuses their writes anyway.
   const canAct = caller.data.role === 'admin';
-  const messageId = /^\/messages\/(.+)$/.exec(path)?.[1];
+  const message = messagePage(path);
   return (
     <>
       <Nav path={path} caller={caller.data} onSignOut={signOut} />
       <main>
-        {messageId ? (
-          <MessageTimeline id={messageId} canAct={canAct} />
+        {message ? (
+          <MessageTimeline id={message.id} tenant={message.tenant} canAct={canAct} />
         ) : path === '/messages' ? (
           <MessageSearch />
         ) : path === '/subscriptions' ? (

@@ -82,6 +82,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // The keys file is read before anything listens: a process does not start without its keys.
   const keys = new KeyRing(config.apiKeys, config.apiKeysFile, app.log);
   await keys.start();
+  app.metrics.tenants.prepare(keys.tenants());
   app.addHook('onClose', () => keys.stop());
   await app.register(authPlugin, { keys, disabled: config.authDisabled });
   await app.register(swaggerPlugin);

@@ -85,6 +85,11 @@ export class KeyRing {
     return found && { name: found.name, role: found.role, tenant: found.tenant, ...(found.topics && { topics: found.topics }) };
   }
 
+  /** The tenants the keys name now (producers', and admins' own), `default` always among them. */
+  tenants(): Set<string> {
+    return new Set([DEFAULT_TENANT, ...this.inline.map((k) => k.tenant), ...this.fromFile.map((k) => k.tenant)]);
+  }
+
   /** The secret a tenant's check calls are signed with, if one of its keys sets one. */
   checkSecretFor(tenant: string): string | undefined {
     return this.fromFile.find((k) => k.tenant === tenant && k.checkSecret)?.checkSecret;

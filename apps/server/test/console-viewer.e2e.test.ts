@@ -6,12 +6,19 @@ import { signIn, startConsoleHarness } from './console-harness';
 // refuses its writes whatever the console shows. Needs the viewer role (name:viewer:token).
 const VIEWER_TOKEN = 'test-viewer-token-00000000000000';
 const asViewer = { authorization: `Bearer ${VIEWER_TOKEN}` };
+// A second tenant's producer (inline keys: the name is the tenant), holding the same id as the default tenant.
+const TWIN_TOKEN = 'test-twin-tenant-token-000000000';
+const asTwin = { authorization: `Bearer ${TWIN_TOKEN}` };
 
 let h: Awaited<ReturnType<typeof startConsoleHarness>>;
 
 beforeAll(async () => {
-  h = await startConsoleHarness('viewer', { HERALD_API_KEYS: `${API_KEYS},watch:viewer:${VIEWER_TOKEN}` });
+  h = await startConsoleHarness('viewer', { HERALD_API_KEYS: `${API_KEYS},watch:viewer:${VIEWER_TOKEN},team-b:producer:${TWIN_TOKEN}` });
   await h.app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: prepareBody('v-held', { checkAfterMs: 0 }) });
+  for (const [headers, owner] of [[asProducer, 'default'], [asTwin, 'team-b']] as const) {
+    const res = await h.app.inject({ method: 'POST', url: '/v1/messages', headers, payload: prepareBody('v-twin', { key: 'twin-order', payload: { owner }, checkAfterMs: 600_000 }) });
+    expect(res.statusCode, res.body).toBe(201);
+  }
 }, 120_000);
 
 afterAll(async () => {
@@ -33,6 +40,21 @@ describe('the console signed in as a viewer', () => {
     await page.getByRole('link', { name: 'Subscriptions' }).click();
     await page.getByRole('heading', { name: 'Subscriptions' }).waitFor();
     expect(await page.getByRole('button', { name: /Enable|Disable|Rotate secret|Redeliver/ }).count()).toBe(0);
+  });
+
+  it('opens each tenant\'s message of an id two tenants hold from the search results, with its own payload', async () => {
+    const page = await h.newPage();
+    await signIn(page, VIEWER_TOKEN);
+    for (const tenant of ['default', 'team-b']) {
+      await page.getByRole('link', { name: 'Messages' }).click();
+      await page.getByLabel('Search messages').fill('twin-order');
+      await page.getByRole('button', { name: 'Search', exact: true }).click();
+      await page.getByRole('row').filter({ hasText: tenant }).getByRole('link', { name: 'v-twin', exact: true }).click();
+      await page.getByRole('heading', { name: /Message v-twin/ }).waitFor();
+      // Without the tenant in the page's request Herald answers 409 and no payload is shown.
+      expect(JSON.parse((await page.locator('details pre').textContent()) ?? 'null')).toEqual({ owner: tenant });
+      expect(await page.locator('dl.fields dd').first().textContent()).toBe(tenant);
+    }
   });
 
   it('is answered 403 on every write the console could make, and nothing is audited', async () => {

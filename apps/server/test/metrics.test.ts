@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue } from './helpers';
+import { API_KEYS, asAdmin, asProducer, buildTestApp, createTestDatabase, metricValue } from './helpers';
 import { startCheckEndpoint, startWebhookSink, waitFor } from '@herald/test-support';
 
 // A fresh app and database, so every counter starts at zero and the scenario's numbers are exact.
@@ -11,12 +11,15 @@ let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let sink: Awaited<ReturnType<typeof startWebhookSink>>;
 let producer: Awaited<ReturnType<typeof startWebhookSink>>;
 const checkAnswers = new Map<string, string>();
+// A second tenant's producer (test-only token): the scenario's events must not be counted as its.
+const OTHER_TOKEN = 'test-other-tenant-token-00000000';
+const asOther = { authorization: `Bearer ${OTHER_TOKEN}` };
 
 beforeAll(async () => {
   db = await createTestDatabase('met');
   sink = await startWebhookSink();
   producer = await startCheckEndpoint(checkAnswers);
-  app = await buildTestApp(db.url, { HERALD_CHECK_SWEEP_INTERVAL_MS: '100', HERALD_WEBHOOK_TIMEOUT_MS: '2000' });
+  app = await buildTestApp(db.url, { HERALD_CHECK_SWEEP_INTERVAL_MS: '100', HERALD_WEBHOOK_TIMEOUT_MS: '2000', HERALD_API_KEYS: `${API_KEYS},other:producer:${OTHER_TOKEN}` });
 });
 afterAll(async () => {
   await app?.close();
@@ -88,6 +91,20 @@ describe('metrics after a known scenario', () => {
       'herald_deliveries_finished_total{target="webhook",status="dead"}': 1,
       'herald_checks_total{answer="commit"}': 1,
       'herald_checks_total{answer="unknown"}': 1,
+      // The same, by tenant: every event was the default tenant's; the other tenant's series
+      // exist from the start, at 0.
+      'herald_tenant_decisions_total{tenant="default",to="confirmed"}': 3,
+      'herald_tenant_decisions_total{tenant="default",to="cancelled"}': 1,
+      'herald_tenant_decisions_total{tenant="default",to="unresolved"}': 1,
+      'herald_tenant_checks_total{tenant="default",answer="commit"}': 1,
+      'herald_tenant_checks_total{tenant="default",answer="unknown"}': 1,
+      'herald_tenant_checks_total{tenant="default",answer="rollback"}': 0,
+      'herald_tenant_deliveries_finished_total{tenant="default",status="delivered"}': 1,
+      'herald_tenant_deliveries_finished_total{tenant="default",status="dead"}': 1,
+      'herald_tenant_decisions_total{tenant="other",to="confirmed"}': 0,
+      'herald_tenant_decisions_total{tenant="other",to="cancelled"}': 0,
+      'herald_tenant_checks_total{tenant="other",answer="unknown"}': 0,
+      'herald_tenant_deliveries_finished_total{tenant="other",status="dead"}': 0,
       herald_check_duration_seconds_count: 2,
       herald_deliveries_dead: 1,
       herald_deliveries_pending: 0,
@@ -124,6 +141,40 @@ describe('metrics after a known scenario', () => {
     expect(sweeps).toBeLessThanOrEqual(2);
     // No label carries a topic or a message id (unbounded label sets).
     for (const id of [retried, doomed, quiet, delivered, dead, held]) expect(text).not.toContain(id);
+  });
+
+  it("counts another tenant's decisions, checks and dead deliveries under that tenant only", async () => {
+    const scrape = async () => (await app.inject({ url: '/metrics' })).body;
+    const series = [
+      'herald_tenant_decisions_total{tenant="other",to="cancelled"}',
+      'herald_tenant_decisions_total{tenant="default",to="cancelled"}',
+      'herald_tenant_checks_total{tenant="other",answer="rollback"}',
+      'herald_tenant_checks_total{tenant="default",answer="rollback"}',
+      'herald_tenant_deliveries_finished_total{tenant="other",status="dead"}',
+      'herald_tenant_deliveries_finished_total{tenant="default",status="dead"}',
+    ];
+    const values = (text: string) => series.map((s) => metricValue(text, s));
+    const before = values(await scrape());
+    // Only the scenario's doomed topic's subscription exists for a dead delivery: reuse it.
+    const doomed = (await app.inject({ url: '/v1/subscriptions', headers: asAdmin })).json().items.find((s: { target: { url?: string } }) => s.target.url?.endsWith('/doomed')).topic as string;
+    const prepare = async (topic: string, extra: Record<string, unknown> = {}) => {
+      const id = unique('oth');
+      const res = await app.inject({ method: 'POST', url: '/v1/messages', headers: asOther, payload: { id, topic, payload: { id }, checkUrl: producer.url('/check'), checkAfterMs: 60_000, ...extra } });
+      expect(res.statusCode, res.body).toBe(201);
+      return id;
+    };
+    const cancelled = await prepare('met.other');
+    expect((await app.inject({ method: 'POST', url: `/v1/messages/${cancelled}/cancel`, headers: asOther })).statusCode).toBe(200);
+    const rolledBack = await prepare('met.other', { checkAfterMs: 200 });
+    checkAnswers.set(rolledBack, 'rollback');
+    const dead = await prepare(doomed);
+    expect((await app.inject({ method: 'POST', url: `/v1/messages/${dead}/confirm`, headers: asOther })).statusCode).toBe(200);
+    await reaches(rolledBack, 'cancelled');
+    await reaches(dead, 'failed');
+    const expected = [before[0]! + 2, before[1], before[2]! + 1, before[3], before[4]! + 1, before[5]];
+    let after: number[] = [];
+    await waitFor(async () => JSON.stringify((after = values(await scrape()))) === JSON.stringify(expected), 'the tenant counters to settle', 5_000).catch(() => undefined);
+    expect(Object.fromEntries(series.map((s, i) => [s, after[i]]))).toEqual(Object.fromEntries(series.map((s, i) => [s, expected[i]])));
   });
 
   it('counts write batches that left the batch path, by kind and reason', async () => {

@@ -24,8 +24,8 @@ export type CheckOutcome =
 export interface CheckRepositoryOptions {
   /** The longest wait between two checks (default 10 min). */
   checkIntervalCapMs?: number;
-  /** Called once per committed state change, for metrics. */
-  onTransition?: (from: MessageStatus, to: MessageStatus) => void;
+  /** Called once per committed state change, with the message's tenant, for metrics. */
+  onTransition?: (from: MessageStatus, to: MessageStatus, tenant: string) => void;
   now?: () => Date;
 }
 
@@ -71,7 +71,7 @@ export class CheckRepository {
    */
   async record(ref: CheckJobRef, call: CheckCall): Promise<CheckOutcome> {
     const now = this.now();
-    let transition: [MessageStatus, MessageStatus] | undefined;
+    let transition: [MessageStatus, MessageStatus, string] | undefined;
     const outcome = await withDeadlockRetry(() =>
       this.db.transaction(async (tx): Promise<CheckOutcome> => {
         transition = undefined;
@@ -94,7 +94,7 @@ export class CheckRepository {
         const checked = { checks: ref.check };
         const settle = async (to: MessageStatus) => {
           await tx.update(messages).set({ ...checked, ...decidedColumns(to, now) }).where(eq(messages.seq, ref.seq));
-          transition = ['prepared', to];
+          transition = ['prepared', to, row.tenant];
         };
         switch (next) {
           case 'confirm':

@@ -53,8 +53,8 @@ export interface ListFilter {
 
 export interface MessageRepositoryOptions extends MessageBatchOptions {
   defaults?: CheckPolicy;
-  /** Called once per committed state change, for metrics. */
-  onTransition?: (from: MessageStatus | 'new', to: MessageStatus) => void;
+  /** Called once per committed state change, with the message's tenant, for metrics. */
+  onTransition?: (from: MessageStatus | 'new', to: MessageStatus, tenant: string) => void;
 }
 
 const UNDECIDED: MessageStatus[] = ['prepared', 'unresolved'];
@@ -105,7 +105,7 @@ export class MessageRepository {
       if (!existing) return this.prepare(request, meta);
       return retryOrConflict(existing, row);
     }
-    this.onTransition('new', row.status as MessageStatus);
+    this.onTransition('new', row.status as MessageStatus, row.tenant);
     return { kind: 'created', message: toMessage(row), fanOut: created };
   }
 
@@ -150,7 +150,7 @@ export class MessageRepository {
     if (decision === 'confirm' && this.batches && !audit) {
       const applied = await this.batches.confirm(ref);
       if (applied) {
-        this.onTransition('prepared', 'confirmed');
+        this.onTransition('prepared', 'confirmed', ref.tenant);
         const { message, ...created } = applied;
         return { kind: 'applied', from: 'prepared', message, fanOut: created };
       }
@@ -160,7 +160,7 @@ export class MessageRepository {
     for (let attempt = 0; attempt < UNDECIDED.length + 1; attempt++) {
       const applied = from && (await this.transition(ref, from, to, audit));
       if (from && applied) {
-        this.onTransition(from, to);
+        this.onTransition(from, to, ref.tenant);
         return { kind: 'applied', from, ...applied };
       }
       const current = await this.find(ref);

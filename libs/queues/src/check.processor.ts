@@ -13,7 +13,7 @@ export interface CheckProcessorDeps {
   secretFor: (tenant: string) => string;
   timeoutMs: number;
   dispatcher: Pick<DeliveryDispatcher, 'dispatch'>;
-  onCheck?: (answer: CheckAnswer, durationMs: number) => void;
+  onCheck?: (answer: CheckAnswer, durationMs: number, tenant: string) => void;
   log?: QueueLog;
   /** With tracing on: each call is a span in the message's trace, and its context is sent on. */
   tracer?: Tracer;
@@ -59,7 +59,7 @@ export class CheckProcessor {
       });
       const parsed = result.statusCode === undefined ? { answer: 'unknown' as const, reason: result.error } : parseCheckAnswer(result.statusCode, result.responseExcerpt);
       answer = parsed.answer;
-      this.deps.onCheck?.(answer, result.durationMs);
+      this.deps.onCheck?.(answer, result.durationMs, message.tenant);
       outcome = await this.deps.checks.record(ref, {
         startedAt,
         durationMs: result.durationMs,

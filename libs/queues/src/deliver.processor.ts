@@ -14,7 +14,8 @@ export interface DeliverProcessorDeps {
   /** The webhook timeout when a subscription sets none, and the RabbitMQ confirm timeout. */
   timeouts: SendTimeouts;
   onAttempt?: (target: TargetType, result: AttemptResult) => void;
-  onFinished?: (target: TargetType, status: 'delivered' | 'dead') => void;
+  /** With the tenant of the delivery's message, for per-tenant metrics. */
+  onFinished?: (target: TargetType, status: 'delivered' | 'dead', tenant: string) => void;
   log?: QueueLog;
   /** With tracing on: each attempt is a span in the message's trace, and its context is sent on. */
   tracer?: Tracer;
@@ -75,7 +76,7 @@ export class DeliverProcessor {
       // A deleted subscription never sends again: its ordered keys move on instead of blocking.
       const { marked, woken } = await attempts.markDead(ref, row, reason, !sub);
       if (marked) {
-        this.deps.onFinished?.(target, 'dead');
+        this.deps.onFinished?.(target, 'dead', context.message.tenant);
         log()?.warn({ target, reason }, 'delivery is dead without an attempt');
       }
       return { kind: 'dead', woken };
@@ -107,7 +108,7 @@ export class DeliverProcessor {
         return { kind: 'retry', next: outcome.job };
       case 'delivered':
       case 'dead':
-        this.deps.onFinished?.(target, outcome.kind);
+        this.deps.onFinished?.(target, outcome.kind, context.message.tenant);
         if (outcome.kind === 'dead') attemptLog()?.warn({ ...seen, reason: outcome.reason }, 'delivery is dead');
         else if (this.deps.log?.isLevelEnabled?.('debug') !== false) attemptLog()?.debug(seen, 'delivered');
         return outcome.kind === 'delivered' && outcome.woken ? { kind: 'delivered', woken: outcome.woken } : { kind: outcome.kind };

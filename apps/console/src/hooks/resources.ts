@@ -12,9 +12,12 @@ export type MessageQuery = NonNullable<paths['/v1/messages']['get']['parameters'
 export const useMessages = (query: MessageQuery) =>
   useResource(() => api.GET('/v1/messages', { params: { query } }), [JSON.stringify(query)]);
 
-export const useMessage = (id: string, round: number) => useResource(() => api.GET('/v1/messages/{id}', { params: { path: { id } } }), [id, round]);
+/** `tenant` names which tenant's message when several hold the id. */
+export const useMessage = (id: string, round: number, tenant?: string) =>
+  useResource(() => api.GET('/v1/messages/{id}', { params: { path: { id }, query: tenant ? { tenant } : {} } }), [id, round, tenant]);
 
-export const useDeliveries = (id: string, round: number) => useResource(() => api.GET('/v1/messages/{id}/deliveries', { params: { path: { id } } }), [id, round]);
+export const useDeliveries = (id: string, round: number, tenant?: string) =>
+  useResource(() => api.GET('/v1/messages/{id}/deliveries', { params: { path: { id }, query: tenant ? { tenant } : {} } }), [id, round, tenant]);
 
 export const useSubscriptions = (round: number) => useResource(() => api.GET('/v1/subscriptions', { params: { query: { limit: 500 } } }), [round]);
 

@@ -27,10 +27,65 @@ export function boundedReading<T>(read: () => Promise<T>, deadlineMs = GAUGE_REA
   };
 }
 
+/**
+ * A counter by tenant and one more label of known values. Each tenant's series are made once
+ * (all its values at 0, so a dashboard sees a tenant before its first event) and kept, so an
+ * increment is two Map lookups rather than prom-client's hashing of a label object.
+ */
+export class TenantCounter<L extends string> {
+  private readonly children = new Map<string, Map<string, Counter.Internal>>();
+
+  constructor(
+    private readonly counter: Counter<'tenant' | L>,
+    private readonly label: L,
+    private readonly values: readonly string[],
+  ) {}
+
+  /** Makes the series of these tenants now, at 0. */
+  prepare(tenants: Iterable<string>): void {
+    for (const tenant of tenants) this.of(tenant);
+  }
+
+  inc(tenant: string, value: string, n = 1): void {
+    const byValue = this.of(tenant);
+    let child = byValue.get(value);
+    // A value outside the known list still counts (it is a bug to fix, not a sample to drop).
+    if (!child) byValue.set(value, (child = this.child(tenant, value)));
+    child.inc(n);
+  }
+
+  private of(tenant: string): Map<string, Counter.Internal> {
+    let byValue = this.children.get(tenant);
+    if (!byValue) {
+      byValue = new Map(this.values.map((v) => [v, this.child(tenant, v)]));
+      for (const child of byValue.values()) child.inc(0);
+      this.children.set(tenant, byValue);
+    }
+    return byValue;
+  }
+
+  private child(tenant: string, value: string): Counter.Internal {
+    return this.counter.labels({ tenant, [this.label]: value } as Record<'tenant' | L, string>);
+  }
+}
+
+/** The per-tenant counters; their tenants come from the configured keys, a bounded set. */
+export interface TenantMetrics {
+  /** Messages that left `prepared`: confirmed or cancelled (by the producer, an operator or a check answer), or held unresolved. */
+  decisions: TenantCounter<'to'>;
+  /** Check-back calls by the answer they came to. */
+  checks: TenantCounter<'answer'>;
+  /** Deliveries that reached delivered or dead. */
+  deliveriesFinished: TenantCounter<'status'>;
+  /** Makes every per-tenant series of these tenants now, at 0. */
+  prepare(tenants: Iterable<string>): void;
+}
+
 export interface HeraldMetrics {
   registry: Registry;
   transitions: Counter<'from' | 'to'>;
   storedByTenant: Counter<'tenant' | 'status'>;
+  tenants: TenantMetrics;
   writeBatchFallbacks: Counter<'kind' | 'reason'>;
   deliveryAttempts: Counter<'target' | 'outcome'>;
   deliveryAttemptSeconds: Histogram<'target'>;
@@ -50,8 +105,8 @@ declare module 'fastify' {
 /**
  * A registry per app instance (not prom-client's global one), so tests can build many apps.
  *
- * Labels are bounded sets only: method, route pattern, status code, state, target type, answer.
- * Never a topic, message id, subscription id or URL: producers choose topics freely, so a
+ * Labels are bounded sets only: method, route pattern, status code, state, target type, answer,
+ * tenant (tenants come from the configured keys). Never a topic, message id, subscription id or URL: producers choose topics freely, so a
  * per-topic counter (say, messages prepared by topic) would grow without bound and take
  * Prometheus down with it. Per-topic questions are answered by the API (`GET /v1/messages?topic=`)
  * and the traces (each span carries the message id).
@@ -139,7 +194,23 @@ export const metricsPlugin = fp(
       labelNames: ['kind', 'reason'] as const,
       registers: [registry],
     });
-    app.decorate('metrics', { registry, transitions, storedByTenant, writeBatchFallbacks, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds, enqueueFailures, traceExportFailures });
+    // Per tenant, what an on-call person asks first about one team: are its transactions being
+    // decided, what do its check endpoints answer, are its deliveries dying.
+    const tenantCounter = <L extends string>(name: string, help: string, label: L, values: readonly string[]) =>
+      new TenantCounter(new Counter({ name, help, labelNames: ['tenant', label] as const, registers: [registry] }), label, values);
+    const decisions = tenantCounter('herald_tenant_decisions_total', 'Messages of a tenant that left prepared, by the state they reached: confirmed or cancelled (by the producer, an operator or a check answer), or unresolved (checks ran out under hold)', 'to', ['confirmed', 'cancelled', 'unresolved']);
+    const tenantChecks = tenantCounter('herald_tenant_checks_total', 'Check-back calls to a tenant\'s check URLs by the answer they came to (anything but a valid 200 counts as unknown)', 'answer', ['commit', 'rollback', 'unknown']);
+    const tenantDeliveries = tenantCounter('herald_tenant_deliveries_finished_total', 'Deliveries of a tenant\'s messages that reached delivered or dead', 'status', ['delivered', 'dead']);
+    const tenants: TenantMetrics = {
+      decisions,
+      checks: tenantChecks,
+      deliveriesFinished: tenantDeliveries,
+      prepare: (names) => {
+        const list = [...names];
+        for (const counter of [decisions, tenantChecks, tenantDeliveries]) counter.prepare(list);
+      },
+    };
+    app.decorate('metrics', { registry, transitions, storedByTenant, tenants, writeBatchFallbacks, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds, enqueueFailures, traceExportFailures });
 
     app.addHook('onResponse', async (request, reply) => {
       // The route pattern, never the raw URL: ids in paths would explode the label set.

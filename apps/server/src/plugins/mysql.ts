@@ -60,7 +60,11 @@ export const mysqlPlugin = fp<MysqlPluginOptions>(
     };
     // Counted after the commit answered: a batch that committed but whose answer was lost
     // (the connection dropped during COMMIT) leaves its transitions uncounted.
-    const onTransition = (from: string, to: string) => app.metrics.transitions.inc({ from, to });
+    const onTransition = (from: string, to: string, tenant: string) => {
+      app.metrics.transitions.inc({ from, to });
+      // Storing is counted by tenant where it happens (herald_messages_stored_total).
+      if (from !== 'new') app.metrics.tenants.decisions.inc(tenant, to);
+    };
     app.decorate('mysql', pool);
     app.decorate('messages', new MessageRepository(db, { defaults: options.checkDefaults, onTransition, onBatch, slots: options.slots }));
     app.decorate('checks', new CheckRepository(db, { checkIntervalCapMs: options.checkIntervalCapMs, onTransition }));

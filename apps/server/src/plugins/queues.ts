@@ -60,7 +60,10 @@ export const queuesPlugin = fp<QueuesPluginOptions>(
           m.deliveryAttempts.inc({ target, outcome: result.ok ? 'success' : 'failure' });
           m.deliveryAttemptSeconds.observe({ target }, result.durationMs / 1000);
         },
-        onFinished: (target, status) => m.deliveriesFinished.inc({ target, status }),
+        onFinished: (target, status, tenant) => {
+          m.deliveriesFinished.inc({ target, status });
+          m.tenants.deliveriesFinished.inc(tenant, status);
+        },
         log: app.log,
         tracer: app.tracing.tracer,
       });

@@ -112,8 +112,9 @@ export const workerPlugin = fp<{ config: Config; checkSecretFor?: (tenant: strin
       secretFor: (tenant) => options.checkSecretFor?.(tenant) ?? checkSecret,
       timeoutMs: config.checks.timeoutMs,
       dispatcher,
-      onCheck: (answer, durationMs) => {
+      onCheck: (answer, durationMs, tenant) => {
         m.checks.inc({ answer });
+        m.tenants.checks.inc(tenant, answer);
         m.checkSeconds.observe(durationMs / 1000);
       },
       log: app.log,

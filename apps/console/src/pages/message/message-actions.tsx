@@ -1,4 +1,6 @@
+import { useState } from 'preact/hooks';
 import { api, problemText, type Message } from '../../api/client';
+import { Notice } from '../../components/notice';
 import { ReasonActions, type ReasonAction } from '../../components/reason-actions';
 
 const COMMITTED = ['confirmed', 'delivered', 'failed'];
@@ -15,8 +17,16 @@ async function call(answer: Promise<{ error?: unknown; response: Response }>, do
 /** Confirm, cancel or redeliver, each with a reason for the audit log. Admins only. */
 export function MessageActions(props: { message: Message; onDone: () => void }) {
   const m = props.message;
-  const path = { path: { id: m.id } };
-  const after = (p: Promise<string>) => p.finally(props.onDone);
+  // The loaded message's own tenant: an id another tenant also holds must not be acted on by id alone.
+  const path = { path: { id: m.id }, query: { tenant: m.tenant } };
+  // What the last action did, kept here: a cancel leaves no action to offer, and the outcome must
+  // not vanish with the buttons when the reloaded message says so.
+  const [last, setLast] = useState<string>();
+  const after = (p: Promise<string>) =>
+    p.finally(props.onDone).then((text) => {
+      setLast(text);
+      return text;
+    });
   const actions: ReasonAction[] = [];
   if (m.status === 'unresolved' || isStale(m)) {
     actions.push({ label: 'Confirm', run: (reason) => after(call(api.POST('/v1/messages/{id}/confirm', { params: path, body: { reason } }), `Message ${m.id} confirmed.`)) });
@@ -34,7 +44,12 @@ export function MessageActions(props: { message: Message; onDone: () => void }) 
     });
   }
   if (actions.length === 0) {
-    return <p class="hint">{m.status === 'prepared' ? 'Prepared recently: its producer may still confirm or cancel it.' : `No action applies to a ${m.status} message.`}</p>;
+    return (
+      <>
+        {last && <Notice kind="ok">{last}</Notice>}
+        <p class="hint">{m.status === 'prepared' ? 'Prepared recently: its producer may still confirm or cancel it.' : `No action applies to a ${m.status} message.`}</p>
+      </>
+    );
   }
   return <ReasonActions title="Actions" actions={actions} />;
 }

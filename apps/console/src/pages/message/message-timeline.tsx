@@ -7,11 +7,11 @@ import { timelineEvents } from './timeline-events';
 import { TimelineList } from './timeline-list';
 
 /** One message: its fields, everything that happened to it, and (for admins) what can be done. */
-export function MessageTimeline(props: { id: string; canAct: boolean }) {
+export function MessageTimeline(props: { id: string; tenant?: string; canAct: boolean }) {
   const [round, setRound] = useState(0);
-  const message = useMessage(props.id, round);
-  const deliveries = useDeliveries(props.id, round);
-  const audit = useAudit({ targetType: 'message', targetId: props.id, limit: 200 }, round);
+  const message = useMessage(props.id, round, props.tenant);
+  const deliveries = useDeliveries(props.id, round, props.tenant);
+  const audit = useAudit({ targetType: 'message', targetId: props.id, limit: 200, ...(props.tenant && { tenant: props.tenant }) }, round);
   const m = message.data;
   if (!m) return message.error ? <Notice kind="error">{message.error}</Notice> : <p>Loading…</p>;
   return (
@@ -20,6 +20,8 @@ export function MessageTimeline(props: { id: string; canAct: boolean }) {
         Message {m.id} <span class={`badge ${m.status}`}>{m.status}</span>
       </h1>
       <dl class="fields">
+        <dt>Tenant</dt>
+        <dd>{m.tenant}</dd>
         <dt>Topic</dt>
         <dd>{m.topic}</dd>
         <dt>Key</dt>
@@ -37,7 +39,7 @@ export function MessageTimeline(props: { id: string; canAct: boolean }) {
           <Time at={m.nextCheckAt} />
         </dd>
       </dl>
-      {props.canAct && <MessageActions message={m} onDone={() => setRound((r) => r + 1)} />}
+      {props.canAct && <MessageActions key={`${m.tenant}/${m.id}`} message={m} onDone={() => setRound((r) => r + 1)} />}
       <h2>Timeline</h2>
       <TimelineList events={timelineEvents(m, deliveries.data?.items ?? [], audit.data?.items ?? [])} />
       {(deliveries.error || audit.error) && <Notice kind="error">{deliveries.error ?? audit.error}</Notice>}

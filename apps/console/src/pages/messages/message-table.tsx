@@ -21,7 +21,7 @@ export function MessageTable(props: { items: Message[] }) {
         {props.items.map((m) => (
           <tr key={`${m.tenant}/${m.id}`}>
             <td>
-              <a href={messageHref(m.id)}>{m.id}</a>
+              <a href={messageHref(m.id, m.tenant)}>{m.id}</a>
             </td>
             <td>{m.tenant}</td>
             <td>{m.topic}</td>
