@@ -25,8 +25,13 @@ async function on(): Promise<void> {
     log: { warn: (obj, msg) => process.stderr.write(`soak purger: ${msg} ${JSON.stringify(obj)}\n`) },
   });
   purger = p;
-  first = p.run().catch((err: Error) => process.stderr.write(`soak purger: ${err.message}\n`));
-  p.start();
+  // Its timer starts once this first run ends, so two runs (each with the cap) never overlap.
+  first = p
+    .run()
+    .catch((err: Error) => process.stderr.write(`soak purger: ${err.message}\n`))
+    .finally(() => {
+      if (purger === p) p.start();
+    });
 }
 
 async function off(): Promise<void> {

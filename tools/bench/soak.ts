@@ -13,6 +13,8 @@ export interface ComparisonOptions {
   databaseUrl: string;
   retentionMs: number;
   intervalMs: number;
+  /** The purger's cap, messages per second (0: none). */
+  maxPerSecond: number;
   windowS: number;
   /** Herald's CPU time so far (all its processes), in ms. */
   heraldCpuMs: () => number | undefined;
@@ -45,14 +47,16 @@ export interface ComparisonResult {
   windowS: number;
   retentionMs: number;
   intervalMs: number;
-  /** Windows that began before the first message could be purged (at the retention) are left out. */
+  maxPerSecond: number;
+  /** Windows that began before the first message could be purged (at the retention), or ran less than half their length, are left out. */
   comparedFromS: number;
   off: PhaseFigures;
   on: PhaseFigures;
+  /** CPU time of the purger's process during the load, ms (it would be on Herald's event loop in an `all` process). */
+  purgerCpuMs: number | null;
   /** Medians over each "on" window of its figure ÷ the mean of its "off" neighbours (1 = no difference). */
   pairedRatio: { p99: number | null; pairsPerSec: number | null };
-  purgerCpuMs: number | null;
-  windows: Array<Omit<Window, 'latencies'> & { pairs: number; p99: number | null }>;
+  windows: Array<Omit<Window, 'latencies'> & { pairs: number; p50: number | null; p95: number | null; p99: number | null }>;
 }
 
 const median = (values: number[]) => {
@@ -67,8 +71,9 @@ export async function startPurgerComparison(options: ComparisonOptions) {
   let startedAt = 0;
   let timer: NodeJS.Timeout | undefined;
   let cpuAtWindowStart: number | undefined;
+  let purgerCpuAtStart: number | undefined;
   const file = fileURLToPath(new URL('./soak-purger.ts', import.meta.url));
-  const child: ChildProcess = fork(file, [JSON.stringify({ url: options.databaseUrl, retentionMs: options.retentionMs, intervalMs: options.intervalMs })], {
+  const child: ChildProcess = fork(file, [JSON.stringify({ url: options.databaseUrl, retentionMs: options.retentionMs, intervalMs: options.intervalMs, maxPerSecond: options.maxPerSecond })], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -144,6 +149,8 @@ export async function startPurgerComparison(options: ComparisonOptions) {
 
     async begin(): Promise<void> {
       startedAt = performance.now();
+      // From here on: its start-up (tsx compiling it) is not the purge's cost.
+      purgerCpuAtStart = child.pid === undefined ? undefined : readCpuMs(child.pid);
       let phase: Phase = 'off';
       await openWindow(phase);
       timer = setInterval(() => {
@@ -157,14 +164,16 @@ export async function startPurgerComparison(options: ComparisonOptions) {
       closeWindow(performance.now());
       current = undefined;
       await command('off');
-      const purgerCpuMs = child.pid === undefined ? null : (readCpuMs(child.pid) ?? null);
+      const purgerCpuNow = child.pid === undefined ? undefined : readCpuMs(child.pid);
+      const purgerCpuMs = purgerCpuNow === undefined || purgerCpuAtStart === undefined ? null : purgerCpuNow - purgerCpuAtStart;
       await new Promise((resolve) => {
         child.once('exit', resolve);
         child.send('exit');
       });
       process.off('exit', killChild);
       const comparedFromS = options.retentionMs / 1000;
-      const compared = windows.filter((w) => w.fromS >= comparedFromS - 0.5);
+      // A window cut short by the end of the load (a timer firing as it stops) says nothing.
+      const compared = windows.filter((w) => w.fromS >= comparedFromS - 0.5 && w.toS - w.fromS >= options.windowS / 2);
       const p99 = (w: Window) => summarize(w.latencies).p99;
       const perSec = (w: Window) => w.latencies.length / Math.max(0.001, w.toS - w.fromS);
       const ratios = (figure: (w: Window) => number | null) =>
@@ -178,12 +187,16 @@ export async function startPurgerComparison(options: ComparisonOptions) {
         windowS: options.windowS,
         retentionMs: options.retentionMs,
         intervalMs: options.intervalMs,
+        maxPerSecond: options.maxPerSecond,
         comparedFromS,
         off: phaseFigures(compared.filter((w) => w.phase === 'off')),
         on: phaseFigures(compared.filter((w) => w.phase === 'on')),
         pairedRatio: { p99: median(ratios(p99)), pairsPerSec: median(ratios(perSec)) },
         purgerCpuMs,
-        windows: windows.map(({ latencies, ...w }) => ({ ...w, fromS: Math.round(w.fromS), toS: Math.round(w.toS), pairs: latencies.length, p99: summarize(latencies).p99 })),
+        windows: windows.map(({ latencies, ...w }) => {
+          const { p50, p95, p99 } = summarize(latencies);
+          return { ...w, fromS: Math.round(w.fromS), toS: Math.round(w.toS), pairs: latencies.length, p50, p95, p99 };
+        }),
       };
     },
   };
@@ -193,5 +206,5 @@ export async function startPurgerComparison(options: ComparisonOptions) {
 export function describeComparison(c: ComparisonResult): string {
   const line = (name: string, f: PhaseFigures) =>
     `  purger ${name}: ${f.windows} windows, ${f.pairsPerSec} pairs/s, ${f.errors} errors, prepare+confirm p50/p95/p99 ${f.latency.p50}/${f.latency.p95}/${f.latency.p99} ms, Herald CPU ${f.heraldCpuMsPerPair} ms/pair, ${f.messagesPurged} messages purged`;
-  return [line('off', c.off), line('on', c.on), `  median on/off ratio per window: p99 ${c.pairedRatio.p99}, pairs/s ${c.pairedRatio.pairsPerSec}; purger process CPU ${c.purgerCpuMs} ms`].join('\n');
+  return [line('off', c.off), line('on', c.on), `  median on/off ratio per window: p99 ${c.pairedRatio.p99}, pairs/s ${c.pairedRatio.pairsPerSec}; purger process CPU ${c.purgerCpuMs} ms for ${c.on.messagesPurged + c.off.messagesPurged} messages`].join('\n');
 }

@@ -140,7 +140,7 @@ describe('rolling upgrade', () => {
         `[fault] rolling upgrade from ${OLD_RELEASE.slice(0, 7)}: migrations the new build applied ${JSON.stringify(newSchema.filter((m) => !oldSchema.includes(m)))}; ` +
           `${committed.length} committed, ${cancelled.length} cancelled, ${failures.length} failed calls`,
       );
-      expect(failures).toEqual([]);
+      expect(failures.length, `failed calls, e.g.:\n${failures.slice(0, 5).join('\n')}`).toBe(0);
       expect(oldExits).toEqual([
         { code: 0, signal: null },
         { code: 0, signal: null },
