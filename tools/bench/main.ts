@@ -16,10 +16,11 @@ import { createConnection, createPool } from 'mysql2/promise';
 import { Pool, type Dispatcher } from 'undici';
 import { migrate } from '@herald/db';
 import { readCpuMs, readMemory, sampleMemory, startHerald, startScriptNodeFlags, type HeraldProcess } from './herald.process';
-import { closedLoop, openLoop, type LoadResult } from './load.generator';
+import { closedLoop, openLoop, type LoadResult, type Operation } from './load.generator';
 import { createRawTable, rawAmqpBaseline, rawMysqlBaseline } from './raw.baseline';
 import { markdownTable, svgChart, type BenchRow } from './report';
 import { startBenchAmqpConsumer, startBenchWebhookSink, type Arrivals } from './sinks';
+import { describeComparison, startPurgerComparison, type ComparisonResult } from './soak';
 import { summarize, type LatencySummary } from './stats';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -32,6 +33,7 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '500' },
     drain: { type: 'string', default: '60' },
     soak: { type: 'string' },
+    'purger-windows': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'herald-env': { type: 'string', multiple: true, default: [] },
     'herald-node-arg': { type: 'string', multiple: true, default: [] },
@@ -62,6 +64,10 @@ if (args.help) {
   --soak <s>            run only a steady-load soak of <s> seconds at --rate and report RSS at start and end, and
                         every 10 s the rows of each table and the messages purged (with a short retention, e.g.
                         --herald-env HERALD_RETENTION_DELIVERED_MS=60000, storage should level off)
+  --purger-windows <s>  with --soak: Herald's purger runs in a process of the bench's own, off and on in alternating
+                        windows of <s> seconds, and the soak reports both phases (retention from
+                        HERALD_RETENTION_DELIVERED_MS, default 60000; interval HERALD_PURGE_INTERVAL_MS, default 5000;
+                        cap HERALD_PURGE_MAX_PER_SECOND, default 2000)
   --cpu-prof            run Herald with --cpu-prof (profiles under <out>/profiles)
   --herald-env K=V      extra environment for the Herald process (repeatable)
   --herald-node-arg <f> a node flag for the Herald process after those of \`npm start\` (repeatable;
@@ -141,6 +147,9 @@ async function main() {
     const at = kv.indexOf('=');
     if (at > 0) heraldEnv[kv.slice(0, at)] = kv.slice(at + 1);
   }
+  // The comparison's purger runs beside Herald, whose own purger is off (no retention).
+  const comparing = args.soak && args['purger-windows'] ? { retentionMs: Number(heraldEnv.HERALD_RETENTION_DELIVERED_MS ?? 60_000), intervalMs: Number(heraldEnv.HERALD_PURGE_INTERVAL_MS ?? 5_000), maxPerSecond: Number(heraldEnv.HERALD_PURGE_MAX_PER_SECOND ?? 2_000), windowS: Number(args['purger-windows']) } : undefined;
+  if (comparing) Object.assign(heraldEnv, { HERALD_RETENTION_DELIVERED_MS: '0', HERALD_RETENTION_CANCELLED_MS: '0', HERALD_RETENTION_FAILED_MS: '0' });
   if (!args.url) {
     const entry = resolve(ROOT, args.entry);
     if (!existsSync(entry)) throw new Error(`${args.entry} is missing: run \`npm run build\` (npm run bench does)`);
@@ -319,14 +328,14 @@ async function main() {
     log(`  raw ${rawPerSec.toFixed(0)}/s; Herald ${perSec.toFixed(0)} accepted/s, ${d.deliveredPerSec.toFixed(0)} delivered/s, p99 ${d.latency.p99} ms`);
   }
 
-  async function rateScenario(seconds: number, label: string, onTick?: (elapsedS: number) => void) {
+  async function rateScenario(seconds: number, label: string, onTick?: (elapsedS: number) => void, wrap = (op: Operation) => op) {
     const doneAt = new Map<string, number>();
     const requestLatencies: number[] = [];
     log(`${label}: ${rate} pairs/s for ${seconds} s`);
     const ticker = onTick ? setInterval(() => onTick((performance.now() - startedAt) / 1000), 10_000) : undefined;
     const startedAt = performance.now();
     const cpuStart = cpuNow();
-    const load = await openLoop(rate, seconds * 1000, pairs('bench.pc', `rate-${label.replace(/\W+/g, '')}`, doneAt, requestLatencies));
+    const load = await openLoop(rate, seconds * 1000, wrap(pairs('bench.pc', `rate-${label.replace(/\W+/g, '')}`, doneAt, requestLatencies)));
     clearInterval(ticker);
     await drain(doneAt.keys(), sink.arrivals, 1);
     const d = delivered(load, doneAt, sink.arrivals, 1);
@@ -346,12 +355,13 @@ async function main() {
       const text = await fetch(`${h.url}/metrics`).then((res) => res.text()).catch(() => '');
       purged += Number(/^herald_purged_rows_total\{table="messages"\} (\S+)$/m.exec(text)?.[1] ?? 0);
     }
-    return { rows: rowsByTable, purgedMessages: purged };
+    return { rows: rowsByTable, purgedMessages: purged + (comparison?.purgedMessages() ?? 0) };
   };
   type SoakSample = { s: number; rssMiB: number; rows?: Record<string, number>; purgedMessages?: number };
-  const soak: { seconds: number; rate: number; samples: SoakSample[]; startMiB: number | null; endMiB: number | null } | undefined = args.soak
+  const soak: { seconds: number; rate: number; samples: SoakSample[]; startMiB: number | null; endMiB: number | null; purgerComparison?: ComparisonResult } | undefined = args.soak
     ? { seconds: Number(args.soak), rate, samples: [], startMiB: null, endMiB: null }
     : undefined;
+  const comparison = comparing ? await startPurgerComparison({ databaseUrl, ...comparing, heraldCpuMs: cpuNow }) : undefined;
 
   try {
     await subscribe('bench.pc', { type: 'webhook', url: `${sink.url}/pc` }, 1);
@@ -363,6 +373,7 @@ async function main() {
     if (soak) {
       soak.startMiB = pids.length ? Math.max(...rssNow()) : null;
       soak.samples.push({ s: 0, rssMiB: soak.startMiB ?? 0 });
+      await comparison?.begin();
       await rateScenario(soak.seconds, `soak ${soak.seconds} s`, (s) => {
         const m = pids.length ? Math.max(...rssNow()) : undefined;
         void storageNow().then((storage) => {
@@ -370,8 +381,12 @@ async function main() {
           const rowsText = Object.entries(storage.rows).map(([t, n]) => `${t} ${n}`).join(', ');
           log(`  soak ${Math.round(s)} s: RSS ${m?.toFixed(1)} MiB; rows: ${rowsText}; messages purged ${storage.purgedMessages}`);
         });
-      });
+      }, comparison?.wrap);
       soak.endMiB = pids.length ? Math.max(...rssNow()) : null;
+      if (comparison) {
+        soak.purgerComparison = await comparison.finish();
+        log(`purger comparison, ${comparing?.windowS} s windows from ${soak.purgerComparison.comparedFromS} s on:\n${describeComparison(soak.purgerComparison)}`);
+      }
     } else {
       for (const concurrency of concurrencies) {
         let mysqlBaseline: { perSec: number; latency: ReturnType<typeof summarize> } | undefined;

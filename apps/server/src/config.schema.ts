@@ -139,6 +139,10 @@ export const EnvSchema = Type.Object(
       description: 'how long a `failed` message is kept after its last delivery finished (never while one is pending); `0`, the default, keeps them for a person to look at',
     }),
     HERALD_PURGE_INTERVAL_MS: integer(100, DAY, 60 * SECOND, { description: 'how often each worker process purges the messages whose retention ran out, in batches until none is left' }),
+    HERALD_PURGE_MAX_PER_SECOND: integer(0, 1_000_000, 2_000, {
+      description:
+        'messages (with their deliveries, attempts and check calls) each worker process purges per second at most, so a large backlog (a first purge) is removed evenly rather than flat out; keep it at 3 × your peak message rate or more. `0`: no cap',
+    }),
     HERALD_TRACING: Type.Optional(
       oneOf(['otlp', 'off'], {
         description: '`otlp` exports OpenTelemetry traces over OTLP/HTTP (JSON); `off` records none. Unset: on when an OTLP endpoint below is set',

@@ -127,12 +127,13 @@ function arrange(env: EnvValues, apiKeys: ApiKey[], tracing: TracingConfig | nul
       reconcileIntervalMs: env.HERALD_RECONCILE_INTERVAL_MS,
       reconcileGraceMs: env.HERALD_RECONCILE_GRACE_MS,
     },
-    /** How long each terminal status is kept (0: forever), and how often the purger runs. */
+    /** How long each terminal status is kept (0: forever), how often the purger runs and how fast it may go. */
     retention: {
       delivered: env.HERALD_RETENTION_DELIVERED_MS,
       cancelled: env.HERALD_RETENTION_CANCELLED_MS,
       failed: env.HERALD_RETENTION_FAILED_MS,
       purgeIntervalMs: env.HERALD_PURGE_INTERVAL_MS,
+      purgeMaxPerSecond: env.HERALD_PURGE_MAX_PER_SECOND,
     },
     tracing,
   };

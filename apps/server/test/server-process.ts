@@ -28,14 +28,14 @@ afterAll(async () => {
  * Starts Herald as a real process and waits until it listens, or fails as soon as it exits; no
  * fixed deadline of its own, since start-up on a busy machine takes what the CPU allows.
  */
-export async function startServer(env: Record<string, string>): Promise<RunningServer> {
-  const herald = await spawnServer({ HOST: '127.0.0.1', PORT: '0', ...env });
+export async function startServer(env: Record<string, string>, options: { entry?: string } = {}): Promise<RunningServer> {
+  const herald = await spawnServer({ HOST: '127.0.0.1', PORT: '0', ...env }, [], options.entry);
   return { ...herald, url: await listeningUrl(herald) };
 }
 
-/** Spawns the server process (`main.js [args]`) without waiting for it to listen. */
-export async function spawnServer(env: Record<string, string>, args: string[] = []): Promise<HeraldChild> {
-  const herald = launchHerald({ entry: await entry(), env: { NODE_ENV: 'test', ...env }, args });
+/** Spawns the server process (`main.js [args]`; another build's with `entryFile`) without waiting for it to listen. */
+export async function spawnServer(env: Record<string, string>, args: string[] = [], entryFile?: string): Promise<HeraldChild> {
+  const herald = launchHerald({ entry: entryFile ?? (await entry()), env: { NODE_ENV: 'test', ...env }, args });
   live.add(herald);
   void herald.exited.then(() => live.delete(herald));
   try {

@@ -112,4 +112,44 @@ describe('Purger', () => {
     // 3 × 500 messages/s is the target; a busy shared machine still clears it by a margin.
     expect(removed.messages / seconds).toBeGreaterThan(1_500);
   });
+
+  it('holds its rate cap on a large backlog and keeps what must stay (guards against a first purge hammering MySQL)', async () => {
+    await seed('backlog', 1_200, 'delivered', 2 * HOUR);
+    await seed('recent', 30, 'delivered', HOUR / 2);
+    await seed('open', 10, 'confirmed', 3 * HOUR, 'pending');
+    await seed('sending', 10, 'failed', 3 * HOUR, 'pending');
+    const cap = 400;
+    const batches: Array<{ at: number; messages: number }> = [];
+    const started = performance.now();
+    const removed = await new Purger(purges, { intervalMs: 60_000, retention, maxPerSecond: cap, onPurged: (c) => batches.push({ at: performance.now() - started, messages: c.messages }) }).run();
+    expect(removed.messages).toBe(1_200);
+    // No batch is more than a second's worth, and between any two batch ends no more than the cap's
+    // worth for that time (plus the one batch) was removed: 1 200 messages take at least 2 s.
+    expect(Math.max(...batches.map((b) => b.messages))).toBeLessThanOrEqual(cap);
+    for (let i = 0; i < batches.length; i++) {
+      for (let j = i + 1; j < batches.length; j++) {
+        const between = batches.slice(i + 1, j + 1).reduce((sum, b) => sum + b.messages, 0);
+        expect(between).toBeLessThanOrEqual((cap * ((batches[j]?.at ?? 0) - (batches[i]?.at ?? 0))) / 1000 + cap);
+      }
+    }
+    expect(batches.at(-1)?.at).toBeGreaterThanOrEqual(2_000);
+    expect(await left('backlog')).toEqual({ messages: 0, deliveries: 0, deliveryAttempts: 0, checkAttempts: 0 });
+    expect(await left('recent')).toEqual({ messages: 30, deliveries: 30, deliveryAttempts: 30, checkAttempts: 30 });
+    expect(await left('open')).toEqual({ messages: 10, deliveries: 10, deliveryAttempts: 10, checkAttempts: 10 });
+    expect(await left('sending')).toEqual({ messages: 10, deliveries: 10, deliveryAttempts: 10, checkAttempts: 10 });
+
+    // A purger waiting out its cap stops at once, leaving the rest for the next run.
+    await seed('paused', 200, 'delivered', 2 * HOUR);
+    let first!: () => void;
+    const purged = new Promise<void>((resolve) => (first = resolve));
+    const slow = new Purger(purges, { intervalMs: 60_000, retention, maxPerSecond: 10, onPurged: () => first() });
+    const running = slow.run();
+    await purged;
+    const stopAt = performance.now();
+    await slow.stop();
+    const partial = await running;
+    expect(performance.now() - stopAt).toBeLessThan(1_000);
+    expect(partial.messages).toBe(10);
+    expect((await left('paused')).messages).toBe(190);
+  });
 });

@@ -8,6 +8,11 @@ export interface PurgerOptions {
   retention: Retention;
   /** Messages per batch (one short transaction each). */
   batchSize?: number;
+  /**
+   * At most this many messages (with all their rows) removed per second by this purger, so the
+   * first purge of a large backlog is spread out rather than run flat out; 0 or unset: no cap.
+   */
+  maxPerSecond?: number;
   /** The name its runs are recorded under (one row for all replicas). */
   name?: string;
   /** After each batch that removed something: its rows by table. */
@@ -34,6 +39,8 @@ export class Purger {
   private running?: Promise<unknown>;
   private stopping = false;
   private readonly now: () => Date;
+  /** Wakes a purger waiting for its rate cap when it is stopped. */
+  private wake?: () => void;
 
   constructor(
     private readonly purges: Pick<PurgeRepository, 'purgeBatch' | 'recordRun' | 'purgeOrderLocks'>,
@@ -79,13 +86,18 @@ export class Purger {
   }
 
   private async purgeStatus(status: PurgeableStatus, keepMs: number, total: PurgeCounts): Promise<void> {
-    const limit = this.options.batchSize ?? 500;
+    const cap = this.options.maxPerSecond ?? 0;
+    // Under a cap, a batch is at most a second's worth, so the pauses stay short and even.
+    const limit = Math.max(1, Math.min(this.options.batchSize ?? 500, cap > 0 ? Math.ceil(cap) : Infinity));
     let after: PurgeCursor | undefined;
     while (!this.stopping) {
+      const batchStartedAt = performance.now();
       const batch = await this.purges.purgeBatch(status, new Date(this.now().getTime() - keepMs), limit, after);
       const counts = { messages: batch.messages, deliveries: batch.deliveries, deliveryAttempts: batch.deliveryAttempts, checkAttempts: batch.checkAttempts };
       for (const k of Object.keys(total) as Array<keyof PurgeCounts>) total[k] += counts[k];
       if (counts.messages > 0) this.options.onPurged?.(counts);
+      // Each message removed costs 1/cap s from its batch's start: no window exceeds the cap by more than one batch.
+      if (cap > 0 && counts.messages > 0) await this.pause(batchStartedAt + (counts.messages / cap) * 1000 - performance.now());
       // Done: nothing left, or what is left another purger holds.
       if (batch.candidates < limit || batch.locked === 0) return;
       // A whole batch kept (each has a pending delivery): the next one starts past it.
@@ -99,11 +111,25 @@ export class Purger {
     for (let i = 0; i < 10 && !this.stopping; i++) if ((await this.purges.purgeOrderLocks(idleBefore, 1_000)) < 1_000) return;
   }
 
+  /** Waits `waitMs` (nothing if not positive); a stop ends the wait. */
+  private async pause(waitMs: number): Promise<void> {
+    if (waitMs <= 0 || this.stopping) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, waitMs);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wake = undefined;
+  }
+
   async stop(): Promise<void> {
     const timer = this.timer;
     this.timer = undefined;
     this.stopping = true;
     clearTimeout(timer);
+    this.wake?.();
     await this.running;
   }
 }

@@ -44,6 +44,7 @@ export function startPurger(app: FastifyInstance, config: Config): { stop: () =>
   for (const table of Object.values(TABLES)) purged.inc({ table }, 0);
   const purger = new Purger(app.purges, {
     intervalMs: config.retention.purgeIntervalMs,
+    maxPerSecond: config.retention.purgeMaxPerSecond,
     retention,
     log: app.log,
     onPurged: (counts) => {
