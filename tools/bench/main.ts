@@ -18,7 +18,8 @@ import { migrate } from '@herald/db';
 import { readCpuMs, readMemory, sampleMemory, startHerald, startScriptNodeFlags, type HeraldProcess } from './herald.process';
 import { closedLoop, openLoop, type LoadResult, type Operation } from './load.generator';
 import { createRawTable, rawAmqpBaseline, rawMysqlBaseline } from './raw.baseline';
-import { markdownTable, svgChart, type BenchRow } from './report';
+import { countersPerOp, snapshotCounters, type CounterSnapshot } from './server.counters';
+import { markdownTable, naiveTable, svgChart, type BenchRow, type NaivePeerFigures } from './report';
 import { startBenchAmqpConsumer, startBenchWebhookSink, type Arrivals } from './sinks';
 import { describeComparison, startPurgerComparison, type ComparisonResult } from './soak';
 import { summarize, type LatencySummary } from './stats';
@@ -49,6 +50,8 @@ const { values: args } = parseArgs({
     'herald-output': { type: 'string' },
     processes: { type: 'string', default: '1' },
     roles: { type: 'string' },
+    'skip-naive': { type: 'boolean', default: false },
+    count: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -82,7 +85,10 @@ if (args.help) {
   --processes <n>       run n Herald processes (replicas on one database, each on its own port); each closed-loop
                         caller and each open-loop pair uses one of them, in turn (default 1)
   --roles <list>        one Herald process per entry, with that HERALD_ROLE (all, api, worker), e.g. api,worker
-                        for the split of deploy/k8s; requests go to the processes that serve the API`);
+                        for the split of deploy/k8s; requests go to the processes that serve the API
+  --skip-naive          do not run the naive peer (tools/bench/naive.service.ts) beside Herald in pc and direct
+  --count               per operation, MariaDB statements (Com_*, Questions) and Redis commands (commandstats)
+                        over each window and its drain: server-wide counters, meaningful on an otherwise idle machine`);
   process.exit(0);
 }
 
@@ -175,14 +181,35 @@ async function main() {
     pids = heralds.map((h) => h.pid);
     log(`Herald started (${heralds.map((h) => `pid ${h.pid} at ${h.url}`).join(', ')}), database ${name}`);
   }
+  // The naive peer: its own process with the same node flags, its own table in the same
+  // database, the same webhook sink and exchange.
+  let naive: HeraldProcess | undefined;
+  if (!args['skip-naive'] && (scenarios.has('pc') || scenarios.has('direct')) && !args.soak) {
+    try {
+      naive = await startHerald({
+        entry: join(ROOT, 'tools/bench/naive.service.ts'),
+        cwd: ROOT,
+        env: { NAIVE_DATABASE_URL: databaseUrl, NAIVE_WEBHOOK_URL: `${sink.url}/pc`, NAIVE_AMQP_URL: AMQP_URL, NAIVE_EXCHANGE: name },
+        nodeArgs: [...nodeArgs, '--import', 'tsx'],
+      });
+    } catch (err) {
+      await Promise.allSettled([...heralds.map((h) => h.stop()), consumer.close(), sink.close(), amqp.close(), mysql.end()]);
+      await dropBenchState();
+      throw err;
+    }
+    log(`naive peer started (pid ${naive.pid} at ${naive.url})`);
+  }
   const memories = pids.map((pid) => sampleMemory(pid));
   const rssNow = () => pids.map((pid) => readMemory(pid)?.rssMiB ?? 0);
   const startMiB = pids.length ? Math.max(...rssNow()) : null;
 
-  const clients = urls.map((u) => new Pool(u, { connections: Math.max(...concurrencies, 64) + 8, pipelining: 1 }));
+  const newClient = (u: string) => new Pool(u, { connections: Math.max(...concurrencies, 64) + 8, pipelining: 1 });
+  const clients = urls.map(newClient);
+  const naiveClients = naive ? [newClient(naive.url)] : [];
+  type Call = (method: Dispatcher.HttpMethod, path: string, token: string, body?: unknown, expect?: number[], seq?: number) => Promise<string>;
   /** With several processes, operation `seq` goes to process `seq mod n` (set-up calls to the first). */
-  const call = async (method: Dispatcher.HttpMethod, path: string, token: string, body?: unknown, expect: number[] = [200, 201], seq = 0) => {
-    const client = clients[seq % clients.length] as Pool;
+  const callOn = (targets: Pool[]): Call => async (method, path, token, body, expect = [200, 201], seq = 0) => {
+    const client = targets[seq % targets.length] as Pool;
     const res = await client.request({
       method,
       path,
@@ -193,6 +220,8 @@ async function main() {
     if (!expect.includes(res.statusCode)) throw new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 200)}`);
     return text;
   };
+  const call = callOn(clients);
+  const callNaive = callOn(naiveClients);
 
   // Subscriptions: the sink answers 200 at once; the exchange has one queue bound to everything.
   // Set-up retries 503s: a busy shared machine can make a just-started Herald shed load.
@@ -210,13 +239,23 @@ async function main() {
   const rows: BenchRow[] = [];
   /** The highest RSS any one Herald process reached since the last call. */
   const rss = () => Math.max(0, ...memories.map((m) => m.take()));
-  const cpuNow = () => {
-    const each = pids.map((pid) => readCpuMs(pid));
-    return pids.length === 0 || each.some((ms) => ms === undefined) ? undefined : each.reduce((a = 0, b = 0) => a + b, 0);
+  /** CPU ms used so far by all of `of` (Herald's processes, or the naive peer's). */
+  const cpuOf = (of: number[]) => {
+    const each = of.map((pid) => readCpuMs(pid));
+    return of.length === 0 || each.some((ms) => ms === undefined) ? undefined : each.reduce((a = 0, b = 0) => a + b, 0);
   };
-  const cpuPerOp = (since: number | undefined, ops: number) => {
-    const now = cpuNow();
-    return since === undefined || now === undefined || ops === 0 ? null : Math.round(((now - since) / ops) * 100) / 100;
+  const cpuNow = () => cpuOf(pids);
+  const naiveCpuNow = () => cpuOf(naive ? [naive.pid] : []);
+  const perOp = (since: number | undefined, now: number | undefined, ops: number) =>
+    since === undefined || now === undefined || ops === 0 ? null : Math.round(((now - since) / ops) * 100) / 100;
+  const cpuPerOp = (since: number | undefined, ops: number) => perOp(since, cpuNow(), ops);
+  const countingRedis = args.count ? new Redis(REDIS_URL) : undefined;
+  const countersNow = () => (countingRedis ? snapshotCounters(mysql, countingRedis) : Promise.resolve(undefined));
+  const countedPerOp = async (since: CounterSnapshot | undefined, ops: number) => {
+    if (!since) return undefined;
+    const counted = countersPerOp(since, (await countersNow()) as CounterSnapshot, ops);
+    log(`  per op: ${counted.mysql.Questions ?? 0} MySQL statements (${Object.entries(counted.mysql).filter(([k]) => k !== 'Questions').map(([k, v]) => `${k.slice(4)} ${v}`).join(', ')}); ${counted.redisCommands} Redis commands (${Object.entries(counted.redis).map(([k, v]) => `${k} ${v}`).join(', ')})`);
+    return counted;
   };
 
   /** Waits until every id has `copies` arrivals, or the drain time runs out. */
@@ -247,22 +286,32 @@ async function main() {
     return { latency: summarize(latencies), undelivered, deliveredPerSec: (doneAt.size - undelivered) / seconds };
   }
 
+  /** Producer-side times of one window: when each id was done, and each request's latency. */
+  interface Times {
+    doneAt: Map<string, number>;
+    /** A pair (or one direct publish), its prepare (or publish) and its confirm, ms. */
+    whole: number[];
+    prepare: number[];
+    confirm: number[];
+  }
+  const newTimes = (): Times => ({ doneAt: new Map(), whole: [], prepare: [], confirm: [] });
+
   /**
-   * Adds a window's row to the table and returns Herald's rate. The ratio takes what Herald
-   * sustained end to end — what reached the endpoint or the broker's consumer — since accepting
-   * faster than it delivers only builds a backlog.
+   * Adds a window's row to the table. The ratio takes what Herald sustained end to end — what
+   * reached the endpoint or the broker's consumer — since accepting faster than it delivers only
+   * builds a backlog.
    */
   function addRow(
     scenario: string,
     concurrency: BenchRow['concurrency'],
     load: LoadResult,
     d: ReturnType<typeof delivered>,
-    requestLatencies: number[],
+    times: Times,
     cpuStart: number | undefined,
     baseline: { name: string; perSec: number; latency: LatencySummary } | null | undefined,
-  ): number {
+  ): BenchRow {
     const perSec = load.ok / load.seconds;
-    rows.push({
+    const row: BenchRow = {
       scenario,
       concurrency,
       heraldPerSec: perSec,
@@ -270,7 +319,9 @@ async function main() {
       errors: load.errors,
       undelivered: d.undelivered,
       latency: d.latency,
-      requestLatency: summarize(requestLatencies),
+      requestLatency: summarize(times.whole),
+      prepareLatency: summarize(times.prepare),
+      confirmLatency: summarize(times.confirm),
       baseline: baseline?.name ?? null,
       baselinePerSec: baseline?.perSec ?? null,
       baselineLatency: baseline?.latency ?? null,
@@ -278,71 +329,120 @@ async function main() {
       rssMaxMiB: rss(),
       heraldCpuMsPerOp: cpuPerOp(cpuStart, load.ok),
       ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
-    });
-    return perSec;
+    };
+    rows.push(row);
+    return row;
   }
 
-  /** prepare + confirm pairs on `topic`; each pair's confirm 200 time is kept for the latency. */
-  const pairs = (topic: string, tag: string, doneAt: Map<string, number>, requestLatencies: number[]) => async (seq: number) => {
+  /**
+   * Runs the same window against the naive peer and puts its figures beside Herald's row: the
+   * same load client, the same sink, delivery counted the same way, CPU read the same way.
+   */
+  async function naiveWindow(row: BenchRow, concurrency: number, arrivals: Arrivals, op: (times: Times) => (seq: number) => Promise<void>): Promise<void> {
+    if (!naive) return;
+    const times = newTimes();
+    log(`  naive peer at concurrency ${concurrency}`);
+    const counted = await countersNow();
+    const cpuStart = naiveCpuNow();
+    const load = await closedLoop(concurrency, durationMs, op(times));
+    await drain(times.doneAt.keys(), arrivals, 1);
+    const cpuEnd = naiveCpuNow();
+    const naiveCounters = await countedPerOp(counted, load.ok);
+    const d = delivered(load, times.doneAt, arrivals, 1);
+    const perSec = load.ok / load.seconds;
+    const cpuMsPerOp = perOp(cpuStart, cpuEnd, load.ok);
+    const heraldSustained = Math.min(row.heraldPerSec, row.deliveredPerSec ?? row.heraldPerSec);
+    const sustained = Math.min(perSec, d.deliveredPerSec);
+    const figures: NaivePeerFigures = {
+      perSec,
+      deliveredPerSec: d.deliveredPerSec,
+      errors: load.errors,
+      undelivered: d.undelivered,
+      latency: d.latency,
+      requestLatency: summarize(times.whole),
+      prepareLatency: summarize(times.prepare),
+      confirmLatency: summarize(times.confirm),
+      cpuMsPerOp,
+      ratio: sustained > 0 ? heraldSustained / sustained : null,
+      cpuRatio: cpuMsPerOp && row.heraldCpuMsPerOp !== null ? row.heraldCpuMsPerOp / cpuMsPerOp : null,
+      ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
+      ...(naiveCounters && { counters: naiveCounters }),
+    };
+    row.naive = figures;
+    log(`  naive ${perSec.toFixed(0)}/s, ${d.deliveredPerSec.toFixed(0)} delivered/s, ${load.errors} errors, undelivered ${d.undelivered}, CPU ${cpuMsPerOp} ms/op; Herald ÷ naive ${figures.ratio?.toFixed(2)}×`);
+  }
+
+  /** prepare + confirm pairs on `topic` through `via`; each pair's confirm 200 time is kept for the latency. */
+  const pairs = (topic: string, tag: string, times: Times, via: Call = call) => async (seq: number) => {
     const id = `${runId}-${tag.replace(/[^A-Za-z0-9_:-]/g, '_')}-${seq}`;
     const started = performance.now();
-    await call('POST', '/v1/messages', producerToken, { id, topic, payload, checkUrl: 'http://127.0.0.1:9/check', checkAfterMs: 600_000 }, [201], seq);
-    await call('POST', `/v1/messages/${id}/confirm`, producerToken, undefined, [200], seq);
+    await via('POST', '/v1/messages', producerToken, { id, topic, payload, checkUrl: 'http://127.0.0.1:9/check', checkAfterMs: 600_000 }, [201], seq);
+    const prepared = performance.now();
+    await via('POST', `/v1/messages/${id}/confirm`, producerToken, undefined, [200], seq);
     const done = performance.now();
-    doneAt.set(id, done);
-    requestLatencies.push(done - started);
+    times.doneAt.set(id, done);
+    times.whole.push(done - started);
+    times.prepare.push(prepared - started);
+    times.confirm.push(done - prepared);
   };
 
   async function pairScenario(scenario: string, topic: string, copies: number, concurrency: number, baseline: { perSec: number; latency: ReturnType<typeof summarize> } | undefined) {
-    const doneAt = new Map<string, number>();
-    const requestLatencies: number[] = [];
+    const times = newTimes();
     log(`${scenario} at concurrency ${concurrency} for ${durationMs / 1000} s`);
+    const counted = await countersNow();
     const cpuStart = cpuNow();
-    const load = await closedLoop(concurrency, durationMs, pairs(topic, `${topic}-${concurrency}`, doneAt, requestLatencies));
-    await drain(doneAt.keys(), sink.arrivals, copies);
-    const d = delivered(load, doneAt, sink.arrivals, copies);
-    const perSec = addRow(scenario, concurrency, load, d, requestLatencies, cpuStart, baseline && { name: 'MySQL INSERT+UPDATE', ...baseline });
-    log(`  ${perSec.toFixed(0)} pairs/s, ${load.errors} errors, p99 confirm→delivered ${d.latency.p99} ms, undelivered ${d.undelivered}`);
+    const load = await closedLoop(concurrency, durationMs, pairs(topic, `${topic}-${concurrency}`, times));
+    await drain(times.doneAt.keys(), sink.arrivals, copies);
+    const d = delivered(load, times.doneAt, sink.arrivals, copies);
+    const row = addRow(scenario, concurrency, load, d, times, cpuStart, baseline && { name: 'MySQL INSERT+UPDATE', ...baseline });
+    row.counters = await countedPerOp(counted, load.ok);
+    log(`  ${row.heraldPerSec.toFixed(0)} pairs/s, ${load.errors} errors, p99 confirm→delivered ${d.latency.p99} ms, undelivered ${d.undelivered}, CPU ${row.heraldCpuMsPerOp} ms/pair`);
+    // The naive peer sends every message to one endpoint: it has a twin of the one-webhook scenario only.
+    if (copies === 1) await naiveWindow(row, concurrency, sink.arrivals, (t) => pairs('bench.pc', `naive-${concurrency}`, t, callNaive));
   }
+
+  /** One direct publish (`confirm: true`) through `via`. */
+  const publishes = (tag: string, times: Times, via: Call = call) => async (seq: number) => {
+    const id = `${runId}-${tag}-${seq}`;
+    const started = performance.now();
+    await via('POST', '/v1/messages', producerToken, { id, topic: 'bench.amqp', payload, confirm: true }, [201], seq);
+    const done = performance.now();
+    times.doneAt.set(id, done);
+    times.whole.push(done - started);
+    times.prepare.push(done - started);
+  };
 
   async function directScenario(concurrency: number) {
     log(`raw RabbitMQ confirmed publishes at concurrency ${concurrency}`);
     const raw = await rawAmqpBaseline(rawChannel, name, runId, concurrency, durationMs, payload);
     await drain(raw.publishedAt.keys(), consumer.arrivals, 1);
     const rawPerSec = raw.load.ok / raw.load.seconds;
-    const doneAt = new Map<string, number>();
-    const requestLatencies: number[] = [];
+    const times = newTimes();
     log(`direct publish → RabbitMQ at concurrency ${concurrency}`);
+    const counted = await countersNow();
     const cpuStart = cpuNow();
-    const load = await closedLoop(concurrency, durationMs, async (seq) => {
-      const id = `${runId}-amqp-${concurrency}-${seq}`;
-      const started = performance.now();
-      await call('POST', '/v1/messages', producerToken, { id, topic: 'bench.amqp', payload, confirm: true }, [201], seq);
-      const done = performance.now();
-      doneAt.set(id, done);
-      requestLatencies.push(done - started);
-    });
-    await drain(doneAt.keys(), consumer.arrivals, 1);
-    const d = delivered(load, doneAt, consumer.arrivals, 1);
-    const perSec = addRow('direct publish → RabbitMQ', concurrency, load, d, requestLatencies, cpuStart, { name: 'amqplib confirmed publish', perSec: rawPerSec, latency: summarize(raw.latencies) });
-    log(`  raw ${rawPerSec.toFixed(0)}/s; Herald ${perSec.toFixed(0)} accepted/s, ${d.deliveredPerSec.toFixed(0)} delivered/s, p99 ${d.latency.p99} ms`);
+    const load = await closedLoop(concurrency, durationMs, publishes(`amqp-${concurrency}`, times));
+    await drain(times.doneAt.keys(), consumer.arrivals, 1);
+    const d = delivered(load, times.doneAt, consumer.arrivals, 1);
+    const row = addRow('direct publish → RabbitMQ', concurrency, load, d, times, cpuStart, { name: 'amqplib confirmed publish', perSec: rawPerSec, latency: summarize(raw.latencies) });
+    row.counters = await countedPerOp(counted, load.ok);
+    log(`  raw ${rawPerSec.toFixed(0)}/s; Herald ${row.heraldPerSec.toFixed(0)} accepted/s, ${d.deliveredPerSec.toFixed(0)} delivered/s, p99 ${d.latency.p99} ms, CPU ${row.heraldCpuMsPerOp} ms/msg`);
+    await naiveWindow(row, concurrency, consumer.arrivals, (t) => publishes(`naive-amqp-${concurrency}`, t, callNaive));
   }
 
   async function rateScenario(seconds: number, label: string, onTick?: (elapsedS: number) => void, wrap = (op: Operation) => op) {
-    const doneAt = new Map<string, number>();
-    const requestLatencies: number[] = [];
+    const times = newTimes();
     log(`${label}: ${rate} pairs/s for ${seconds} s`);
     const ticker = onTick ? setInterval(() => onTick((performance.now() - startedAt) / 1000), 10_000) : undefined;
     const startedAt = performance.now();
     const cpuStart = cpuNow();
-    const load = await openLoop(rate, seconds * 1000, wrap(pairs('bench.pc', `rate-${label.replace(/\W+/g, '')}`, doneAt, requestLatencies)));
+    const load = await openLoop(rate, seconds * 1000, wrap(pairs('bench.pc', `rate-${label.replace(/\W+/g, '')}`, times)));
     clearInterval(ticker);
-    await drain(doneAt.keys(), sink.arrivals, 1);
-    const d = delivered(load, doneAt, sink.arrivals, 1);
-    const perSec = addRow(`prepare+confirm at ${rate}/s → webhook`, 'open', load, d, requestLatencies, cpuStart, null);
-    log(`  ${perSec.toFixed(0)} pairs/s, ${load.errors} errors, confirm→delivered p50/p95/p99 ${d.latency.p50}/${d.latency.p95}/${d.latency.p99} ms`);
+    await drain(times.doneAt.keys(), sink.arrivals, 1);
+    const d = delivered(load, times.doneAt, sink.arrivals, 1);
+    const row = addRow(`prepare+confirm at ${rate}/s → webhook`, 'open', load, d, times, cpuStart, null);
+    log(`  ${row.heraldPerSec.toFixed(0)} pairs/s, ${load.errors} errors, confirm→delivered p50/p95/p99 ${d.latency.p50}/${d.latency.p95}/${d.latency.p99} ms`);
   }
-
   /** Rows per table (exact counts: a soak's tables are small) and messages purged so far, to show whether storage levels off. */
   const storageNow = async () => {
     const rowsByTable: Record<string, number> = {};
@@ -368,7 +468,8 @@ async function main() {
     for (let i = 1; i <= 5; i++) await subscribe('bench.fan', { type: 'webhook', url: `${sink.url}/fan/${i}` }, i);
     await subscribe('bench.amqp', { type: 'rabbitmq', exchange: name }, 1);
     // A short warm-up so JIT, pools and connections are not part of the first figure.
-    await closedLoop(8, 2_000, pairs('bench.pc', 'warmup', new Map(), []));
+    await closedLoop(8, 2_000, pairs('bench.pc', 'warmup', newTimes()));
+    if (naive) await closedLoop(8, 2_000, pairs('bench.pc', 'naive-warmup', newTimes(), callNaive));
     await drain([], sink.arrivals, 1);
     if (soak) {
       soak.startMiB = pids.length ? Math.max(...rssNow()) : null;
@@ -406,8 +507,11 @@ async function main() {
     for (const m of memories) m.stop();
     const ends = pids.map((pid) => readMemory(pid));
     const end = ends.every((e) => e !== undefined) && ends.length ? { rssMiB: Math.max(...ends.map((e) => e.rssMiB)), peakMiB: Math.max(...ends.map((e) => e.peakMiB)) } : undefined;
-    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all([...clients, ...naiveClients].map((c) => c.close()));
     await Promise.all(heralds.map((h) => h.stop()));
+    await naive?.stop();
+    if (naive && naive.child.exitCode !== 0) log(`the naive peer exited with ${naive.child.exitCode}; its last output:\n${naive.output().slice(-3000)}`);
+    countingRedis?.disconnect();
     await rawChannel.close().catch(() => undefined);
     await amqp.close().catch(() => undefined);
     await consumer.close();
@@ -422,7 +526,7 @@ async function main() {
       at: new Date().toISOString(),
       label: args.label,
       machine,
-      conditions: { entry: args.entry, processes: pids.length, roles: args.roles ?? null, nodeArgs: heralds.length ? nodeArgs : null, baselineConnections: Number(args['baseline-connections']), durationS: durationMs / 1000, concurrencies, rate, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
+      conditions: { entry: args.entry, processes: pids.length, roles: args.roles ?? null, nodeArgs: heralds.length ? nodeArgs : null, baselineConnections: Number(args['baseline-connections']), naivePeer: naive ? 'tools/bench/naive.service.ts, same node flags + --import tsx' : null, durationS: durationMs / 1000, concurrencies, rate, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
       memory: { startMiB: startMiB, endMiB: end?.rssMiB ?? null, peakMiB: end?.peakMiB ?? null },
       soak,
       rows,
@@ -435,6 +539,7 @@ async function main() {
     writeFileSync(join(outDir, `bench-${stamp}.svg`), svg);
     writeFileSync(join(outDir, 'latest.svg'), svg);
     console.log(`\n${table}\n`);
+    if (rows.some((r) => r.naive)) console.log(`Herald beside the naive peer (tools/bench/naive.service.ts), same run:\n\n${naiveTable(rows)}\n`);
     console.log(
       `Herald RSS${pids.length > 1 ? ` (the highest of its ${pids.length} processes)` : ''}: start ${fmtMiB(startMiB)}, end ${fmtMiB(end?.rssMiB)}, peak (VmHWM) ${fmtMiB(end?.peakMiB)}` +
         (soak ? `; soak ${soak.seconds} s at ${soak.rate}/s: start ${fmtMiB(soak.startMiB)}, end ${fmtMiB(soak.endMiB)}` : ''),

@@ -14,6 +14,9 @@ export interface BenchRow {
   latency: LatencySummary;
   /** Producer-side request latency (a prepare + confirm pair, or one publish), ms. */
   requestLatency: LatencySummary;
+  /** The prepare (or direct publish) and the confirm alone, ms. */
+  prepareLatency?: LatencySummary;
+  confirmLatency?: LatencySummary;
   baseline: string | null;
   baselinePerSec: number | null;
   baselineLatency: LatencySummary | null;
@@ -22,6 +25,37 @@ export interface BenchRow {
   /** Herald's CPU time (user + system) per completed operation, window and drain included. */
   heraldCpuMsPerOp: number | null;
   errorSamples?: string[];
+  /** The naive peer's window at the same concurrency, same run (pc and direct only). */
+  naive?: NaivePeerFigures;
+  /** With --count: server-wide MySQL statements and Redis commands per operation (window and drain). */
+  counters?: PerOpCounters;
+}
+
+/** MariaDB `Com_*` and `Questions`, and Redis `commandstats` calls, per operation. */
+export interface PerOpCounters {
+  mysql: Record<string, number>;
+  redis: Record<string, number>;
+  redisCommands: number;
+}
+
+/** The naive peer's figures for one row, measured exactly as Herald's. */
+export interface NaivePeerFigures {
+  perSec: number;
+  deliveredPerSec: number;
+  errors: number;
+  undelivered: number;
+  latency: LatencySummary;
+  requestLatency: LatencySummary;
+  prepareLatency: LatencySummary;
+  confirmLatency: LatencySummary;
+  /** The naive process's CPU (user + system) per completed operation, window and drain included. */
+  cpuMsPerOp: number | null;
+  /** Herald's sustained rate ÷ the naive peer's (each min(accepted, delivered) per second). */
+  ratio: number | null;
+  /** Herald's CPU per operation ÷ the naive peer's. */
+  cpuRatio: number | null;
+  errorSamples?: string[];
+  counters?: PerOpCounters;
 }
 
 const fmt = (v: number | null | undefined, digits = 0) => (v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits));
@@ -59,6 +93,58 @@ export function markdownTable(rows: readonly BenchRow[]): string {
         r.ratio === null ? '–' : `${r.ratio.toFixed(2)}×`,
         fmt(r.heraldCpuMsPerOp, 2),
         fmt(r.rssMaxMiB),
+      ].join(' | ')} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const p50 = (l: LatencySummary | null | undefined) => fmt(l?.count ? l.p50 : null, 2);
+const times = (v: number | null | undefined) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : `${v.toFixed(2)}×`);
+
+/**
+ * Herald beside the naive peer: rates sustained end to end (min of accepted and delivered per
+ * second), CPU per operation of each process, request p50s, and the raw limit of the machine.
+ */
+export function naiveTable(rows: readonly BenchRow[]): string {
+  const header = [
+    'scenario',
+    'conc.',
+    'Herald /s',
+    'naive /s',
+    'Herald ÷ naive',
+    'Herald CPU ms/op',
+    'naive CPU ms/op',
+    'CPU Herald ÷ naive',
+    'prepare p50 ms Herald / naive',
+    'confirm p50 ms Herald / naive',
+    'undelivered Herald / naive',
+    'raw limit /s',
+  ];
+  const counted = rows.some((r) => r.counters);
+  if (counted) header.push('MySQL statements/op Herald / naive', 'Redis commands/op Herald / naive');
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  for (const r of rows) {
+    const n = r.naive;
+    if (!n) continue;
+    const direct = !r.confirmLatency?.count;
+    lines.push(
+      `| ${[
+        r.scenario,
+        String(r.concurrency),
+        fmt(Math.min(r.heraldPerSec, r.deliveredPerSec ?? r.heraldPerSec)),
+        fmt(Math.min(n.perSec, n.deliveredPerSec)),
+        times(n.ratio),
+        fmt(r.heraldCpuMsPerOp, 2),
+        fmt(n.cpuMsPerOp, 2),
+        times(n.cpuRatio),
+        `${p50(r.prepareLatency)} / ${p50(n.prepareLatency)}`,
+        direct ? '–' : `${p50(r.confirmLatency)} / ${p50(n.confirmLatency)}`,
+        `${r.undelivered ?? '–'} / ${n.undelivered}`,
+        fmt(r.baselinePerSec),
+        ...(counted
+          ? [`${fmt(r.counters?.mysql.Questions, 2)} / ${fmt(n.counters?.mysql.Questions, 2)}`, `${fmt(r.counters?.redisCommands, 2)} / ${fmt(n.counters?.redisCommands, 2)}`]
+          : []),
       ].join(' | ')} |`,
     );
   }
