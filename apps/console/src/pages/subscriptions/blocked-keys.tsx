@@ -21,8 +21,9 @@ function SkipKey(props: { subscriptionId: string; blocked: BlockedKey; onSkipped
             const { data, error, response } = await api.POST('/v1/subscriptions/{id}/blocked-keys/skip', { params: { path: { id: props.subscriptionId } }, body: { tenant, key, reason } });
             if (!data) throw new Error(problemText(error, response));
             const text = `Skipped message ${data.messageId} of key ${key}; ${data.nextDeliveryId === null ? 'nothing else of the key was waiting.' : 'the next message of the key is being sent.'}`;
+            // Shown by the section: this row goes away with the refresh.
             props.onSkipped(text);
-            return text;
+            return '';
           },
         },
       ]}
@@ -40,7 +41,6 @@ export function BlockedKeys(props: { subscriptionId: string; canAct: boolean; ro
   const blocked = useBlockedKeys(props.subscriptionId, cursors.at(-1), props.round);
   const headingId = `blocked-${props.subscriptionId}`;
   const items = blocked.data?.items ?? [];
-  // The skipped row goes away with the refresh, so its outcome is shown here instead.
   const onSkipped = (text: string) => {
     setSkipped(text);
     props.onDone();
