@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_KEYS, asProducer, prepareBody } from './helpers';
+import { startWebhookSink, waitFor } from '@herald/test-support';
+import { API_KEYS, asAdmin, asProducer, prepareBody } from './helpers';
 import { signIn, startConsoleHarness } from './console-harness';
 
 // A viewer reads everything and may change nothing: the console offers it no action, and Herald
@@ -11,6 +12,8 @@ const TWIN_TOKEN = 'test-twin-tenant-token-000000000';
 const asTwin = { authorization: `Bearer ${TWIN_TOKEN}` };
 
 let h: Awaited<ReturnType<typeof startConsoleHarness>>;
+let sink: Awaited<ReturnType<typeof startWebhookSink>>;
+let orderedId: string;
 
 beforeAll(async () => {
   h = await startConsoleHarness('viewer', { HERALD_API_KEYS: `${API_KEYS},watch:viewer:${VIEWER_TOKEN},team-b:producer:${TWIN_TOKEN}` });
@@ -19,10 +22,24 @@ beforeAll(async () => {
     const res = await h.app.inject({ method: 'POST', url: '/v1/messages', headers, payload: prepareBody('v-twin', { key: 'twin-order', payload: { owner }, checkAfterMs: 600_000 }) });
     expect(res.statusCode, res.body).toBe(201);
   }
+  // An ordered subscription with a blocked key: v-first dies, v-second waits behind it.
+  sink = await startWebhookSink((hit, res) => void res.writeHead(hit.headers['webhook-id'] === 'v-first' ? 422 : 200).end());
+  const created = await h.app.inject({
+    method: 'POST', url: '/v1/subscriptions', headers: asAdmin,
+    payload: { name: 'ledger', topic: 'ledger.entry', ordering: 'key', target: { type: 'webhook', url: sink.url() }, maxAttempts: 1 },
+  });
+  expect(created.statusCode, created.body).toBe(201);
+  orderedId = created.json().id;
+  for (const id of ['v-first', 'v-second']) {
+    await h.app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: prepareBody(id, { topic: 'ledger.entry', key: 'acct-9', confirm: true }) });
+  }
+  const blocked = async () => (await h.app.inject({ url: `/v1/subscriptions/${orderedId}/blocked-keys`, headers: asAdmin })).json().items;
+  await waitFor(async () => (await blocked()).length === 1, 'acct-9 blocked');
 }, 120_000);
 
 afterAll(async () => {
   await h?.close();
+  await sink?.close();
 });
 
 describe('the console signed in as a viewer', () => {
@@ -39,7 +56,12 @@ describe('the console signed in as a viewer', () => {
     }
     await page.getByRole('link', { name: 'Subscriptions' }).click();
     await page.getByRole('heading', { name: 'Subscriptions' }).waitFor();
-    expect(await page.getByRole('button', { name: /Enable|Disable|Rotate secret|Redeliver/ }).count()).toBe(0);
+    // The blocked key is shown, with no way to skip it.
+    const blocked = page.getByRole('region', { name: 'ledger' }).getByRole('region', { name: 'Blocked keys' });
+    await blocked.getByRole('row', { name: /acct-9/ }).getByRole('cell', { name: '1 waiting' }).waitFor();
+    expect(await blocked.getByRole('link', { name: 'v-first' }).count()).toBe(1);
+    expect(await page.getByRole('button', { name: /Enable|Disable|Rotate secret|Redeliver|Skip/ }).count()).toBe(0);
+    expect(await page.getByLabel('Reason').count()).toBe(0);
   });
 
   it('opens each tenant\'s message of an id two tenants hold from the search results, with its own payload', async () => {
@@ -57,7 +79,7 @@ describe('the console signed in as a viewer', () => {
     }
   });
 
-  it('is answered 403 on every write the console could make, and nothing is audited', async () => {
+  it('is answered 403 on every write the console could make, and none is audited', async () => {
     const writes = [
       { method: 'POST', url: '/v1/messages/v-held/confirm', payload: { reason: 'x' } },
       { method: 'POST', url: '/v1/messages/v-held/cancel', payload: { reason: 'x' } },
@@ -65,10 +87,14 @@ describe('the console signed in as a viewer', () => {
       { method: 'PATCH', url: '/v1/subscriptions/sub_0123456789abcdef0123', payload: { enabled: false } },
       { method: 'POST', url: '/v1/subscriptions/sub_0123456789abcdef0123/rotate-secret', payload: {} },
       { method: 'POST', url: '/v1/subscriptions/sub_0123456789abcdef0123/redeliver', payload: {} },
+      { method: 'POST', url: `/v1/subscriptions/${orderedId}/blocked-keys/skip`, payload: { tenant: 'default', key: 'acct-9', reason: 'x' } },
     ] as const;
     for (const w of writes) expect((await h.app.inject({ ...w, headers: asViewer })).statusCode, `${w.method} ${w.url}`).toBe(403);
     const audit = await h.app.inject({ url: '/v1/audit', headers: asViewer });
     expect(audit.statusCode).toBe(200);
-    expect(audit.json().items).toEqual([]);
+    // Only the admin's set-up above.
+    expect(audit.json().items.map((e: { action: string }) => e.action)).toEqual(['subscription.create']);
+    // The key is still blocked: the refused skip changed nothing.
+    expect((await h.app.inject({ url: `/v1/subscriptions/${orderedId}/blocked-keys`, headers: asViewer })).json().items).toMatchObject([{ key: 'acct-9', messageId: 'v-first', waiting: 1 }]);
   });
 });

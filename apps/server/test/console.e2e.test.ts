@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { ADMIN_TOKEN, asAdmin, asProducer, prepareBody } from './helpers';
 import { startCheckEndpoint, startWebhookSink, waitFor } from '@herald/test-support';
 import { SCREENSHOTS, signIn, startConsoleHarness } from './console-harness';
@@ -13,14 +13,15 @@ let h: Awaited<ReturnType<typeof startConsoleHarness>>;
 let sql: Connection;
 let checks: Awaited<ReturnType<typeof startCheckEndpoint>>;
 let failing: Awaited<ReturnType<typeof startWebhookSink>>;
+let ledgerSink: Awaited<ReturnType<typeof startWebhookSink>>;
 let subscriptionId: string;
 let page: Page;
 
 const row = async (query: string, params: unknown[]) => ((await sql.query<RowDataPacket[]>(query, params))[0][0] ?? {}) as Record<string, unknown>;
 const statusOf = async (id: string) => (await row('SELECT status FROM messages WHERE id = ?', [id])).status;
 const lastAudit = () => row('SELECT actor, action, target_id, reason, outcome FROM audit_log ORDER BY id DESC LIMIT 1', []);
-const shot = async (name: string) => {
-  if (SCREENSHOTS) await page.screenshot({ path: `${SCREENSHOTS}/${name}.png` });
+const shot = async (name: string, of: Page | Locator = page) => {
+  if (SCREENSHOTS) await of.screenshot({ path: `${SCREENSHOTS}/${name}.png` });
 };
 
 beforeAll(async () => {
@@ -52,6 +53,7 @@ afterAll(async () => {
   await sql?.end();
   await checks?.close();
   await failing?.close();
+  await ledgerSink?.close();
   await h?.close();
 });
 
@@ -168,12 +170,61 @@ describe('the operator console, signed in as admin', () => {
     expect(String((await lastAudit()).reason)).toMatch(/^replay after the outage \[…, …\)$/);
   });
 
+  it('shows a blocked key of an ordered subscription and skips it with a reason: the next message of the key goes', async () => {
+    // The ledger refuses k-first for good; k-second, same key, must wait behind it.
+    ledgerSink = await startWebhookSink((hit, res) => void res.writeHead(hit.headers['webhook-id'] === 'k-first' ? 422 : 200).end());
+    const created = await h.app.inject({
+      method: 'POST', url: '/v1/subscriptions', headers: asAdmin,
+      payload: { name: 'ledger', topic: 'ledger.entry', ordering: 'key', target: { type: 'webhook', url: ledgerSink.url() }, maxAttempts: 1 },
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const ledgerId: string = created.json().id;
+    for (const id of ['k-first', 'k-second']) {
+      const res = await h.app.inject({ method: 'POST', url: '/v1/messages', headers: asProducer, payload: prepareBody(id, { topic: 'ledger.entry', key: 'acct-7', confirm: true }) });
+      expect(res.statusCode, res.body).toBe(201);
+    }
+    await waitFor(async () => (await statusOf('k-first')) === 'failed', 'k-first dead');
+    const second = () => row('SELECT d.status, d.next_attempt_at FROM deliveries d WHERE d.message_id = ? AND d.subscription_id = ?', ['k-second', ledgerId]);
+    expect(await second()).toEqual({ status: 'pending', next_attempt_at: null });
+
+    await openMessage('k-second');
+    const timeline = page.getByRole('list', { name: 'Timeline' });
+    await expect.poll(() => timeline.textContent()).toContain(`Waiting at ${ledgerId} for an earlier message of its key`);
+
+    await page.getByRole('link', { name: 'Subscriptions' }).click();
+    const card = page.getByRole('region', { name: 'ledger' });
+    expect(await card.textContent()).toContain('per key');
+    const blocked = card.getByRole('region', { name: 'Blocked keys' }).getByRole('row', { name: /acct-7/ });
+    await blocked.getByRole('cell', { name: '1 waiting' }).waitFor();
+    expect(await blocked.getByRole('link', { name: 'k-first' }).getAttribute('href')).toBe('#/messages/k-first');
+    expect(await blocked.textContent()).toContain('endpoint answered HTTP 422');
+    await shot('blocked-keys', card);
+
+    // No reason, no skip.
+    await blocked.getByRole('button', { name: 'Skip', exact: true }).click();
+    await blocked.getByRole('alert').filter({ hasText: 'A reason is required to skip' }).waitFor();
+    expect((await row('SELECT skipped_at FROM deliveries WHERE message_id = ? AND subscription_id = ?', ['k-first', ledgerId])).skipped_at).toBeNull();
+    await blocked.getByLabel('Reason').fill('ledger rejects this entry for good');
+    await blocked.getByRole('button', { name: 'Skip', exact: true }).click();
+    await card.getByRole('status').filter({ hasText: 'Skipped message k-first of key acct-7' }).waitFor();
+    await card.getByText('No key is blocked.').waitFor();
+
+    const first = await row('SELECT d.status, d.skipped_at FROM deliveries d WHERE d.message_id = ? AND d.subscription_id = ?', ['k-first', ledgerId]);
+    expect(first.status).toBe('dead');
+    expect(first.skipped_at).toBeInstanceOf(Date);
+    await waitFor(async () => (await statusOf('k-second')) === 'delivered', 'k-second delivered after the skip');
+    expect(await lastAudit()).toEqual({ actor: 'ops', action: 'subscription.skip_key', target_id: ledgerId, reason: 'default/acct-7: ledger rejects this entry for good', outcome: expect.stringMatching(/^skipped delivery \d+, delivery \d+ due$/) });
+
+    await openMessage('k-first');
+    await expect.poll(() => timeline.textContent()).toContain(`Skipped at ${ledgerId}: later messages of its key went on`);
+  });
+
   it('lists every action in the audit log, newest first, and the page only ever called Herald', async () => {
     await page.getByRole('link', { name: 'Audit log' }).click();
     const rows = page.getByRole('table').getByRole('row');
-    await expect.poll(() => rows.count()).toBe(9); // header + 8 actions
+    await expect.poll(() => rows.count()).toBe(11); // header + 10 actions
     const actions = await page.getByRole('table').locator('tbody tr td:nth-child(3)').allTextContents();
-    expect(actions).toEqual(['subscription.redeliver', 'subscription.rotate_secret', 'subscription.enable', 'subscription.disable', 'message.redeliver', 'message.cancel', 'message.confirm', 'subscription.create']);
+    expect(actions).toEqual(['subscription.skip_key', 'subscription.create', 'subscription.redeliver', 'subscription.rotate_secret', 'subscription.enable', 'subscription.disable', 'message.redeliver', 'message.cancel', 'message.confirm', 'subscription.create']);
     await shot('audit-log');
     expect(h.requested.filter((url) => !url.startsWith(h.base))).toEqual([]);
   });

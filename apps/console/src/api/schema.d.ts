@@ -213,7 +213,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a subscription
-         * @description Its pending deliveries become dead ("subscription was deleted") when next attempted; their history stays.
+         * @description Its pending deliveries become dead ("subscription was deleted") when next attempted; their history stays. On an ordered subscription each such delivery is also marked skipped, so its key moves on; a key already blocked stays listed under `blocked-keys` until skipped.
          */
         delete: operations["deleteSubscription"];
         options?: never;
@@ -279,6 +279,46 @@ export interface paths {
         get: operations["countSubscriptionDeadDeliveries"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscriptions/{id}/blocked-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Keys an ordered subscription is held up on
+         * @description On a subscription with `ordering: "key"`, a dead delivery blocks its key: later messages of the key wait. Each item names the dead delivery at the head, and how many wait behind it. Unblock a key by redelivering that message (once delivered, the next one goes), or skip it.
+         */
+        get: operations["listBlockedKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscriptions/{id}/blocked-keys/skip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Skip the dead delivery that blocks a key
+         * @description The dead delivery at the head of the key stays dead (its message stays `failed`) and is marked skipped; the next message of the key is sent now. The skip and its `reason` go to the audit log in the same transaction. 404 if the key is not blocked on this subscription.
+         */
+        post: operations["skipBlockedKey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -500,6 +540,11 @@ export interface components {
                 maxMs: number;
             };
             enabled: boolean;
+            /**
+             * @description `none` (default): deliveries run in parallel. `key`: messages with the same `key` reach this subscription one at a time, in the order their confirms (or direct publishes) committed; a dead delivery blocks its key until it is redelivered or skipped. Messages without a key are not ordered. A change applies to deliveries created from then on.
+             * @enum {string}
+             */
+            ordering: "none" | "key";
             /** @description why Herald disabled it, e.g. the endpoint answered 410 Gone */
             disabledReason: string | null;
             /**
@@ -2068,6 +2113,7 @@ export interface operations {
                      *           "nextAttemptAt": null,
                      *           "deliveredAt": "2026-11-23T10:16:02.480Z",
                      *           "deadAt": null,
+                     *           "skippedAt": null,
                      *           "attemptsLog": [
                      *             {
                      *               "generation": 0,
@@ -2105,9 +2151,12 @@ export interface operations {
                             attempts: number;
                             lastError: string | null;
                             lastStatusCode: number | null;
+                            /** @description null on a pending delivery of an ordered subscription: it waits for an earlier message of its key */
                             nextAttemptAt: string | null;
                             deliveredAt: string | null;
                             deadAt: string | null;
+                            /** @description when an admin skipped this dead delivery of an ordered key, letting the key move on */
+                            skippedAt: string | null;
                             /** @description newest first */
                             attemptsLog: {
                                 /** @description replay generation: 0 for the first run, +1 per redeliver */
@@ -2538,6 +2587,7 @@ export interface operations {
                      *             "maxMs": 600000
                      *           },
                      *           "enabled": true,
+                     *           "ordering": "none",
                      *           "disabledReason": null,
                      *           "createdAt": "2026-11-23T10:00:00.000Z",
                      *           "updatedAt": "2026-11-23T10:00:00.000Z"
@@ -2701,6 +2751,11 @@ export interface operations {
                     };
                     /** @description default true */
                     enabled?: boolean;
+                    /**
+                     * @description `none` (default): deliveries run in parallel. `key`: messages with the same `key` reach this subscription one at a time, in the order their confirms (or direct publishes) committed; a dead delivery blocks its key until it is redelivered or skipped. Messages without a key are not ordered. A change applies to deliveries created from then on.
+                     * @enum {string}
+                     */
+                    ordering?: "none" | "key";
                 };
             };
         };
@@ -2726,6 +2781,7 @@ export interface operations {
                      *         "maxMs": 600000
                      *       },
                      *       "enabled": true,
+                     *       "ordering": "none",
                      *       "disabledReason": null,
                      *       "createdAt": "2026-11-23T10:00:00.000Z",
                      *       "updatedAt": "2026-11-23T10:00:00.000Z",
@@ -2923,6 +2979,7 @@ export interface operations {
                      *         "maxMs": 600000
                      *       },
                      *       "enabled": true,
+                     *       "ordering": "none",
                      *       "disabledReason": null,
                      *       "createdAt": "2026-11-23T10:00:00.000Z",
                      *       "updatedAt": "2026-11-23T10:00:00.000Z"
@@ -3307,6 +3364,11 @@ export interface operations {
                     };
                     /** @description default true */
                     enabled?: boolean;
+                    /**
+                     * @description `none` (default): deliveries run in parallel. `key`: messages with the same `key` reach this subscription one at a time, in the order their confirms (or direct publishes) committed; a dead delivery blocks its key until it is redelivered or skipped. Messages without a key are not ordered. A change applies to deliveries created from then on.
+                     * @enum {string}
+                     */
+                    ordering?: "none" | "key";
                 };
             };
         };
@@ -3332,6 +3394,7 @@ export interface operations {
                      *         "maxMs": 600000
                      *       },
                      *       "enabled": true,
+                     *       "ordering": "none",
                      *       "disabledReason": null,
                      *       "createdAt": "2026-11-23T10:00:00.000Z",
                      *       "updatedAt": "2026-11-23T10:00:00.000Z"
@@ -4073,6 +4136,405 @@ export interface operations {
                      *       "statusCode": 414,
                      *       "error": "URI Too Long",
                      *       "message": "'/v1/messages/aaaa…/confirm' is exceeding the max param length"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit for this bearer token exceeded (HERALD_RATE_LIMIT_PER_MINUTE, counted across replicas); nothing was done */
+            429: {
+                headers: {
+                    /** @description Seconds until the token’s budget refills */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "rate limit of 600 requests per minute for this token exceeded; retry in 12 seconds"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers exceed the server’s limit (16 KiB) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 431,
+                     *       "error": "Request Header Fields Too Large",
+                     *       "message": "Exceeded maximum allowed HTTP header size"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Overloaded (event-loop lag above HERALD_MAX_EVENT_LOOP_DELAY_MS), a backing service (MySQL) unavailable, or the process shutting down; nothing was done, retry (Herald’s writes are idempotent) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying; sent when overloaded or when a backing service is unavailable */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "a backing service is unavailable; retry the request (Herald’s writes are idempotent)"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listBlockedKeys: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description sub_ and 20 hex characters
+                 * @example sub_0123456789abcdef0123
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description oldest block first */
+                        items: {
+                            /** @description the tenant of the messages of this key */
+                            tenant: string;
+                            key: string;
+                            /** @description the dead delivery at the head of the key */
+                            deliveryId: number;
+                            /** @description its message (within `tenant`) */
+                            messageId: string;
+                            /**
+                             * Format: date-time
+                             * @description UTC, millisecond precision
+                             * @example 2026-11-23T10:15:30.123Z
+                             */
+                            deadAt: string;
+                            lastError: string | null;
+                            lastStatusCode: number | null;
+                            /** @description deliveries of the key waiting behind it */
+                            waiting: number;
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Validation failed; `message` and `field` name the field and the reason */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body.topic must be 1–200 characters of A-Z a-z 0-9 . _ -, dot-separated non-empty words",
+                     *       "field": "topic"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "unknown bearer token"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The token’s role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "the producer role may not use this route; it needs admin"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such subscription */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 404,
+                     *       "error": "Not Found",
+                     *       "message": "subscription sub_0123456789abcdef0123 not found"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A path parameter longer than 256 characters (an id is at most 128) */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 414,
+                     *       "error": "URI Too Long",
+                     *       "message": "'/v1/messages/aaaa…/confirm' is exceeding the max param length"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit for this bearer token exceeded (HERALD_RATE_LIMIT_PER_MINUTE, counted across replicas); nothing was done */
+            429: {
+                headers: {
+                    /** @description Seconds until the token’s budget refills */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 429,
+                     *       "error": "Too Many Requests",
+                     *       "message": "rate limit of 600 requests per minute for this token exceeded; retry in 12 seconds"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers exceed the server’s limit (16 KiB) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 431,
+                     *       "error": "Request Header Fields Too Large",
+                     *       "message": "Exceeded maximum allowed HTTP header size"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Overloaded (event-loop lag above HERALD_MAX_EVENT_LOOP_DELAY_MS), a backing service (MySQL) unavailable, or the process shutting down; nothing was done, retry (Herald’s writes are idempotent) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying; sent when overloaded or when a backing service is unavailable */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 503,
+                     *       "error": "Service Unavailable",
+                     *       "message": "a backing service is unavailable; retry the request (Herald’s writes are idempotent)"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    skipBlockedKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description sub_ and 20 hex characters
+                 * @example sub_0123456789abcdef0123
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "tenant": "default",
+                 *       "key": "order-1001",
+                 *       "reason": "the coupon service rejects this order for good; later messages of it may go"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description the tenant of the key, as the blocked-key list gives it */
+                    tenant: string;
+                    /** @description the blocked key */
+                    key: string;
+                    /** @description why, kept in the audit log */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the skipped delivery: it stays dead, marked skipped */
+                        deliveryId: number;
+                        messageId: string;
+                        /** @description the key's next delivery, now due (null if none waited) */
+                        nextDeliveryId: number | null;
+                    };
+                };
+            };
+            /** @description Validation failed; `message` and `field` name the field and the reason */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 400,
+                     *       "error": "Bad Request",
+                     *       "message": "body.topic must be 1–200 characters of A-Z a-z 0-9 . _ -, dot-separated non-empty words",
+                     *       "field": "topic"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 401,
+                     *       "error": "Unauthorized",
+                     *       "message": "unknown bearer token"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The token’s role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 403,
+                     *       "error": "Forbidden",
+                     *       "message": "the producer role may not use this route; it needs admin"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The key is not blocked on this subscription */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 404,
+                     *       "error": "Not Found",
+                     *       "message": "key \"order-1001\" of tenant default is not blocked on subscription sub_0123456789abcdef0123"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body larger than HERALD_MAX_BODY_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 413,
+                     *       "error": "Payload Too Large",
+                     *       "message": "request body exceeds the limit of 1048576 bytes (HERALD_MAX_BODY_BYTES)"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A path parameter longer than 256 characters (an id is at most 128) */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 414,
+                     *       "error": "URI Too Long",
+                     *       "message": "'/v1/messages/aaaa…/confirm' is exceeding the max param length"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Content-Type is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "statusCode": 415,
+                     *       "error": "Unsupported Media Type",
+                     *       "message": "Unsupported Media Type"
                      *     }
                      */
                     "application/json": components["schemas"]["ErrorResponse"];

@@ -3,6 +3,7 @@ import { Notice } from './notice';
 
 export interface ReasonAction {
   label: string;
+  /** Resolves to the outcome shown under the buttons, or '' when the caller shows it elsewhere. */
   run: (reason: string) => Promise<string>;
 }
 
@@ -18,7 +19,8 @@ export function ReasonActions(props: { title: string; actions: ReasonAction[]; c
     if (!reason.trim()) return setResult({ kind: 'error', text: `A reason is required to ${action.label.toLowerCase()}.` });
     setBusy(true);
     try {
-      setResult({ kind: 'ok', text: await action.run(reason.trim()) });
+      const text = await action.run(reason.trim());
+      setResult(text ? { kind: 'ok', text } : undefined);
       setReason('');
     } catch (error) {
       setResult({ kind: 'error', text: error instanceof Error ? error.message : String(error) });

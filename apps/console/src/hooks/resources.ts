@@ -23,6 +23,10 @@ export const useSubscriptions = (round: number) => useResource(() => api.GET('/v
 
 export const useSubscriptionHealth = (round: number) => useResource(() => api.GET('/v1/stats/subscriptions'), [round]);
 
+/** The keys an ordered subscription is held up on, oldest block first. */
+export const useBlockedKeys = (id: string, cursor: string | undefined, round: number) =>
+  useResource(() => api.GET('/v1/subscriptions/{id}/blocked-keys', { params: { path: { id }, query: { limit: 50, cursor } } }), [id, cursor, round]);
+
 export type AuditQuery = NonNullable<paths['/v1/audit']['get']['parameters']['query']>;
 export const useAudit = (query: AuditQuery, round = 0) => useResource(() => api.GET('/v1/audit', { params: { query } }), [JSON.stringify(query), round]);
 

@@ -4,7 +4,8 @@ type Deliveries = Schema<'/v1/messages/{id}/deliveries', 'get'>['items'];
 type Audit = Schema<'/v1/audit', 'get'>['items'];
 
 export interface TimelineEvent {
-  at: string;
+  /** null for a state that still holds (a delivery waiting its turn): listed last. */
+  at: string | null;
   kind: 'prepare' | 'check' | 'decision' | 'operator' | 'attempt' | 'delivery';
   title: string;
   details: string[];
@@ -47,7 +48,11 @@ export function timelineEvents(message: Message, deliveries: Deliveries, audit: 
     }
     if (d.deliveredAt) events.push({ at: d.deliveredAt, kind: 'delivery', title: `Delivered to ${d.subscriptionId}`, details: [], ok: true });
     if (d.deadAt) events.push({ at: d.deadAt, kind: 'delivery', title: `Dead at ${d.subscriptionId}`, details: d.lastError ? [d.lastError] : [], ok: false });
+    if (d.skippedAt) events.push({ at: d.skippedAt, kind: 'delivery', title: `Skipped at ${d.subscriptionId}: later messages of its key went on`, details: [] });
+    // Only an ordered subscription leaves a pending delivery with no next attempt.
+    if (d.status === 'pending' && d.nextAttemptAt === null) events.push({ at: null, kind: 'delivery', title: `Waiting at ${d.subscriptionId} for an earlier message of its key`, details: [] });
   }
   // Stable: events at the same millisecond keep the order they were added in (cause before effect).
-  return events.map((e, i) => ({ e, i })).sort((a, b) => a.e.at.localeCompare(b.e.at) || a.i - b.i).map(({ e }) => e);
+  const order = (e: TimelineEvent) => e.at ?? '\uffff';
+  return events.map((e, i) => ({ e, i })).sort((a, b) => order(a.e).localeCompare(order(b.e)) || a.i - b.i).map(({ e }) => e);
 }

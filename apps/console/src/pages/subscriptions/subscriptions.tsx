@@ -3,6 +3,7 @@ import type { Subscription } from '../../api/client';
 import { useSubscriptionHealth, useSubscriptions } from '../../hooks/resources';
 import { Notice } from '../../components/notice';
 import { Time } from '../../components/time';
+import { BlockedKeys } from './blocked-keys';
 import { BulkRedeliver } from './bulk-redeliver';
 import { SubscriptionControls } from './subscription-controls';
 
@@ -10,7 +11,7 @@ type Health = { delivered: number; dead: number; failureRate: number; lastError:
 
 const target = (s: Subscription) => (s.target.type === 'webhook' ? s.target.url : `rabbitmq ${s.target.exchange || '(default exchange)'}`);
 
-function SubscriptionCard(props: { s: Subscription; health: Health | undefined; canAct: boolean; onDone: () => void }) {
+function SubscriptionCard(props: { s: Subscription; health: Health | undefined; canAct: boolean; round: number; onDone: () => void }) {
   const { s, health } = props;
   const headingId = `sub-${s.id}`;
   return (
@@ -21,6 +22,8 @@ function SubscriptionCard(props: { s: Subscription; health: Health | undefined; 
         <dd>{s.topic}</dd>
         <dt>Target</dt>
         <dd>{target(s)}</dd>
+        <dt>Ordering</dt>
+        <dd>{s.ordering === 'key' ? 'per key: one message of a key at a time, in commit order' : 'none'}</dd>
         <dt>State</dt>
         <dd>{s.enabled ? 'enabled' : `disabled${s.disabledReason ? `: ${s.disabledReason}` : ''}`}</dd>
         <dt>Last hour</dt>
@@ -37,6 +40,7 @@ function SubscriptionCard(props: { s: Subscription; health: Health | undefined; 
         </dd>
       </dl>
       {props.canAct && <SubscriptionControls subscription={s} onDone={props.onDone} />}
+      {s.ordering === 'key' && <BlockedKeys subscriptionId={s.id} canAct={props.canAct} round={props.round} onDone={props.onDone} />}
       {props.canAct && <BulkRedeliver subscriptionId={s.id} onDone={props.onDone} />}
     </section>
   );
@@ -53,7 +57,7 @@ export function Subscriptions(props: { canAct: boolean }) {
       <h1>Subscriptions</h1>
       {list.error && <Notice kind="error">{list.error}</Notice>}
       {list.data?.items.length === 0 && <p>No subscriptions yet.</p>}
-      {list.data?.items.map((s) => <SubscriptionCard key={s.id} s={s} health={byId.get(s.id)} canAct={props.canAct} onDone={() => setRound((r) => r + 1)} />)}
+      {list.data?.items.map((s) => <SubscriptionCard key={s.id} s={s} health={byId.get(s.id)} canAct={props.canAct} round={round} onDone={() => setRound((r) => r + 1)} />)}
     </>
   );
 }
