@@ -69,7 +69,7 @@ export function BlockedKeys(props: { subscriptionId: string; canAct: boolean; ro
                 <td>{b.key}</td>
                 <td>{b.tenant}</td>
                 <td>
-                  <a href={messageHref(b.messageId)}>{b.messageId}</a>
+                  <a href={messageHref(b.messageId, b.tenant)}>{b.messageId}</a>
                 </td>
                 <td>
                   <Time at={b.deadAt} />
