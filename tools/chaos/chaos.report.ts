@@ -14,6 +14,9 @@ export interface ChaosResult {
   api: ApiTally;
   /** Per tenant: check calls that verified with the tenant's own check secret. */
   checkCalls: Record<string, number>;
+  /** The ordered subscription: keys seen, its deliveries, the longest key, and per-key order violations. */
+  ordering: { keys: number; orderedDeliveries: number; longestKey: number; violations: number };
+  orderViolations: unknown[];
   /** Error-level lines the replicas logged (first few per replica). */
   serverErrors: string[];
   convergedS: number;
@@ -68,6 +71,8 @@ export function renderTable(result: ChaosResult): string {
   row('LOST', inv.lost);
   row('PHANTOM', inv.phantom);
   row('IMPOSSIBLE STATE', inv.impossible);
+  row(`ordered deliveries (${result.ordering.keys} keys, longest ${result.ordering.longestKey})`, result.ordering.orderedDeliveries);
+  row('ORDERING VIOLATIONS', result.ordering.violations);
   lines.push('');
   // Each tenant's share, counted by the delivery id a consumer de-duplicates by.
   const tenants = Object.keys(inv.byTenant).sort();
@@ -93,6 +98,6 @@ export function renderTable(result: ChaosResult): string {
   lines.push(`API: ${result.api.requests} requests (${statuses}), ${result.api.networkErrors} connection errors, ${result.api.retries} retries, ${result.api.gaveUp} given up`);
   for (const u of result.api.unexpected) lines.push(`  unexpected ${u.status} on ${u.request} at ${u.at}: ${u.message}`);
   if (result.serverErrors.length) lines.push(`replicas logged ${result.serverErrors.length} error-level line(s); see serverErrors in the JSON`);
-  lines.push(result.passed ? 'PASS: nothing lost, nothing phantom, no impossible state' : 'FAIL');
+  lines.push(result.passed ? 'PASS: nothing lost, nothing phantom, no impossible state, every key in order' : 'FAIL');
   return lines.join('\n');
 }

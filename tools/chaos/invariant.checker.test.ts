@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkInvariants, type InvariantInput, type StoredMessageRow } from './invariant.checker';
+import { checkInvariants, checkKeyOrder, type InvariantInput, type StoredMessageRow } from './invariant.checker';
 import type { MessageKind, PlannedMessage } from './load.generator';
 
 // The checker is what makes the chaos run mean anything: each test breaks one promise in an
@@ -179,5 +179,16 @@ describe('the chaos invariant checker', () => {
       ]);
       expect(report.byTenant.pay!.phantom).toBe(2);
     });
+  });
+});
+
+describe('checkKeyOrder', () => {
+  const seq = new Map([['default/k1', ['a', 'b', 'c']]]);
+  it('passes one at a time in commit order, retries and duplicates included', () => {
+    expect(checkKeyOrder(seq, [{ id: 'a', at: 1 }, { id: 'a', at: 2, okAt: 3 }, { id: 'b', at: 4, okAt: 5 }, { id: 'a', at: 6, okAt: 7 }, { id: 'c', at: 8, okAt: 9 }])).toEqual([]);
+  });
+  it('finds a message sent before the one before it was delivered, and one sent out of order', () => {
+    expect(checkKeyOrder(seq, [{ id: 'a', at: 1 }, { id: 'b', at: 2, okAt: 3 }, { id: 'a', at: 4, okAt: 5 }, { id: 'c', at: 6, okAt: 7 }]).map((f) => f.reason)).toEqual(['key default/k1: b arrived before a was delivered']);
+    expect(checkKeyOrder(seq, [{ id: 'b', at: 1, okAt: 2 }, { id: 'a', at: 3, okAt: 4 }, { id: 'c', at: 5, okAt: 6 }]).map((f) => f.reason)).toEqual(['key default/k1: b arrived before a, which committed first']);
   });
 });

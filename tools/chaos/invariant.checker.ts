@@ -1,7 +1,7 @@
 import { consumerMessageId, topicMatches } from '@herald/domain';
 import type { PlannedMessage } from './load.generator';
 import type { RefusedCheck } from './check.endpoint';
-import { tenantOfDeliveryId } from './webhook.endpoint';
+import { tenantOfDeliveryId, type Arrival } from './webhook.endpoint';
 
 export interface StoredMessageRow {
   tenant: string;
@@ -233,4 +233,29 @@ export function checkInvariants(input: InvariantInput): InvariantReport {
     for (const f of findings) totals(f.tenant)[kind]++;
   }
   return report;
+}
+
+/**
+ * Per-key order at an ordered subscription's endpoint. `sequences`: each key's delivery ids in
+ * commit order (delivery id order in MySQL). For every key, first arrivals follow that order,
+ * and no message arrives before the one before it was answered 2xx.
+ */
+export function checkKeyOrder(sequences: ReadonlyMap<string, readonly string[]>, arrivals: readonly Arrival[]): Finding[] {
+  const first = new Map<string, number>();
+  const firstOk = new Map<string, number>();
+  for (const a of arrivals) {
+    if (!first.has(a.id)) first.set(a.id, a.at);
+    if (a.okAt !== undefined && a.okAt < (firstOk.get(a.id) ?? Infinity)) firstOk.set(a.id, a.okAt);
+  }
+  const findings: Finding[] = [];
+  for (const [key, ids] of sequences) {
+    for (let i = 1; i < ids.length; i++) {
+      const [before, id] = [ids[i - 1] as string, ids[i] as string];
+      const arrived = first.get(id);
+      if (arrived === undefined) continue;
+      const reason = arrived < (first.get(before) ?? Infinity) ? `arrived before ${before}, which committed first` : arrived < (firstOk.get(before) ?? Infinity) ? `arrived before ${before} was delivered` : undefined;
+      if (reason) findings.push({ tenant: tenantOfDeliveryId(id), id, reason: `key ${key}: ${id} ${reason}` });
+    }
+  }
+  return findings;
 }

@@ -98,6 +98,8 @@ export interface LoadOptions {
 }
 
 const isOk = (status: number) => status >= 200 && status < 300;
+/** Keys the prepared messages spread over (a shared id keeps its original id, so its key too). */
+const KEYS = 200;
 
 /**
  * The load: `messages` producers' transactions spread over `durationMs`, at most `concurrency`
@@ -171,7 +173,8 @@ export class LoadGenerator {
     const prepared = await producer.api.call('POST', '/v1/messages', {
       id: plan.id,
       topic: plan.topic,
-      key: plan.id.slice(-6),
+      // A bounded set of keys, so the ordered subscription sees sequences of several messages per key.
+      key: `acct-${parseInt(plan.id.slice(-6), 16) % KEYS}`,
       payload: { kind: plan.kind, at: Date.now() },
       checkUrl: producer.checkUrl,
       checkAfterMs,

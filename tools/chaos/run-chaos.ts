@@ -17,7 +17,7 @@ import { AmqpRecorder } from './amqp.recorder';
 import { CheckEndpoint } from './check.endpoint';
 import { WebhookEndpoint, type EndpointMode, type FaultCounts } from './webhook.endpoint';
 import { injectFault, PROCESS_FAULTS, type FaultRecord, type ProcessFault } from './fault.injector';
-import { checkInvariants, type DeliveryRow, type StoredMessageRow } from './invariant.checker';
+import { checkInvariants, checkKeyOrder, type DeliveryRow, type StoredMessageRow } from './invariant.checker';
 import { checkAnswer, LoadGenerator, type Producer } from './load.generator';
 import { HeraldReplica } from './herald.replica';
 import { faultRows, renderTable, type ChaosResult } from './chaos.report';
@@ -112,6 +112,8 @@ async function main(): Promise<number> {
       ['flap', 'flap', '#.created'],
       ['broken', 'broken', 'audit.#', 2],
       ['probe', 'healthy', 'probe.#'],
+      // Ordered per key (below): resets make heads retry while later messages of their key wait.
+      ['ordered', 'reset', '#', 100],
     ];
     const endpoints = new Map<string, WebhookEndpoint>();
     for (const [name, endpointMode] of endpointSpecs) {
@@ -178,7 +180,8 @@ async function main(): Promise<number> {
     const forged = new Map<string, ReadonlyMap<string, number>>();
     const wrongTenant = new Map<string, ReadonlyMap<string, number>>();
     const subscribe = async (name: string, topic: string, target: object, maxAttempts = 40, backoff = { initialMs: 200, maxMs: 2_000 }) => {
-      const res = await admin.call('POST', '/v1/subscriptions', { name, topic, target, maxAttempts, backoff });
+      const ordering = name === 'ordered' ? 'key' : 'none';
+      const res = await admin.call('POST', '/v1/subscriptions', { name, topic, target, maxAttempts, backoff, ordering });
       if (res?.status !== 201) throw new Error(`creating subscription ${name}: ${res?.status} ${JSON.stringify(res?.body)}`);
       const { id, secret } = res.body as { id: string; secret?: string };
       subscriptions.push({ id, name, topic });
@@ -186,7 +189,7 @@ async function main(): Promise<number> {
     };
     for (const [name, , topic, maxAttempts] of endpointSpecs) {
       const endpoint = endpoints.get(name)!;
-      const { id, secret } = await subscribe(name, topic, { type: 'webhook', url: endpoint.url }, maxAttempts, maxAttempts ? { initialMs: 100, maxMs: 200 } : undefined);
+      const { id, secret } = await subscribe(name, topic, { type: 'webhook', url: endpoint.url }, maxAttempts, maxAttempts && maxAttempts < 10 ? { initialMs: 100, maxMs: 200 } : undefined);
       if (secret) endpoint.secret = secret;
       receipts.set(id, endpoint.receipts.ok);
       forged.set(id, endpoint.receipts.forged);
@@ -298,10 +301,18 @@ async function main(): Promise<number> {
       wrongTenant,
       refusedChecks: check.refused,
     });
+    // Per-key order at the ordered subscription: each key's deliveries in commit (id) order.
+    const orderedSub = subscriptions.find((x) => x.name === 'ordered')!;
+    const [orderRows] = (await db.query('SELECT m.tenant, d.message_id AS messageId, d.order_key AS orderKey FROM deliveries d JOIN messages m ON m.seq = d.message_seq WHERE d.subscription_id = ? AND d.order_key IS NOT NULL ORDER BY d.id', [orderedSub.id])) as unknown as [Array<{ tenant: string; messageId: string; orderKey: string }>];
+    const sequences = new Map<string, string[]>();
+    for (const r of orderRows) sequences.set(r.orderKey, [...(sequences.get(r.orderKey) ?? []), consumerMessageId(r.tenant, r.messageId)]);
+    const orderViolations = checkKeyOrder(sequences, endpoints.get('ordered')!.arrivals);
+    const ordering = { keys: sequences.size, orderedDeliveries: orderRows.length, longestKey: Math.max(0, ...[...sequences.values()].map((v) => v.length)), violations: orderViolations.length };
+    log(`per-key order: ${JSON.stringify(ordering)}`);
     const checkCalls = Object.fromEntries([...check.calls].map(([tenant, calls]) => [tenant, [...calls.values()].reduce((a, b) => a + b, 0)]));
     // Both tenants must have been exercised where they differ: shared ids and signed check calls.
     const tenancyExercised = invariants.sharedIds > 0 && TENANTS.every((t) => (checkCalls[t.tenant] ?? 0) > 0);
-    const passed = invariants.lost.length === 0 && invariants.phantom.length === 0 && invariants.impossible.length === 0 && faultLog.every((f) => f.recoveryMs >= 0) && invariants.messages >= MESSAGES && tenancyExercised;
+    const passed = invariants.lost.length === 0 && invariants.phantom.length === 0 && invariants.impossible.length === 0 && faultLog.every((f) => f.recoveryMs >= 0) && invariants.messages >= MESSAGES && tenancyExercised && orderViolations.length === 0 && ordering.longestKey > 1;
     const result: ChaosResult = {
       mode,
       startedAt: new Date(started).toISOString(),
@@ -312,6 +323,8 @@ async function main(): Promise<number> {
       findings: { lost: invariants.lost.slice(0, 50), phantom: invariants.phantom.slice(0, 50), impossible: invariants.impossible.slice(0, 50) },
       api: mergeTallies(apis.map((a) => a.tally)),
       checkCalls,
+      ordering,
+      orderViolations: orderViolations.slice(0, 50),
       serverErrors: replicas.flatMap((r) => r.errors()),
       convergedS,
       passed,
@@ -322,6 +335,7 @@ async function main(): Promise<number> {
     console.log(`\n${renderTable(result)}\n`);
     if (!passed) {
       for (const [kind, list] of Object.entries(result.findings)) for (const f of list.slice(0, 10)) console.error(`${kind}: ${JSON.stringify(f)}`);
+      for (const f of orderViolations.slice(0, 10)) console.error(`ordering: ${JSON.stringify(f)}`);
       for (const r of replicas) console.error(`--- ${r.name} log tail ---\n${r.tail(15)}`);
     }
     return passed ? 0 : 1;

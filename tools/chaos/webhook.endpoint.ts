@@ -16,6 +16,13 @@ export interface Receipts {
   wrongTenant: Map<string, number>;
 }
 
+/** One request at an endpoint: its delivery id, when it arrived, when its 2xx was written (if it was). */
+export interface Arrival {
+  id: string;
+  at: number;
+  okAt?: number;
+}
+
 /** The tenant a delivery id names: `<tenant>/<id>`, or `default` for a bare id. */
 export const tenantOfDeliveryId = (deliveryId: string) => (deliveryId.includes('/') ? deliveryId.slice(0, deliveryId.indexOf('/')) : 'default');
 
@@ -44,6 +51,8 @@ export const bump = (map: Map<string, number>, key: string) => map.set(key, (map
 /** A real HTTP webhook endpoint with one failure mode, recording what it received. */
 export class WebhookEndpoint {
   readonly receipts: Receipts = { ok: new Map(), failed: new Map(), forged: new Map(), wrongTenant: new Map() };
+  /** Every authentic request in arrival order, and when it was answered 2xx: the per-key order check reads it. */
+  readonly arrivals: Arrival[] = [];
   private verifier?: Webhook;
   private server: Server;
   private misbehaving = true;
@@ -143,6 +152,8 @@ export class WebhookEndpoint {
       res.writeHead(400).end('herald-tenant does not match webhook-id');
       return;
     }
+    const arrival: Arrival = { id, at: performance.now() };
+    this.arrivals.push(arrival);
     const fault = this.misbehaving && Math.random() < this.rate;
     if (this.mode === 'broken') {
       bump(this.receipts.failed, id);
@@ -170,6 +181,7 @@ export class WebhookEndpoint {
       await new Promise((r) => setTimeout(r, 200 + Math.random() * 800));
     }
     res.on('finish', () => {
+      arrival.okAt = performance.now();
       bump(this.receipts.ok, id);
       const failed = this.failedAt.get(id);
       if (failed) {
