@@ -30,7 +30,7 @@ const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
     concurrency: { type: 'string', default: '1,16,64' },
-    scenarios: { type: 'string', default: 'pc,fanout,direct,latency' },
+    scenarios: { type: 'string', default: 'pc,ordered,fanout,direct,latency' },
     rate: { type: 'string', default: '500' },
     drain: { type: 'string', default: '60' },
     soak: { type: 'string' },
@@ -60,7 +60,8 @@ if (args.help) {
   console.log(`npm run bench -- [options]
   --duration <s>        measured window per scenario and concurrency (default 10)
   --concurrency <list>  closed-loop concurrencies (default 1,16,64)
-  --scenarios <list>    pc (prepare+confirm → 1 webhook), fanout (→ 5 webhooks), direct (confirm:true → RabbitMQ),
+  --scenarios <list>    pc (prepare+confirm → 1 webhook), ordered (the same over 1,000 keys → 1 webhook ordered by key),
+                        fanout (→ 5 webhooks), direct (confirm:true → RabbitMQ),
                         latency (prepare+confirm at --rate pairs/s); default all
   --rate <n>            pairs per second for the latency scenario and the soak (default 500)
   --drain <s>           how long to wait for deliveries after a window (default 60)
@@ -225,10 +226,10 @@ async function main() {
 
   // Subscriptions: the sink answers 200 at once; the exchange has one queue bound to everything.
   // Set-up retries 503s: a busy shared machine can make a just-started Herald shed load.
-  const subscribe = async (topic: string, target: unknown, n: number) => {
+  const subscribe = async (topic: string, target: unknown, n: number, ordering: 'none' | 'key' = 'none') => {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await call('POST', '/v1/subscriptions', adminToken, { name: `bench ${topic} ${n}`, topic, target, maxAttempts: 5, backoff: { initialMs: 200, maxMs: 2_000 } });
+        return await call('POST', '/v1/subscriptions', adminToken, { name: `bench ${topic} ${n}`, topic, target, maxAttempts: 5, backoff: { initialMs: 200, maxMs: 2_000 }, ordering });
       } catch (err) {
         if (attempt >= 10 || !/: 503 /.test((err as Error).message)) throw err;
         await new Promise((r) => setTimeout(r, 1_000));
@@ -373,10 +374,11 @@ async function main() {
   }
 
   /** prepare + confirm pairs on `topic` through `via`; each pair's confirm 200 time is kept for the latency. */
-  const pairs = (topic: string, tag: string, times: Times, via: Call = call) => async (seq: number) => {
+  const pairs = (topic: string, tag: string, times: Times, via: Call = call, keys = 0) => async (seq: number) => {
     const id = `${runId}-${tag.replace(/[^A-Za-z0-9_:-]/g, '_')}-${seq}`;
     const started = performance.now();
-    await via('POST', '/v1/messages', producerToken, { id, topic, payload, checkUrl: 'http://127.0.0.1:9/check', checkAfterMs: 600_000 }, [201], seq);
+    const key = keys > 0 ? { key: `k${seq % keys}` } : {};
+    await via('POST', '/v1/messages', producerToken, { id, topic, payload, checkUrl: 'http://127.0.0.1:9/check', checkAfterMs: 600_000, ...key }, [201], seq);
     const prepared = performance.now();
     await via('POST', `/v1/messages/${id}/confirm`, producerToken, undefined, [200], seq);
     const done = performance.now();
@@ -386,19 +388,19 @@ async function main() {
     times.confirm.push(done - prepared);
   };
 
-  async function pairScenario(scenario: string, topic: string, copies: number, concurrency: number, baseline: { perSec: number; latency: ReturnType<typeof summarize> } | undefined) {
+  async function pairScenario(scenario: string, topic: string, copies: number, concurrency: number, baseline: { perSec: number; latency: ReturnType<typeof summarize> } | undefined, keys = 0) {
     const times = newTimes();
     log(`${scenario} at concurrency ${concurrency} for ${durationMs / 1000} s`);
     const counted = await countersNow();
     const cpuStart = cpuNow();
-    const load = await closedLoop(concurrency, durationMs, pairs(topic, `${topic}-${concurrency}`, times));
+    const load = await closedLoop(concurrency, durationMs, pairs(topic, `${topic}-${concurrency}`, times, call, keys));
     await drain(times.doneAt.keys(), sink.arrivals, copies);
     const d = delivered(load, times.doneAt, sink.arrivals, copies);
     const row = addRow(scenario, concurrency, load, d, times, cpuStart, baseline && { name: 'MySQL INSERT+UPDATE', ...baseline });
     row.counters = await countedPerOp(counted, load.ok);
     log(`  ${row.heraldPerSec.toFixed(0)} pairs/s, ${load.errors} errors, p99 confirm→delivered ${d.latency.p99} ms, undelivered ${d.undelivered}, CPU ${row.heraldCpuMsPerOp} ms/pair`);
     // The naive peer sends every message to one endpoint: it has a twin of the one-webhook scenario only.
-    if (copies === 1) await naiveWindow(row, concurrency, sink.arrivals, (t) => pairs('bench.pc', `naive-${concurrency}`, t, callNaive));
+    if (copies === 1 && keys === 0) await naiveWindow(row, concurrency, sink.arrivals, (t) => pairs('bench.pc', `naive-${concurrency}`, t, callNaive));
   }
 
   /** One direct publish (`confirm: true`) through `via`. */
@@ -465,6 +467,7 @@ async function main() {
 
   try {
     await subscribe('bench.pc', { type: 'webhook', url: `${sink.url}/pc` }, 1);
+    await subscribe('bench.ord', { type: 'webhook', url: `${sink.url}/ord` }, 1, 'key');
     for (let i = 1; i <= 5; i++) await subscribe('bench.fan', { type: 'webhook', url: `${sink.url}/fan/${i}` }, i);
     await subscribe('bench.amqp', { type: 'rabbitmq', exchange: name }, 1);
     // A short warm-up so JIT, pools and connections are not part of the first figure.
@@ -491,13 +494,14 @@ async function main() {
     } else {
       for (const concurrency of concurrencies) {
         let mysqlBaseline: { perSec: number; latency: ReturnType<typeof summarize> } | undefined;
-        if (scenarios.has('pc') || scenarios.has('fanout')) {
+        if (scenarios.has('pc') || scenarios.has('ordered') || scenarios.has('fanout')) {
           log(`raw MySQL INSERT+UPDATE at concurrency ${concurrency}`);
           const raw = await rawMysqlBaseline(mysql, runId, concurrency, durationMs, payload);
           mysqlBaseline = { perSec: raw.load.ok / raw.load.seconds, latency: summarize(raw.latencies) };
           log(`  ${mysqlBaseline.perSec.toFixed(0)} pairs/s (${raw.load.errors} errors)`);
         }
         if (scenarios.has('pc')) await pairScenario('prepare+confirm → webhook', 'bench.pc', 1, concurrency, mysqlBaseline);
+        if (scenarios.has('ordered')) await pairScenario('prepare+confirm → webhook ordered by key (1,000 keys)', 'bench.ord', 1, concurrency, mysqlBaseline, 1_000);
         if (scenarios.has('fanout')) await pairScenario('prepare+confirm → 5 webhooks', 'bench.fan', 5, concurrency, mysqlBaseline);
         if (scenarios.has('direct')) await directScenario(concurrency);
       }
