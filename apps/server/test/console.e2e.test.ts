@@ -196,7 +196,7 @@ describe('the operator console, signed in as admin', () => {
     expect(await card.textContent()).toContain('per key');
     const blocked = card.getByRole('region', { name: 'Blocked keys' }).getByRole('row', { name: /acct-7/ });
     await blocked.getByRole('cell', { name: '1 waiting' }).waitFor();
-    expect(await blocked.getByRole('link', { name: 'k-first' }).getAttribute('href')).toBe('#/messages/k-first');
+    expect(await blocked.getByRole('link', { name: 'k-first' }).getAttribute('href')).toBe('#/messages/k-first?tenant=default');
     expect(await blocked.textContent()).toContain('endpoint answered HTTP 422');
     await shot('blocked-keys', card);
 

@@ -144,7 +144,7 @@ describe('Swagger UI and the OpenAPI document', () => {
     expect(Object.keys(spec.paths).sort()).toEqual([
       '/healthz', '/metrics', '/readyz', '/v1/audit', '/v1/me', '/v1/messages', '/v1/messages/{id}', '/v1/messages/{id}/cancel', '/v1/messages/{id}/confirm',
       '/v1/messages/{id}/deliveries', '/v1/messages/{id}/redeliver',
-      '/v1/stats', '/v1/stats/rates', '/v1/stats/subscriptions', '/v1/subscriptions', '/v1/subscriptions/{id}',
+      '/v1/stats', '/v1/stats/rates', '/v1/stats/subscriptions', '/v1/subscriptions', '/v1/subscriptions/{id}', '/v1/subscriptions/{id}/blocked-keys', '/v1/subscriptions/{id}/blocked-keys/skip',
       '/v1/subscriptions/{id}/dead-deliveries/count', '/v1/subscriptions/{id}/redeliver', '/v1/subscriptions/{id}/rotate-secret',
     ]);
   });
