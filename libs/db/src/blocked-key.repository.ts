@@ -1,4 +1,4 @@
-import { splitOrderKey, type DeliveryJobRef } from '@herald/domain';
+import { orderKeyOf, splitOrderKey, type DeliveryJobRef } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { writeAudit, type AuditEntry } from './audit.repository';
 import { lockOrderKeys, wakeNext } from './key-order';
@@ -73,7 +73,7 @@ export class BlockedKeyRepository {
    * skip (`audit`) is recorded in the same transaction.
    */
   async skip(subscriptionId: string, tenant: string, key: string, audit?: AuditEntry): Promise<SkippedKey | undefined> {
-    const ref = { subscriptionId, orderKey: `${tenant}/${key}` };
+    const ref = { subscriptionId, orderKey: orderKeyOf(tenant, key) };
     return withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
         const now = this.now();

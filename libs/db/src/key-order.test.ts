@@ -84,7 +84,7 @@ describe('a key’s sequence', () => {
     expect(b.get(m2.seq)?.jobs).toHaveLength(0);
     const [d1, d2] = [await deliveryOf(m1), await deliveryOf(m2)];
     expect(d1).toBeLessThan(d2);
-    expect(await row(d2)).toMatchObject({ status: 'pending', next_attempt_at: null, order_key: `default/${key}` });
+    expect(await row(d2)).toMatchObject({ status: 'pending', next_attempt_at: null, order_key: `default/${key}/` });
   });
 
   it('never claims a waiting delivery, and delivering the head makes the next one due after its message’s delay', async () => {
@@ -140,7 +140,33 @@ describe('a key’s sequence', () => {
     await attempts.record(head, (await claims.claimWithContext(head, lease))!, ok, new Date());
     const purges = new PurgeRepository(db);
     await purges.purgeOrderLocks(new Date(Date.now() + 60_000), 100);
-    const [rows] = await pool.query<RowDataPacket[]>('SELECT order_key FROM delivery_order_locks WHERE order_key IN (?)', [[`default/${settled}`, `default/${open}`]]);
-    expect(rows.map((r) => r.order_key)).toEqual([`default/${open}`]);
+    const [rows] = await pool.query<RowDataPacket[]>('SELECT order_key FROM delivery_order_locks WHERE order_key IN (?)', [[`default/${settled}/`, `default/${open}/`]]);
+    expect(rows.map((r) => r.order_key)).toEqual([`default/${open}/`]);
+  });
+
+  it('keeps keys that differ only by trailing spaces apart (a PAD SPACE collation would merge them)', async () => {
+    const key = `k-${randomBytes(3).toString('hex')}`;
+    const [m1, m2, m3] = [await confirmedMessage(key), await confirmedMessage(`${key} `), await confirmedMessage(key)];
+    for (const m of [m1, m2, m3]) await db.transaction((tx) => fanOut(tx, [m], new Date()));
+    const [d1, d2, d3] = [await deliveryOf(m1), await deliveryOf(m2), await deliveryOf(m3)];
+    expect((await row(d2))?.next_attempt_at).not.toBeNull();
+    // Delivering the head of `key ` must not wake `key`'s second message while its head is still out.
+    const head: DeliveryJobRef = { deliveryId: d2, generation: 0, attempt: 0, runAt: new Date() };
+    const outcome = await attempts.record(head, (await claims.claimWithContext(head, lease))!, ok, new Date());
+    expect(outcome).toEqual({ kind: 'delivered', woken: undefined });
+    expect((await row(d3))?.next_attempt_at).toBeNull();
+    expect((await row(d1))?.next_attempt_at).not.toBeNull();
+  });
+
+  it('keeps a failed message whose dead delivery blocks an ordered key when failed messages are purged', async () => {
+    const key = `k-${randomBytes(3).toString('hex')}`;
+    const [m1, m2] = [await confirmedMessage(key), await confirmedMessage(key)];
+    await db.transaction((tx) => fanOut(tx, [m1, m2], new Date()));
+    const head: DeliveryJobRef = { deliveryId: await deliveryOf(m1), generation: 0, attempt: 0, runAt: new Date() };
+    await attempts.record(head, (await claims.claimWithContext(head, lease))!, { ok: false, permanent: true, durationMs: 1, statusCode: 400, error: 'HTTP 400' }, new Date());
+    const [[before]] = await pool.query<RowDataPacket[]>('SELECT status FROM messages WHERE seq = ?', [m1.seq]);
+    expect(before?.status).toBe('failed');
+    await new PurgeRepository(db).purgeBatch('failed', new Date(Date.now() + 60_000), 500);
+    expect(await row(head.deliveryId)).toMatchObject({ status: 'dead' });
   });
 });

@@ -49,7 +49,7 @@ const DELETE_CHUNK = 1_000;
 const CANDIDATES = `SELECT seq, updated_at FROM messages FORCE INDEX (ix_messages_status_updated)
   WHERE status = ? AND updated_at >= ? AND (updated_at > ? OR seq > ?) AND updated_at < ? ORDER BY status, updated_at, seq LIMIT ?`;
 const LOCK_CANDIDATES = 'SELECT seq FROM messages WHERE seq IN (?) AND status = ? AND updated_at < ? ORDER BY seq FOR UPDATE SKIP LOCKED';
-const DELIVERIES_OF = 'SELECT id, message_seq, status FROM deliveries WHERE message_seq IN (?)';
+const DELIVERIES_OF = 'SELECT id, message_seq, status, order_key, skipped_at FROM deliveries WHERE message_seq IN (?)';
 const ATTEMPTS_OF = 'SELECT id FROM delivery_attempts WHERE delivery_id IN (?)';
 const CHECKS_OF = 'SELECT id FROM check_attempts WHERE message_seq IN (?)';
 
@@ -86,8 +86,10 @@ export class PurgeRepository {
         const done = { ...emptyCounts(), locked: locked.length };
         if (locked.length === 0) return done;
         // The first plain read: its snapshot is taken now, after the locks, so it is current.
-        const deliveries = await selectSql<{ id: string | number; message_seq: string | number; status: string }>(tx, DELIVERIES_OF, [locked]);
-        const pending = new Set(deliveries.filter((d) => d.status === 'pending').map((d) => String(d.message_seq)));
+        const deliveries = await selectSql<{ id: string | number; message_seq: string | number; status: string; order_key: string | null; skipped_at: string | null }>(tx, DELIVERIES_OF, [locked]);
+        // Kept too: a dead, unskipped delivery that blocks an ordered key (the key needs it to move on).
+        const holds = (d: (typeof deliveries)[number]) => d.status === 'pending' || (d.status === 'dead' && d.order_key !== null && d.skipped_at === null);
+        const pending = new Set(deliveries.filter(holds).map((d) => String(d.message_seq)));
         const seqs = locked.filter((seq) => !pending.has(seq));
         if (seqs.length === 0) return done;
         const deliveryIds = deliveries.filter((d) => !pending.has(String(d.message_seq))).map((d) => Number(d.id));

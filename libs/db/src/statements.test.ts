@@ -166,7 +166,7 @@ describe('hot statements against drizzle', () => {
       id: jobs[i]?.deliveryId, messageSeq: seq, messageId: message.id, subscriptionId, targetType: 'webhook', status: 'pending', attempts: 0, generation: 0,
       nextAttemptAt: runAt, leaseUntil: null, lastError: null, lastStatusCode: null, createdAt: now, updatedAt: now, deliveredAt: null, deadAt: null,
       // sub_stm_b orders by key: the delivery joins its key's sequence, first and so due.
-      orderKey: subscriptionId === 'sub_stm_b' ? `${message.tenant}/${message.key}` : null, skippedAt: null,
+      orderKey: subscriptionId === 'sub_stm_b' ? `${message.tenant}/${message.key}/` : null, skippedAt: null,
     })));
     expect(fanOuts.get(seq)?.deliveries.map((d) => d.id)).toEqual(written.map((d) => d.id));
 

@@ -91,14 +91,20 @@ export function deliveryLeaseMs(target: Target | undefined, timeouts: SendTimeou
 
 /**
  * The sequence a delivery of an ordered subscription joins: one per tenant and key, written
- * `<tenant>/<key>` (a tenant never contains `/`). Null when the delivery is not ordered.
+ * `<tenant>/<key>/` (a tenant never contains `/`). The closing `/` keeps trailing spaces of a key
+ * significant: MySQL's PAD SPACE collations compare `k` and `k ` as equal.
  */
-export function deliveryOrderKey(ordering: 'none' | 'key', tenant: string, key: string | null): string | null {
-  return ordering === 'key' && key !== null ? `${tenant}/${key}` : null;
+export function orderKeyOf(tenant: string, key: string): string {
+  return `${tenant}/${key}/`;
 }
 
-/** The tenant and key of an order key (`deliveryOrderKey`). */
+/** The order key of a delivery to a subscription with `ordering`; null when it is not ordered. */
+export function deliveryOrderKey(ordering: 'none' | 'key', tenant: string, key: string | null): string | null {
+  return ordering === 'key' && key !== null ? orderKeyOf(tenant, key) : null;
+}
+
+/** The tenant and key of an order key (`orderKeyOf`). */
 export function splitOrderKey(orderKey: string): { tenant: string; key: string } {
   const slash = orderKey.indexOf('/');
-  return { tenant: orderKey.slice(0, slash), key: orderKey.slice(slash + 1) };
+  return { tenant: orderKey.slice(0, slash), key: orderKey.slice(slash + 1, -1) };
 }

@@ -21,8 +21,8 @@ export const deliveries = mysqlTable(
     updatedAt: datetime('updated_at', { mode: 'date', fsp: 3 }).notNull(),
     deliveredAt: datetime('delivered_at', { mode: 'date', fsp: 3 }),
     deadAt: datetime('dead_at', { mode: 'date', fsp: 3 }),
-    /** 0009: `<tenant>/<key>` while the delivery holds or awaits its key's turn on an ordered subscription. */
-    orderKey: varchar('order_key', { length: 321 }),
+    /** 0009: `<tenant>/<key>/` while the delivery holds or awaits its key's turn on an ordered subscription. */
+    orderKey: varchar('order_key', { length: 322 }),
     /** 0009: when a person skipped this dead delivery, releasing its key. */
     skippedAt: datetime('skipped_at', { mode: 'date', fsp: 3 }),
   },
@@ -42,7 +42,7 @@ export const deliveryOrderLocks = mysqlTable(
   'delivery_order_locks',
   {
     subscriptionId: varchar('subscription_id', { length: 40 }).notNull(),
-    orderKey: varchar('order_key', { length: 321 }).notNull(),
+    orderKey: varchar('order_key', { length: 322 }).notNull(),
     lastDeliveryId: bigint('last_delivery_id', { mode: 'number', unsigned: true }),
     lockedAt: datetime('locked_at', { mode: 'date', fsp: 3 }).notNull(),
   },
