@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { Redis } from 'ioredis';
 import { REDIS_URL, asAdmin, asProducer, buildTestApp, createTestDatabase, testEnv, testPrefix } from './helpers';
 import { startServer } from './server-process';
-import { freePort, PrivateRabbitMq, startAmqpConsumer, startWebhookSink, waitFor } from '@herald/test-support';
+import { deleteKeysUnder, freePort, PrivateRabbitMq, startAmqpConsumer, startWebhookSink, waitFor } from '@herald/test-support';
 
 // Zero-loss under faults. These tests kill processes and stop a RabbitMQ of their own (never the
 // machine's), so they run on their own, after the other suites (the server's test-faults target).
@@ -56,13 +56,7 @@ describe('zero loss under faults', () => {
       const jobsBefore = await redis.zcard(`${prefix}:deliveries:delayed`);
       expect(jobsBefore).toBeGreaterThan(0);
 
-      let wiped = 0;
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length) wiped += await redis.del(...keys);
-      } while (cursor !== '0');
+      const wiped = await deleteKeysUnder(REDIS_URL, prefix);
       expect(wiped).toBeGreaterThan(0);
       healthy = true;
 

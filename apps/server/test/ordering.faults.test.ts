@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { REDIS_URL, asAdmin, asProducer, buildTestApp, createTestDatabase, testEnv, testPrefix } from './helpers';
 import { startServer } from './server-process';
-import { startWebhookSink, waitFor } from '@herald/test-support';
+import { deleteKeysUnder, startWebhookSink, waitFor } from '@herald/test-support';
 
 // Per-key order under faults: the head of each key lives in MySQL, so neither kill -9 of the
 // sending process nor the loss of every Redis key reorders a key or loses a message.
@@ -112,13 +112,7 @@ describe('per-key order under faults', () => {
       // Every key's head failed once and waits in Redis for its retry; the rest wait in MySQL.
       await waitFor(() => new Set(arrivals.map((a) => a.id)).size >= keys.length, 'each head tried once');
       expect(await redis.zcard(`${prefix}:deliveries:delayed`)).toBeGreaterThan(0);
-      let wiped = 0;
-      let cursor = '0';
-      do {
-        const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (found.length) wiped += await redis.del(...found);
-      } while (cursor !== '0');
+      const wiped = await deleteKeysUnder(REDIS_URL, prefix);
       expect(wiped).toBeGreaterThan(0);
       healthy = true;
 
