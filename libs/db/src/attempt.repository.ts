@@ -1,22 +1,28 @@
 import { and, eq } from 'drizzle-orm';
+import type { ResultSetHeader } from 'mysql2';
 import { attemptVerdict, type AttemptResult, type DeliveryJobRef } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import {
   attemptResultCases,
   attemptResultValues,
   attemptValues,
+  INSERT_ATTEMPT_IF_RECORDED,
   INSERT_ATTEMPTS,
   LOCK_DELIVERIES_SKIP_LOCKED,
+  LOCK_MESSAGE_SEQS,
   LOCK_MESSAGE_SEQS_SKIP_LOCKED,
   RECORD_ATTEMPT,
   recordAttempts,
+  ROLL_UP_IF_RECORDED,
+  ROLL_UP_MESSAGE_STATUS,
   type AttemptResultSet,
   type DeliveryStateRecord,
 } from './delivery.statements';
+import { foldedTransaction, type Statement } from './folded-transaction';
 import { lockOrderKeys, wakeNext, type OrderKeyRef } from './key-order';
 import { ERROR_MAX, type AttemptContext } from './rows';
 import { deliveries, type deliveryAttempts } from './schema/deliveries';
-import { runSql, selectSql, toNumber } from './sql.runner';
+import { runSql, toNumber } from './sql.runner';
 import { BATCH_RETRY, lockMessages, rollUpMessageStatus, uniqueSeqs, withDeadlockRetry } from './transactions';
 import { STALLED_BATCH_MS, WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
 
@@ -141,19 +147,41 @@ export class AttemptRepository {
     );
   }
 
-  /** One attempt in its own transaction (a batch of one, or a write its batch left out). */
+  /**
+   * One attempt in its own transaction (a batch of one, or a write its batch left out), in one
+   * round trip: the attempt row and the roll-up are written only if the delivery's UPDATE matched
+   * (`ROW_COUNT()`), so a result that no longer applies changes nothing.
+   */
   private writeOne(w: AttemptWrite): Promise<AttemptOutcome> {
+    if (w.handsOver) return this.writeHandover(w, w.handsOver);
+    return withDeadlockRetry(() =>
+      foldedTransaction(this.db, async (tx): Promise<AttemptOutcome> => {
+        const [, updated] = await tx.send(
+          [
+            [LOCK_MESSAGE_SEQS, [[w.messageSeq]]],
+            [RECORD_ATTEMPT, [...attemptResultValues(w.set), w.now, w.job.deliveryId, w.job.generation, w.job.attempt]],
+            [INSERT_ATTEMPT_IF_RECORDED, [attemptValues(w.attempt)]],
+            ...(w.outcome.kind === 'retry' ? [] : [[ROLL_UP_IF_RECORDED, [w.now, [w.messageSeq]]] satisfies Statement]),
+          ],
+          { commit: true },
+        );
+        // Someone replayed or finished it meanwhile: this attempt's result no longer applies.
+        return (updated as ResultSetHeader).affectedRows === 1 ? w.outcome : { kind: 'stale' };
+      }),
+    );
+  }
+
+  /** A delivered head of a key's sequence: its record also locks the key and wakes the next delivery. */
+  private writeHandover(w: AttemptWrite, key: OrderKeyRef): Promise<AttemptOutcome> {
     return withDeadlockRetry(() =>
       this.db.transaction(async (tx): Promise<AttemptOutcome> => {
         await lockMessages(tx, [w.messageSeq]);
-        if (w.handsOver) await lockOrderKeys(tx, [w.handsOver], w.now);
+        await lockOrderKeys(tx, [key], w.now);
         const updated = await runSql(tx, RECORD_ATTEMPT, [...attemptResultValues(w.set), w.now, w.job.deliveryId, w.job.generation, w.job.attempt]);
-        // Someone replayed or finished it meanwhile: this attempt's result no longer applies.
         if (updated.affectedRows !== 1) return { kind: 'stale' } as const;
         await runSql(tx, INSERT_ATTEMPTS, [[attemptValues(w.attempt)]]);
-        if (w.outcome.kind !== 'retry') await rollUpMessageStatus(tx, [w.messageSeq], w.now);
-        if (w.handsOver && w.outcome.kind === 'delivered') return { kind: 'delivered', woken: await wakeNext(tx, w.handsOver, w.job.deliveryId, w.now) };
-        return w.outcome;
+        await rollUpMessageStatus(tx, [w.messageSeq], w.now);
+        return w.outcome.kind === 'delivered' ? { kind: 'delivered', woken: await wakeNext(tx, key, w.job.deliveryId, w.now) } : w.outcome;
       }),
     );
   }
@@ -173,13 +201,18 @@ export class AttemptRepository {
     try {
       answers = await withDeadlockRetry(
         () =>
-          this.db.transaction(async (tx) => {
+          foldedTransaction(this.db, async (tx) => {
             fallbacks.clear();
             statements = 0;
-            const lockedMessages = await selectSql<{ seq: string }>(tx, LOCK_MESSAGE_SEQS_SKIP_LOCKED, [uniqueSeqs(ws.map((w) => w.messageSeq))]);
-            const heldMessages = new Set(lockedMessages.map((r) => BigInt(r.seq)));
-            const ids = [...new Set(ws.filter((w) => heldMessages.has(w.messageSeq)).map((w) => w.job.deliveryId))].sort((a, b) => a - b);
-            const rows = ids.length === 0 ? [] : (await selectSql<DeliveryStateRecord>(tx, LOCK_DELIVERIES_SKIP_LOCKED, [ids])).map((r) => ({ ...r, id: toNumber(r.id) }));
+            // Both locking reads in one trip; SKIP LOCKED never waits, so taking a delivery whose
+            // message another transaction holds cannot deadlock: that write is left out below.
+            const ids = [...new Set(ws.map((w) => w.job.deliveryId))].sort((a, b) => a - b);
+            const [lockedMessages, lockedDeliveries] = await tx.send([
+              [LOCK_MESSAGE_SEQS_SKIP_LOCKED, [uniqueSeqs(ws.map((w) => w.messageSeq))]],
+              [LOCK_DELIVERIES_SKIP_LOCKED, [ids]],
+            ]);
+            const heldMessages = new Set((lockedMessages as Array<{ seq: string }>).map((r) => BigInt(r.seq)));
+            const rows = (lockedDeliveries as DeliveryStateRecord[]).map((r) => ({ ...r, id: toNumber(r.id) }));
             const held = new Set(rows.map((r) => r.id));
             const current = new Map(rows.map((r) => [r.id, r]));
             const live: AttemptWrite[] = [];
@@ -197,14 +230,18 @@ export class AttemptRepository {
               return w.outcome;
             });
             if (live.length === 0) return result;
+            const now = live[0]?.now ?? this.now();
             const cases = attemptResultCases(live.map((w) => ({ id: w.job.deliveryId, set: w.set })));
-            const updated = await runSql(tx, recordAttempts(live.length), [...cases, live[0]?.now ?? this.now(), live.map((w) => w.job.deliveryId)]);
+            const settled = live.filter((w) => w.outcome.kind !== 'retry');
+            const [updated] = await tx.send([
+              [recordAttempts(live.length), [...cases, now, live.map((w) => w.job.deliveryId)]],
+              [INSERT_ATTEMPTS, [live.map((w) => attemptValues(w.attempt))]],
+              ...(settled.length === 0 ? [] : [[ROLL_UP_MESSAGE_STATUS, [now, uniqueSeqs(settled.map((w) => w.messageSeq))]] satisfies Statement]),
+            ]);
             statements++;
             // The rows are locked and were checked: anything else means the batch is wrong, undo it.
-            if (updated.affectedRows !== live.length) throw new Error(`attempt batch changed ${updated.affectedRows} of ${live.length} deliveries`);
-            await runSql(tx, INSERT_ATTEMPTS, [live.map((w) => attemptValues(w.attempt))]);
-            const settled = live.filter((w) => w.outcome.kind !== 'retry');
-            if (settled.length > 0) await rollUpMessageStatus(tx, settled.map((w) => w.messageSeq), settled[0]?.now ?? this.now());
+            const changed = (updated as ResultSetHeader).affectedRows;
+            if (changed !== live.length) throw new Error(`attempt batch changed ${changed} of ${live.length} deliveries`);
             return result;
           }),
         BATCH_RETRY.attempts,

@@ -82,6 +82,9 @@ export function createDatabasePool(options: DatabaseOptions): Pool {
     queueLimit: 1_000,
     enableKeepAlive: true,
     maxPreparedStatements: MAX_PREPARED_STATEMENTS_PER_CONNECTION,
+    // Folded transactions send several statements per round trip (folded-transaction.ts). Every
+    // value reaches SQL through mysql2's escaping, never by concatenation, so this widens nothing.
+    multipleStatements: true,
   });
   pool.pool.on('connection', (connection) => {
     // Queued on this connection ahead of any query that uses it.

@@ -131,8 +131,16 @@ export function attemptResultCases(results: ReadonlyArray<{ id: number; set: Att
   return values;
 }
 
+const ATTEMPT_COLUMNS = 'delivery_id, generation, attempt, started_at, duration_ms, ok, status_code, error, response_excerpt';
+
 /** `?` takes an array of attempt rows, each in this column order. */
-export const INSERT_ATTEMPTS = 'INSERT INTO delivery_attempts (delivery_id, generation, attempt, started_at, duration_ms, ok, status_code, error, response_excerpt) VALUES ?';
+export const INSERT_ATTEMPTS = `INSERT INTO delivery_attempts (${ATTEMPT_COLUMNS}) VALUES ?`;
+
+/**
+ * One attempt row (`?`, its values), written only if the statement before it, the delivery's
+ * `RECORD_ATTEMPT`, matched its row: `ROW_COUNT()` is that statement's count (MySQL and MariaDB).
+ */
+export const INSERT_ATTEMPT_IF_RECORDED = `INSERT INTO delivery_attempts (${ATTEMPT_COLUMNS}) SELECT ? FROM DUAL WHERE ROW_COUNT() = 1`;
 
 /**
  * Sets committed messages' status from their deliveries (see `rollUpMessageStatus`): now, then
@@ -148,6 +156,9 @@ export const ROLL_UP_MESSAGE_STATUS = `
       m.updated_at = ?
     WHERE m.seq IN (?)
       AND m.status IN ('confirmed', 'delivered', 'failed')`;
+
+/** `ROLL_UP_MESSAGE_STATUS` only if the statement before it (`INSERT_ATTEMPT_IF_RECORDED`) wrote its row. */
+export const ROLL_UP_IF_RECORDED = `${ROLL_UP_MESSAGE_STATUS} AND ROW_COUNT() = 1`;
 
 /** A delivery's state as the locking reads of a claim or an attempt batch return it. */
 export interface DeliveryStateRecord {

@@ -5,7 +5,8 @@ import { deliveryInserts, INSERT_DELIVERIES, newDeliveryValues, SELECT_NEW_DELIV
 import type { LeaseSlots } from './lease-slots';
 import type { AttemptContext, DeliverySummary } from './rows';
 import type { DeliveryRow } from './schema/deliveries';
-import { runSql, selectSql, toNumber } from './sql.runner';
+import { runSql, selectSql, toNumber, type SqlExecutor } from './sql.runner';
+import { foldedTransaction, type FoldedTransaction, type Statement } from './folded-transaction';
 import { SubscriptionRepository } from './subscription.repository';
 import type { Tx } from './transactions';
 
@@ -50,14 +51,14 @@ export class SlotHold {
 }
 
 /**
- * One try of a transaction whose fan-out may create leased deliveries. If it fails (or its answer
- * is lost) its slots are given back and the rows' leases just expire: the reconciler takes them.
+ * One try of a (folded) transaction whose fan-out may create leased deliveries. If it fails (or
+ * its answer is lost) its slots are given back and the rows' leases just expire: the reconciler takes them.
  */
-export async function leasingTransaction<T>(db: HeraldDb, slots: LeaseSlots | undefined, work: (tx: Tx, hold: SlotHold | undefined) => Promise<T>, leased: (result: T) => number): Promise<T> {
+export async function leasingTransaction<T>(db: HeraldDb, slots: LeaseSlots | undefined, work: (tx: FoldedTransaction, hold: SlotHold | undefined) => Promise<T>, leased: (result: T) => number): Promise<T> {
   const hold = slots && new SlotHold(slots);
   let result: T;
   try {
-    result = await db.transaction((tx) => work(tx, hold));
+    result = await foldedTransaction(db, (tx) => work(tx, hold));
   } catch (error) {
     hold?.settle(0);
     throw error;
@@ -84,27 +85,77 @@ export interface FanOutSource {
  * and one read-back for the whole batch. With `hold`, deliveries due now of messages given with
  * `stored` are created leased to this process, as many as it has slots for.
  */
-export async function fanOut(tx: Tx, batch: readonly FanOutSource[], now: Date, hold?: SlotHold): Promise<Map<bigint, FanOut>> {
-  const result = new Map<bigint, FanOut>();
-  if (batch.length === 0) return result;
-  const enabled = await SubscriptionRepository.enabled(tx);
-  const runAts = new Map<bigint, Date>();
-  const planned: PlannedDelivery[] = batch.flatMap((message) => {
+export async function fanOut(tx: SqlExecutor, batch: readonly FanOutSource[], now: Date, hold?: SlotHold): Promise<Map<bigint, FanOut>> {
+  if (batch.length === 0) return new Map();
+  const planned = planDeliveries(await SubscriptionRepository.enabled(tx), batch, now);
+  if (planned.length === 0) return new Map();
+  const ordered = await waitTurns(tx, planned, now);
+  leaseDue(planned, now, hold);
+  const statements = writeStatements(planned, now);
+  const [readBack, readBackValues] = statements.pop() as Statement;
+  for (const [text, values] of statements) await runSql(tx, text, values ?? []);
+  const rows = await selectSql<NewDeliveryRecord>(tx, readBack, readBackValues ?? []);
+  return settle(tx, planned, rows, ordered, now);
+}
+
+/**
+ * The fan-out in a folded transaction: `enabled` came with an earlier trip, and the `before`
+ * statements (the batch's own writes) travel with its INSERTs and read-back in one trip. Ordered
+ * deliveries need their keys locked and read first, so those batches take more trips.
+ */
+export async function foldedFanOut(tx: FoldedTransaction, enabled: ReadonlyArray<Subscription & SigningSecrets>, batch: readonly FanOutSource[], now: Date, hold: SlotHold | undefined, before: readonly Statement[]): Promise<{ fanOuts: Map<bigint, FanOut>; answers: unknown[] }> {
+  const planned = batch.length === 0 ? [] : planDeliveries(enabled, batch, now);
+  if (planned.length === 0) return { fanOuts: new Map(), answers: await tx.send(before) };
+  const ordered = planned.some((p) => p.orderKey !== null);
+  let answers: unknown[] = [];
+  if (ordered) {
+    answers = await tx.send(before);
+    before = [];
+    await waitTurns(tx, planned, now);
+  }
+  leaseDue(planned, now, hold);
+  const statements = writeStatements(planned, now);
+  // Each INSERT chunk is sized to fit a packet on its own: a batch of several takes a trip per chunk.
+  const trips = statements.length <= 2 ? [statements] : [statements.slice(0, 1), ...statements.slice(1, -2).map((s) => [s]), statements.slice(-2)];
+  let sent: unknown[] = [];
+  for (const [i, trip] of trips.entries()) {
+    sent = await tx.send(i === 0 ? [...before, ...trip] : trip);
+    if (i === 0 && before.length > 0) answers = sent.slice(0, before.length);
+  }
+  return { fanOuts: await settle(tx, planned, sent.at(-1) as NewDeliveryRecord[], ordered, now), answers };
+}
+
+/** One planned delivery per enabled subscription matching each message's topic, in batch order. */
+function planDeliveries(enabled: ReadonlyArray<Subscription & SigningSecrets>, batch: readonly FanOutSource[], now: Date): PlannedDelivery[] {
+  return batch.flatMap((message) => {
     const runAt = new Date(now.getTime() + message.delayMs);
-    runAts.set(message.seq, runAt);
     return enabled
       .filter((s) => topicMatches(s.topic, message.topic))
       .map((subscription) => ({ message, subscription, runAt: runAt as Date | null, leaseUntil: null as Date | null, orderKey: deliveryOrderKey(subscription.ordering, message.tenant, message.key) }));
   });
-  if (planned.length === 0) return result;
-  const ordered = await waitTurns(tx, planned, now);
-  const leasable = hold ? planned.filter((p) => p.message.stored && p.message.delayMs === 0 && p.runAt !== null) : [];
-  const granted = hold && leasable.length > 0 ? hold.take(leasable.length) : 0;
-  for (const p of leasable.slice(0, granted)) p.leaseUntil = new Date(now.getTime() + (hold as SlotHold).slots.leaseMs(p.subscription.target));
+}
+
+/** With `hold`: deliveries due now of messages given with `stored` are leased to this process, as many as it has slots for. */
+function leaseDue(planned: PlannedDelivery[], now: Date, hold: SlotHold | undefined): void {
+  if (!hold) return;
+  const leasable = planned.filter((p) => p.message.stored && p.message.delayMs === 0 && p.runAt !== null);
+  const granted = leasable.length > 0 ? hold.take(leasable.length) : 0;
+  for (const p of leasable.slice(0, granted)) p.leaseUntil = new Date(now.getTime() + hold.slots.leaseMs(p.subscription.target));
+}
+
+/** The INSERTs of the planned deliveries, then the read-back of their ids. */
+function writeStatements(planned: readonly PlannedDelivery[], now: Date): Statement[] {
   // Row order is id order: a key's deliveries of this batch join its sequence in batch order.
   const values = planned.map((p) => newDeliveryValues(p.message, p.subscription.id, p.subscription.target.type, p.runAt, now, p.leaseUntil, p.orderKey));
-  for (const chunk of deliveryInserts(values)) await runSql(tx, INSERT_DELIVERIES, [chunk]);
-  const rows = await selectSql<{ id: string | number; message_seq: string | number; subscription_id: string }>(tx, SELECT_NEW_DELIVERIES, [[...runAts.keys()]]);
+  const seqs = [...new Set(planned.map((p) => p.message.seq))];
+  return [...deliveryInserts(values).map((chunk): Statement => [INSERT_DELIVERIES, [chunk]]), [SELECT_NEW_DELIVERIES, [seqs]]];
+}
+
+type NewDeliveryRecord = { id: string | number; message_seq: string | number; subscription_id: string };
+
+/** Each message's fan-out from the read-back of its new deliveries; an ordered batch records its keys' last deliveries. */
+async function settle(tx: SqlExecutor, planned: readonly PlannedDelivery[], rows: readonly NewDeliveryRecord[], ordered: boolean, now: Date): Promise<Map<bigint, FanOut>> {
+  const result = new Map<bigint, FanOut>();
   const ids = new Map(rows.map((r) => [`${r.message_seq}\n${r.subscription_id}`, toNumber(r.id)]));
   const lastOfKey = new Map<string, OrderKeyRef & { deliveryId: number }>();
   for (const p of planned) {
@@ -161,7 +212,7 @@ interface PlannedDelivery {
  * For ordered deliveries: locks their keys and leaves due only the first of each key whose
  * sequence has no open tail; the others wait (no `runAt`). Whether any delivery is ordered.
  */
-async function waitTurns(tx: Tx, planned: PlannedDelivery[], now: Date): Promise<boolean> {
+async function waitTurns(tx: SqlExecutor, planned: PlannedDelivery[], now: Date): Promise<boolean> {
   const refs = planned.flatMap((p) => (p.orderKey === null ? [] : [{ subscriptionId: p.subscription.id, orderKey: p.orderKey }]));
   if (refs.length === 0) return false;
   await lockOrderKeys(tx, refs, now);

@@ -1,9 +1,12 @@
 import type { StoredMessage } from '@herald/domain';
 import type { HeraldDb } from './connection';
-import { fanOut, leasingTransaction, noFanOut, type FanOut } from './fan-out';
+import type { ResultSetHeader } from 'mysql2';
+import { foldedFanOut, leasingTransaction, noFanOut, type FanOut } from './fan-out';
 import { firstCopies, insertInRounds, insertWeight, InsertWeightLimit, type InsertRounds } from './insert-rounds';
 import type { LeaseSlots } from './lease-slots';
-import { CONFIRM_PREPARED, INSERT_MESSAGES, LOCK_MESSAGES_SKIP_LOCKED, MESSAGE_ROW, SELECT_MESSAGES_BY_ID, SELECT_PREPARED_IDS, SELECT_SEQS_BY_ID } from './message.statements';
+import { CONFIRM_PREPARED, INSERT_MESSAGES, LOCK_MESSAGES_BY_REF_SKIP_LOCKED, MESSAGE_ROW, SELECT_MESSAGES_BY_ID, SELECT_SEQS_BY_ID } from './message.statements';
+import { enabledSubscriptions } from './subscription.repository';
+import { SELECT_ENABLED_SUBSCRIPTIONS } from './subscription.statements';
 import { decidedColumns, refKey, toMessage, type MessageRef, type NewMessageRow } from './rows';
 import type { MessageRow } from './schema/messages';
 import { runSql, selectSql } from './sql.runner';
@@ -171,11 +174,11 @@ export class MessageBatches {
         [...first.values()].sort((a, b) => (a.id < b.id ? -1 : 1)),
         async (pending) => {
           fanOuts = await withDeadlockRetry(() => leasingTransaction(this.db, this.options.slots, async (tx, hold) => {
-            await runSql(tx, INSERT_MESSAGES, [pending.map(MESSAGE_ROW.values)]);
-            // Deliveries reference their message by seq: read the new rows' seqs back in the same transaction.
-            const inserted = await selectSql<{ seq: string; tenant: string; id: string }>(tx, SELECT_SEQS_BY_ID, [pending.map((row) => row.id)]);
-            for (const r of inserted) seqs.set(refKey(r), BigInt(r.seq));
-            return fanOut(tx, pending.map((row) => ({ ...row, seq: seqs.get(refKey(row)) as bigint, stored: toMessage(row) })), now, hold);
+            // Deliveries reference their message by seq: the new rows' seqs are read back in the same trip.
+            const [, inserted, enabled] = await tx.send([[INSERT_MESSAGES, [pending.map(MESSAGE_ROW.values)]], [SELECT_SEQS_BY_ID, [pending.map((row) => row.id)]], [SELECT_ENABLED_SUBSCRIPTIONS]]);
+            for (const r of inserted as Array<{ seq: string; tenant: string; id: string }>) seqs.set(refKey(r), BigInt(r.seq));
+            const batch = pending.map((row) => ({ ...row, seq: seqs.get(refKey(row)) as bigint, stored: toMessage(row) }));
+            return (await foldedFanOut(tx, enabledSubscriptions(enabled), batch, now, hold, [])).fanOuts;
           }, leasedIn), BATCH_RETRY.attempts, BATCH_RETRY.options);
         },
         (found) => this.findRows(found),
@@ -206,8 +209,7 @@ export class MessageBatches {
    */
   private async confirmMany(refs: MessageRef[]): Promise<Array<AppliedConfirm | undefined>> {
     const now = this.now();
-    const wanted = new Set(refs.map(refKey));
-    const ids = [...new Set(refs.map((r) => r.id))];
+    const wanted = new Map(refs.map((r) => [refKey(r), [r.id, r.tenant]]));
     const fallbacks = new Set<WriteBatchFallback>();
     if (wanted.size < refs.length) fallbacks.add('duplicate');
     let statements = 0;
@@ -217,23 +219,22 @@ export class MessageBatches {
         statements = 0;
         fallbacks.delete('skipped-locked');
         const applied = new Map<string, AppliedConfirm>();
-        // A plain read first, so that a decided message (a confirm retried) is not locked.
-        // Ids are unique per tenant only: another tenant's message of the same id is left out here, never locked.
-        const candidates = (await selectSql<{ seq: string; tenant: string; id: string }>(tx, SELECT_PREPARED_IDS, [ids])).filter((r) => wanted.has(refKey(r)));
-        if (candidates.length === 0) return applied;
-        const locked = (await selectSql<object>(tx, LOCK_MESSAGES_SKIP_LOCKED, [candidates.map((r) => r.seq)])).map((r) => MESSAGE_ROW.decode(r));
-        if (locked.length < candidates.length) fallbacks.add('skipped-locked');
-        // The locking read sees the latest commit: a message decided since the plain read is left out.
-        const prepared = locked.filter((r) => r.status === 'prepared');
+        // Locked by (id, tenant), the unique key: another tenant's message of the same id is never
+        // touched. SKIP LOCKED: a row held elsewhere (or missing) is left for its caller to decide alone.
+        const [locking, enabled] = await tx.send([[LOCK_MESSAGES_BY_REF_SKIP_LOCKED, [[...wanted.values()]]], [SELECT_ENABLED_SUBSCRIPTIONS]]);
+        const locked = (locking as object[]).map((r) => MESSAGE_ROW.decode(r));
+        if (locked.length < wanted.size) fallbacks.add('skipped-locked');
+        // The locking read sees the latest commit: a message already decided (a confirm retried) is left out.
+        const prepared = locked.filter((r) => r.status === 'prepared').sort((a, b) => (a.seq < b.seq ? -1 : 1));
         if (prepared.length === 0) return applied;
         const set = decidedColumns('confirmed', now);
-        const result = await runSql(tx, CONFIRM_PREPARED, [now, now, prepared.map((r) => r.seq)]);
-        statements++;
-        // The rows are locked: anything else means the batch's view is wrong, so undo it all.
-        if (result.affectedRows !== prepared.length) throw new Error(`confirm batch changed ${result.affectedRows} of ${prepared.length} locked messages`);
         const stored = prepared.map((row) => ({ ...row, stored: toMessage({ ...row, ...set }) }));
-        const created = await fanOut(tx, stored, now, hold);
-        for (const row of stored) applied.set(refKey(row), { message: row.stored, ...(created.get(row.seq) ?? noFanOut()) });
+        const { fanOuts, answers } = await foldedFanOut(tx, enabledSubscriptions(enabled), stored, now, hold, [[CONFIRM_PREPARED, [now, now, prepared.map((r) => r.seq)]]]);
+        statements++;
+        const changed = (answers[0] as ResultSetHeader).affectedRows;
+        // The rows are locked: anything else means the batch's view is wrong, so undo it all.
+        if (changed !== prepared.length) throw new Error(`confirm batch changed ${changed} of ${prepared.length} locked messages`);
+        for (const row of stored) applied.set(refKey(row), { message: row.stored, ...(fanOuts.get(row.seq) ?? noFanOut()) });
         return applied;
       }, leasedIn), BATCH_RETRY.attempts, BATCH_RETRY.options);
     } catch (error) {

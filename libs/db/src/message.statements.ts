@@ -22,11 +22,11 @@ export const SELECT_MESSAGE = `SELECT ${MESSAGE_ROW.select} FROM messages m WHER
 /** `?`: the seq. */
 export const SELECT_MESSAGE_BY_SEQ = `SELECT ${MESSAGE_ROW.select} FROM messages m WHERE m.seq = ?`;
 
-/** Confirm batch, the plain read: which of the ids (`?`, an array) are still prepared, in any tenant. */
-export const SELECT_PREPARED_IDS = "SELECT seq, tenant, id FROM messages WHERE id IN (?) AND status = 'prepared'";
-
-/** Confirm batch, the locking read of the candidates (`?`, their seqs), in seq order; held rows are skipped. */
-export const LOCK_MESSAGES_SKIP_LOCKED = `SELECT ${MESSAGE_ROW.select} FROM messages m WHERE m.seq IN (?) ORDER BY m.seq FOR UPDATE SKIP LOCKED`;
+/**
+ * Confirm batch, the locking read of its messages by the unique (id, tenant) key (`?`, an array of
+ * [id, tenant] pairs); held rows are skipped, so it never waits and the lock order does not matter.
+ */
+export const LOCK_MESSAGES_BY_REF_SKIP_LOCKED = `SELECT ${MESSAGE_ROW.select} FROM messages m WHERE (m.id, m.tenant) IN (?) FOR UPDATE SKIP LOCKED`;
 
 /** Confirm batch: what `decidedColumns('confirmed', now)` sets (`updated_at`, `confirmed_at`, then the seqs). */
 export const CONFIRM_PREPARED =

@@ -206,9 +206,13 @@ export class SubscriptionRepository {
    * for an API answer: the secrets are only for signing.
    */
   static async enabled(executor: SqlExecutor): Promise<Array<Subscription & SigningSecrets>> {
-    const rows = await selectSql<object>(executor, SELECT_ENABLED_SUBSCRIPTIONS, []);
-    return rows.map((r) => withSecrets(SUBSCRIPTION_ROW.decode(r)));
+    return enabledSubscriptions(await selectSql<object>(executor, SELECT_ENABLED_SUBSCRIPTIONS, []));
   }
+}
+
+/** The answer of `SELECT_ENABLED_SUBSCRIPTIONS`, decoded (for transactions that send it with other statements). */
+export function enabledSubscriptions(rows: unknown): Array<Subscription & SigningSecrets> {
+  return (rows as object[]).map((r) => withSecrets(SUBSCRIPTION_ROW.decode(r)));
 }
 
 /** A subscription with what signing its deliveries needs. */

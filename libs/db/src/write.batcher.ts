@@ -6,7 +6,8 @@ export type WriteBatchKind = 'prepare' | 'direct' | 'confirm' | 'attempt' | 'cla
  * - `duplicate`: an id was already stored (or repeated in the batch) — answered from one read;
  * - `error`: a statement failed for another reason — rows were written one by one instead (a
  *   direct-publish batch: each message not yet answered was published on its own);
- * - `skipped-locked`: rows another transaction held were left to be written on their own;
+ * - `skipped-locked`: rows another transaction held (for a confirm, or could not find) were left
+ *   to be written on their own;
  * - `failed`: the batch's transaction failed — each write was made on its own.
  */
 export type WriteBatchFallback = 'duplicate' | 'error' | 'skipped-locked' | 'failed';
