@@ -84,6 +84,33 @@ describe('AttemptRepository group commit of attempt results', () => {
     expect(await status('batch-11')).toBe('confirmed'); // job 22 delivered, job 23 never attempted
   });
 
+  it('writes a lone result in one trip only if its delivery still matches: a stale one leaves no attempt and no roll-up', async () => {
+    // A clock a minute ahead: a roll-up that ran would move the message's updated_at.
+    const later = new Date(Date.now() + 60_000);
+    const lone = new AttemptRepository(createDb(pool), { maxBatchesInFlight: 0, now: () => later });
+    const outcome = await messages.prepare({ id: 'lone-1', topic: 'batch.lone', payload: 1, confirm: true });
+    if (outcome.kind !== 'created') throw new Error('not created');
+    const [a, b] = outcome.fanOut.jobs as [DeliveryJobRef, DeliveryJobRef];
+    const ok = { ok: true, durationMs: 1, statusCode: 200 };
+    const state = async () => {
+      const [[message]] = await pool.query<RowDataPacket[]>("SELECT status, updated_at FROM messages WHERE id = 'lone-1'");
+      const [attemptRows] = await pool.query<RowDataPacket[]>('SELECT delivery_id FROM delivery_attempts WHERE delivery_id IN (?, ?)', [a.deliveryId, b.deliveryId]);
+      return { message, attempts: attemptRows.map((r) => Number(r.delivery_id)) };
+    };
+    const before = await state();
+
+    expect(await lone.record({ ...a, attempt: 1 }, await claims.loadContext(a.deliveryId), ok, later)).toEqual({ kind: 'stale' });
+    expect(await state()).toEqual(before);
+
+    expect(await lone.record(a, await claims.loadContext(a.deliveryId), ok, later)).toEqual({ kind: 'delivered' });
+    expect(await state()).toMatchObject({ message: { status: 'confirmed' }, attempts: [a.deliveryId] });
+    expect(await lone.record(b, await claims.loadContext(b.deliveryId), ok, later)).toEqual({ kind: 'delivered' });
+    const after = await state();
+    expect(after.message?.status).toBe('delivered');
+    expect(after.message?.updated_at).not.toEqual(before.message?.updated_at);
+    expect(after.attempts.sort()).toEqual([a.deliveryId, b.deliveryId].sort());
+  });
+
   /** Confirmed messages on topic batch.mix, each with one delivery per subscription (sub_a, sub_b). */
   const confirmed = async (ids: string[]) => {
     const jobs = new Map<string, DeliveryJobRef[]>();
