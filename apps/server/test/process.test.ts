@@ -39,28 +39,33 @@ describe('a real Herald process', () => {
           return { id, status };
         }),
       );
-      // Then a burst of concurrent prepares, with kill -9 landing as the tenth answer arrives.
-      const burst = Array.from({ length: 80 }, (_, i) => `burst-${i}`);
-      let done = 0;
+      // Then a stream of prepares from 16 callers at once, with kill -9 landing as the tenth
+      // answer arrives: callers keep sending until then, so requests are in flight when it lands
+      // (a single burst could be answered whole by one group commit before the kill).
+      const burst = Array.from({ length: 2_000 }, (_, i) => `burst-${i}`);
+      let next = 0;
+      let killed = false;
       let tenthAnswer: () => void = () => undefined;
       const tenAnswered = new Promise<void>((resolve) => (tenthAnswer = resolve));
-      const answers = burst.map((id) =>
-        call(a.url, 'POST', '/v1/messages', prepareBody(id)).then(
-          (r) => {
-            if (++done === 10) tenthAnswer();
-            return { id, status: r.status };
-          },
-          () => ({ id, status: 0 }),
-        ),
-      );
-      // (or as the burst ends without ten answers, which the assertions below report)
-      void Promise.all(answers).then(() => tenthAnswer());
+      const settledAnswers: Array<{ id: string; status: number }> = [];
+      const callers = Array.from({ length: 16 }, async () => {
+        while (!killed && next < burst.length) {
+          const id = burst[next++] as string;
+          const status = await call(a.url, 'POST', '/v1/messages', prepareBody(id)).then((r) => r.status, () => 0);
+          settledAnswers.push({ id, status });
+          if (settledAnswers.filter((r) => r.status === 201).length === 10) tenthAnswer();
+        }
+      });
+      // (or as the stream ends without ten answers, which the assertions below report)
+      void Promise.all(callers).then(() => tenthAnswer());
       await tenAnswered;
+      killed = true;
       a.child.kill('SIGKILL');
       b.child.kill('SIGKILL');
       expect((await a.exited).signal).toBe('SIGKILL');
       await b.exited;
-      const settled = await Promise.all(answers);
+      await Promise.all(callers);
+      const settled = settledAnswers;
       const answered201 = settled.filter((r) => r.status === 201).map((r) => r.id);
       const unanswered = settled.filter((r) => r.status !== 201).map((r) => r.id);
       // The kill must have cut the burst, or this test proves nothing about in-flight writes.
@@ -84,7 +89,7 @@ describe('a real Herald process', () => {
             else expect(res.status, id).toBe(404);
           }),
         );
-        console.log(`[process] kill -9 during a burst of 80 prepares: ${answered201.length} answered 201 (all found after restart), ${unanswered.length} cut off`);
+        console.log(`[process] kill -9 during a stream of prepares from 16 callers: ${answered201.length} answered 201 (all found after restart), ${unanswered.length} cut off`);
         expect(restarted.output()).toContain('"applied":[]');
       } finally {
         restarted.child.kill('SIGTERM');

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { StringEnum, Timestamp } from './common.schema';
+import { MESSAGE_ID_PATTERN, StringEnum, Timestamp } from './common.schema';
 
 /** Why an operator confirms, cancels or redelivers; kept in the audit log. */
 export const Reason = Type.String({ minLength: 1, maxLength: 500, pattern: '^[^\\u0000-\\u001F\\u007F]*$', description: '1–500 characters without control characters; kept in the audit log' });
@@ -30,7 +30,7 @@ export const AuditList = Type.Object({
 export const ListAuditQuery = Type.Object(
   {
     targetType: Type.Optional(StringEnum(['message', 'subscription'] as const)),
-    targetId: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'with targetType: one message’s or subscription’s entries' })),
+    targetId: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: MESSAGE_ID_PATTERN, description: 'with targetType: one message’s or subscription’s entries (an id: 1–128 characters of A-Z a-z 0-9 _ : -)' })),
     tenant: Type.Optional(Type.String({ pattern: '^[a-z0-9_-]{1,64}$', description: 'only actions on this tenant’s messages' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size, 1–200' })),
     cursor: Type.Optional(Type.String({ maxLength: 64, description: 'Opaque: the nextCursor of the previous page' })),

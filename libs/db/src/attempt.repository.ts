@@ -22,7 +22,7 @@ import { foldedTransaction, type Statement } from './folded-transaction';
 import { lockOrderKeys, wakeNext, type OrderKeyRef } from './key-order';
 import { ERROR_MAX, type AttemptContext } from './rows';
 import { deliveries, type deliveryAttempts } from './schema/deliveries';
-import { runSql, toNumber } from './sql.runner';
+import { FAIL_UNLESS_ROW_COUNT, runSql, toNumber } from './sql.runner';
 import { BATCH_RETRY, lockMessages, rollUpMessageStatus, uniqueSeqs, withDeadlockRetry } from './transactions';
 import { STALLED_BATCH_MS, WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
 
@@ -233,15 +233,17 @@ export class AttemptRepository {
             const now = live[0]?.now ?? this.now();
             const cases = attemptResultCases(live.map((w) => ({ id: w.job.deliveryId, set: w.set })));
             const settled = live.filter((w) => w.outcome.kind !== 'retry');
-            const [updated] = await tx.send([
-              [recordAttempts(live.length), [...cases, now, live.map((w) => w.job.deliveryId)]],
-              [INSERT_ATTEMPTS, [live.map((w) => attemptValues(w.attempt))]],
-              ...(settled.length === 0 ? [] : [[ROLL_UP_MESSAGE_STATUS, [now, uniqueSeqs(settled.map((w) => w.messageSeq))]] satisfies Statement]),
-            ]);
+            // The rows are locked and were checked, so the UPDATE changes each; the guard makes sure before the COMMIT.
+            await tx.send(
+              [
+                [recordAttempts(live.length), [...cases, now, live.map((w) => w.job.deliveryId)]],
+                [FAIL_UNLESS_ROW_COUNT, [live.length]],
+                [INSERT_ATTEMPTS, [live.map((w) => attemptValues(w.attempt))]],
+                ...(settled.length === 0 ? [] : [[ROLL_UP_MESSAGE_STATUS, [now, uniqueSeqs(settled.map((w) => w.messageSeq))]] satisfies Statement]),
+              ],
+              { commit: true },
+            );
             statements++;
-            // The rows are locked and were checked: anything else means the batch is wrong, undo it.
-            const changed = (updated as ResultSetHeader).affectedRows;
-            if (changed !== live.length) throw new Error(`attempt batch changed ${changed} of ${live.length} deliveries`);
             return result;
           }),
         BATCH_RETRY.attempts,

@@ -99,12 +99,12 @@ describe('AttemptRepository group commit of attempt results', () => {
     };
     const before = await state();
 
-    expect(await lone.record({ ...a, attempt: 1 }, await claims.loadContext(a.deliveryId), ok, later)).toEqual({ kind: 'stale' });
+    expect(await lone.record({ ...a, attempt: 1 }, (await claims.loadContext(a.deliveryId))!, ok, later)).toEqual({ kind: 'stale' });
     expect(await state()).toEqual(before);
 
-    expect(await lone.record(a, await claims.loadContext(a.deliveryId), ok, later)).toEqual({ kind: 'delivered' });
+    expect(await lone.record(a, (await claims.loadContext(a.deliveryId))!, ok, later)).toEqual({ kind: 'delivered' });
     expect(await state()).toMatchObject({ message: { status: 'confirmed' }, attempts: [a.deliveryId] });
-    expect(await lone.record(b, await claims.loadContext(b.deliveryId), ok, later)).toEqual({ kind: 'delivered' });
+    expect(await lone.record(b, (await claims.loadContext(b.deliveryId))!, ok, later)).toEqual({ kind: 'delivered' });
     const after = await state();
     expect(after.message?.status).toBe('delivered');
     expect(after.message?.updated_at).not.toEqual(before.message?.updated_at);

@@ -2,6 +2,7 @@ import { deliveryOrderKey, topicMatches, type DeliveryJobRef, type SigningSecret
 import type { HeraldDb } from './connection';
 import { busyOrderKeys, isBusy, lockOrderKeys, setLastDeliveries, type OrderKeyRef } from './key-order';
 import { deliveryInserts, INSERT_DELIVERIES, newDeliveryValues, SELECT_NEW_DELIVERIES } from './delivery.statements';
+import { FAIL_UNLESS_ROW_COUNT } from './sql.runner';
 import type { LeaseSlots } from './lease-slots';
 import type { AttemptContext, DeliverySummary } from './rows';
 import type { DeliveryRow } from './schema/deliveries';
@@ -100,12 +101,21 @@ export async function fanOut(tx: SqlExecutor, batch: readonly FanOutSource[], no
 
 /**
  * The fan-out in a folded transaction: `enabled` came with an earlier trip, and the `before`
- * statements (the batch's own writes) travel with its INSERTs and read-back in one trip. Ordered
- * deliveries need their keys locked and read first, so those batches take more trips.
+ * statements (the batch's own writes) travel with its INSERTs and read-back in one trip. With
+ * `commit` that trip also commits. Ordered deliveries need their keys locked and read first, and
+ * their last ids written after the read-back, so those batches take more trips.
  */
-export async function foldedFanOut(tx: FoldedTransaction, enabled: ReadonlyArray<Subscription & SigningSecrets>, batch: readonly FanOutSource[], now: Date, hold: SlotHold | undefined, before: readonly Statement[]): Promise<{ fanOuts: Map<bigint, FanOut>; answers: unknown[] }> {
+export async function foldedFanOut(
+  tx: FoldedTransaction,
+  enabled: ReadonlyArray<Subscription & SigningSecrets>,
+  batch: readonly FanOutSource[],
+  now: Date,
+  hold: SlotHold | undefined,
+  before: readonly Statement[],
+  options: { commit?: boolean } = {},
+): Promise<{ fanOuts: Map<bigint, FanOut>; answers: unknown[] }> {
   const planned = batch.length === 0 ? [] : planDeliveries(enabled, batch, now);
-  if (planned.length === 0) return { fanOuts: new Map(), answers: await tx.send(before) };
+  if (planned.length === 0) return { fanOuts: new Map(), answers: await tx.send(before, options) };
   const ordered = planned.some((p) => p.orderKey !== null);
   let answers: unknown[] = [];
   if (ordered) {
@@ -114,12 +124,11 @@ export async function foldedFanOut(tx: FoldedTransaction, enabled: ReadonlyArray
     await waitTurns(tx, planned, now);
   }
   leaseDue(planned, now, hold);
-  const statements = writeStatements(planned, now);
-  // Each INSERT chunk is sized to fit a packet on its own: a batch of several takes a trip per chunk.
-  const trips = statements.length <= 2 ? [statements] : [statements.slice(0, 1), ...statements.slice(1, -2).map((s) => [s]), statements.slice(-2)];
+  const trips = writeTrips(planned, now);
   let sent: unknown[] = [];
   for (const [i, trip] of trips.entries()) {
-    sent = await tx.send(i === 0 ? [...before, ...trip] : trip);
+    const last = i === trips.length - 1;
+    sent = await tx.send(i === 0 ? [...before, ...trip] : trip, { commit: last && options.commit === true && !ordered });
     if (i === 0 && before.length > 0) answers = sent.slice(0, before.length);
   }
   return { fanOuts: await settle(tx, planned, sent.at(-1) as NewDeliveryRecord[], ordered, now), answers };
@@ -145,10 +154,21 @@ function leaseDue(planned: PlannedDelivery[], now: Date, hold: SlotHold | undefi
 
 /** The INSERTs of the planned deliveries, then the read-back of their ids. */
 function writeStatements(planned: readonly PlannedDelivery[], now: Date): Statement[] {
+  return writeTrips(planned, now).flat();
+}
+
+/**
+ * The INSERTs of the planned deliveries, one chunk per trip (each sized to fit a packet alone),
+ * each followed by a guard that fails the trip unless it wrote every row; the read-back of their
+ * ids ends the last trip, so it finds every row it looks for.
+ */
+function writeTrips(planned: readonly PlannedDelivery[], now: Date): Statement[][] {
   // Row order is id order: a key's deliveries of this batch join its sequence in batch order.
   const values = planned.map((p) => newDeliveryValues(p.message, p.subscription.id, p.subscription.target.type, p.runAt, now, p.leaseUntil, p.orderKey));
   const seqs = [...new Set(planned.map((p) => p.message.seq))];
-  return [...deliveryInserts(values).map((chunk): Statement => [INSERT_DELIVERIES, [chunk]]), [SELECT_NEW_DELIVERIES, [seqs]]];
+  const trips = deliveryInserts(values).map((chunk): Statement[] => [[INSERT_DELIVERIES, [chunk]], [FAIL_UNLESS_ROW_COUNT, [chunk.length]]]);
+  trips.at(-1)?.push([SELECT_NEW_DELIVERIES, [seqs]]);
+  return trips;
 }
 
 type NewDeliveryRecord = { id: string | number; message_seq: string | number; subscription_id: string };

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise';
 import { createDatabasePool, createDb, ensureDatabase, type HeraldDb } from './index';
 import { foldedTransaction } from './folded-transaction';
+import { FAIL_UNLESS_ROW_COUNT } from './sql.runner';
 
 const server = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const name = `herald_test_fold_${randomBytes(4).toString('hex')}`;
@@ -63,6 +64,19 @@ describe('foldedTransaction', () => {
     ).rejects.toThrow('decided against it');
     expect(await ids()).toEqual([1, 2]);
     expect(await inTransaction()).toBe(0);
+  });
+
+  it('stops a trip before its COMMIT when the row-count guard finds the statement before it changed another number of rows', async () => {
+    const trip = (expected: number) =>
+      foldedTransaction(db, (tx) =>
+        tx.send([['UPDATE t SET v = ? WHERE id IN (?)', ['g', [1, 2, 404]]], [FAIL_UNLESS_ROW_COUNT, [expected]], ['INSERT INTO t VALUES (?, ?)', [10, 'after']]], { commit: true }),
+      );
+    await expect(trip(3)).rejects.toMatchObject({ code: 'ER_TOO_MANY_ROWS' });
+    expect(await ids()).toEqual([1, 2]);
+    expect(await inTransaction()).toBe(0);
+    await trip(2);
+    expect(await ids()).toEqual([1, 2, 10]);
+    await pool.query('DELETE FROM t WHERE id = 10');
   });
 
   it('destroys a connection killed mid-transaction instead of handing it back, and nothing of it commits', async () => {

@@ -1,6 +1,5 @@
 import type { StoredMessage } from '@herald/domain';
 import type { HeraldDb } from './connection';
-import type { ResultSetHeader } from 'mysql2';
 import { foldedFanOut, leasingTransaction, noFanOut, type FanOut } from './fan-out';
 import { firstCopies, insertInRounds, insertWeight, InsertWeightLimit, type InsertRounds } from './insert-rounds';
 import type { LeaseSlots } from './lease-slots';
@@ -9,7 +8,8 @@ import { enabledSubscriptions } from './subscription.repository';
 import { SELECT_ENABLED_SUBSCRIPTIONS } from './subscription.statements';
 import { decidedColumns, refKey, toMessage, type MessageRef, type NewMessageRow } from './rows';
 import type { MessageRow } from './schema/messages';
-import { runSql, selectSql } from './sql.runner';
+import { FAIL_UNLESS_ROW_COUNT, runSql, selectSql } from './sql.runner';
+import type { Statement } from './folded-transaction';
 import { BATCH_RETRY, endsTransaction, isDuplicateKey, withDeadlockRetry } from './transactions';
 import { quietly, STALLED_BATCH_MS, WriteBatcher, type OnWriteBatch, type WriteBatchFallback } from './write.batcher';
 
@@ -178,7 +178,7 @@ export class MessageBatches {
             const [, inserted, enabled] = await tx.send([[INSERT_MESSAGES, [pending.map(MESSAGE_ROW.values)]], [SELECT_SEQS_BY_ID, [pending.map((row) => row.id)]], [SELECT_ENABLED_SUBSCRIPTIONS]]);
             for (const r of inserted as Array<{ seq: string; tenant: string; id: string }>) seqs.set(refKey(r), BigInt(r.seq));
             const batch = pending.map((row) => ({ ...row, seq: seqs.get(refKey(row)) as bigint, stored: toMessage(row) }));
-            return (await foldedFanOut(tx, enabledSubscriptions(enabled), batch, now, hold, [])).fanOuts;
+            return (await foldedFanOut(tx, enabledSubscriptions(enabled), batch, now, hold, [], { commit: true })).fanOuts;
           }, leasedIn), BATCH_RETRY.attempts, BATCH_RETRY.options);
         },
         (found) => this.findRows(found),
@@ -229,11 +229,10 @@ export class MessageBatches {
         if (prepared.length === 0) return applied;
         const set = decidedColumns('confirmed', now);
         const stored = prepared.map((row) => ({ ...row, stored: toMessage({ ...row, ...set }) }));
-        const { fanOuts, answers } = await foldedFanOut(tx, enabledSubscriptions(enabled), stored, now, hold, [[CONFIRM_PREPARED, [now, now, prepared.map((r) => r.seq)]]]);
+        // The rows are locked, so the UPDATE changes each of them; the guard makes sure before anything commits.
+        const confirm: Statement[] = [[CONFIRM_PREPARED, [now, now, prepared.map((r) => r.seq)]], [FAIL_UNLESS_ROW_COUNT, [prepared.length]]];
+        const { fanOuts } = await foldedFanOut(tx, enabledSubscriptions(enabled), stored, now, hold, confirm, { commit: true });
         statements++;
-        const changed = (answers[0] as ResultSetHeader).affectedRows;
-        // The rows are locked: anything else means the batch's view is wrong, so undo it all.
-        if (changed !== prepared.length) throw new Error(`confirm batch changed ${changed} of ${prepared.length} locked messages`);
         for (const row of stored) applied.set(refKey(row), { message: row.stored, ...(fanOuts.get(row.seq) ?? noFanOut()) });
         return applied;
       }, leasedIn), BATCH_RETRY.attempts, BATCH_RETRY.options);

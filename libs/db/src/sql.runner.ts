@@ -31,6 +31,13 @@ export async function selectSql<Row>(executor: SqlExecutor, text: string, values
   return rows;
 }
 
+/**
+ * A guard for folded transactions (`?`: the count expected): it fails with ER_TOO_MANY_ROWS
+ * unless the statement before it changed (or matched) exactly that many rows, so the statements
+ * after it in the trip — its COMMIT among them — never run. Plain SQL, for MySQL and MariaDB alike.
+ */
+export const FAIL_UNLESS_ROW_COUNT = 'SELECT 1 INTO @herald_row_count_guard FROM (SELECT 1 UNION ALL SELECT 2) AS two_rows WHERE ROW_COUNT() <> ?';
+
 /** `CASE id WHEN ? THEN ? … END` for `n` rows: one column of a multi-row UPDATE. */
 export function caseById(n: number): string {
   return `CASE id${' WHEN ? THEN ?'.repeat(n)} END`;

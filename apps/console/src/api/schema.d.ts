@@ -4728,7 +4728,7 @@ export interface operations {
         parameters: {
             query?: {
                 targetType?: "message" | "subscription";
-                /** @description with targetType: one message’s or subscription’s entries */
+                /** @description with targetType: one message’s or subscription’s entries (an id: 1–128 characters of A-Z a-z 0-9 _ : -) */
                 targetId?: string;
                 /** @description only actions on this tenant’s messages */
                 tenant?: string;
