@@ -26,6 +26,9 @@ export interface KeyLog {
 /** How often the keys file is read to see whether it changed (a removed key stops working within 10 s). */
 export const KEYS_FILE_POLL_MS = 2_000;
 
+/** Valid tokens remembered by `match` at most (a bound, not a cache size to tune: keys are few). */
+const KNOWN_TOKENS_MAX = 1_024;
+
 const digest = (token: string) => createHash('sha256').update(token).digest();
 const ROLES: readonly Role[] = ['admin', 'viewer', 'producer'];
 const FILE_FIELDS = new Set(['name', 'role', 'tenant', 'topics', 'token', 'tokenSha256', 'checkSecret']);
@@ -44,6 +47,7 @@ export class KeysFileError extends Error {
 export class KeyRing {
   private inline: KeyEntry[];
   private fromFile: KeyEntry[] = [];
+  private readonly known = new Map<string, Caller>();
   private fileHash?: string;
   private failedHash?: string;
   private timer?: NodeJS.Timeout;
@@ -76,13 +80,23 @@ export class KeyRing {
     await this.reading;
   }
 
-  /** The key whose token this is; every key is compared, in constant time, whichever matches. */
+  /**
+   * The key whose token this is; every key is compared, in constant time, whichever matches. A
+   * token that matched is remembered, so its next requests skip the hash: only valid tokens are
+   * kept (a guess never is), and the memory is dropped whenever the keys change.
+   */
   match(token: string): Caller | undefined {
+    const known = this.known.get(token);
+    if (known) return { ...known };
     const presented = digest(token);
     let found: KeyEntry | undefined;
     for (const key of this.inline) if (timingSafeEqual(presented, key.digest)) found = key;
     for (const key of this.fromFile) if (timingSafeEqual(presented, key.digest)) found = key;
-    return found && { name: found.name, role: found.role, tenant: found.tenant, ...(found.topics && { topics: found.topics }) };
+    if (!found) return undefined;
+    const caller: Caller = { name: found.name, role: found.role, tenant: found.tenant, ...(found.topics && { topics: found.topics }) };
+    if (this.known.size >= KNOWN_TOKENS_MAX) this.known.clear();
+    this.known.set(token, caller);
+    return { ...caller };
   }
 
   /** The tenants the keys name now (producers', and admins' own), `default` always among them. */
@@ -110,6 +124,7 @@ export class KeyRing {
     if (h === this.fileHash || h === this.failedHash) return;
     try {
       this.fromFile = parseKeysFile(text, this.inline);
+      this.known.clear();
       this.fileHash = h;
       this.failedHash = undefined;
       this.log?.info({ file: this.file, keys: this.fromFile.length }, 'API keys file reloaded');

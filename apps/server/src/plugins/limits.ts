@@ -41,6 +41,7 @@ export const limitsPlugin = fp<LimitsOptions>(
       // then. Without a valid token the request is counted against its address, on a budget of
       // its own, so guessing tokens (a new one each time) is limited too.
       const unauthenticated = (key: string) => key.startsWith('ip:');
+      const buckets = new Map<string, string>();
       await app.register(rateLimit, {
         global: true,
         max: (_request, key) => (unauthenticated(key) ? options.unauthenticatedPerMinute : options.ratePerMinute),
@@ -52,7 +53,15 @@ export const limitsPlugin = fp<LimitsOptions>(
         keyGenerator: (request) => {
           if (!request.caller) return `ip:${request.ip}`;
           const token = /^Bearer[ ]+(\S+)/i.exec(request.headers.authorization ?? '')?.[1];
-          return token ? `t:${createHash('sha256').update(token).digest('hex').slice(0, 32)}` : `anon:${request.ip}`;
+          if (!token) return `anon:${request.ip}`;
+          // Only valid tokens (a caller was found) are remembered, so guesses cannot fill the map.
+          let bucket = buckets.get(token);
+          if (bucket === undefined) {
+            bucket = `t:${createHash('sha256').update(token).digest('hex').slice(0, 32)}`;
+            if (buckets.size >= 1_024) buckets.clear();
+            buckets.set(token, bucket);
+          }
+          return bucket;
         },
         allowList: (request, key) =>
           request.routeOptions.config.access === 'public' || (unauthenticated(key) ? options.unauthenticatedPerMinute : options.ratePerMinute) === 0,
