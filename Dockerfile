@@ -12,7 +12,7 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm,sharing=locked \
     npm ci --no-audit --no-fund
 COPY . .
-# dist/apps/server/main.js (workspace libs bundled, npm packages left external) + migrations/
+# dist/apps/server/main.js (workspace libs and drizzle-orm bundled, other npm packages external) + migrations/
 RUN npm run build
 
 # ---- production: the bundle plus production dependencies only ------------------------------

@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -185,6 +185,11 @@ describe('the production image, assembled from the Dockerfile without Docker', (
     expect(existsSync(join(image.app, 'dist/apps/console/index.html'))).toBe(true);
     expect(existsSync(join(image.app, 'node_modules/fastify/package.json'))).toBe(true);
     for (const dev of ['vitest', 'esbuild', 'nx', 'typescript', 'vite', 'preact', 'openapi-fetch']) expect(existsSync(join(image.app, 'node_modules', dev)), dev).toBe(false);
+    // drizzle-orm is inside the bundle: loaded module by module from node_modules, it cost Node 24
+    // ~190 MiB of heap at start-up (docs/performance.md, "Memory").
+    const bundle = readFileSync(join(image.app, 'dist/apps/server/main.js'), 'utf8');
+    expect(bundle).toMatch(/from "fastify"/);
+    expect(bundle).not.toMatch(/from "drizzle-orm/);
   });
 
   it('npm run migrate, as the migrations Job runs it, creates the schema with DATABASE_URL alone and exits 0', async () => {

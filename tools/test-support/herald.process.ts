@@ -159,7 +159,15 @@ export async function bundleHerald(dir: string): Promise<string> {
     platform: 'node',
     format: 'esm',
     target: 'node20.19',
-    packages: 'external',
+    // As build.mjs: drizzle-orm bundled (its modules cost Node 24 ~190 MiB to load one by one).
+    plugins: [
+      {
+        name: 'external-packages',
+        setup(b) {
+          b.onResolve({ filter: /^[^./]/ }, (args) => (/^(@herald|drizzle-orm)(\/|$)/.test(args.path) ? undefined : { path: args.path, external: true }));
+        },
+      },
+    ],
     tsconfig: join(REPO_ROOT, 'tsconfig.json'),
     sourcemap: true,
     logLevel: 'warning',
