@@ -26,10 +26,9 @@ export interface KeyLog {
 /** How often the keys file is read to see whether it changed (a removed key stops working within 10 s). */
 export const KEYS_FILE_POLL_MS = 2_000;
 
-/** Valid tokens remembered by `match` at most (a bound, not a cache size to tune: keys are few). */
-const KNOWN_TOKENS_MAX = 1_024;
-
-const digest = (token: string) => createHash('sha256').update(token).digest();
+/** A bearer token's SHA-256: what keys are compared by, and (its first half) what names its rate-limit bucket. */
+export const tokenDigest = (token: string) => createHash('sha256').update(token).digest();
+const digest = tokenDigest;
 const ROLES: readonly Role[] = ['admin', 'viewer', 'producer'];
 const FILE_FIELDS = new Set(['name', 'role', 'tenant', 'topics', 'token', 'tokenSha256', 'checkSecret']);
 const topicPattern = new RegExp(TOPIC_PATTERN_GRAMMAR);
@@ -47,7 +46,6 @@ export class KeysFileError extends Error {
 export class KeyRing {
   private inline: KeyEntry[];
   private fromFile: KeyEntry[] = [];
-  private readonly known = new Map<string, Caller>();
   private fileHash?: string;
   private failedHash?: string;
   private timer?: NodeJS.Timeout;
@@ -80,23 +78,17 @@ export class KeyRing {
     await this.reading;
   }
 
-  /**
-   * The key whose token this is; every key is compared, in constant time, whichever matches. A
-   * token that matched is remembered, so its next requests skip the hash: only valid tokens are
-   * kept (a guess never is), and the memory is dropped whenever the keys change.
-   */
+  /** The key whose token this is; every key is compared, in constant time, whichever matches. */
   match(token: string): Caller | undefined {
-    const known = this.known.get(token);
-    if (known) return { ...known };
-    const presented = digest(token);
+    return this.matchDigest(digest(token));
+  }
+
+  /** `match` for a token whose digest the caller already has. */
+  matchDigest(presented: Buffer): Caller | undefined {
     let found: KeyEntry | undefined;
     for (const key of this.inline) if (timingSafeEqual(presented, key.digest)) found = key;
     for (const key of this.fromFile) if (timingSafeEqual(presented, key.digest)) found = key;
-    if (!found) return undefined;
-    const caller: Caller = { name: found.name, role: found.role, tenant: found.tenant, ...(found.topics && { topics: found.topics }) };
-    if (this.known.size >= KNOWN_TOKENS_MAX) this.known.clear();
-    this.known.set(token, caller);
-    return { ...caller };
+    return found && { name: found.name, role: found.role, tenant: found.tenant, ...(found.topics && { topics: found.topics }) };
   }
 
   /** The tenants the keys name now (producers', and admins' own), `default` always among them. */
@@ -124,7 +116,6 @@ export class KeyRing {
     if (h === this.fileHash || h === this.failedHash) return;
     try {
       this.fromFile = parseKeysFile(text, this.inline);
-      this.known.clear();
       this.fileHash = h;
       this.failedHash = undefined;
       this.log?.info({ file: this.file, keys: this.fromFile.length }, 'API keys file reloaded');

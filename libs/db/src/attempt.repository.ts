@@ -204,14 +204,12 @@ export class AttemptRepository {
           foldedTransaction(this.db, async (tx) => {
             fallbacks.clear();
             statements = 0;
-            // Both locking reads in one trip; SKIP LOCKED never waits, so taking a delivery whose
-            // message another transaction holds cannot deadlock: that write is left out below.
-            const ids = [...new Set(ws.map((w) => w.job.deliveryId))].sort((a, b) => a - b);
-            const [lockedMessages, lockedDeliveries] = await tx.send([
-              [LOCK_MESSAGE_SEQS_SKIP_LOCKED, [uniqueSeqs(ws.map((w) => w.messageSeq))]],
-              [LOCK_DELIVERIES_SKIP_LOCKED, [ids]],
-            ]);
+            // Messages first, then only the deliveries of messages this batch holds: a delivery
+            // locked without its message would make two batches' roll-ups wait on each other.
+            const [lockedMessages] = await tx.send([[LOCK_MESSAGE_SEQS_SKIP_LOCKED, [uniqueSeqs(ws.map((w) => w.messageSeq))]]]);
             const heldMessages = new Set((lockedMessages as Array<{ seq: string }>).map((r) => BigInt(r.seq)));
+            const ids = [...new Set(ws.filter((w) => heldMessages.has(w.messageSeq)).map((w) => w.job.deliveryId))].sort((a, b) => a - b);
+            const [lockedDeliveries] = ids.length === 0 ? [[]] : await tx.send([[LOCK_DELIVERIES_SKIP_LOCKED, [ids]]]);
             const rows = (lockedDeliveries as DeliveryStateRecord[]).map((r) => ({ ...r, id: toNumber(r.id) }));
             const held = new Set(rows.map((r) => r.id));
             const current = new Map(rows.map((r) => [r.id, r]));

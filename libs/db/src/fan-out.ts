@@ -2,12 +2,11 @@ import { deliveryOrderKey, topicMatches, type DeliveryJobRef, type SigningSecret
 import type { HeraldDb } from './connection';
 import { busyOrderKeys, isBusy, lockOrderKeys, setLastDeliveries, type OrderKeyRef } from './key-order';
 import { deliveryInserts, INSERT_DELIVERIES, newDeliveryValues, SELECT_NEW_DELIVERIES } from './delivery.statements';
-import { FAIL_UNLESS_ROW_COUNT } from './sql.runner';
 import type { LeaseSlots } from './lease-slots';
 import type { AttemptContext, DeliverySummary } from './rows';
 import type { DeliveryRow } from './schema/deliveries';
-import { runSql, selectSql, toNumber, type SqlExecutor } from './sql.runner';
-import { foldedTransaction, type FoldedTransaction, type Statement } from './folded-transaction';
+import { FAIL_UNLESS_ROW_COUNT, runSql, selectSql, toNumber, type SqlExecutor } from './sql.runner';
+import { foldedTransaction, type FoldedTransaction, type FoldedTransactionOptions, type Statement } from './folded-transaction';
 import { SubscriptionRepository } from './subscription.repository';
 import type { Tx } from './transactions';
 
@@ -26,8 +25,6 @@ export interface FanOut {
   /** Created leased to this process (each holds one slot): the dispatcher runs them. */
   leased: LeasedDelivery[];
 }
-
-
 
 /** A commit that created no delivery (each call a fresh object: callers may add to it). */
 export const noFanOut = (): FanOut => ({ jobs: [], deliveries: [], leased: [] });
@@ -55,11 +52,17 @@ export class SlotHold {
  * One try of a (folded) transaction whose fan-out may create leased deliveries. If it fails (or
  * its answer is lost) its slots are given back and the rows' leases just expire: the reconciler takes them.
  */
-export async function leasingTransaction<T>(db: HeraldDb, slots: LeaseSlots | undefined, work: (tx: FoldedTransaction, hold: SlotHold | undefined) => Promise<T>, leased: (result: T) => number): Promise<T> {
+export async function leasingTransaction<T>(
+  db: HeraldDb,
+  slots: LeaseSlots | undefined,
+  work: (tx: FoldedTransaction, hold: SlotHold | undefined) => Promise<T>,
+  leased: (result: T) => number,
+  options: FoldedTransactionOptions = {},
+): Promise<T> {
   const hold = slots && new SlotHold(slots);
   let result: T;
   try {
-    result = await foldedTransaction(db, (tx) => work(tx, hold));
+    result = await foldedTransaction(db, (tx) => work(tx, hold), options);
   } catch (error) {
     hold?.settle(0);
     throw error;
@@ -152,9 +155,14 @@ function leaseDue(planned: PlannedDelivery[], now: Date, hold: SlotHold | undefi
   for (const p of leasable.slice(0, granted)) p.leaseUntil = new Date(now.getTime() + hold.slots.leaseMs(p.subscription.target));
 }
 
-/** The INSERTs of the planned deliveries, then the read-back of their ids. */
+/**
+ * The INSERTs of the planned deliveries, then the read-back of their ids, for an ordinary
+ * transaction: each statement is its own round trip and fails on its own, so no guards.
+ */
 function writeStatements(planned: readonly PlannedDelivery[], now: Date): Statement[] {
-  return writeTrips(planned, now).flat();
+  return writeTrips(planned, now)
+    .flat()
+    .filter(([text]) => text !== FAIL_UNLESS_ROW_COUNT);
 }
 
 /**

@@ -5,6 +5,15 @@ import { formatSql, type SqlExecutor, type SqlParam } from './sql.runner';
 /** A statement's text and the values of its `?`s (none: the text is sent as it is). */
 export type Statement = readonly [text: string, values?: readonly SqlParam[]];
 
+export interface FoldedTransactionOptions {
+  /**
+   * READ COMMITTED instead of the session's REPEATABLE READ: a locking read then takes no gap
+   * locks, so a confirm batch looking up an id that does not exist does not hold back the
+   * prepares inserting next to it until it commits.
+   */
+  readCommitted?: boolean;
+}
+
 /**
  * A transaction on one pooled connection that sends its statements several to a round trip
  * (the pool's `multipleStatements`): START TRANSACTION travels with the first trip and COMMIT
@@ -14,7 +23,10 @@ export class FoldedTransaction implements SqlExecutor {
   private begun = false;
   private committed = false;
 
-  constructor(private readonly connection: PoolConnection) {}
+  constructor(
+    private readonly connection: PoolConnection,
+    private readonly options: FoldedTransactionOptions = {},
+  ) {}
 
   get open(): boolean {
     return this.begun && !this.committed;
@@ -28,8 +40,9 @@ export class FoldedTransaction implements SqlExecutor {
   async send(statements: readonly Statement[], options: { commit?: boolean } = {}): Promise<unknown[]> {
     if (this.committed) throw new Error('folded transaction already committed');
     const texts = statements.map(([text, values]) => (values ? formatSql(text, values) : text));
-    const lead = this.begun ? 0 : 1;
-    if (!this.begun) texts.unshift('START TRANSACTION');
+    const opening = this.begun ? [] : [...(this.options.readCommitted ? ['SET TRANSACTION ISOLATION LEVEL READ COMMITTED'] : []), 'START TRANSACTION'];
+    const lead = opening.length;
+    texts.unshift(...opening);
     if (options.commit) texts.push('COMMIT');
     if (texts.length === 0) return [];
     this.begun = true;
@@ -57,9 +70,9 @@ export class FoldedTransaction implements SqlExecutor {
  * itself). Anything thrown rolls it back; a connection that cannot even do that is destroyed
  * rather than handed back to the pool mid-transaction.
  */
-export async function foldedTransaction<T>(db: HeraldDb, work: (tx: FoldedTransaction) => Promise<T>): Promise<T> {
+export async function foldedTransaction<T>(db: HeraldDb, work: (tx: FoldedTransaction) => Promise<T>, options: FoldedTransactionOptions = {}): Promise<T> {
   const connection = await db.$client.getConnection();
-  const tx = new FoldedTransaction(connection);
+  const tx = new FoldedTransaction(connection, options);
   let result: T;
   try {
     result = await work(tx);

@@ -203,9 +203,10 @@ export class MessageBatches {
   }
 
   /**
-   * One transaction locks the batch's messages still `prepared` (seq order, SKIP LOCKED so a held
-   * row waits alone), confirms them and creates all their deliveries. An id it did not confirm
-   * answers undefined and its caller decides it on its own.
+   * One folded transaction (READ COMMITTED: no gap locks) locks the batch's messages by (id,
+   * tenant) with SKIP LOCKED, so a held row waits alone, then confirms those still `prepared` and
+   * creates all their deliveries. An id it did not confirm answers undefined and its caller
+   * decides it on its own.
    */
   private async confirmMany(refs: MessageRef[]): Promise<Array<AppliedConfirm | undefined>> {
     const now = this.now();
@@ -235,7 +236,7 @@ export class MessageBatches {
         statements++;
         for (const row of stored) applied.set(refKey(row), { message: row.stored, ...(fanOuts.get(row.seq) ?? noFanOut()) });
         return applied;
-      }, leasedIn), BATCH_RETRY.attempts, BATCH_RETRY.options);
+      }, leasedIn, { readCommitted: true }), BATCH_RETRY.attempts, BATCH_RETRY.options);
     } catch (error) {
       this.onBatch({ kind: 'confirm', size: refs.length, statements: 0, fallbacks: ['failed'], error });
       return refs.map(() => undefined);

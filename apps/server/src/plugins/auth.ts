@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
 import { DEFAULT_TENANT } from '@herald/domain';
-import type { Caller, KeyRing } from '../keys';
+import { tokenDigest, type Caller, type KeyRing } from '../keys';
 import { HttpProblem } from './errors';
 
 /**
@@ -16,6 +16,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     caller?: Caller;
+    /** The SHA-256 of the bearer token that named `caller`, computed once per request (the rate limit reuses it). */
+    tokenDigest?: Buffer;
     /** Why the caller may not use the route; answered once the rate limit has counted the request. */
     refusal?: HttpProblem;
   }
@@ -57,12 +59,14 @@ export const authPlugin = fp<AuthOptions>(
         request.refusal = new HttpProblem(401, 'missing bearer token: send Authorization: Bearer <token>');
         return;
       }
-      const found = options.keys.match(match[1]);
+      const presented = tokenDigest(match[1]);
+      const found = options.keys.matchDigest(presented);
       if (!found) {
         request.refusal = new HttpProblem(401, 'unknown bearer token');
         return;
       }
       request.caller = found;
+      request.tokenDigest = presented;
       if (found.role === 'viewer' && !READS.has(request.method)) request.refusal = new HttpProblem(403, 'the viewer role may only read (GET); this route writes');
       else if (found.role === 'producer' && access !== 'producer') request.refusal = new HttpProblem(403, 'the producer role may not use this route; it needs admin');
     });

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import fp from 'fastify-plugin';
 import { Redis } from 'ioredis';
 import rateLimit from '@fastify/rate-limit';
@@ -41,7 +40,6 @@ export const limitsPlugin = fp<LimitsOptions>(
       // then. Without a valid token the request is counted against its address, on a budget of
       // its own, so guessing tokens (a new one each time) is limited too.
       const unauthenticated = (key: string) => key.startsWith('ip:');
-      const buckets = new Map<string, string>();
       await app.register(rateLimit, {
         global: true,
         max: (_request, key) => (unauthenticated(key) ? options.unauthenticatedPerMinute : options.ratePerMinute),
@@ -52,16 +50,8 @@ export const limitsPlugin = fp<LimitsOptions>(
         // The token's digest, never the token, names the bucket.
         keyGenerator: (request) => {
           if (!request.caller) return `ip:${request.ip}`;
-          const token = /^Bearer[ ]+(\S+)/i.exec(request.headers.authorization ?? '')?.[1];
-          if (!token) return `anon:${request.ip}`;
-          // Only valid tokens (a caller was found) are remembered, so guesses cannot fill the map.
-          let bucket = buckets.get(token);
-          if (bucket === undefined) {
-            bucket = `t:${createHash('sha256').update(token).digest('hex').slice(0, 32)}`;
-            if (buckets.size >= 1_024) buckets.clear();
-            buckets.set(token, bucket);
-          }
-          return bucket;
+          // The digest the auth hook made of the token (none when authentication is off).
+          return request.tokenDigest ? `t:${request.tokenDigest.toString('hex', 0, 16)}` : `anon:${request.ip}`;
         },
         allowList: (request, key) =>
           request.routeOptions.config.access === 'public' || (unauthenticated(key) ? options.unauthenticatedPerMinute : options.ratePerMinute) === 0,

@@ -212,20 +212,11 @@ export const metricsPlugin = fp(
     };
     app.decorate('metrics', { registry, transitions, storedByTenant, tenants, writeBatchFallbacks, deliveryAttempts, deliveryAttemptSeconds, deliveriesFinished, checks, checkSeconds, enqueueFailures, traceExportFailures });
 
-    // Each (method, route, status) gets its label children once: a request then costs one Map
-    // lookup instead of prom-client hashing two label sets. Bounded by the routes and statuses.
-    const perRoute = new Map<string, { count: { inc(): void }; time: { observe(value: number): void } }>();
     app.addHook('onResponse', async (request, reply) => {
       // The route pattern, never the raw URL: ids in paths would explode the label set.
       const route = request.routeOptions.url ?? 'unmatched';
-      const key = `${request.method} ${route} ${reply.statusCode}`;
-      let children = perRoute.get(key);
-      if (!children) {
-        children = { count: requests.labels({ method: request.method, route, status_code: String(reply.statusCode) }), time: latency.labels({ method: request.method, route }) };
-        perRoute.set(key, children);
-      }
-      children.count.inc();
-      children.time.observe(reply.elapsedTime / 1000);
+      requests.inc({ method: request.method, route, status_code: String(reply.statusCode) });
+      latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
     });
   },
   { name: 'herald-metrics' },
