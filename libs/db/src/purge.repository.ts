@@ -23,6 +23,8 @@ export interface PurgeBatch extends PurgeCounts {
   locked: number;
   /** The last candidate: where a next batch may go on from, past messages this one kept. */
   last: PurgeCursor | null;
+  /** When the first candidate finished (its updated_at): with `last`, how fast the candidates finished. */
+  firstAt: Date | null;
 }
 
 /** A place in the (status, updated_at) index; InnoDB appends the primary key (seq) to it. */
@@ -83,7 +85,8 @@ export class PurgeRepository {
     const candidates = found.map((r) => BigInt(r.seq));
     const end = found.at(-1);
     const last = end ? { updatedAt: toDate(end.updated_at), seq: String(end.seq) } : null;
-    if (candidates.length === 0) return { ...emptyCounts(), candidates: 0, locked: 0, last };
+    const firstAt = found[0] ? toDate(found[0].updated_at) : null;
+    if (candidates.length === 0) return { ...emptyCounts(), candidates: 0, locked: 0, last, firstAt };
     const counts = await withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
         const byOrder = [...candidates].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
@@ -108,7 +111,7 @@ export class PurgeRepository {
         return done;
       }),
     );
-    return { ...counts, candidates: candidates.length, last };
+    return { ...counts, candidates: candidates.length, last, firstAt };
   }
 
   /** When the oldest message in `status` reached it (its updated_at), or null if there is none; one index probe. */
