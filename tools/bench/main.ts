@@ -35,6 +35,7 @@ const { values: args } = parseArgs({
     drain: { type: 'string', default: '60' },
     soak: { type: 'string' },
     'purger-windows': { type: 'string' },
+    'purger-options': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'herald-env': { type: 'string', multiple: true, default: [] },
     'herald-node-arg': { type: 'string', multiple: true, default: [] },
@@ -72,6 +73,8 @@ if (args.help) {
                         windows of <s> seconds, and the soak reports both phases (retention from
                         HERALD_RETENTION_DELIVERED_MS, default 60000; interval HERALD_PURGE_INTERVAL_MS, default 5000;
                         cap HERALD_PURGE_MAX_PER_SECOND, default 2000)
+  --purger-options <json>  with --purger-windows: more options for that purger (PurgerOptions), e.g.
+                        '{"batchSize":100,"paceFactor":0}', to compare settings
   --cpu-prof            run Herald with --cpu-prof (profiles under <out>/profiles)
   --herald-env K=V      extra environment for the Herald process (repeatable)
   --herald-node-arg <f> a node flag for the Herald process after those of \`npm start\` (repeatable;
@@ -155,7 +158,7 @@ async function main() {
     if (at > 0) heraldEnv[kv.slice(0, at)] = kv.slice(at + 1);
   }
   // The comparison's purger runs beside Herald, whose own purger is off (no retention).
-  const comparing = args.soak && args['purger-windows'] ? { retentionMs: Number(heraldEnv.HERALD_RETENTION_DELIVERED_MS ?? 60_000), intervalMs: Number(heraldEnv.HERALD_PURGE_INTERVAL_MS ?? 5_000), maxPerSecond: Number(heraldEnv.HERALD_PURGE_MAX_PER_SECOND ?? 2_000), windowS: Number(args['purger-windows']) } : undefined;
+  const comparing = args.soak && args['purger-windows'] ? { retentionMs: Number(heraldEnv.HERALD_RETENTION_DELIVERED_MS ?? 60_000), intervalMs: Number(heraldEnv.HERALD_PURGE_INTERVAL_MS ?? 5_000), maxPerSecond: Number(heraldEnv.HERALD_PURGE_MAX_PER_SECOND ?? 2_000), windowS: Number(args['purger-windows']), purgerOptions: JSON.parse(args['purger-options'] ?? '{}') as Record<string, unknown> } : undefined;
   if (comparing) Object.assign(heraldEnv, { HERALD_RETENTION_DELIVERED_MS: '0', HERALD_RETENTION_CANCELLED_MS: '0', HERALD_RETENTION_FAILED_MS: '0' });
   if (!args.url) {
     const entry = resolve(ROOT, args.entry);

@@ -1,12 +1,13 @@
 /**
  * Herald's purger (the worker's own Purger and PurgeRepository) in a process of its own, switched
  * on and off by the soak that forked it, so one run measures Herald with and without it.
- * Messages from the parent: 'on', 'off', 'exit'; to the parent: { purged } after each batch.
+ * Messages from the parent: 'on', 'off', 'exit'; to the parent: { purged } after each batch, and
+ * { catchUp } after the first run of each 'on' window.
  */
 import { createDatabasePool, createDb, PurgeRepository } from '@herald/db';
-import { Purger } from '@herald/queues';
+import { Purger, type PurgerOptions } from '@herald/queues';
 
-const config = JSON.parse(process.argv[2] ?? '{}') as { url: string; retentionMs: number; intervalMs: number; maxPerSecond?: number };
+const config = JSON.parse(process.argv[2] ?? '{}') as { url: string; retentionMs: number; intervalMs: number; maxPerSecond?: number; options?: Partial<PurgerOptions> };
 const pool = createDatabasePool({ url: config.url, connectionLimit: 4 });
 const purges = new PurgeRepository(createDb(pool));
 let purger: Purger | undefined;
@@ -21,13 +22,17 @@ async function on(): Promise<void> {
     intervalMs: config.intervalMs,
     retention: { delivered: config.retentionMs, cancelled: config.retentionMs, failed: 0 },
     ...(config.maxPerSecond !== undefined && { maxPerSecond: config.maxPerSecond }),
+    ...config.options,
     onPurged: (counts) => send({ purged: counts.messages }),
     log: { warn: (obj, msg) => process.stderr.write(`soak purger: ${msg} ${JSON.stringify(obj)}\n`) },
   });
   purger = p;
+  const startedAt = performance.now();
   // Its timer starts once this first run ends, so two runs (each with the cap) never overlap.
   first = p
     .run()
+    // The first run removes what the "off" window left: the rate of a purge with a backlog.
+    .then((counts) => send({ catchUp: { messages: counts.messages, ms: performance.now() - startedAt } }))
     .catch((err: Error) => process.stderr.write(`soak purger: ${err.message}\n`))
     .finally(() => {
       if (purger === p) p.start();

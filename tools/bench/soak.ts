@@ -15,6 +15,8 @@ export interface ComparisonOptions {
   intervalMs: number;
   /** The purger's cap, messages per second (0: none). */
   maxPerSecond: number;
+  /** Further PurgerOptions for the purger (batchSize, paceFactor, …). */
+  purgerOptions?: Record<string, unknown>;
   windowS: number;
   /** Herald's CPU time so far (all its processes), in ms. */
   heraldCpuMs: () => number | undefined;
@@ -29,6 +31,8 @@ interface Window {
   latencies: number[];
   errors: number;
   purged: number;
+  /** An "on" window's first run, which removes what the "off" window before it left (a backlog). */
+  catchUp?: { messages: number; seconds: number };
   heraldCpuMs: number | null;
 }
 
@@ -48,12 +52,15 @@ export interface ComparisonResult {
   retentionMs: number;
   intervalMs: number;
   maxPerSecond: number;
+  purgerOptions: Record<string, unknown>;
   /** Windows that began before the first message could be purged (at the retention), or ran less than half their length, are left out. */
   comparedFromS: number;
   off: PhaseFigures;
   on: PhaseFigures;
   /** CPU time of the purger's process during the load, ms (it would be on Herald's event loop in an `all` process). */
   purgerCpuMs: number | null;
+  /** Over the compared "on" windows' first runs (each a backlog of one "off" window): the median messages per second. */
+  catchUpPerSec: number | null;
   /** Medians over each "on" window of its figure ÷ the mean of its "off" neighbours (1 = no difference). */
   pairedRatio: { p99: number | null; pairsPerSec: number | null };
   windows: Array<Omit<Window, 'latencies'> & { pairs: number; p50: number | null; p95: number | null; p99: number | null }>;
@@ -73,7 +80,7 @@ export async function startPurgerComparison(options: ComparisonOptions) {
   let cpuAtWindowStart: number | undefined;
   let purgerCpuAtStart: number | undefined;
   const file = fileURLToPath(new URL('./soak-purger.ts', import.meta.url));
-  const child: ChildProcess = fork(file, [JSON.stringify({ url: options.databaseUrl, retentionMs: options.retentionMs, intervalMs: options.intervalMs, maxPerSecond: options.maxPerSecond })], {
+  const child: ChildProcess = fork(file, [JSON.stringify({ url: options.databaseUrl, retentionMs: options.retentionMs, intervalMs: options.intervalMs, maxPerSecond: options.maxPerSecond, options: options.purgerOptions ?? {} })], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -83,8 +90,9 @@ export async function startPurgerComparison(options: ComparisonOptions) {
   const acks: Array<() => void> = [];
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`the soak's purger process exited with ${code}`)));
-    child.on('message', (m: { ready?: boolean; purged?: number; ack?: string }) => {
+    child.on('message', (m: { ready?: boolean; purged?: number; ack?: string; catchUp?: { messages: number; ms: number } }) => {
       if (m.ready) resolve();
+      if (m.catchUp && current?.phase === 'on') current.catchUp = { messages: m.catchUp.messages, seconds: Math.round(m.catchUp.ms) / 1000 };
       if (m.purged) {
         purgedTotal += m.purged;
         if (current) current.purged += m.purged;
@@ -188,10 +196,12 @@ export async function startPurgerComparison(options: ComparisonOptions) {
         retentionMs: options.retentionMs,
         intervalMs: options.intervalMs,
         maxPerSecond: options.maxPerSecond,
+        purgerOptions: options.purgerOptions ?? {},
         comparedFromS,
         off: phaseFigures(compared.filter((w) => w.phase === 'off')),
         on: phaseFigures(compared.filter((w) => w.phase === 'on')),
         pairedRatio: { p99: median(ratios(p99)), pairsPerSec: median(ratios(perSec)) },
+        catchUpPerSec: median(compared.flatMap((w) => (w.catchUp && w.catchUp.seconds > 0 && w.catchUp.messages > 0 ? [Math.round(w.catchUp.messages / w.catchUp.seconds)] : []))),
         purgerCpuMs,
         windows: windows.map(({ latencies, ...w }) => {
           const { p50, p95, p99 } = summarize(latencies);
@@ -206,5 +216,5 @@ export async function startPurgerComparison(options: ComparisonOptions) {
 export function describeComparison(c: ComparisonResult): string {
   const line = (name: string, f: PhaseFigures) =>
     `  purger ${name}: ${f.windows} windows, ${f.pairsPerSec} pairs/s, ${f.errors} errors, prepare+confirm p50/p95/p99 ${f.latency.p50}/${f.latency.p95}/${f.latency.p99} ms, Herald CPU ${f.heraldCpuMsPerPair} ms/pair, ${f.messagesPurged} messages purged`;
-  return [line('off', c.off), line('on', c.on), `  median on/off ratio per window: p99 ${c.pairedRatio.p99}, pairs/s ${c.pairedRatio.pairsPerSec}; purger process CPU ${c.purgerCpuMs} ms for ${c.on.messagesPurged + c.off.messagesPurged} messages`].join('\n');
+  return [line('off', c.off), line('on', c.on), `  median on/off ratio per window: p99 ${c.pairedRatio.p99}, pairs/s ${c.pairedRatio.pairsPerSec}; purger process CPU ${c.purgerCpuMs} ms for ${c.on.messagesPurged + c.off.messagesPurged} messages; first run of an "on" window (the backlog) at a median ${c.catchUpPerSec} messages/s`].join('\n');
 }

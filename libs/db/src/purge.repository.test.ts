@@ -173,7 +173,7 @@ describe('PurgeRepository', () => {
       const batch = purges.purgeBatch('delivered', later(), 50);
       batch.catch(() => undefined);
       const victim = await waitFor(async () => {
-        const [rows] = await pool.query<RowDataPacket[]>("SELECT id FROM information_schema.processlist WHERE db = ? AND info LIKE 'DELETE FROM check_attempts%'", [name]);
+        const [rows] = await pool.query<RowDataPacket[]>("SELECT id FROM information_schema.processlist WHERE db = ? AND info LIKE 'DELETE%check_attempts%'", [name]);
         return rows[0]?.id as number | undefined;
       });
       await pool.query(`KILL CONNECTION ${Number(victim)}`);
@@ -186,6 +186,43 @@ describe('PurgeRepository', () => {
     expect(await rowsOf(['i-cut'])).toEqual(whole);
     expect(await purgeAll('delivered')).toBeGreaterThanOrEqual(1);
     expect(await rowsOf(['i-cut'])).toEqual({ messages: 0, deliveries: 0, deliveryAttempts: 0, checkAttempts: 0 });
+  });
+
+  it('holds no lock a confirm, a prepare or a delivery needs while its batch is under way (guards against the hot path waiting for every purge batch)', async () => {
+    // Due candidates; the last one, delivered after a check call, has a row in every table.
+    for (const id of ['h-old-1', 'h-old-2']) expect(await publish(id)).toBe('delivered');
+    expect(await checked('h-old-3', 'commit', { topic: 'one.checked' })).toBe('confirmed');
+    const [job] = (await pool.query<RowDataPacket[]>("SELECT id FROM deliveries WHERE message_id = 'h-old-3'"))[0];
+    await attempts.record({ deliveryId: Number(job?.id), generation: 0, attempt: 0, runAt: new Date() }, (await claims.loadContext(Number(job?.id)))!, ok, new Date());
+    // Prepared before the batch, confirmed while it runs: the newest confirmed entries of the
+    // status indexes sit right before the oldest delivered ones, which the batch holds.
+    expect((await messages.prepare({ id: 'h-new', topic: 'one.paid', payload: 1, checkUrl: 'http://x/c' })).kind).toBe('created');
+    const holder = await pool.getConnection();
+    try {
+      // Hold a check call the batch deletes: it waits there, holding what it locked before.
+      await holder.query('START TRANSACTION');
+      await holder.query("SELECT id FROM check_attempts WHERE message_id = 'h-old-3' FOR UPDATE");
+      const batch = purges.purgeBatch('delivered', later(), 50);
+      await waitFor(async () => {
+        const [rows] = await pool.query<RowDataPacket[]>("SELECT id FROM information_schema.processlist WHERE db = ? AND info LIKE 'DELETE%check_attempts%'", [name]);
+        return rows[0]?.id as number | undefined;
+      });
+      const hotPath = async () => {
+        const confirmed = await messages.decide({ tenant: 'default', id: 'h-new' }, 'confirm');
+        if (confirmed.kind !== 'applied') throw new Error(`h-new: ${confirmed.kind}`);
+        for (const created of confirmed.fanOut.jobs) await attempts.record(created, (await claims.loadContext(created.deliveryId))!, ok, new Date(), () => 0.5);
+        return publish('h-newer');
+      };
+      const raced = await Promise.race([hotPath(), new Promise((resolve) => setTimeout(() => resolve('waited for the batch'), 3_000))]);
+      expect(raced).toBe('delivered');
+      expect((await messages.find({ tenant: 'default', id: 'h-new' }))?.status).toBe('delivered');
+      await holder.query('ROLLBACK');
+      expect((await batch).messages).toBeGreaterThanOrEqual(3);
+    } finally {
+      holder.release();
+    }
+    expect(await rowsOf(['h-old-1', 'h-old-2', 'h-old-3'])).toEqual({ messages: 0, deliveries: 0, deliveryAttempts: 0, checkAttempts: 0 });
+    expect(await rowsOf(['h-new', 'h-newer'])).toMatchObject({ messages: 2, deliveries: 2, deliveryAttempts: 2 });
   });
 
   it('removes only the purged tenant\'s rows when another tenant holds the same id (guards against deleting by message id)', async () => {

@@ -23,6 +23,8 @@ export interface PurgeBatch extends PurgeCounts {
   locked: number;
   /** The last candidate: where a next batch may go on from, past messages this one kept. */
   last: PurgeCursor | null;
+  /** When the first candidate finished (its updated_at): with `last`, how fast the candidates finished. */
+  firstAt: Date | null;
 }
 
 /** A place in the (status, updated_at) index; InnoDB appends the primary key (seq) to it. */
@@ -48,7 +50,12 @@ const DELETE_CHUNK = 1_000;
 // Children are found by message_seq: ids are unique per tenant only.
 const CANDIDATES = `SELECT seq, updated_at FROM messages FORCE INDEX (ix_messages_status_updated)
   WHERE status = ? AND updated_at >= ? AND (updated_at > ? OR seq > ?) AND updated_at < ? ORDER BY status, updated_at, seq LIMIT ?`;
-const LOCK_CANDIDATES = 'SELECT seq FROM messages WHERE seq IN (?) AND status = ? AND updated_at < ? ORDER BY seq FOR UPDATE SKIP LOCKED';
+/**
+ * FORCE INDEX (PRIMARY): left to itself the optimizer often reads these through (status, seq) or
+ * (status, updated_at), whose next-key locks cover the gap before the oldest finished message,
+ * where every confirm moves its message's entries: each confirm then waited for the whole batch.
+ */
+const LOCK_CANDIDATES = 'SELECT seq FROM messages FORCE INDEX (PRIMARY) WHERE seq IN (?) AND status = ? AND updated_at < ? ORDER BY seq FOR UPDATE SKIP LOCKED';
 const DELIVERIES_OF = 'SELECT id, message_seq, status, order_key, skipped_at FROM deliveries WHERE message_seq IN (?)';
 const ATTEMPTS_OF = 'SELECT id FROM delivery_attempts WHERE delivery_id IN (?)';
 const CHECKS_OF = 'SELECT id FROM check_attempts WHERE message_seq IN (?)';
@@ -78,7 +85,8 @@ export class PurgeRepository {
     const candidates = found.map((r) => BigInt(r.seq));
     const end = found.at(-1);
     const last = end ? { updatedAt: toDate(end.updated_at), seq: String(end.seq) } : null;
-    if (candidates.length === 0) return { ...emptyCounts(), candidates: 0, locked: 0, last };
+    const firstAt = found[0] ? toDate(found[0].updated_at) : null;
+    if (candidates.length === 0) return { ...emptyCounts(), candidates: 0, locked: 0, last, firstAt };
     const counts = await withDeadlockRetry(() =>
       this.db.transaction(async (tx) => {
         const byOrder = [...candidates].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
@@ -103,7 +111,7 @@ export class PurgeRepository {
         return done;
       }),
     );
-    return { ...counts, candidates: candidates.length, last };
+    return { ...counts, candidates: candidates.length, last, firstAt };
   }
 
   /** When the oldest message in `status` reached it (its updated_at), or null if there is none; one index probe. */
@@ -151,10 +159,17 @@ async function idsOf(tx: SqlExecutor, text: string, keys: SqlParam[]): Promise<n
   return ids;
 }
 
+/**
+ * A DELETE of rows by primary key (`?`: the keys). Multi-table syntax, which takes an index hint:
+ * on a small table (or a batch that is a large share of it) the optimizer scans the whole table
+ * instead, and a scanning DELETE locks every row it reads, the newest messages' included.
+ */
+const deleteByKeySql = (table: string, key: 'id' | 'seq' = 'id') => `DELETE t FROM ${table} t FORCE INDEX (PRIMARY) WHERE t.${key} IN (?)`;
+
 async function deleteByKey(tx: SqlExecutor, table: string, ids: Array<string | number>, key: 'id' | 'seq' = 'id'): Promise<number> {
   let removed = 0;
   for (let i = 0; i < ids.length; i += DELETE_CHUNK) {
-    removed += (await runSql(tx, `DELETE FROM ${table} WHERE ${key} IN (?)`, [ids.slice(i, i + DELETE_CHUNK)])).affectedRows;
+    removed += (await runSql(tx, deleteByKeySql(table, key), [ids.slice(i, i + DELETE_CHUNK)])).affectedRows;
   }
   return removed;
 }

@@ -46,6 +46,12 @@ async function seed(prefix: string, n: number, status: string, agoMs: number, de
   }
 }
 
+/** Spreads the finish times (updated_at) of `prefix`'s messages, in seq order, `perSecond` apart, from their seeded time on. */
+async function spread(prefix: string, perSecond: number) {
+  const [[first]] = await pool.query<RowDataPacket[]>('SELECT MIN(seq) AS seq FROM messages WHERE id LIKE ?', [`${prefix}-%`]);
+  await pool.query('UPDATE messages SET updated_at = TIMESTAMPADD(MICROSECOND, (seq - ?) * ?, updated_at) WHERE id LIKE ?', [first?.seq, Math.round(1e6 / perSecond), `${prefix}-%`]);
+}
+
 async function left(prefix: string) {
   const like = `${prefix}-%`;
   const count = async (sql: string) => Number((await pool.query<RowDataPacket[]>(sql, [like]))[0][0]?.n);
@@ -138,7 +144,7 @@ describe('Purger', () => {
     expect(await left('open')).toEqual({ messages: 10, deliveries: 10, deliveryAttempts: 10, checkAttempts: 10 });
     expect(await left('sending')).toEqual({ messages: 10, deliveries: 10, deliveryAttempts: 10, checkAttempts: 10 });
 
-    // A purger waiting out its cap stops at once, leaving the rest for the next run.
+    // A purger waiting out its pace stops at once, leaving the rest for the next run.
     await seed('paused', 200, 'delivered', 2 * HOUR);
     let first!: () => void;
     const purged = new Promise<void>((resolve) => (first = resolve));
@@ -151,5 +157,35 @@ describe('Purger', () => {
     expect(performance.now() - stopAt).toBeLessThan(1_000);
     expect(partial.messages).toBe(10);
     expect((await left('paused')).messages).toBe(190);
+  });
+
+  it('removes a backlog three times as fast as it built up, not at the cap (guards against catch-up bursts that slow the hot path)', async () => {
+    // What earlier tests left due goes first, unpaced.
+    await new Purger(purges, { intervalMs: 60_000, retention, paceFactor: 0 }).run();
+    // 900 messages that finished 100 a second: paced at 300 a second, well under the cap.
+    await seed('paced', 900, 'delivered', 2 * HOUR);
+    await spread('paced', 100);
+    const batches: Array<{ at: number; messages: number }> = [];
+    const started = performance.now();
+    const removed = await new Purger(purges, { intervalMs: 60_000, retention, maxPerSecond: 2_000, batchSize: 100, onPurged: (c) => batches.push({ at: performance.now() - started, messages: c.messages }) }).run();
+    expect(removed.messages).toBe(900);
+    const pace = 300;
+    for (let i = 0; i < batches.length; i++) {
+      for (let j = i + 1; j < batches.length; j++) {
+        const between = batches.slice(i + 1, j + 1).reduce((sum, b) => sum + b.messages, 0);
+        expect(between).toBeLessThanOrEqual((pace * ((batches[j]?.at ?? 0) - (batches[i]?.at ?? 0))) / 1000 + 100);
+      }
+    }
+    // At the cap this would take under half a second.
+    expect(batches.at(-1)?.at).toBeGreaterThanOrEqual(2_000);
+    expect(await left('paced')).toEqual({ messages: 0, deliveries: 0, deliveryAttempts: 0, checkAttempts: 0 });
+
+    // Messages that finished minutes apart still go at MIN_PACED_PER_SECOND (100/s), not one every few minutes.
+    await seed('sparse', 50, 'delivered', 4 * HOUR);
+    await spread('sparse', 1 / 120);
+    const at = performance.now();
+    expect((await new Purger(purges, { intervalMs: 60_000, retention, maxPerSecond: 2_000, batchSize: 10 }).run()).messages).toBe(50);
+    expect(performance.now() - at).toBeLessThan(3_000);
+    expect(await left('sparse')).toEqual({ messages: 0, deliveries: 0, deliveryAttempts: 0, checkAttempts: 0 });
   });
 });

@@ -1,4 +1,4 @@
-import { emptyCounts, PURGEABLE_STATUSES, type PurgeableStatus, type PurgeCounts, type PurgeCursor, type PurgeRepository } from '@herald/db';
+import { emptyCounts, PURGEABLE_STATUSES, type PurgeableStatus, type PurgeBatch, type PurgeCounts, type PurgeCursor, type PurgeRepository } from '@herald/db';
 
 /** How long each terminal status is kept, in ms; 0 keeps it forever. */
 export type Retention = Record<PurgeableStatus, number>;
@@ -13,6 +13,12 @@ export interface PurgerOptions {
    * first purge of a large backlog is spread out rather than run flat out; 0 or unset: no cap.
    */
   maxPerSecond?: number;
+  /**
+   * A backlog is removed at most this many times as fast as its messages finished (became
+   * delivered, cancelled or failed), judged from each batch's candidates; default 3. Never slower
+   * than 100 messages a second nor faster than the cap; 0: only the cap paces.
+   */
+  paceFactor?: number;
   /** The name its runs are recorded under (one row for all replicas). */
   name?: string;
   /** After each batch that removed something: its rows by table. */
@@ -25,15 +31,21 @@ export interface PurgerOptions {
 
 export const PURGER_NAME = 'purger';
 
+/** A backlog goes three times as fast as it built up: the retention requirement's margin over the insert rate. */
+const DEFAULT_PACE_FACTOR = 3;
+
+/** Paced by its candidates, a purger still removes at least this many messages a second (or the cap). */
+const MIN_PACED_PER_SECOND = 100;
+
+/** A key's lock row is kept this long after its last use, so a busy key does not recreate it each time. */
+const ORDER_LOCK_IDLE_MS = 3_600_000;
+
 /**
  * Retention: every interval, removes the messages whose retention ran out, batch after batch until
  * none is left. On a timer in every worker process rather than a queue job: it needs MySQL only,
  * and replicas share the work through the batches' SKIP LOCKED (a batch finding all its
  * candidates held leaves them to the purger holding them).
  */
-/** A key's lock row is kept this long after its last use, so a busy key does not recreate it each time. */
-const ORDER_LOCK_IDLE_MS = 3_600_000;
-
 export class Purger {
   private timer?: NodeJS.Timeout;
   private running?: Promise<unknown>;
@@ -96,13 +108,24 @@ export class Purger {
       const counts = { messages: batch.messages, deliveries: batch.deliveries, deliveryAttempts: batch.deliveryAttempts, checkAttempts: batch.checkAttempts };
       for (const k of Object.keys(total) as Array<keyof PurgeCounts>) total[k] += counts[k];
       if (counts.messages > 0) this.options.onPurged?.(counts);
-      // Each message removed costs 1/cap s from its batch's start: no window exceeds the cap by more than one batch.
-      if (cap > 0 && counts.messages > 0) await this.pause(batchStartedAt + (counts.messages / cap) * 1000 - performance.now());
+      // Each message removed costs 1/pace s from its batch's start: no window exceeds the pace by more than one batch.
+      const rate = this.paceOf(batch, cap);
+      if (rate < Infinity && counts.messages > 0) await this.pause(batchStartedAt + (counts.messages / rate) * 1000 - performance.now());
       // Done: nothing left, or what is left another purger holds.
       if (batch.candidates < limit || batch.locked === 0) return;
       // A whole batch kept (each has a pending delivery): the next one starts past it.
       if (batch.messages === 0) after = batch.last ?? undefined;
     }
+  }
+
+  /** Messages per second for the next stretch: the cap, or less where the candidates finished slowly. */
+  private paceOf(batch: PurgeBatch, cap: number): number {
+    const limit = cap > 0 ? cap : Infinity;
+    const factor = this.options.paceFactor ?? DEFAULT_PACE_FACTOR;
+    if (factor <= 0 || !batch.firstAt || !batch.last || batch.candidates < 2) return limit;
+    const spanS = (batch.last.updatedAt.getTime() - batch.firstAt.getTime()) / 1000;
+    if (spanS <= 0) return limit;
+    return Math.min(limit, Math.max(MIN_PACED_PER_SECOND, (factor * (batch.candidates - 1)) / spanS));
   }
 
   /** Lock rows of ordered keys idle for an hour whose last delivery is settled: a few batches a run. */
