@@ -39,6 +39,11 @@ afterAll(async () => {
   prefixes.clear();
 });
 
+/** A name under this run's prefix, for what a test creates and removes by itself (the global setup checks). */
+export function testName(kind: string): string {
+  return `herald_t_${RUN}_${kind}_${randomBytes(3).toString('hex')}`;
+}
+
 /** A database of its own for one test file, dropped afterwards. */
 export async function createTestDatabase(prefix: string, options: { migrate?: boolean } = {}): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
   const name = `herald_t_${RUN}_${prefix}_${randomBytes(4).toString('hex')}`;
