@@ -9,6 +9,8 @@ const ref = (deliveryId: number, runAt: Date, attempt = 0): DeliveryJobRef => ({
 const TIMEOUTS = { webhookTimeoutMs: 2_000, amqpConfirmTimeoutMs: 2_000 };
 const leased = (job: DeliveryJobRef): LeasedDelivery => ({ job, context: {} as AttemptContext as LeasedDelivery['context'] });
 const settle = (ms = 10) => new Promise((r) => setTimeout(r, ms));
+/** A run begins on the event loop's next turn (after the committing request has answered). */
+const turn = () => new Promise((r) => setImmediate(r));
 
 /** A processor whose runs end when the test says so; leased runs are keyed by the negated id. */
 function heldProcessor() {
@@ -46,6 +48,10 @@ describe('DeliveryDispatcher', () => {
     const dispatcher = new DeliveryDispatcher({ queue, sender: { processor, slots } });
     const now = Date.now();
     await dispatcher.dispatch({ jobs: [ref(1, new Date(now)), ref(2, new Date(now + 5_000)), ref(3, new Date(now - 10)), ref(4, new Date(now))] }, 'm-1');
+    // The slots are taken at once, but the runs begin only after the caller's turn (its answer).
+    expect(slots.inUse).toBe(2);
+    expect(processor.runs.size).toBe(0);
+    await turn();
     expect(enqueued.map((r) => r.deliveryId)).toEqual([2, 4]);
     expect([...processor.runs.keys()]).toEqual([1, 3]);
     expect(slots.inUse).toBe(2);
@@ -57,6 +63,7 @@ describe('DeliveryDispatcher', () => {
     expect(enqueued.map((r) => r.deliveryId)).toEqual([2, 4, 1]);
     expect(slots.inUse).toBe(0);
     await dispatcher.dispatch({ jobs: [ref(5, new Date(now))] }, 'm-5');
+    await turn();
     expect(enqueued.map((r) => r.deliveryId)).toEqual([2, 4, 1]);
     expect(processor.runs.has(5)).toBe(true);
 
@@ -64,6 +71,7 @@ describe('DeliveryDispatcher', () => {
     let closed = false;
     const closing = dispatcher.close().then(() => (closed = true));
     await dispatcher.dispatch({ jobs: [ref(6, new Date(now))] }, 'm-6');
+    await turn();
     expect(enqueued.map((r) => r.deliveryId)).toEqual([2, 4, 1, 6]);
     expect(processor.runs.has(6)).toBe(false);
     await settle();
@@ -71,6 +79,23 @@ describe('DeliveryDispatcher', () => {
     processor.runs.get(5)?.resolve({ kind: 'skipped' });
     await closing;
     expect(closed).toBe(true);
+    expect(slots.inUse).toBe(0);
+  });
+
+  it('waits on close for a run that was dispatched but has not begun yet', async () => {
+    const processor = heldProcessor();
+    const { queue } = recordingQueue();
+    const slots = new LeaseSlots(2, TIMEOUTS);
+    const dispatcher = new DeliveryDispatcher({ queue, sender: { processor, slots } });
+    await dispatcher.dispatch({ jobs: [ref(1, new Date())] }, 'm-1');
+    let closed = false;
+    const closing = dispatcher.close().then(() => (closed = true));
+    await settle();
+    // It began after close was called, and close waits for it to end.
+    expect(processor.runs.has(1)).toBe(true);
+    expect(closed).toBe(false);
+    processor.runs.get(1)?.resolve({ kind: 'delivered' });
+    await closing;
     expect(slots.inUse).toBe(0);
   });
 
@@ -86,14 +111,17 @@ describe('DeliveryDispatcher', () => {
     expect(slots.take(1)).toBe(0);
     // Every slot is taken: a due job goes to the queue.
     await dispatcher.dispatch({ jobs: [ref(1, new Date(now))] }, 'm-1');
+    await turn();
     expect(enqueued.map((r) => r.deliveryId)).toEqual([1]);
 
     // One transaction committed (its lease is held: run without a claim, in the slot it took), one rolled back.
     await dispatcher.dispatch({ jobs: [], leased: [leased(ref(7, new Date(now)))] }, 'm-7');
+    await turn();
     slots.give(2);
     expect([...processor.runs.keys()]).toEqual([-7]);
     expect(slots.inUse).toBe(1);
     await dispatcher.dispatch({ jobs: [ref(2, new Date(now)), ref(3, new Date(now)), ref(4, new Date(now))] }, 'm-2');
+    await turn();
     expect(enqueued.map((r) => r.deliveryId)).toEqual([1, 4]);
 
     // close waits for slots still taken (a transaction committing its leases), then for the run they became.
@@ -110,6 +138,7 @@ describe('DeliveryDispatcher', () => {
     expect(slots.inUse).toBe(1);
     // A leased delivery runs even after close began: its lease keeps everyone else off the row.
     await dispatcher.dispatch({ jobs: [], leased: [leased(ref(8, new Date(now)))] }, 'm-8');
+    await turn();
     expect(processor.runs.has(-8)).toBe(true);
     await settle(50);
     expect(closed).toBe(false);
@@ -129,6 +158,7 @@ describe('DeliveryDispatcher', () => {
     const later = new Date(now + 60_000);
     expect(slots.take(1)).toBe(1);
     await dispatcher.dispatch({ jobs: [ref(1, new Date(now))], leased: [leased(ref(2, new Date(now)))] }, 'm-1');
+    await turn();
     expect([...processor.runs.keys()].sort()).toEqual([-2, 1]);
     expect(enqueued).toEqual([]);
     processor.runs.get(1)?.resolve({ kind: 'retry', next: ref(1, later, 1) });

@@ -101,9 +101,11 @@ export class DeliveryDispatcher {
   /** Runs one delivery in a slot it holds, and frees the slot when the run ends. */
   private start(ref: DeliveryJobRef, work: () => Promise<ProcessResult>): void {
     const slots = this.options.sender?.slots;
-    // Detached from the request that committed it: the attempt's span joins the message's trace.
-    const run = context
-      .with(ROOT_CONTEXT, work)
+    // Begun on the next turn of the event loop, so the committing request answers first and its
+    // caller's latency does not include signing and sending. Detached from that request's trace
+    // context: the attempt's span joins the message's trace.
+    const run = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => context.with(ROOT_CONTEXT, work))
       .then(
         (result) => this.after(result, ref),
         async (err: Error) => {
