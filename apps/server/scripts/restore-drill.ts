@@ -10,4 +10,4 @@ import { runRestoreDrill } from '../test/restore-drill';
 const log = (text: string) => console.log(`[drill ${new Date().toISOString().slice(11, 19)}] ${text}`);
 
 const report = await runRestoreDrill({ keepDump: true, log, redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
-log(`confirmed-after: ${report.confirmGapMs} ms from the first prepare to the last confirm (check-back after ${report.checkAfterMs} ms)`);
+log(`confirmed-after: ${report.confirmGapMs} ms from the first prepare to the dump (check-back after ${report.checkAfterMs} ms)`);
