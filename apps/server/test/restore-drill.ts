@@ -17,7 +17,7 @@ import { deleteKeysUnder } from '@herald/test-support';
 import { buildApp } from '../src/app';
 import { parseConfig } from '../src/config';
 
-export const DRILL_CLASSES = ['delivered-before', 'confirmed-after', 'published-after', 'prepared-after', 'load'] as const;
+export const DRILL_CLASSES = ['delivered-before', 'confirmed-after', 'sending-at-dump', 'published-after', 'prepared-after', 'load'] as const;
 export type DrillClass = (typeof DRILL_CLASSES)[number];
 
 /** A message's status as the restored Herald answers it; `404` when it does not know the id. */
@@ -84,21 +84,31 @@ async function until(what: string, done: () => boolean | Promise<boolean>): Prom
   }
 }
 
-/** The consumer: counts deliveries per message id. And the producer's check endpoint: always commit. */
+/**
+ * The consumer: counts deliveries per message id; `/slow` holds its answers until `release()`, so
+ * those deliveries are still pending when the dump is taken. And the producer's check endpoint: always commit.
+ */
 async function endpoints() {
   const deliveries = new Map<string, number>();
+  const held: Array<() => void> = [];
+  let holding = true;
   const server: Server = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
       if (req.url === '/check') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"commit"}');
       const id = String(req.headers['webhook-id']);
       deliveries.set(id, (deliveries.get(id) ?? 0) + 1);
+      if (req.url === '/slow' && holding) return void held.push(() => res.writeHead(200).end('ok'));
       res.writeHead(200).end('ok');
     });
   });
+  const release = () => {
+    holding = false;
+    for (const answer of held.splice(0)) answer();
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { deliveries, base, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { deliveries, held, release, base, close: () => (release(), new Promise<void>((resolve) => server.close(() => resolve()))) };
 }
 
 const tally = (values: Iterable<string>) => {
@@ -147,6 +157,8 @@ export async function runRestoreDrill(options: DrillOptions = {}): Promise<Drill
         HERALD_CHECK_SWEEP_INTERVAL_MS: String(options.sweepIntervalMs ?? 500),
         ...(options.reconcileIntervalMs !== undefined && { HERALD_RECONCILE_INTERVAL_MS: String(options.reconcileIntervalMs) }),
         HERALD_LOG_LEVEL: 'warn',
+        // The lease of a delivery pending in the dump outlives the attempt by this much and a margin.
+        HERALD_WEBHOOK_TIMEOUT_MS: '5000',
         // A drill on a shared machine: no load shedding or rate limit in the way.
         HERALD_MAX_EVENT_LOOP_DELAY_MS: '0',
         HERALD_RATE_LIMIT_PER_MINUTE: '0',
@@ -176,8 +188,10 @@ export async function runRestoreDrill(options: DrillOptions = {}): Promise<Drill
     a = await startHerald(source);
     const sub = await api(a.url, 'POST', '/v1/subscriptions', { name: 'drill', topic: 'drill.#', target: { type: 'webhook', url: `${ep.base}/hook` } });
     if (sub.status !== 201) throw new Error(`subscription: ${sub.status} ${JSON.stringify(sub.json)}`);
+    const slow = await api(a.url, 'POST', '/v1/subscriptions', { name: 'drill slow', topic: 'slow.#', target: { type: 'webhook', url: `${ep.base}/slow` } });
+    if (slow.status !== 201) throw new Error(`subscription: ${slow.status} ${JSON.stringify(slow.json)}`);
     log(`Herald started on ${source}; ${N} messages per class`);
-    const prepare = (url: string, id: string, confirm = false) => api(url, 'POST', '/v1/messages', { id, topic: 'drill.order', payload: { id }, ...(confirm ? { confirm: true } : { checkUrl: `${ep.base}/check`, checkAfterMs }) });
+    const prepare = (url: string, id: string, confirm = false, topic = 'drill.order') => api(url, 'POST', '/v1/messages', { id, topic, payload: { id }, ...(confirm ? { confirm: true } : { checkUrl: `${ep.base}/check`, checkAfterMs }) });
     const ids = (cls: DrillClass) => Array.from({ length: N }, (_, i) => `${cls}-${name}-${i}`);
 
     // Before the dump: delivered, and prepared (to be confirmed after it).
@@ -186,6 +200,9 @@ export async function runRestoreDrill(options: DrillOptions = {}): Promise<Drill
     let dumpStartedAt = firstPrepare;
     for (const id of ids('confirmed-after')) await prepare(a.url, id);
     await until('the first deliveries', () => ids('delivered-before').every((id) => ep.deliveries.has(id)));
+    // Published, and their deliveries under way (leased, answer held) while the dump is taken.
+    for (const id of ids('sending-at-dump')) await prepare(a.url, id, true, 'slow.order');
+    await until('the held deliveries', () => ep.held.length === N);
 
     // Load during the dump: prepare + confirm pairs back to back.
     let loading = true;
@@ -213,6 +230,7 @@ export async function runRestoreDrill(options: DrillOptions = {}): Promise<Drill
       await sleep(300);
     } finally {
       loading = false;
+      ep.release();
     }
     const loadFailure = await load;
     if (loadFailure) throw loadFailure;
@@ -223,6 +241,7 @@ export async function runRestoreDrill(options: DrillOptions = {}): Promise<Drill
     for (const id of ids('published-after')) await prepare(a.url, id, true);
     for (const id of ids('prepared-after')) await prepare(a.url, id);
     await until('the deliveries after the dump', () => [...ids('confirmed-after'), ...ids('published-after')].every((id) => ep.deliveries.has(id)));
+    await until('the held deliveries recorded', async () => (await Promise.all(ids('sending-at-dump').map((id) => api(source$.url, 'GET', `/v1/messages/${id}`)))).every((r) => r.json.status === 'delivered'));
     await a.app.close();
     a = undefined;
     // Closing waits for the workers' jobs, so nothing the source sends arrives after this copy.
@@ -237,6 +256,7 @@ export async function runRestoreDrill(options: DrillOptions = {}): Promise<Drill
     const idsOf: Record<DrillClass, string[]> = {
       'delivered-before': ids('delivered-before'),
       'confirmed-after': ids('confirmed-after'),
+      'sending-at-dump': ids('sending-at-dump'),
       'published-after': ids('published-after'),
       'prepared-after': ids('prepared-after'),
       load: Array.from({ length: loadPairs }, (_, i) => `load-${name}-${i}`),
