@@ -27,10 +27,17 @@ export async function startConsoleHarness(name: string, env: Record<string, stri
   const prefix = testPrefix();
   const app: FastifyInstance = await buildApp(parseConfig(testEnv(db.url, { HERALD_QUEUE_PREFIX: prefix, HERALD_CHECK_SWEEP_INTERVAL_MS: '100', ...env })), { logger: false, consoleDir });
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  // A browser that does not start (Chromium missing) must not leave the database and app behind.
+  const browser: Browser = await chromium
+    .launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    })
+    .catch(async (err: unknown) => {
+      await app.close();
+      await db.drop();
+      throw err;
+    });
   /** Every request the page makes, to prove it talks to Herald alone. */
   const requested: string[] = [];
   const newPage = async (): Promise<Page> => {
