@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { ephemeralPort, launchHerald, waitReady } from '@herald/test-support';
 
 export interface HeraldProcess {
@@ -84,6 +84,22 @@ export function readCpuMs(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The pid of a process on this machine whose command name is one of `names` (e.g. the local
+ * MySQL server, whose CPU per operation the benchmark reports beside Herald's); undefined if none.
+ */
+export function findProcess(names: readonly string[]): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (names.includes(readFileSync(`/proc/${entry}/comm`, 'utf8').trim())) return Number(entry);
+    } catch {
+      // gone since the listing
+    }
+  }
+  return undefined;
 }
 
 // USER_HZ is 100 on every Linux architecture Node runs on.

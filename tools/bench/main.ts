@@ -15,7 +15,7 @@ import { Redis } from 'ioredis';
 import { createConnection, createPool } from 'mysql2/promise';
 import { Pool, type Dispatcher } from 'undici';
 import { migrate } from '@herald/db';
-import { readCpuMs, readMemory, sampleMemory, startHerald, startScriptNodeFlags, type HeraldProcess } from './herald.process';
+import { findProcess, readCpuMs, readMemory, sampleMemory, startHerald, startScriptNodeFlags, type HeraldProcess } from './herald.process';
 import { closedLoop, openLoop, type LoadResult, type Operation } from './load.generator';
 import { createRawTable, rawAmqpBaseline, rawMysqlBaseline } from './raw.baseline';
 import { countersPerOp, snapshotCounters, type CounterSnapshot } from './server.counters';
@@ -250,6 +250,9 @@ async function main() {
   };
   const cpuNow = () => cpuOf(pids);
   const naiveCpuNow = () => cpuOf(naive ? [naive.pid] : []);
+  // The database's share of an operation: on a shared machine it competes with Herald for the same cores.
+  const databasePid = /(\/\/|@)(127\.0\.0\.1|localhost|\[::1\])(:|\/|$)/.test(MYSQL_SERVER) ? findProcess(['mariadbd', 'mysqld']) : undefined;
+  const databaseCpuNow = () => cpuOf(databasePid ? [databasePid] : []);
   const perOp = (since: number | undefined, now: number | undefined, ops: number) =>
     since === undefined || now === undefined || ops === 0 ? null : Math.round(((now - since) / ops) * 100) / 100;
   const cpuPerOp = (since: number | undefined, ops: number) => perOp(since, cpuNow(), ops);
@@ -348,9 +351,11 @@ async function main() {
     log(`  naive peer at concurrency ${concurrency}`);
     const counted = await countersNow();
     const cpuStart = naiveCpuNow();
+    const databaseStart = databaseCpuNow();
     const load = await closedLoop(concurrency, durationMs, op(times));
     await drain(times.doneAt.keys(), arrivals, 1);
     const cpuEnd = naiveCpuNow();
+    const databaseCpuMsPerOp = perOp(databaseStart, databaseCpuNow(), load.ok);
     const naiveCounters = await countedPerOp(counted, load.ok);
     const d = delivered(load, times.doneAt, arrivals, 1);
     const perSec = load.ok / load.seconds;
@@ -367,13 +372,14 @@ async function main() {
       prepareLatency: summarize(times.prepare),
       confirmLatency: summarize(times.confirm),
       cpuMsPerOp,
+      databaseCpuMsPerOp,
       ratio: sustained > 0 ? heraldSustained / sustained : null,
       cpuRatio: cpuMsPerOp && row.heraldCpuMsPerOp !== null ? row.heraldCpuMsPerOp / cpuMsPerOp : null,
       ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
       ...(naiveCounters && { counters: naiveCounters }),
     };
     row.naive = figures;
-    log(`  naive ${perSec.toFixed(0)}/s, ${d.deliveredPerSec.toFixed(0)} delivered/s, ${load.errors} errors, undelivered ${d.undelivered}, CPU ${cpuMsPerOp} ms/op; Herald ÷ naive ${figures.ratio?.toFixed(2)}×`);
+    log(`  naive ${perSec.toFixed(0)}/s, ${d.deliveredPerSec.toFixed(0)} delivered/s, ${load.errors} errors, undelivered ${d.undelivered}, CPU ${cpuMsPerOp} ms/op (MySQL server ${databaseCpuMsPerOp ?? '–'}); Herald ÷ naive ${figures.ratio?.toFixed(2)}×`);
   }
 
   /** prepare + confirm pairs on `topic` through `via`; each pair's confirm 200 time is kept for the latency. */
@@ -396,12 +402,14 @@ async function main() {
     log(`${scenario} at concurrency ${concurrency} for ${durationMs / 1000} s`);
     const counted = await countersNow();
     const cpuStart = cpuNow();
+    const databaseStart = databaseCpuNow();
     const load = await closedLoop(concurrency, durationMs, pairs(topic, `${topic}-${concurrency}`, times, call, keys));
     await drain(times.doneAt.keys(), sink.arrivals, copies);
     const d = delivered(load, times.doneAt, sink.arrivals, copies);
     const row = addRow(scenario, concurrency, load, d, times, cpuStart, baseline && { name: 'MySQL INSERT+UPDATE', ...baseline });
+    row.databaseCpuMsPerOp = perOp(databaseStart, databaseCpuNow(), load.ok);
     row.counters = await countedPerOp(counted, load.ok);
-    log(`  ${row.heraldPerSec.toFixed(0)} pairs/s, ${load.errors} errors, p99 confirm→delivered ${d.latency.p99} ms, undelivered ${d.undelivered}, CPU ${row.heraldCpuMsPerOp} ms/pair`);
+    log(`  ${row.heraldPerSec.toFixed(0)} pairs/s, ${load.errors} errors, p99 confirm→delivered ${d.latency.p99} ms, undelivered ${d.undelivered}, CPU ${row.heraldCpuMsPerOp} ms/pair (MySQL server ${row.databaseCpuMsPerOp ?? '–'})`);
     // The naive peer sends every message to one endpoint: it has a twin of the one-webhook scenario only.
     if (copies === 1 && keys === 0) await naiveWindow(row, concurrency, sink.arrivals, (t) => pairs('bench.pc', `naive-${concurrency}`, t, callNaive));
   }
@@ -426,12 +434,14 @@ async function main() {
     log(`direct publish → RabbitMQ at concurrency ${concurrency}`);
     const counted = await countersNow();
     const cpuStart = cpuNow();
+    const databaseStart = databaseCpuNow();
     const load = await closedLoop(concurrency, durationMs, publishes(`amqp-${concurrency}`, times));
     await drain(times.doneAt.keys(), consumer.arrivals, 1);
     const d = delivered(load, times.doneAt, consumer.arrivals, 1);
     const row = addRow('direct publish → RabbitMQ', concurrency, load, d, times, cpuStart, { name: 'amqplib confirmed publish', perSec: rawPerSec, latency: summarize(raw.latencies) });
+    row.databaseCpuMsPerOp = perOp(databaseStart, databaseCpuNow(), load.ok);
     row.counters = await countedPerOp(counted, load.ok);
-    log(`  raw ${rawPerSec.toFixed(0)}/s; Herald ${row.heraldPerSec.toFixed(0)} accepted/s, ${d.deliveredPerSec.toFixed(0)} delivered/s, p99 ${d.latency.p99} ms, CPU ${row.heraldCpuMsPerOp} ms/msg`);
+    log(`  raw ${rawPerSec.toFixed(0)}/s; Herald ${row.heraldPerSec.toFixed(0)} accepted/s, ${d.deliveredPerSec.toFixed(0)} delivered/s, p99 ${d.latency.p99} ms, CPU ${row.heraldCpuMsPerOp} ms/msg (MySQL server ${row.databaseCpuMsPerOp ?? '–'})`);
     await naiveWindow(row, concurrency, consumer.arrivals, (t) => publishes(`naive-amqp-${concurrency}`, t, callNaive));
   }
 

@@ -24,6 +24,8 @@ export interface BenchRow {
   rssMaxMiB: number;
   /** Herald's CPU time (user + system) per completed operation, window and drain included. */
   heraldCpuMsPerOp: number | null;
+  /** The local MySQL server's CPU per completed operation over the same span (server-wide; null when it runs elsewhere). */
+  databaseCpuMsPerOp?: number | null;
   errorSamples?: string[];
   /** The naive peer's window at the same concurrency, same run (pc and direct only). */
   naive?: NaivePeerFigures;
@@ -50,6 +52,8 @@ export interface NaivePeerFigures {
   confirmLatency: LatencySummary;
   /** The naive process's CPU (user + system) per completed operation, window and drain included. */
   cpuMsPerOp: number | null;
+  /** The local MySQL server's CPU per operation of the naive peer's window (server-wide). */
+  databaseCpuMsPerOp?: number | null;
   /** Herald's sustained rate ÷ the naive peer's (each min(accepted, delivered) per second). */
   ratio: number | null;
   /** Herald's CPU per operation ÷ the naive peer's. */
@@ -121,6 +125,8 @@ export function naiveTable(rows: readonly BenchRow[]): string {
     'undelivered Herald / naive',
     'raw limit /s',
   ];
+  const database = rows.some((r) => r.databaseCpuMsPerOp != null);
+  if (database) header.push('MySQL server CPU ms/op Herald / naive');
   const counted = rows.some((r) => r.counters);
   if (counted) header.push('MySQL statements/op Herald / naive', 'Redis commands/op Herald / naive');
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
@@ -142,6 +148,7 @@ export function naiveTable(rows: readonly BenchRow[]): string {
         direct ? '–' : `${p50(r.confirmLatency)} / ${p50(n.confirmLatency)}`,
         `${r.undelivered ?? '–'} / ${n.undelivered}`,
         fmt(r.baselinePerSec),
+        ...(database ? [`${fmt(r.databaseCpuMsPerOp, 2)} / ${fmt(n.databaseCpuMsPerOp, 2)}`] : []),
         ...(counted
           ? [`${fmt(r.counters?.mysql.Questions, 2)} / ${fmt(n.counters?.mysql.Questions, 2)}`, `${fmt(r.counters?.redisCommands, 2)} / ${fmt(n.counters?.redisCommands, 2)}`]
           : []),
