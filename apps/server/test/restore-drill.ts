@@ -68,6 +68,8 @@ export interface DrillOptions {
   reconcileIntervalMs?: number;
   /** Keep the dump file in /tmp after the drill (it is deleted otherwise, even on failure). */
   keepDump?: boolean;
+  /** The drill gives up waiting after this long in all (default: each wait alone gives up after 60 s); its cleanup still runs. */
+  budgetMs?: number;
   log?: (line: string) => void;
   mysql?: { host: string; port: number; user: string; password?: string };
   redisUrl?: string;
@@ -75,11 +77,14 @@ export interface DrillOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Waits until `done()` (at most 60 s: a drill that stalls says so rather than hang). */
-async function until(what: string, done: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 60_000;
+/**
+ * Waits until `done()`: at most 60 s, and never past `giveUpAt` (the drill's whole budget), so a
+ * drill that stalls says so, and still has time to remove what it created, rather than hang.
+ */
+async function until(what: string, done: () => boolean | Promise<boolean>, giveUpAt = Infinity): Promise<void> {
+  const deadline = Math.min(Date.now() + 60_000, giveUpAt);
   while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}${deadline === giveUpAt ? ' (the drill ran out of its budgetMs)' : ''}`);
     await sleep(100);
   }
 }
@@ -132,6 +137,8 @@ export async function runRestoreDrill(options: DrillOptions = {}): Promise<Drill
   const producers = options.producers ?? 8;
   const checkAfterMs = options.checkAfterMs ?? 10_000;
   const log = options.log ?? (() => undefined);
+  const giveUpAt = Date.now() + (options.budgetMs ?? Infinity);
+  const wait = (what: string, done: () => boolean | Promise<boolean>) => until(what, done, giveUpAt);
   const mysql = options.mysql ?? { host: '127.0.0.1', port: 3306, user: 'root' };
   const mysqlArgs = ['-h', mysql.host, '-P', String(mysql.port), '-u', mysql.user];
   // The password reaches the client tools by environment, never on their command line.
@@ -199,10 +206,10 @@ export async function runRestoreDrill(options: DrillOptions = {}): Promise<Drill
     const firstPrepare = Date.now();
     let dumpStartedAt = firstPrepare;
     for (const id of ids('confirmed-after')) await prepare(a.url, id);
-    await until('the first deliveries', () => ids('delivered-before').every((id) => ep.deliveries.has(id)));
+    await wait('the first deliveries', () => ids('delivered-before').every((id) => ep.deliveries.has(id)));
     // Published, and their deliveries under way (leased, answer held) while the dump is taken.
     for (const id of ids('sending-at-dump')) await prepare(a.url, id, true, 'slow.order');
-    await until('the held deliveries', () => ep.held.length === N);
+    await wait('the held deliveries', () => ep.held.length === N);
 
     // Load during the dump: prepare + confirm pairs back to back.
     let loading = true;
@@ -240,8 +247,8 @@ export async function runRestoreDrill(options: DrillOptions = {}): Promise<Drill
     const confirmGapMs = dumpStartedAt - firstPrepare;
     for (const id of ids('published-after')) await prepare(a.url, id, true);
     for (const id of ids('prepared-after')) await prepare(a.url, id);
-    await until('the deliveries after the dump', () => [...ids('confirmed-after'), ...ids('published-after')].every((id) => ep.deliveries.has(id)));
-    await until('the held deliveries recorded', async () => (await Promise.all(ids('sending-at-dump').map((id) => api(source$.url, 'GET', `/v1/messages/${id}`)))).every((r) => r.json.status === 'delivered'));
+    await wait('the deliveries after the dump', () => [...ids('confirmed-after'), ...ids('published-after')].every((id) => ep.deliveries.has(id)));
+    await wait('the held deliveries recorded', async () => (await Promise.all(ids('sending-at-dump').map((id) => api(source$.url, 'GET', `/v1/messages/${id}`)))).every((r) => r.json.status === 'delivered'));
     await a.app.close();
     a = undefined;
     // Closing waits for the workers' jobs, so nothing the source sends arrives after this copy.
@@ -289,13 +296,13 @@ export async function runRestoreDrill(options: DrillOptions = {}): Promise<Drill
     // never knew about: wait until every message is delivered or gone.
     const all = DRILL_CLASSES.flatMap((cls) => idsOf[cls]);
     const settled = new Map<string, Seen>();
-    await until('every message delivered or gone', async () => {
+    await wait('every message delivered or gone', async () => {
       const seen = await Promise.all(all.map(statusIn));
       all.forEach((id, i) => settled.set(id, seen[i]!));
       return seen.every((st) => st === 'delivered' || st === '404');
     });
     // A message counts as settled once delivered; its delivery may still be on its way.
-    await until('the deliveries of the settled messages', () => all.every((id) => settled.get(id) !== 'delivered' || (ep.deliveries.get(id) ?? 0) > 0));
+    await wait('the deliveries of the settled messages', () => all.every((id) => settled.get(id) !== 'delivered' || (ep.deliveries.get(id) ?? 0) > 0));
 
     const classes = {} as Record<DrillClass, ClassReport>;
     for (const cls of DRILL_CLASSES) {
