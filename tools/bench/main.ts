@@ -52,6 +52,7 @@ const { values: args } = parseArgs({
     processes: { type: 'string', default: '1' },
     roles: { type: 'string' },
     'skip-naive': { type: 'boolean', default: false },
+    'other-subscriptions': { type: 'string', default: '0' },
     count: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -90,6 +91,8 @@ if (args.help) {
                         caller and each open-loop pair uses one of them, in turn (default 1)
   --roles <list>        one Herald process per entry, with that HERALD_ROLE (all, api, worker), e.g. api,worker
                         for the split of deploy/k8s; requests go to the processes that serve the API
+  --other-subscriptions <n>  n more enabled webhook subscriptions on topics no scenario publishes to
+                        (every confirm reads the enabled subscriptions: what a shared Herald with many teams pays)
   --skip-naive          do not run the naive peer (tools/bench/naive.service.ts) beside Herald in pc and direct
   --count               per operation, MariaDB statements (Com_*, Questions) and Redis commands (commandstats)
                         over each window and its drain: server-wide counters, meaningful on an otherwise idle machine`);
@@ -483,6 +486,7 @@ async function main() {
     await subscribe('bench.ord', { type: 'webhook', url: `${sink.url}/ord` }, 1, 'key');
     for (let i = 1; i <= 5; i++) await subscribe('bench.fan', { type: 'webhook', url: `${sink.url}/fan/${i}` }, i);
     await subscribe('bench.amqp', { type: 'rabbitmq', exchange: name }, 1);
+    for (let i = 1; i <= Number(args['other-subscriptions']); i++) await subscribe(`bench.other.${i}`, { type: 'webhook', url: `${sink.url}/other/${i}` }, i);
     // A short warm-up so JIT, pools and connections are not part of the first figure.
     await closedLoop(8, 2_000, pairs('bench.pc', 'warmup', newTimes()));
     if (naive) await closedLoop(8, 2_000, pairs('bench.pc', 'naive-warmup', newTimes(), callNaive));
@@ -543,7 +547,7 @@ async function main() {
       at: new Date().toISOString(),
       label: args.label,
       machine,
-      conditions: { entry: args.entry, processes: pids.length, roles: args.roles ?? null, nodeArgs: heralds.length ? nodeArgs : null, baselineConnections: Number(args['baseline-connections']), naivePeer: naive ? 'tools/bench/naive.service.ts, same node flags + --import tsx' : null, durationS: durationMs / 1000, concurrencies, rate, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
+      conditions: { entry: args.entry, processes: pids.length, roles: args.roles ?? null, nodeArgs: heralds.length ? nodeArgs : null, baselineConnections: Number(args['baseline-connections']), naivePeer: naive ? 'tools/bench/naive.service.ts, same node flags + --import tsx' : null, durationS: durationMs / 1000, concurrencies, rate, otherSubscriptions: Number(args['other-subscriptions']), heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
       memory: { startMiB: startMiB, endMiB: end?.rssMiB ?? null, peakMiB: end?.peakMiB ?? null },
       soak,
       rows,
