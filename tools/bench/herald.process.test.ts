@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findProcess, startScriptNodeFlags } from './herald.process';
+import { processFromPidFile, startScriptNodeFlags } from './herald.process';
 
 describe('startScriptNodeFlags', () => {
   it("reads the node flags of the repository's start script, so the benchmark runs Herald as the image does", () => {
@@ -18,12 +20,20 @@ describe('startScriptNodeFlags', () => {
   });
 });
 
-describe('findProcess', () => {
-  it('finds a running process by its command name, and answers undefined for a name nothing runs under', () => {
-    const own = readFileSync('/proc/self/comm', 'utf8').trim();
-    const pid = findProcess([own]);
-    expect(pid).toBeTypeOf('number');
-    expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe(own);
-    expect(findProcess(['herald-no-such-process'])).toBeUndefined();
+describe('processFromPidFile', () => {
+  it('answers the pid a pid file names when that process runs under one of the names, and undefined otherwise', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-pid-'));
+    try {
+      const file = join(dir, 'x.pid');
+      const own = readFileSync('/proc/self/comm', 'utf8').trim();
+      writeFileSync(file, `${process.pid}\n`);
+      expect(processFromPidFile(file, [own])).toBe(process.pid);
+      expect(processFromPidFile(file, ['mariadbd', 'mysqld'].filter((n) => n !== own))).toBeUndefined();
+      expect(processFromPidFile(join(dir, 'missing.pid'), [own])).toBeUndefined();
+      writeFileSync(file, 'not a pid');
+      expect(processFromPidFile(file, [own])).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { ephemeralPort, launchHerald, waitReady } from '@herald/test-support';
 
 export interface HeraldProcess {
@@ -87,19 +87,17 @@ export function readCpuMs(pid: number): number | undefined {
 }
 
 /**
- * The pid of a process on this machine whose command name is one of `names` (e.g. the local
- * MySQL server, whose CPU per operation the benchmark reports beside Herald's); undefined if none.
+ * The pid written in `pidFile` if a process of that pid runs here under one of `names` (the
+ * local MySQL server's, whose CPU per operation the benchmark reports beside Herald's);
+ * undefined otherwise, e.g. when the server runs on another host.
  */
-export function findProcess(names: readonly string[]): number | undefined {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (names.includes(readFileSync(`/proc/${entry}/comm`, 'utf8').trim())) return Number(entry);
-    } catch {
-      // gone since the listing
-    }
+export function processFromPidFile(pidFile: string, names: readonly string[]): number | undefined {
+  try {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 && names.includes(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()) ? pid : undefined;
+  } catch {
+    return undefined;
   }
-  return undefined;
 }
 
 // USER_HZ is 100 on every Linux architecture Node runs on.

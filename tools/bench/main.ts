@@ -7,15 +7,15 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'amqplib';
 import { Redis } from 'ioredis';
-import { createConnection, createPool } from 'mysql2/promise';
+import { createConnection, createPool, type Pool as MysqlPool } from 'mysql2/promise';
 import { Pool, type Dispatcher } from 'undici';
 import { migrate } from '@herald/db';
-import { findProcess, readCpuMs, readMemory, sampleMemory, startHerald, startScriptNodeFlags, type HeraldProcess } from './herald.process';
+import { processFromPidFile, readCpuMs, readMemory, sampleMemory, startHerald, startScriptNodeFlags, type HeraldProcess } from './herald.process';
 import { closedLoop, openLoop, type LoadResult, type Operation } from './load.generator';
 import { createRawTable, rawAmqpBaseline, rawMysqlBaseline } from './raw.baseline';
 import { countersPerOp, snapshotCounters, type CounterSnapshot } from './server.counters';
@@ -91,8 +91,8 @@ if (args.help) {
                         caller and each open-loop pair uses one of them, in turn (default 1)
   --roles <list>        one Herald process per entry, with that HERALD_ROLE (all, api, worker), e.g. api,worker
                         for the split of deploy/k8s; requests go to the processes that serve the API
-  --other-subscriptions <n>  n more enabled webhook subscriptions on topics no scenario publishes to
-                        (every confirm reads the enabled subscriptions: what a shared Herald with many teams pays)
+  --other-subscriptions <n>  n more enabled webhook subscriptions, each on a topic of its own that no scenario
+                        publishes to (teamN.events), as a Herald shared by many teams has
   --skip-naive          do not run the naive peer (tools/bench/naive.service.ts) beside Herald in pc and direct
   --count               per operation, MariaDB statements (Com_*, Questions) and Redis commands (commandstats)
                         over each window and its drain: server-wide counters, meaningful on an otherwise idle machine`);
@@ -110,10 +110,19 @@ const durationMs = Number(args.duration) * 1000;
 const concurrencies = args.concurrency.split(',').map(Number).filter((n) => n > 0);
 const scenarios = new Set(args.scenarios.split(','));
 const rate = Number(args.rate);
+const otherSubscriptions = Number(args['other-subscriptions']);
+if (!Number.isInteger(otherSubscriptions) || otherSubscriptions < 0) throw new Error(`--other-subscriptions must be a whole number, not ${args['other-subscriptions']}`);
 const drainMs = Number(args.drain) * 1000;
 const runId = `b${randomBytes(3).toString('hex')}`;
 const name = `herald_bench_${randomBytes(4).toString('hex')}`;
 const payload = { orderId: 'order-1001', amount: 4200, currency: 'EUR', items: [{ sku: 'sku-1', qty: 2 }, { sku: 'sku-2', qty: 1 }] };
+
+/** The local MySQL server's pid, from the pid file it reports (relative paths are under its datadir). */
+async function localServerPid(pool: MysqlPool): Promise<number | undefined> {
+  const [rows] = (await pool.query('SELECT @@pid_file AS pidFile, @@datadir AS dataDir')) as unknown as [Array<{ pidFile: string | null; dataDir: string }>];
+  const { pidFile, dataDir } = rows[0] ?? { pidFile: null, dataDir: '' };
+  return pidFile ? processFromPidFile(isAbsolute(pidFile) ? pidFile : join(dataDir, pidFile), ['mariadbd', 'mysqld']) : undefined;
+}
 
 function log(line: string) {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -253,8 +262,9 @@ async function main() {
   };
   const cpuNow = () => cpuOf(pids);
   const naiveCpuNow = () => cpuOf(naive ? [naive.pid] : []);
-  // The database's share of an operation: on a shared machine it competes with Herald for the same cores.
-  const databasePid = /(\/\/|@)(127\.0\.0\.1|localhost|\[::1\])(:|\/|$)/.test(MYSQL_SERVER) ? findProcess(['mariadbd', 'mysqld']) : undefined;
+  // The database's share of an operation: on a shared machine it competes with Herald for the
+  // same cores. The server names its own pid file, so a second local server is never measured instead.
+  const databasePid = /(\/\/|@)(127\.0\.0\.1|localhost|\[::1\])(:|\/|$)/.test(MYSQL_SERVER) ? await localServerPid(mysql) : undefined;
   const databaseCpuNow = () => cpuOf(databasePid ? [databasePid] : []);
   const perOp = (since: number | undefined, now: number | undefined, ops: number) =>
     since === undefined || now === undefined || ops === 0 ? null : Math.round(((now - since) / ops) * 100) / 100;
@@ -486,7 +496,8 @@ async function main() {
     await subscribe('bench.ord', { type: 'webhook', url: `${sink.url}/ord` }, 1, 'key');
     for (let i = 1; i <= 5; i++) await subscribe('bench.fan', { type: 'webhook', url: `${sink.url}/fan/${i}` }, i);
     await subscribe('bench.amqp', { type: 'rabbitmq', exchange: name }, 1);
-    for (let i = 1; i <= Number(args['other-subscriptions']); i++) await subscribe(`bench.other.${i}`, { type: 'webhook', url: `${sink.url}/other/${i}` }, i);
+    // Each on a topic of its own first word, as many teams' subscriptions would be.
+    for (let i = 1; i <= otherSubscriptions; i++) await subscribe(`team${i}.events`, { type: 'webhook', url: `${sink.url}/other/${i}` }, i);
     // A short warm-up so JIT, pools and connections are not part of the first figure.
     await closedLoop(8, 2_000, pairs('bench.pc', 'warmup', newTimes()));
     if (naive) await closedLoop(8, 2_000, pairs('bench.pc', 'naive-warmup', newTimes(), callNaive));
@@ -547,7 +558,7 @@ async function main() {
       at: new Date().toISOString(),
       label: args.label,
       machine,
-      conditions: { entry: args.entry, processes: pids.length, roles: args.roles ?? null, nodeArgs: heralds.length ? nodeArgs : null, baselineConnections: Number(args['baseline-connections']), naivePeer: naive ? 'tools/bench/naive.service.ts, same node flags + --import tsx' : null, durationS: durationMs / 1000, concurrencies, rate, otherSubscriptions: Number(args['other-subscriptions']), heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
+      conditions: { entry: args.entry, processes: pids.length, roles: args.roles ?? null, nodeArgs: heralds.length ? nodeArgs : null, baselineConnections: Number(args['baseline-connections']), naivePeer: naive ? 'tools/bench/naive.service.ts, same node flags + --import tsx' : null, durationS: durationMs / 1000, concurrencies, rate, otherSubscriptions, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
       memory: { startMiB: startMiB, endMiB: end?.rssMiB ?? null, peakMiB: end?.peakMiB ?? null },
       soak,
       rows,

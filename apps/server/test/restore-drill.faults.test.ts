@@ -13,7 +13,7 @@ const mysql = { host: server.hostname, port: Number(server.port || 3306), user: 
 /** The table in docs/operations.md "Restore drill"; a restore that loses or re-sends otherwise breaks it. */
 describe('restore drill', () => {
   it('a dump taken under load, restored beside an empty Redis, keeps and delivers all it holds and only what came after is lost', { timeout: 180_000 }, async () => {
-    // The budget leaves the drill 30 s of the test's timeout to remove its databases and keys.
+    // The budget (its waits, the dump and the restore) leaves 30 s of the test's timeout to remove its databases and keys.
     const report: DrillReport = await runRestoreDrill({ name: testName('drill'), perClass: N, checkAfterMs: CHECK_AFTER_MS, sweepIntervalMs: 500, reconcileIntervalMs: 1_000, mysql, redisUrl: REDIS_URL, budgetMs: 150_000 });
     const { classes } = report;
 

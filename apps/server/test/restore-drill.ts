@@ -68,7 +68,11 @@ export interface DrillOptions {
   reconcileIntervalMs?: number;
   /** Keep the dump file in /tmp after the drill (it is deleted otherwise, even on failure). */
   keepDump?: boolean;
-  /** The drill gives up waiting after this long in all (default: each wait alone gives up after 60 s); its cleanup still runs. */
+  /**
+   * The drill gives up after this long in all (default: each wait alone gives up after 60 s); its
+   * cleanup still runs. It bounds the waits, the dump and the restore; a request or a Herald start
+   * that hangs is not bounded by it.
+   */
   budgetMs?: number;
   log?: (line: string) => void;
   mysql?: { host: string; port: number; user: string; password?: string };
@@ -139,6 +143,8 @@ export async function runRestoreDrill(options: DrillOptions = {}): Promise<Drill
   const log = options.log ?? (() => undefined);
   const giveUpAt = Date.now() + (options.budgetMs ?? Infinity);
   const wait = (what: string, done: () => boolean | Promise<boolean>) => until(what, done, giveUpAt);
+  // The dump and the restore are bounded by what is left of the budget too (they are killed past it).
+  const toolTimeout = () => (Number.isFinite(giveUpAt) ? { timeout: Math.max(1, giveUpAt - Date.now()) } : {});
   const mysql = options.mysql ?? { host: '127.0.0.1', port: 3306, user: 'root' };
   const mysqlArgs = ['-h', mysql.host, '-P', String(mysql.port), '-u', mysql.user];
   // The password reaches the client tools by environment, never on their command line.
@@ -233,7 +239,7 @@ export async function runRestoreDrill(options: DrillOptions = {}): Promise<Drill
       log(`mysqldump --single-transaction ${source} (under load)`);
       dumpStartedAt = Date.now();
       // Asynchronous, so Herald and the producers keep committing while the snapshot is read.
-      await promisify(execFile)('mysqldump', [...mysqlArgs, '--single-transaction', '--routines', '--events', `--result-file=${dumpFile}`, source], { env: mysqlEnv });
+      await promisify(execFile)('mysqldump', [...mysqlArgs, '--single-transaction', '--routines', '--events', `--result-file=${dumpFile}`, source], { env: mysqlEnv, ...toolTimeout() });
       await sleep(300);
     } finally {
       loading = false;
@@ -258,7 +264,7 @@ export async function runRestoreDrill(options: DrillOptions = {}): Promise<Drill
     const c = await createConnection(server);
     await c.query(`CREATE DATABASE \`${restored}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
     await c.end();
-    execFileSync('mysql', [...mysqlArgs, restored], { input: readFileSync(dumpFile), env: mysqlEnv });
+    execFileSync('mysql', [...mysqlArgs, restored], { input: readFileSync(dumpFile), env: mysqlEnv, ...toolTimeout() });
 
     const idsOf: Record<DrillClass, string[]> = {
       'delivered-before': ids('delivered-before'),

@@ -146,8 +146,8 @@ export const INSERT_ATTEMPT_IF_RECORDED = `INSERT INTO delivery_attempts (${ATTE
  * Sets committed messages' status from their deliveries (see `rollUpMessageStatus`): now, then
  * the message seqs (an array). One pass over a message's deliveries decides it: any dead →
  * failed, else any pending → confirmed, else (some, all delivered) → delivered; none → confirmed.
- * (Three EXISTS read the deliveries up to three times: about 12 % more server CPU per attempt
- * trip, docs/performance.md.)
+ * (Three EXISTS looked the deliveries up as many as three times: the attempt trip took about
+ * 14 % more server CPU, docs/performance.md.)
  */
 export const ROLL_UP_MESSAGE_STATUS = `
     UPDATE messages m SET
