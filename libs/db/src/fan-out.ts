@@ -91,7 +91,7 @@ export interface FanOutSource {
  */
 export async function fanOut(tx: SqlExecutor, batch: readonly FanOutSource[], now: Date, hold?: SlotHold): Promise<Map<bigint, FanOut>> {
   if (batch.length === 0) return new Map();
-  const planned = planDeliveries(await SubscriptionRepository.enabled(tx), batch, now);
+  const planned = planDeliveries(await SubscriptionRepository.enabledFor(tx, batch.map((m) => m.topic)), batch, now);
   if (planned.length === 0) return new Map();
   const ordered = await waitTurns(tx, planned, now);
   leaseDue(planned, now, hold);

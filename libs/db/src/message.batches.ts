@@ -4,8 +4,8 @@ import { foldedFanOut, leasingTransaction, noFanOut, type FanOut } from './fan-o
 import { firstCopies, insertInRounds, insertWeight, InsertWeightLimit, type InsertRounds } from './insert-rounds';
 import type { LeaseSlots } from './lease-slots';
 import { CONFIRM_PREPARED, INSERT_MESSAGES, LOCK_MESSAGES_BY_REF_SKIP_LOCKED, MESSAGE_ROW, SELECT_MESSAGES_BY_ID, SELECT_SEQS_BY_ID } from './message.statements';
-import { enabledSubscriptions } from './subscription.repository';
-import { SELECT_ENABLED_SUBSCRIPTIONS } from './subscription.statements';
+import { enabledSubscriptions, firstWords } from './subscription.repository';
+import { MAX_MESSAGES_FOR_TOPIC_FILTER, SELECT_ENABLED_SUBSCRIPTIONS, SELECT_SUBSCRIPTIONS_FOR_TOPICS, selectSubscriptionsForMessages } from './subscription.statements';
 import { decidedColumns, refKey, toMessage, type MessageRef, type NewMessageRow } from './rows';
 import type { MessageRow } from './schema/messages';
 import { FAIL_UNLESS_ROW_COUNT, runSql, selectSql } from './sql.runner';
@@ -175,7 +175,7 @@ export class MessageBatches {
         async (pending) => {
           fanOuts = await withDeadlockRetry(() => leasingTransaction(this.db, this.options.slots, async (tx, hold) => {
             // Deliveries reference their message by seq: the new rows' seqs are read back in the same trip.
-            const [, inserted, enabled] = await tx.send([[INSERT_MESSAGES, [pending.map(MESSAGE_ROW.values)]], [SELECT_SEQS_BY_ID, [pending.map((row) => row.id)]], [SELECT_ENABLED_SUBSCRIPTIONS]]);
+            const [, inserted, enabled] = await tx.send([[INSERT_MESSAGES, [pending.map(MESSAGE_ROW.values)]], [SELECT_SEQS_BY_ID, [pending.map((row) => row.id)]], [SELECT_SUBSCRIPTIONS_FOR_TOPICS, [firstWords(pending.map((row) => row.topic))]]]);
             for (const r of inserted as Array<{ seq: string; tenant: string; id: string }>) seqs.set(refKey(r), BigInt(r.seq));
             const batch = pending.map((row) => ({ ...row, seq: seqs.get(refKey(row)) as bigint, stored: toMessage(row) }));
             return (await foldedFanOut(tx, enabledSubscriptions(enabled), batch, now, hold, [], { commit: true })).fanOuts;
@@ -222,7 +222,9 @@ export class MessageBatches {
         const applied = new Map<string, AppliedConfirm>();
         // Locked by (id, tenant), the unique key: another tenant's message of the same id is never
         // touched. SKIP LOCKED: a row held elsewhere (or missing) is left for its caller to decide alone.
-        const [locking, enabled] = await tx.send([[LOCK_MESSAGES_BY_REF_SKIP_LOCKED, [[...wanted.values()]]], [SELECT_ENABLED_SUBSCRIPTIONS]]);
+        const refValues = [...wanted.values()];
+        const subscriptionsRead: Statement = refValues.length <= MAX_MESSAGES_FOR_TOPIC_FILTER ? [selectSubscriptionsForMessages(refValues.length), refValues.flat()] : [SELECT_ENABLED_SUBSCRIPTIONS];
+        const [locking, enabled] = await tx.send([[LOCK_MESSAGES_BY_REF_SKIP_LOCKED, [refValues]], subscriptionsRead]);
         const locked = (locking as object[]).map((r) => MESSAGE_ROW.decode(r));
         if (locked.length < wanted.size) fallbacks.add('skipped-locked');
         // The locking read sees the latest commit: a message already decided (a confirm retried) is left out.

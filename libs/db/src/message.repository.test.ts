@@ -5,6 +5,7 @@ import { createConnection, type Pool, type RowDataPacket } from 'mysql2/promise'
 import type { Target } from '@herald/domain';
 import { auditLog, checkAttempts, createDatabasePool, createDb, deliveries, deliveryAttempts, deliveryOrderLocks, hasErrorCode, LeaseSlots, migrate, MessageRepository, messages, subscriptions, WriteQueueFullError, type DecisionResult, type LeasedDelivery, type PrepareOutcome, type WriteBatchReport } from './index';
 import { insertWeight, insertWeightLimit } from './insert-rounds';
+import { MAX_MESSAGES_FOR_TOPIC_FILTER, SELECT_SUBSCRIPTIONS_FOR_TOPICS, selectSubscriptionsForMessages } from './subscription.statements';
 import { purgeRuns } from './schema/purge';
 
 /** A message of the default tenant, where every message stored without a tenant lives. */
@@ -177,6 +178,51 @@ describe('MessageRepository', () => {
       expect((await repo.find(def('gcc-3')))?.status).toBe('cancelled');
     } finally {
       await pool.query('DELETE FROM subscriptions WHERE id = ?', [subscriptionId]);
+    }
+  });
+
+  it('reads only the subscriptions whose pattern may match a batch\'s topics, and every matching one still gets its delivery', async () => {
+    const now = new Date();
+    const patterns = ['#', '*.paid', '*', 'fwo.#', 'fwo.paid', 'fwz.*', 'fwother.paid'];
+    const ids = new Map(patterns.map((p) => [p, `sub_fw_${randomBytes(4).toString('hex')}`]));
+    await createDb(pool).insert(subscriptions).values(patterns.map((p) => ({
+      id: ids.get(p) as string, name: p, topicPattern: p, targetType: 'webhook', target: JSON.stringify({ type: 'webhook', url: 'http://x/h' }),
+      maxAttempts: 3, backoffInitialMs: 100, backoffMaxMs: 1000, enabled: true, disabledReason: null, secret: 'whsec_x', previousSecret: null, previousSecretExpiresAt: null, createdAt: now, updatedAt: now,
+    })));
+    const expected = { 'fwo.paid': ['#', '*.paid', 'fwo.#', 'fwo.paid'], 'fwz.paid': ['#', '*.paid', 'fwz.*'] } as const;
+    const subscribed = (topic: keyof typeof expected) => expected[topic].map((p) => ids.get(p)).sort();
+    try {
+      // The read itself leaves out what cannot match: fwother.paid (another first word), and
+      // nothing else of these; * is kept (a wildcard first word) though it matches no two-word topic.
+      const mine = new Set(ids.values());
+      const [read] = await pool.query<RowDataPacket[]>(SELECT_SUBSCRIPTIONS_FOR_TOPICS, [['fwo', 'fwz']]);
+      expect(read.map((r) => r.s_id as string).filter((id) => mine.has(id)).sort()).toEqual(patterns.filter((p) => p !== 'fwother.paid').map((p) => ids.get(p)).sort());
+
+      // Confirm batches (concurrent confirms of both topics: one of 1, then one of 23, above
+      // MAX_MESSAGES_FOR_TOPIC_FILTER, which reads every subscription) and direct-publish batches.
+      const topicOf = (i: number) => (i % 2 === 0 ? 'fwo.paid' : 'fwz.paid');
+      const N = 24;
+      for (let i = 0; i < N; i++) await repo.prepare({ id: `fw-${i}`, topic: topicOf(i), payload: i, checkUrl: 'http://x/c' });
+      const [refs] = await pool.query<RowDataPacket[]>(selectSubscriptionsForMessages(3), ['fw-0', 'default', 'fw-1', 'default', 'fw-absent', 'default']);
+      expect(refs.map((r) => r.s_id as string).filter((id) => mine.has(id)).sort()).toEqual(read.map((r) => r.s_id as string).filter((id) => mine.has(id)).sort());
+      const reports: WriteBatchReport[] = [];
+      const observed = new MessageRepository(createDb(pool), { maxBatchesInFlight: 1, onBatch: (b) => reports.push(b) });
+      const confirmed = await Promise.all(Array.from({ length: N }, (_, i) => observed.decide(def(`fw-${i}`), 'confirm')));
+      expect(reports.filter((r) => r.kind === 'confirm').map((r) => r.size)).toEqual([1, N - 1]);
+      expect(N - 1).toBeGreaterThan(MAX_MESSAGES_FOR_TOPIC_FILTER);
+      const published = await Promise.all(Array.from({ length: 6 }, (_, i) => observed.prepare({ id: `fwd-${i}`, topic: topicOf(i), payload: i, confirm: true })));
+      for (const [i, r] of confirmed.entries()) {
+        expect(r.kind).toBe('applied');
+        if (r.kind === 'applied') expect(r.fanOut.deliveries.map((d) => d.subscriptionId).sort(), `fw-${i}`).toEqual(subscribed(topicOf(i)));
+      }
+      for (const [i, r] of published.entries()) {
+        expect(r.kind).toBe('created');
+        if (r.kind === 'created') expect(r.fanOut.deliveries.map((d) => d.subscriptionId).sort(), `fwd-${i}`).toEqual(subscribed(topicOf(i)));
+      }
+      const [stored] = await pool.query<RowDataPacket[]>("SELECT message_id AS m, subscription_id AS s FROM deliveries WHERE message_id LIKE 'fw%'");
+      expect(stored).toHaveLength((N / 2) * (4 + 3) + 3 * (4 + 3));
+    } finally {
+      await pool.query('DELETE FROM subscriptions WHERE id IN (?)', [[...ids.values()]]);
     }
   });
 

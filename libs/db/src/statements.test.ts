@@ -148,8 +148,9 @@ describe('hot statements against drizzle', () => {
     const raw = (await selectSql<object>(db, SELECT_ENABLED_SUBSCRIPTIONS, [])).map(SUBSCRIPTION_ROW.decode).sort((a, b) => a.id.localeCompare(b.id));
     expect(raw).toEqual(viaDrizzle);
     expect(raw.map((s) => s.id)).toEqual(['sub_stm_a', 'sub_stm_b']);
-    expect((await SubscriptionRepository.enabled(db)).sort((a, b) => a.id.localeCompare(b.id))).toEqual(viaDrizzle.map(withSecrets));
-    expect((await SubscriptionRepository.enabled(db))[0]).toMatchObject({ secret: 'whsec_a', previousSecret: 'whsec_old' });
+    const enabled = (await SubscriptionRepository.enabledFor(db, ['stm.paid'])).sort((a, b) => a.id.localeCompare(b.id));
+    expect(enabled).toEqual(viaDrizzle.map(withSecrets));
+    expect(enabled[0]).toMatchObject({ secret: 'whsec_a', previousSecret: 'whsec_old' });
   });
 
   it('fan out deliveries that drizzle reads as written, and read attempt contexts as drizzle does (a deleted subscription too)', async () => {

@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { and, asc, eq, gt, ne, or, sql } from 'drizzle-orm';
 import type { RowDataPacket } from 'mysql2/promise';
-import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, type BackoffPolicy, type SigningSecrets, type Subscription, type SubscriptionOrdering, type Target } from '@herald/domain';
+import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, firstWord, type BackoffPolicy, type SigningSecrets, type Subscription, type SubscriptionOrdering, type Target } from '@herald/domain';
 import type { HeraldDb } from './connection';
 import { subscriptions, type SubscriptionRow } from './schema/subscriptions';
 import { selectSql, type SqlExecutor } from './sql.runner';
-import { SELECT_ENABLED_SUBSCRIPTIONS, SUBSCRIPTION_ROW } from './subscription.statements';
+import { SELECT_SUBSCRIPTIONS_FOR_TOPICS, SUBSCRIPTION_ROW } from './subscription.statements';
 
 export interface NewSubscription {
   name: string;
@@ -201,16 +201,21 @@ export class SubscriptionRepository {
   }
 
   /**
-   * Every enabled subscription with its signing secrets, read through `executor` (a confirm
-   * transaction matches them itself, and hands the secrets to the deliveries it leases). Never
-   * for an API answer: the secrets are only for signing.
+   * The enabled subscriptions that may match one of `topics` (not empty), with their signing
+   * secrets, read through `executor` (a confirm transaction matches them itself, and hands the
+   * secrets to the deliveries it leases). Never for an API answer: the secrets are only for signing.
    */
-  static async enabled(executor: SqlExecutor): Promise<Array<Subscription & SigningSecrets>> {
-    return enabledSubscriptions(await selectSql<object>(executor, SELECT_ENABLED_SUBSCRIPTIONS, []));
+  static async enabledFor(executor: SqlExecutor, topics: readonly string[]): Promise<Array<Subscription & SigningSecrets>> {
+    return enabledSubscriptions(await selectSql<object>(executor, SELECT_SUBSCRIPTIONS_FOR_TOPICS, [firstWords(topics)]));
   }
 }
 
-/** The answer of `SELECT_ENABLED_SUBSCRIPTIONS`, decoded (for transactions that send it with other statements). */
+/** The distinct first words of `topics`, the parameter of SELECT_SUBSCRIPTIONS_FOR_TOPICS. */
+export function firstWords(topics: readonly string[]): string[] {
+  return [...new Set(topics.map(firstWord))];
+}
+
+/** The answer of a read of enabled subscriptions (`SUBSCRIPTION_ROW`), decoded (for transactions that send it with other statements). */
 export function enabledSubscriptions(rows: unknown): Array<Subscription & SigningSecrets> {
   return (rows as object[]).map((r) => withSecrets(SUBSCRIPTION_ROW.decode(r)));
 }

@@ -8,3 +8,27 @@ import { rowCodec } from './row.codec';
 export const SUBSCRIPTION_ROW = rowCodec(subscriptions, 'subscriptions', 's', 's_');
 
 export const SELECT_ENABLED_SUBSCRIPTIONS = `SELECT ${SUBSCRIPTION_ROW.select} FROM subscriptions s WHERE s.enabled = TRUE`;
+
+const PATTERN_FIRST_WORD = "SUBSTRING_INDEX(s.topic_pattern, '.', 1)";
+
+/**
+ * The enabled subscriptions that may match a topic whose first word is in `?` (an array, not
+ * empty): a pattern starting with a literal word matches only topics starting with that word,
+ * so the others are neither sent nor decoded (with many teams' subscriptions, reading them all
+ * cost every batch about 2.5 µs each, docs/performance.md). A superset: `topicMatches` decides.
+ */
+export const SELECT_SUBSCRIPTIONS_FOR_TOPICS = `${SELECT_ENABLED_SUBSCRIPTIONS} AND ${PATTERN_FIRST_WORD} IN ('*', '#', ?)`;
+
+/** A confirm batch of more messages than this reads every enabled subscription: one read shared by many messages costs each little. */
+export const MAX_MESSAGES_FOR_TOPIC_FILTER = 16;
+
+/**
+ * The same for `n` messages named by (id, tenant), for a confirm batch, which learns their topics
+ * in the same trip (values: id, tenant, id, tenant, …). Each message's topic is read by a
+ * subquery of its own that does not depend on the subscription row, so it runs once; a topic
+ * never changes once stored, so the plain read is enough, and a message not found adds nothing.
+ */
+export function selectSubscriptionsForMessages(n: number): string {
+  const topicFirstWord = '(SELECT SUBSTRING_INDEX(m.topic, \'.\', 1) FROM messages m WHERE m.id = ? AND m.tenant = ?)';
+  return `${SELECT_ENABLED_SUBSCRIPTIONS} AND ${PATTERN_FIRST_WORD} IN ('*', '#', ${Array.from({ length: n }, () => topicFirstWord).join(', ')})`;
+}

@@ -5,6 +5,17 @@
  */
 export const TOPIC_PATTERN_GRAMMAR = '^([A-Za-z0-9_-]+|\\*|#)(\\.([A-Za-z0-9_-]+|\\*|#))*$';
 
+/**
+ * A topic's or pattern's first word (all of it when it has no dot), as SQL's
+ * `SUBSTRING_INDEX(x, '.', 1)` gives it. A pattern whose first word is not `*` or `#` matches
+ * only topics with the same first word, so a read of the subscriptions for some topics may
+ * leave the others out (see SELECT_SUBSCRIPTIONS_FOR_TOPICS).
+ */
+export function firstWord(topicOrPattern: string): string {
+  const dot = topicOrPattern.indexOf('.');
+  return dot === -1 ? topicOrPattern : topicOrPattern.slice(0, dot);
+}
+
 export function topicMatches(pattern: string, topic: string): boolean {
   if (!pattern.includes('*') && !pattern.includes('#')) return pattern === topic;
   const p = pattern.split('.');
