@@ -210,6 +210,14 @@ describe('MessageRepository', () => {
       const confirmed = await Promise.all(Array.from({ length: N }, (_, i) => observed.decide(def(`fw-${i}`), 'confirm')));
       expect(reports.filter((r) => r.kind === 'confirm').map((r) => r.size)).toEqual([1, N - 1]);
       expect(N - 1).toBeGreaterThan(MAX_MESSAGES_FOR_TOPIC_FILTER);
+      // And one of 7, mixed first words, through the read that names each message.
+      for (let i = 0; i < 8; i++) await repo.prepare({ id: `fwm-${i}`, topic: topicOf(i), payload: i, checkUrl: 'http://x/c' });
+      const mixed = await Promise.all(Array.from({ length: 8 }, (_, i) => observed.decide(def(`fwm-${i}`), 'confirm')));
+      expect(reports.filter((r) => r.kind === 'confirm').map((r) => r.size)).toEqual([1, N - 1, 1, 7]);
+      for (const [i, r] of mixed.entries()) {
+        expect(r.kind).toBe('applied');
+        if (r.kind === 'applied') expect(r.fanOut.deliveries.map((d) => d.subscriptionId).sort(), `fwm-${i}`).toEqual(subscribed(topicOf(i)));
+      }
       const published = await Promise.all(Array.from({ length: 6 }, (_, i) => observed.prepare({ id: `fwd-${i}`, topic: topicOf(i), payload: i, confirm: true })));
       for (const [i, r] of confirmed.entries()) {
         expect(r.kind).toBe('applied');
@@ -220,7 +228,7 @@ describe('MessageRepository', () => {
         if (r.kind === 'created') expect(r.fanOut.deliveries.map((d) => d.subscriptionId).sort(), `fwd-${i}`).toEqual(subscribed(topicOf(i)));
       }
       const [stored] = await pool.query<RowDataPacket[]>("SELECT message_id AS m, subscription_id AS s FROM deliveries WHERE message_id LIKE 'fw%'");
-      expect(stored).toHaveLength((N / 2) * (4 + 3) + 3 * (4 + 3));
+      expect(stored).toHaveLength((N / 2) * (4 + 3) + 4 * (4 + 3) + 3 * (4 + 3));
     } finally {
       await pool.query('DELETE FROM subscriptions WHERE id IN (?)', [[...ids.values()]]);
     }
