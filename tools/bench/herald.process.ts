@@ -87,14 +87,14 @@ export function readCpuMs(pid: number): number | undefined {
 }
 
 /**
- * The pid written in `pidFile` if a process of that pid runs here under one of `names` (the
- * local MySQL server's, whose CPU per operation the benchmark reports beside Herald's);
- * undefined otherwise, e.g. when the server runs on another host.
+ * The pid written in `pidFile` if that process runs on this machine (the local MySQL server's,
+ * from the pid file it reports itself, whose CPU per operation the benchmark reports beside
+ * Herald's); undefined otherwise, e.g. when the server runs on another host.
  */
-export function processFromPidFile(pidFile: string, names: readonly string[]): number | undefined {
+export function processFromPidFile(pidFile: string): number | undefined {
   try {
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 && names.includes(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()) ? pid : undefined;
+    return Number.isInteger(pid) && pid > 0 && readCpuMs(pid) !== undefined ? pid : undefined;
   } catch {
     return undefined;
   }

@@ -121,7 +121,7 @@ const payload = { orderId: 'order-1001', amount: 4200, currency: 'EUR', items: [
 async function localServerPid(pool: MysqlPool): Promise<number | undefined> {
   const [rows] = (await pool.query('SELECT @@pid_file AS pidFile, @@datadir AS dataDir')) as unknown as [Array<{ pidFile: string | null; dataDir: string }>];
   const { pidFile, dataDir } = rows[0] ?? { pidFile: null, dataDir: '' };
-  return pidFile ? processFromPidFile(isAbsolute(pidFile) ? pidFile : join(dataDir, pidFile), ['mariadbd', 'mysqld']) : undefined;
+  return pidFile ? processFromPidFile(isAbsolute(pidFile) ? pidFile : join(dataDir, pidFile)) : undefined;
 }
 
 function log(line: string) {
