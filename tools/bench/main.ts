@@ -268,7 +268,8 @@ async function main() {
   const databaseCpuNow = () => cpuOf(databasePid ? [databasePid] : []);
   const perOp = (since: number | undefined, now: number | undefined, ops: number) =>
     since === undefined || now === undefined || ops === 0 ? null : Math.round(((now - since) / ops) * 100) / 100;
-  const cpuPerOp = (since: number | undefined, ops: number) => perOp(since, cpuNow(), ops);
+  /** Herald's and the MySQL server's CPU so far: where a window's CPU per operation is counted from. */
+  const cpuMark = () => ({ herald: cpuNow(), database: databaseCpuNow() });
   const countingRedis = args.count ? new Redis(REDIS_URL) : undefined;
   const countersNow = () => (countingRedis ? snapshotCounters(mysql, countingRedis) : Promise.resolve(undefined));
   const countedPerOp = async (since: CounterSnapshot | undefined, ops: number) => {
@@ -327,7 +328,7 @@ async function main() {
     load: LoadResult,
     d: ReturnType<typeof delivered>,
     times: Times,
-    cpuStart: number | undefined,
+    cpuStart: ReturnType<typeof cpuMark>,
     baseline: { name: string; perSec: number; latency: LatencySummary } | null | undefined,
   ): BenchRow {
     const perSec = load.ok / load.seconds;
@@ -347,7 +348,8 @@ async function main() {
       baselineLatency: baseline?.latency ?? null,
       ratio: baseline ? Math.min(perSec, d.deliveredPerSec) / baseline.perSec : null,
       rssMaxMiB: rss(),
-      heraldCpuMsPerOp: cpuPerOp(cpuStart, load.ok),
+      heraldCpuMsPerOp: perOp(cpuStart.herald, cpuNow(), load.ok),
+      databaseCpuMsPerOp: perOp(cpuStart.database, databaseCpuNow(), load.ok),
       ...(load.errorSamples.length && { errorSamples: load.errorSamples }),
     };
     rows.push(row);
@@ -414,13 +416,11 @@ async function main() {
     const times = newTimes();
     log(`${scenario} at concurrency ${concurrency} for ${durationMs / 1000} s`);
     const counted = await countersNow();
-    const cpuStart = cpuNow();
-    const databaseStart = databaseCpuNow();
+    const cpuStart = cpuMark();
     const load = await closedLoop(concurrency, durationMs, pairs(topic, `${topic}-${concurrency}`, times, call, keys));
     await drain(times.doneAt.keys(), sink.arrivals, copies);
     const d = delivered(load, times.doneAt, sink.arrivals, copies);
     const row = addRow(scenario, concurrency, load, d, times, cpuStart, baseline && { name: 'MySQL INSERT+UPDATE', ...baseline });
-    row.databaseCpuMsPerOp = perOp(databaseStart, databaseCpuNow(), load.ok);
     row.counters = await countedPerOp(counted, load.ok);
     log(`  ${row.heraldPerSec.toFixed(0)} pairs/s, ${load.errors} errors, p99 confirm→delivered ${d.latency.p99} ms, undelivered ${d.undelivered}, CPU ${row.heraldCpuMsPerOp} ms/pair (MySQL server ${row.databaseCpuMsPerOp ?? '–'})`);
     // The naive peer sends every message to one endpoint: it has a twin of the one-webhook scenario only.
@@ -446,13 +446,11 @@ async function main() {
     const times = newTimes();
     log(`direct publish → RabbitMQ at concurrency ${concurrency}`);
     const counted = await countersNow();
-    const cpuStart = cpuNow();
-    const databaseStart = databaseCpuNow();
+    const cpuStart = cpuMark();
     const load = await closedLoop(concurrency, durationMs, publishes(`amqp-${concurrency}`, times));
     await drain(times.doneAt.keys(), consumer.arrivals, 1);
     const d = delivered(load, times.doneAt, consumer.arrivals, 1);
     const row = addRow('direct publish → RabbitMQ', concurrency, load, d, times, cpuStart, { name: 'amqplib confirmed publish', perSec: rawPerSec, latency: summarize(raw.latencies) });
-    row.databaseCpuMsPerOp = perOp(databaseStart, databaseCpuNow(), load.ok);
     row.counters = await countedPerOp(counted, load.ok);
     log(`  raw ${rawPerSec.toFixed(0)}/s; Herald ${row.heraldPerSec.toFixed(0)} accepted/s, ${d.deliveredPerSec.toFixed(0)} delivered/s, p99 ${d.latency.p99} ms, CPU ${row.heraldCpuMsPerOp} ms/msg (MySQL server ${row.databaseCpuMsPerOp ?? '–'})`);
     await naiveWindow(row, concurrency, consumer.arrivals, (t) => publishes(`naive-amqp-${concurrency}`, t, callNaive));
@@ -463,7 +461,7 @@ async function main() {
     log(`${label}: ${rate} pairs/s for ${seconds} s`);
     const ticker = onTick ? setInterval(() => onTick((performance.now() - startedAt) / 1000), 10_000) : undefined;
     const startedAt = performance.now();
-    const cpuStart = cpuNow();
+    const cpuStart = cpuMark();
     const load = await openLoop(rate, seconds * 1000, wrap(pairs('bench.pc', `rate-${label.replace(/\W+/g, '')}`, times)));
     clearInterval(ticker);
     await drain(times.doneAt.keys(), sink.arrivals, 1);
