@@ -9,7 +9,9 @@ export const SUBSCRIPTION_ROW = rowCodec(subscriptions, 'subscriptions', 's', 's
 
 export const SELECT_ENABLED_SUBSCRIPTIONS = `SELECT ${SUBSCRIPTION_ROW.select} FROM subscriptions s WHERE s.enabled = TRUE`;
 
-const PATTERN_FIRST_WORD = "SUBSTRING_INDEX(s.topic_pattern, '.', 1)";
+/** A column's first word, as `firstWord` gives it in code. */
+const firstWordOf = (column: string) => `SUBSTRING_INDEX(${column}, '.', 1)`;
+const PATTERN_FIRST_WORD = firstWordOf('s.topic_pattern');
 
 /**
  * The enabled subscriptions that may match a topic whose first word is in `?` (an array, not
@@ -29,6 +31,13 @@ export const MAX_MESSAGES_FOR_TOPIC_FILTER = 16;
  * never changes once stored, so the plain read is enough, and a message not found adds nothing.
  */
 export function selectSubscriptionsForMessages(n: number): string {
-  const topicFirstWord = '(SELECT SUBSTRING_INDEX(m.topic, \'.\', 1) FROM messages m WHERE m.id = ? AND m.tenant = ?)';
+  return FOR_MESSAGES[n] ?? buildSelectForMessages(n);
+}
+
+function buildSelectForMessages(n: number): string {
+  const topicFirstWord = `(SELECT ${firstWordOf('m.topic')} FROM messages m WHERE m.id = ? AND m.tenant = ?)`;
   return `${SELECT_ENABLED_SUBSCRIPTIONS} AND ${PATTERN_FIRST_WORD} IN ('*', '#', ${Array.from({ length: n }, () => topicFirstWord).join(', ')})`;
 }
+
+// Built once: every confirm batch of up to MAX_MESSAGES_FOR_TOPIC_FILTER sends one of these.
+const FOR_MESSAGES = Array.from({ length: MAX_MESSAGES_FOR_TOPIC_FILTER + 1 }, (_, n) => buildSelectForMessages(n));
