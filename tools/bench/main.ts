@@ -19,6 +19,7 @@ import { processFromPidFile, readCpuMs, readMemory, sampleMemory, startHerald, s
 import { closedLoop, openLoop, type LoadResult, type Operation } from './load.generator';
 import { createRawTable, rawAmqpBaseline, rawMysqlBaseline } from './raw.baseline';
 import { countersPerOp, snapshotCounters, type CounterSnapshot } from './server.counters';
+import { NAIVE_STACKS, type NaiveStack } from './naive.service';
 import { markdownTable, naiveTable, svgChart, type BenchRow, type NaivePeerFigures } from './report';
 import { startBenchAmqpConsumer, startBenchWebhookSink, type Arrivals } from './sinks';
 import { describeComparison, startPurgerComparison, type ComparisonResult } from './soak';
@@ -52,6 +53,7 @@ const { values: args } = parseArgs({
     processes: { type: 'string', default: '1' },
     roles: { type: 'string' },
     'skip-naive': { type: 'boolean', default: false },
+    'naive-stack': { type: 'string', default: 'node-http' },
     'other-subscriptions': { type: 'string', default: '0' },
     count: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -94,6 +96,8 @@ if (args.help) {
   --other-subscriptions <n>  n more enabled webhook subscriptions, each on a topic of its own that no scenario
                         publishes to (teamN.events), as a Herald shared by many teams has
   --skip-naive          do not run the naive peer (tools/bench/naive.service.ts) beside Herald in pc and direct
+  --naive-stack <s>     the naive peer's HTTP layer: node-http (default), or fastify — Herald's stack (Fastify,
+                        TypeBox schemas, a bearer token), to see what the stack itself costs
   --count               per operation, MariaDB statements (Com_*, Questions) and Redis commands (commandstats)
                         over each window and its drain: server-wide counters, meaningful on an otherwise idle machine`);
   process.exit(0);
@@ -112,6 +116,8 @@ const scenarios = new Set(args.scenarios.split(','));
 const rate = Number(args.rate);
 const otherSubscriptions = Number(args['other-subscriptions']);
 if (!Number.isInteger(otherSubscriptions) || otherSubscriptions < 0) throw new Error(`--other-subscriptions must be a whole number, not ${args['other-subscriptions']}`);
+const naiveStack = args['naive-stack'] as NaiveStack;
+if (!NAIVE_STACKS.includes(naiveStack)) throw new Error(`--naive-stack must be one of ${NAIVE_STACKS.join(', ')}, not ${args['naive-stack']}`);
 const drainMs = Number(args.drain) * 1000;
 const runId = `b${randomBytes(3).toString('hex')}`;
 const name = `herald_bench_${randomBytes(4).toString('hex')}`;
@@ -205,7 +211,7 @@ async function main() {
       naive = await startHerald({
         entry: join(ROOT, 'tools/bench/naive.service.ts'),
         cwd: ROOT,
-        env: { NAIVE_DATABASE_URL: databaseUrl, NAIVE_WEBHOOK_URL: `${sink.url}/pc`, NAIVE_AMQP_URL: AMQP_URL, NAIVE_EXCHANGE: name },
+        env: { NAIVE_DATABASE_URL: databaseUrl, NAIVE_WEBHOOK_URL: `${sink.url}/pc`, NAIVE_AMQP_URL: AMQP_URL, NAIVE_EXCHANGE: name, NAIVE_STACK: naiveStack, NAIVE_TOKEN: producerToken },
         nodeArgs: [...nodeArgs, '--import', 'tsx'],
       });
     } catch (err) {
@@ -213,7 +219,7 @@ async function main() {
       await dropBenchState();
       throw err;
     }
-    log(`naive peer started (pid ${naive.pid} at ${naive.url})`);
+    log(`naive peer started (pid ${naive.pid} at ${naive.url}, on ${naiveStack})`);
   }
   const memories = pids.map((pid) => sampleMemory(pid));
   const rssNow = () => pids.map((pid) => readMemory(pid)?.rssMiB ?? 0);
@@ -556,7 +562,7 @@ async function main() {
       at: new Date().toISOString(),
       label: args.label,
       machine,
-      conditions: { entry: args.entry, processes: pids.length, roles: args.roles ?? null, nodeArgs: heralds.length ? nodeArgs : null, baselineConnections: Number(args['baseline-connections']), naivePeer: naive ? 'tools/bench/naive.service.ts, same node flags + --import tsx' : null, durationS: durationMs / 1000, concurrencies, rate, otherSubscriptions, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
+      conditions: { entry: args.entry, processes: pids.length, roles: args.roles ?? null, nodeArgs: heralds.length ? nodeArgs : null, baselineConnections: Number(args['baseline-connections']), naivePeer: naive ? `tools/bench/naive.service.ts on ${naiveStack}, same node flags + --import tsx` : null, durationS: durationMs / 1000, concurrencies, rate, otherSubscriptions, heraldEnv: Object.fromEntries(Object.entries(heraldEnv).filter(([k]) => !/KEYS|SECRET|URL/.test(k))) },
       memory: { startMiB: startMiB, endMiB: end?.rssMiB ?? null, peakMiB: end?.peakMiB ?? null },
       soak,
       rows,

@@ -8,16 +8,24 @@ const MYSQL_SERVER = process.env.HERALD_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.
 // Named like the server tests' databases, so the run's leftover check covers this one too.
 const name = `herald_t_${process.env.HERALD_TEST_RUN ?? 'local'}_naive${randomBytes(3).toString('hex')}`;
 
+const TOKEN = 'naive-peer-test-token-0123456789';
+
 describe('the naive peer of the benchmark', () => {
   let admin: Connection;
   let sink: Awaited<ReturnType<typeof startWebhookSink>>;
   let consumer: Awaited<ReturnType<typeof startAmqpConsumer>>;
   let service: NaiveService;
+  let onFastify: NaiveService;
 
-  const post = (path: string, body?: unknown) =>
-    fetch(`${service.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const statusOf = async (id: string) => {
-    const [rows] = await admin.query<RowDataPacket[]>(`SELECT status FROM \`${name}\`.${NAIVE_TABLE} WHERE id = ?`, [id]);
+  const postTo = (on: NaiveService, path: string, body?: unknown, token?: string) =>
+    fetch(`${on.url}${path}`, {
+      method: 'POST',
+      headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...(token !== undefined && { authorization: `Bearer ${token}` }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  const post = (path: string, body?: unknown) => postTo(service, path, body);
+  const statusOf = async (id: string, database = name) => {
+    const [rows] = await admin.query<RowDataPacket[]>(`SELECT status FROM \`${database}\`.${NAIVE_TABLE} WHERE id = ?`, [id]);
     return rows[0]?.status as string | undefined;
   };
 
@@ -27,13 +35,18 @@ describe('the naive peer of the benchmark', () => {
     sink = await startWebhookSink();
     consumer = await startAmqpConsumer(name);
     service = await startNaiveService({ databaseUrl: `${MYSQL_SERVER}/${name}`, webhookUrl: sink.url('/pc'), amqpUrl: AMQP_URL, exchange: name, idlePollMs: 20 });
+    // A database of its own: two senders on one table would both send every row.
+    await admin.query(`CREATE DATABASE \`${name}f\``);
+    onFastify = await startNaiveService({ databaseUrl: `${MYSQL_SERVER}/${name}f`, webhookUrl: sink.url('/pc'), idlePollMs: 20, stack: 'fastify', token: TOKEN });
   });
 
   afterAll(async () => {
     await service?.close();
+    await onFastify?.close();
     await consumer?.close();
     await sink?.close();
     await admin?.query(`DROP DATABASE IF EXISTS \`${name}\``);
+    await admin?.query(`DROP DATABASE IF EXISTS \`${name}f\``);
     await admin?.end();
   });
 
@@ -62,5 +75,26 @@ describe('the naive peer of the benchmark', () => {
     expect(JSON.parse(msg.content.toString())).toEqual({ n: 2 });
     // Direct messages never go to the webhook sender.
     expect(sink.hitsFor(id)).toHaveLength(0);
+  });
+
+  it('on Herald\'s stack, refuses a request without its token and a body its schema rejects, and otherwise behaves the same', async () => {
+    const id = `f-${randomBytes(4).toString('hex')}`;
+    const body = { id, topic: 'bench.pc', payload: { n: 3 }, checkUrl: 'http://127.0.0.1:9/check' };
+    expect((await postTo(onFastify, '/v1/messages', body)).status).toBe(401);
+    expect((await postTo(onFastify, '/v1/messages', body, 'not-the-token')).status).toBe(401);
+    const bad = await postTo(onFastify, '/v1/messages', { ...body, topic: 'bench..pc' }, TOKEN);
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain('topic');
+    expect(await statusOf(id, `${name}f`)).toBeUndefined();
+
+    expect((await postTo(onFastify, '/v1/messages', body, TOKEN)).status).toBe(201);
+    expect((await postTo(onFastify, '/v1/messages', body, TOKEN)).status).toBe(409);
+    expect(await statusOf(id, `${name}f`)).toBe('prepared');
+    const confirmed = await postTo(onFastify, `/v1/messages/${id}/confirm`, undefined, TOKEN);
+    expect(confirmed.status).toBe(200);
+    expect(await confirmed.json()).toEqual({ id, status: 'confirmed' });
+    await waitFor(async () => (await statusOf(id, `${name}f`)) === 'delivered', `${id} delivered`);
+    expect(sink.hitsFor(id)).toHaveLength(1);
+    expect((await postTo(onFastify, `/v1/messages/${id}/confirm`, undefined, TOKEN)).status).toBe(404);
   });
 });

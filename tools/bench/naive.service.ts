@@ -12,15 +12,27 @@
  * hash, batching, signatures, retries with backoff, leases, check-back, attempt records or
  * subscriptions. Same request bodies and paths as Herald's, so one load client drives both.
  *
+ * With `stack: 'fastify'` the same handlers sit behind Herald's HTTP stack instead: Fastify with
+ * TypeBox schemas for bodies and answers, and a bearer token checked by its SHA-256 digest. The
+ * two stacks side by side show what the stack itself costs (docs/performance.md).
+ *
  * Run as its own process: `node --import tsx tools/bench/naive.service.ts` with NAIVE_DATABASE_URL,
- * NAIVE_WEBHOOK_URL, optionally NAIVE_AMQP_URL and NAIVE_EXCHANGE, HOST and PORT.
+ * NAIVE_WEBHOOK_URL, optionally NAIVE_AMQP_URL and NAIVE_EXCHANGE, NAIVE_STACK and NAIVE_TOKEN,
+ * HOST and PORT.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { connect, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { createPool, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
+import { Type } from '@sinclair/typebox';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
+
+/** Which HTTP layer the naive peer's handlers sit behind. */
+export type NaiveStack = 'node-http' | 'fastify';
+export const NAIVE_STACKS: readonly NaiveStack[] = ['node-http', 'fastify'];
 
 export interface NaiveServiceOptions {
   databaseUrl: string;
@@ -35,6 +47,10 @@ export interface NaiveServiceOptions {
   poolSize?: number;
   /** How long the sender sleeps when it found nothing to send. */
   idlePollMs?: number;
+  /** Default `node-http`. */
+  stack?: NaiveStack;
+  /** With `stack: 'fastify'`: the bearer token every request must carry (401 otherwise). */
+  token?: string;
 }
 
 export interface NaiveService {
@@ -74,9 +90,11 @@ export async function startNaiveService(options: NaiveServiceOptions): Promise<N
       );
     });
 
-  async function prepare(res: ServerResponse, body: Record<string, unknown>) {
+  type Answer = { status: number; body: object };
+
+  async function prepare(body: Record<string, unknown>): Promise<Answer> {
     const { id, topic, payload } = body;
-    if (typeof id !== 'string' || typeof topic !== 'string' || payload === undefined) return reply(res, 400, { error: 'id, topic and payload are required' });
+    if (typeof id !== 'string' || typeof topic !== 'string' || payload === undefined) return { status: 400, body: { error: 'id, topic and payload are required' } };
     const json = JSON.stringify(payload);
     const direct = body.confirm === true;
     try {
@@ -88,28 +106,38 @@ export async function startNaiveService(options: NaiveServiceOptions): Promise<N
         direct ? new Date() : null,
       ]);
     } catch (err) {
-      if ((err as { code?: string }).code === 'ER_DUP_ENTRY') return reply(res, 409, { error: `message ${id} exists` });
+      if ((err as { code?: string }).code === 'ER_DUP_ENTRY') return { status: 409, body: { error: `message ${id} exists` } };
       throw err;
     }
     if (direct) {
       await publish(id, topic, json);
       await pool.execute(`UPDATE ${NAIVE_TABLE} SET status = 'delivered', delivered_at = NOW(3) WHERE id = ?`, [id]);
     }
-    reply(res, 201, { id, status: direct ? 'delivered' : 'prepared' });
+    return { status: 201, body: { id, status: direct ? 'delivered' : 'prepared' } };
   }
 
-  async function confirm(res: ServerResponse, id: string) {
+  async function confirm(id: string): Promise<Answer> {
     const [result] = await pool.execute<ResultSetHeader>(`UPDATE ${NAIVE_TABLE} SET status = 'confirmed', confirmed_at = NOW(3) WHERE id = ? AND status = 'prepared'`, [id]);
-    if (result.affectedRows === 1) reply(res, 200, { id, status: 'confirmed' });
-    else reply(res, 404, { error: `no prepared message ${id}` });
+    return result.affectedRows === 1 ? { status: 200, body: { id, status: 'confirmed' } } : { status: 404, body: { error: `no prepared message ${id}` } };
   }
 
-  const server: Server = createServer((req, res) => {
+  let server: Server;
+  let fastify: FastifyInstance | undefined;
+  if (options.stack === 'fastify') {
+    fastify = fastifyFront(options.token, prepare, confirm);
+    await fastify.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' });
+    server = fastify.server;
+  } else {
+    server = createServer(handleNodeHttp);
+    await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
+  }
+
+  function handleNodeHttp(req: IncomingMessage, res: ServerResponse) {
     handle(req, res).catch((err: unknown) => {
       console.error(err);
       if (!res.headersSent) reply(res, 500, { error: 'internal error' });
     });
-  });
+  }
   server.keepAliveTimeout = 30_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
@@ -125,10 +153,14 @@ export async function startNaiveService(options: NaiveServiceOptions): Promise<N
         return reply(res, 400, { error: 'body is not JSON' });
       }
       if (typeof body !== 'object' || body === null) return reply(res, 400, { error: 'body is not an object' });
-      return prepare(res, body as Record<string, unknown>);
+      const answer = await prepare(body as Record<string, unknown>);
+      return reply(res, answer.status, answer.body);
     }
     const match = /^\/v1\/messages\/([^/]+)\/confirm$/.exec(url);
-    if (match?.[1]) return confirm(res, decodeURIComponent(match[1]));
+    if (match?.[1]) {
+      const answer = await confirm(decodeURIComponent(match[1]));
+      return reply(res, answer.status, answer.body);
+    }
     reply(res, 404, { error: 'not found' });
   }
 
@@ -170,7 +202,6 @@ export async function startNaiveService(options: NaiveServiceOptions): Promise<N
     }
   })();
 
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
@@ -178,13 +209,63 @@ export async function startNaiveService(options: NaiveServiceOptions): Promise<N
       running = false;
       wake?.();
       server.closeIdleConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (fastify) await fastify.close();
+      else await new Promise<void>((resolve) => server.close(() => resolve()));
       await sender;
       await channel?.close().catch(() => undefined);
       await amqp?.close().catch(() => undefined);
       await pool.end();
     },
   };
+}
+
+/**
+ * The handlers behind Fastify, as Herald's routes sit: the token checked in an `onRequest` hook by
+ * its digest, the prepare body validated by its schema (400 naming the field), answers serialized
+ * by theirs.
+ */
+function fastifyFront(token: string | undefined, prepare: (body: Record<string, unknown>) => Promise<{ status: number; body: object }>, confirm: (id: string) => Promise<{ status: number; body: object }>): FastifyInstance {
+  if (!token) throw new Error('the fastify stack needs a token');
+  const digest = createHash('sha256').update(token).digest();
+  const app = Fastify({ logger: false });
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.url === '/readyz') return;
+    const header = req.headers.authorization ?? '';
+    const given = createHash('sha256').update(header.startsWith('Bearer ') ? header.slice(7) : '').digest();
+    if (!timingSafeEqual(given, digest)) return reply.code(401).send({ error: 'missing or unknown token' });
+  });
+  const answer = Type.Object({ id: Type.String(), status: Type.String() });
+  const problem = Type.Object({ error: Type.String() });
+  app.get('/readyz', async () => ({ ok: true }));
+  app.post(
+    '/v1/messages',
+    {
+      schema: {
+        body: Type.Object(
+          {
+            id: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_:-]+$' }),
+            topic: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$' }),
+            payload: Type.Unknown(),
+            key: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+            checkUrl: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+            checkAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),
+            confirm: Type.Optional(Type.Boolean()),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: answer, 409: problem },
+      },
+    },
+    async (req, reply) => {
+      const { status, body } = await prepare(req.body as Record<string, unknown>);
+      return reply.code(status as 201 | 409).send(body);
+    },
+  );
+  app.post('/v1/messages/:id/confirm', { schema: { params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }), response: { 200: answer, 404: problem } } }, async (req, reply) => {
+    const { status, body } = await confirm((req.params as { id: string }).id);
+    return reply.code(status as 200 | 404).send(body);
+  });
+  return app;
 }
 
 function reply(res: ServerResponse, status: number, body: unknown) {
@@ -212,6 +293,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     exchange: process.env.NAIVE_EXCHANGE,
     host: process.env.HOST,
     port: Number(process.env.PORT ?? 0),
+    stack: (process.env.NAIVE_STACK ?? 'node-http') as NaiveStack,
+    token: process.env.NAIVE_TOKEN,
   });
   console.log(`naive service listening at ${service.url}`);
   const stop = () => void service.close().then(() => process.exit(0));
