@@ -77,7 +77,7 @@ describe('the naive peer of the benchmark', () => {
     expect(sink.hitsFor(id)).toHaveLength(0);
   });
 
-  it('on Herald\'s stack, refuses a request without its token and a body its schema rejects, and otherwise behaves the same', async () => {
+  it('on Herald\'s stack, refuses a request without its token and a body its schema rejects, and otherwise prepares, confirms and sends the same way', async () => {
     const id = `f-${randomBytes(4).toString('hex')}`;
     const body = { id, topic: 'bench.pc', payload: { n: 3 }, checkUrl: 'http://127.0.0.1:9/check' };
     expect((await postTo(onFastify, '/v1/messages', body)).status).toBe(401);
@@ -85,7 +85,11 @@ describe('the naive peer of the benchmark', () => {
     const bad = await postTo(onFastify, '/v1/messages', { ...body, topic: 'bench..pc' }, TOKEN);
     expect(bad.status).toBe(400);
     expect(await bad.text()).toContain('topic');
+    // Unknown fields are refused, as Herald refuses them, not silently dropped.
+    expect((await postTo(onFastify, '/v1/messages', { ...body, extra: 1 }, TOKEN)).status).toBe(400);
     expect(await statusOf(id, `${name}f`)).toBeUndefined();
+    // The process starter polls /readyz without a token.
+    expect((await fetch(`${onFastify.url}/readyz`)).status).toBe(200);
 
     expect((await postTo(onFastify, '/v1/messages', body, TOKEN)).status).toBe(201);
     expect((await postTo(onFastify, '/v1/messages', body, TOKEN)).status).toBe(409);
@@ -96,5 +100,10 @@ describe('the naive peer of the benchmark', () => {
     await waitFor(async () => (await statusOf(id, `${name}f`)) === 'delivered', `${id} delivered`);
     expect(sink.hitsFor(id)).toHaveLength(1);
     expect((await postTo(onFastify, `/v1/messages/${id}/confirm`, undefined, TOKEN)).status).toBe(404);
+
+    // The longest id Herald takes (128 characters) is confirmed too.
+    const long = `l${'x'.repeat(127)}`;
+    expect((await postTo(onFastify, '/v1/messages', { ...body, id: long }, TOKEN)).status).toBe(201);
+    expect((await postTo(onFastify, `/v1/messages/${long}/confirm`, undefined, TOKEN)).status).toBe(200);
   });
 });
