@@ -12,6 +12,8 @@ export const SELECT_ENABLED_SUBSCRIPTIONS = `SELECT ${SUBSCRIPTION_ROW.select} F
 /** A column's first word, as `firstWord` gives it in code. */
 const firstWordOf = (column: string) => `SUBSTRING_INDEX(${column}, '.', 1)`;
 const PATTERN_FIRST_WORD = firstWordOf('s.topic_pattern');
+/** The enabled subscriptions whose pattern starts with a wildcard or with one of `firstWords` (SQL). */
+const enabledStartingWith = (firstWords: string) => `${SELECT_ENABLED_SUBSCRIPTIONS} AND ${PATTERN_FIRST_WORD} IN ('*', '#', ${firstWords})`;
 
 /**
  * The enabled subscriptions that may match a topic whose first word is in `?` (an array, not
@@ -19,7 +21,7 @@ const PATTERN_FIRST_WORD = firstWordOf('s.topic_pattern');
  * so the others are neither sent nor decoded (with many teams' subscriptions, reading them all
  * cost every batch about 2.5 µs each, docs/performance.md). A superset: `topicMatches` decides.
  */
-export const SELECT_SUBSCRIPTIONS_FOR_TOPICS = `${SELECT_ENABLED_SUBSCRIPTIONS} AND ${PATTERN_FIRST_WORD} IN ('*', '#', ?)`;
+export const SELECT_SUBSCRIPTIONS_FOR_TOPICS = enabledStartingWith('?');
 
 /** A confirm batch of more messages than this reads every enabled subscription: one read shared by many messages costs each little. */
 export const MAX_MESSAGES_FOR_TOPIC_FILTER = 16;
@@ -36,7 +38,7 @@ export function selectSubscriptionsForMessages(n: number): string {
 
 function buildSelectForMessages(n: number): string {
   const topicFirstWord = `(SELECT ${firstWordOf('m.topic')} FROM messages m WHERE m.id = ? AND m.tenant = ?)`;
-  return `${SELECT_ENABLED_SUBSCRIPTIONS} AND ${PATTERN_FIRST_WORD} IN ('*', '#', ${Array.from({ length: n }, () => topicFirstWord).join(', ')})`;
+  return enabledStartingWith(Array.from({ length: n }, () => topicFirstWord).join(', '));
 }
 
 // Built once: every confirm batch of up to MAX_MESSAGES_FOR_TOPIC_FILTER sends one of these.
