@@ -96,8 +96,8 @@ if (args.help) {
   --other-subscriptions <n>  n more enabled webhook subscriptions, each on a topic of its own that no scenario
                         publishes to (teamN.events), as a Herald shared by many teams has
   --skip-naive          do not run the naive peer (tools/bench/naive.service.ts) beside Herald in pc and direct
-  --naive-stack <s>     the naive peer's HTTP layer: node-http (default), or fastify — Herald's stack (Fastify,
-                        TypeBox schemas, a bearer token), to see what the stack itself costs
+  --naive-stack <s>     the naive peer's HTTP layer: node-http (default), or fastify — the core of Herald's stack
+                        (Fastify, Herald's schemas and validation, a bearer token), to see what that core costs
   --count               per operation, MariaDB statements (Com_*, Questions) and Redis commands (commandstats)
                         over each window and its drain: server-wide counters, meaningful on an otherwise idle machine`);
   process.exit(0);
